@@ -1,0 +1,47 @@
+// Command passerelle is a TLS socket service with its own certificate tooling:
+// an encrypted XMLSocket chat relay, an ENVOIE asset stream, a certificate
+// validation testbed, and the tools to issue, inspect and check certificates.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd(ctx, os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintln(os.Stderr, "passerelle:", ee.err)
+			}
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "passerelle:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError carries a specific exit status out of a command. A nil err exits
+// with the code and prints nothing more (the command already said what it had
+// to say).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
