@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -50,8 +51,10 @@ type LeafOptions struct {
 	DNSNames   []string
 	IPs        []net.IP
 	Emails     []string
-	NotBefore  time.Time
-	NotAfter   time.Time
+	// URIs are URI subject alternative names (SPIFFE IDs, for instance).
+	URIs      []*url.URL
+	NotBefore time.Time
+	NotAfter  time.Time
 	// Client makes a client-authentication certificate instead of a server one.
 	Client bool
 	// ExtKeyUsage, when not nil, replaces the usage chosen by Client.
@@ -164,7 +167,7 @@ func (ca *CA) Leaf(tb testing.TB, opts LeafOptions) *Leaf {
 	if na.IsZero() {
 		na = time.Now().Add(24 * time.Hour)
 	}
-	if opts.DNSNames == nil && opts.IPs == nil && opts.Emails == nil && !opts.Client {
+	if opts.DNSNames == nil && opts.IPs == nil && opts.Emails == nil && opts.URIs == nil && !opts.Client {
 		opts.DNSNames = []string{"localhost"}
 		opts.IPs = []net.IP{net.IPv4(127, 0, 0, 1)}
 	}
@@ -200,6 +203,7 @@ func (ca *CA) Leaf(tb testing.TB, opts LeafOptions) *Leaf {
 		DNSNames:              opts.DNSNames,
 		IPAddresses:           opts.IPs,
 		EmailAddresses:        opts.Emails,
+		URIs:                  opts.URIs,
 		ExtraExtensions:       opts.ExtraExtensions,
 		OCSPServer:            opts.OCSPServer,
 		CRLDistributionPoints: opts.CRLDistributionPoints,
