@@ -1,0 +1,75 @@
+package revocation
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrStale is wrapped by an UnreachableError when a source answered, with a
+// valid signature, but its answer is out of date (nextUpdate in the past) or
+// not yet valid (thisUpdate in the future) and does not revoke the
+// certificate. Such an answer proves nothing about the present, so it is
+// treated like no answer at all: soft-fail ignores it, hard-fail fails.
+var ErrStale = errors.New("answer is out of date")
+
+// UnreachableError means a revocation source could not give a usable, current
+// answer: the connection failed or timed out, the server answered with an
+// HTTP or OCSP error (tryLater, internalError), or its answer was stale
+// (errors.Is(err, ErrStale)). This is the error a soft-fail caller ignores and
+// a hard-fail caller fails on.
+type UnreachableError struct {
+	Source string // SourceOCSP, SourceCRL, SourceCRLFile or SourceOCSPStaple
+	URL    string // the responder or distribution point, or the CRL's issuer for files
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	where := e.Source
+	if e.URL != "" {
+		where += " " + e.URL
+	}
+	return fmt.Sprintf("revocation: %s: no usable answer: %v", where, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// InvalidResponseError means a source answered with something that cannot be
+// trusted: a malformed OCSP response or CRL, a signature that does not verify
+// against the issuer (or a delegated OCSP signer it certified), a response
+// for another certificate. It is never read as "good"; callers fail on it in
+// both soft-fail and hard-fail modes, since an attacker able to forge it is
+// also able to hide a revocation.
+type InvalidResponseError struct {
+	Source string
+	URL    string
+	Err    error
+}
+
+func (e *InvalidResponseError) Error() string {
+	where := e.Source
+	if e.URL != "" {
+		where += " " + e.URL
+	}
+	return fmt.Sprintf("revocation: %s: invalid answer: %v", where, e.Err)
+}
+
+func (e *InvalidResponseError) Unwrap() error { return e.Err }
+
+// SoftFailable reports whether err only says that revocation information was
+// unavailable (every error in it is an *UnreachableError), so that a
+// soft-fail caller may go on as if the certificate were not revoked.
+func SoftFailable(err error) bool {
+	if err == nil {
+		return true
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !SoftFailable(e) {
+				return false
+			}
+		}
+		return len(j.Unwrap()) > 0
+	}
+	var ue *UnreachableError
+	return errors.As(err, &ue)
+}
