@@ -1,0 +1,162 @@
+package xmlsocket
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultBufferSize is the size of a Reader's fixed read buffer. It is kept
+// small on purpose: a relay holds one Reader per idle connection, and XMLSocket
+// messages are short. Longer frames are accumulated in a slice that belongs to
+// the frame being read and is handed to the caller, so the fixed buffer never
+// grows.
+const DefaultBufferSize = 512
+
+// DefaultMaxFrame is the maximum frame size used when NewReader is given a
+// maximum below 1.
+const DefaultMaxFrame = 64 << 10
+
+// maxEmptyReads bounds how many times in a row an io.Reader may return no
+// data and no error before ReadFrame gives up with io.ErrNoProgress (as
+// bufio.Reader does).
+const maxEmptyReads = 100
+
+// FrameTooLargeError reports a frame longer than the Reader's maximum. It is
+// returned as soon as the limit is crossed; the rest of the frame is not read.
+// The Reader is unusable afterwards: the stream is no longer at a frame
+// boundary.
+type FrameTooLargeError struct {
+	// Max is the limit that was crossed, in bytes, the NUL included.
+	Max int
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("xmlsocket: frame longer than the maximum of %d bytes", e.Max)
+}
+
+// Reader splits a byte stream into NUL-terminated frames.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	r   io.Reader
+	max int
+
+	// buf[start:end] holds bytes read from r and not yet returned.
+	buf        []byte
+	start, end int
+	// acc holds the beginning of a frame longer than buf, while it is being
+	// read; it becomes the returned frame.
+	acc []byte
+	// err is a read error not yet reported: it is returned once, after the
+	// bytes read before it (bufio.Reader's convention), so a read deadline
+	// that fires is not fatal.
+	err error
+	// broken is set after a FrameTooLargeError.
+	broken error
+}
+
+// NewReader returns a Reader over r that accepts frames of at most max bytes,
+// the terminating NUL included. A max below 1 means DefaultMaxFrame.
+func NewReader(r io.Reader, maxFrame int) *Reader {
+	return NewReaderSize(r, maxFrame, DefaultBufferSize)
+}
+
+// NewReaderSize is NewReader with a read buffer of size bytes (at least 16,
+// at most max).
+func NewReaderSize(r io.Reader, maxFrame, size int) *Reader {
+	if maxFrame < 1 {
+		maxFrame = DefaultMaxFrame
+	}
+	size = min(max(size, 16), maxFrame)
+	return &Reader{r: r, max: maxFrame, buf: make([]byte, size)}
+}
+
+// Max returns the maximum frame size, the NUL included.
+func (r *Reader) Max() int { return r.max }
+
+// ReadFrame returns the next frame, its terminating NUL included. The slice is
+// newly allocated and belongs to the caller (a relay may hand it to many
+// receivers without copying it).
+//
+// At the end of the stream ReadFrame returns io.EOF if no byte of a new frame
+// was read, and io.ErrUnexpectedEOF if the stream ended inside a frame. A frame
+// longer than the maximum gives a *FrameTooLargeError. Other read errors are
+// returned as they are; if such an error is temporary (a read deadline), the
+// bytes read so far are kept and the next call carries on with the same frame.
+func (r *Reader) ReadFrame() ([]byte, error) {
+	if r.broken != nil {
+		return nil, r.broken
+	}
+	empty := 0
+	for {
+		if i := bytes.IndexByte(r.buf[r.start:r.end], 0); i >= 0 {
+			n := i + 1
+			if len(r.acc)+n > r.max {
+				return nil, r.tooLarge()
+			}
+			var frame []byte
+			if r.acc != nil {
+				frame = append(r.acc, r.buf[r.start:r.start+n]...)
+				r.acc = nil
+			} else {
+				frame = make([]byte, n)
+				copy(frame, r.buf[r.start:r.start+n])
+			}
+			r.start += n
+			if r.start == r.end {
+				r.start, r.end = 0, 0
+			}
+			return frame, nil
+		}
+		// No NUL in the buffer: everything buffered belongs to the current
+		// frame. A frame of max bytes or more without its NUL is too long.
+		if len(r.acc)+r.end-r.start >= r.max {
+			return nil, r.tooLarge()
+		}
+		if r.err != nil {
+			err := r.err
+			r.err = nil
+			if err == io.EOF && (r.end > r.start || len(r.acc) > 0) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		if r.start > 0 {
+			// Move the partial frame to the front of the fixed buffer.
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
+		}
+		if r.end == len(r.buf) {
+			// The fixed buffer is full of one frame: move it out to the
+			// frame's own slice and keep reading into the fixed buffer.
+			if r.acc == nil {
+				r.acc = make([]byte, 0, min(2*len(r.buf), r.max))
+			}
+			r.acc = append(r.acc, r.buf[:r.end]...)
+			r.end = 0
+		}
+		n, err := r.r.Read(r.buf[r.end:])
+		if n < 0 || n > len(r.buf)-r.end {
+			return nil, errors.New("xmlsocket: reader returned an invalid count")
+		}
+		r.end += n
+		r.err = err
+		if n == 0 && err == nil {
+			empty++
+			if empty >= maxEmptyReads {
+				return nil, io.ErrNoProgress
+			}
+		} else {
+			empty = 0
+		}
+	}
+}
+
+func (r *Reader) tooLarge() error {
+	r.acc = nil
+	r.start, r.end = 0, 0
+	r.broken = &FrameTooLargeError{Max: r.max}
+	return r.broken
+}

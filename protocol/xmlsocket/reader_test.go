@@ -1,0 +1,220 @@
+package xmlsocket
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// readAll reads frames until an error and returns them with that error.
+func readAll(r *Reader) ([]string, error) {
+	var frames []string
+	for {
+		f, err := r.ReadFrame()
+		if err != nil {
+			return frames, err
+		}
+		frames = append(frames, string(f))
+	}
+}
+
+func TestReadFrameSplits(t *testing.T) {
+	long := strings.Repeat("é", 700) // 1400 bytes: longer than the fixed buffer
+	stream := "hello\x00<msg a=\"1\"/>\x00\x00" + long + "\x00last\x00"
+	want := []string{"hello\x00", "<msg a=\"1\"/>\x00", "\x00", long + "\x00", "last\x00"}
+	wrappers := []struct {
+		name string
+		wrap func(io.Reader) io.Reader
+	}{
+		{"whole", func(r io.Reader) io.Reader { return r }},
+		{"one byte", iotest.OneByteReader},
+		{"half", iotest.HalfReader},
+		{"data with EOF", iotest.DataErrReader},
+		{"timeouts", iotest.TimeoutReader},
+	}
+	for _, w := range wrappers {
+		for _, size := range []int{16, 17, DefaultBufferSize, 4096} {
+			t.Run(w.name, func(t *testing.T) {
+				r := NewReaderSize(w.wrap(strings.NewReader(stream)), 2000, size)
+				var got []string
+				var err error
+				for {
+					var f []byte
+					f, err = r.ReadFrame()
+					if errors.Is(err, iotest.ErrTimeout) {
+						continue // a temporary error keeps the frame being read
+					}
+					if err != nil {
+						break
+					}
+					got = append(got, string(f))
+				}
+				if err != io.EOF {
+					t.Fatalf("size %d: final error = %v, want io.EOF", size, err)
+				}
+				if strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Fatalf("size %d: frames = %q, want %q", size, got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestReadFrameTruncated(t *testing.T) {
+	tests := []struct {
+		name    string
+		stream  string
+		frames  []string
+		wantErr error
+	}{
+		{"empty stream", "", nil, io.EOF},
+		{"clean end", "a\x00b\x00", []string{"a\x00", "b\x00"}, io.EOF},
+		{"end inside first frame", "abc", nil, io.ErrUnexpectedEOF},
+		{"end inside later frame", "a\x00bc", []string{"a\x00"}, io.ErrUnexpectedEOF},
+		{"end inside long frame", strings.Repeat("x", 3000), nil, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			frames, err := readAll(NewReader(iotest.HalfReader(strings.NewReader(tt.stream)), 4096))
+			if err != tt.wantErr {
+				t.Fatalf("error = %v, want %v", err, tt.wantErr)
+			}
+			if strings.Join(frames, "|") != strings.Join(tt.frames, "|") {
+				t.Fatalf("frames = %q, want %q", frames, tt.frames)
+			}
+		})
+	}
+}
+
+func TestReadFrameTooLarge(t *testing.T) {
+	tests := []struct {
+		name   string
+		max    int
+		stream string
+		frames []string
+	}{
+		{"exactly max passes", 4, "abc\x00abcd\x00", []string{"abc\x00"}},
+		{"no NUL within max", 10, strings.Repeat("y", 50), nil},
+		{"long frame after short ones", 600, "ok\x00" + strings.Repeat("z", 5000) + "\x00", []string{"ok\x00"}},
+		{"frame spanning buffer over max", 520, strings.Repeat("q", 519) + "\x00" + strings.Repeat("q", 520) + "\x00", []string{strings.Repeat("q", 519) + "\x00"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &countingReader{r: strings.NewReader(tt.stream)}
+			r := NewReader(iotest.OneByteReader(src), tt.max)
+			frames, err := readAll(r)
+			var tooLarge *FrameTooLargeError
+			if !errors.As(err, &tooLarge) || tooLarge.Max != tt.max {
+				t.Fatalf("error = %v, want *FrameTooLargeError{Max: %d}", err, tt.max)
+			}
+			if want := "xmlsocket: frame longer than the maximum of " + itoa(tt.max) + " bytes"; err.Error() != want {
+				t.Fatalf("message = %q, want %q", err.Error(), want)
+			}
+			if strings.Join(frames, "|") != strings.Join(tt.frames, "|") {
+				t.Fatalf("frames = %q, want %q", frames, tt.frames)
+			}
+			// The limit is enforced as soon as it is crossed: the reader
+			// never reads far past it.
+			consumed := 0
+			for _, f := range tt.frames {
+				consumed += len(f)
+			}
+			if src.n > consumed+tt.max+1 {
+				t.Fatalf("read %d bytes, want at most %d", src.n, consumed+tt.max+1)
+			}
+			if _, err2 := r.ReadFrame(); err2 != err {
+				t.Fatalf("next ReadFrame error = %v, want the same FrameTooLargeError", err2)
+			}
+		})
+	}
+}
+
+func TestReadFrameOwnsSlice(t *testing.T) {
+	r := NewReader(strings.NewReader("first\x00second\x00"), 100)
+	a, _ := r.ReadFrame()
+	b, _ := r.ReadFrame()
+	if string(a) != "first\x00" || string(b) != "second\x00" {
+		t.Fatalf("frames %q %q: a later read overwrote an earlier frame", a, b)
+	}
+}
+
+func TestReadFrameNoProgress(t *testing.T) {
+	r := NewReader(zeroReader{}, 100)
+	if _, err := r.ReadFrame(); err != io.ErrNoProgress {
+		t.Fatalf("error = %v, want io.ErrNoProgress", err)
+	}
+}
+
+func TestWriteFrameRoundTrip(t *testing.T) {
+	msgs := [][]byte{[]byte("hello"), []byte(""), []byte("<a>é</a>"), []byte("already framed\x00"), bytes.Repeat([]byte("x"), 5000)}
+	var buf bytes.Buffer
+	for _, m := range msgs {
+		if err := WriteFrame(&buf, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames, err := readAll(NewReader(&buf, 10000))
+	if err != io.EOF {
+		t.Fatalf("error = %v", err)
+	}
+	if len(frames) != len(msgs) {
+		t.Fatalf("%d frames, want %d", len(frames), len(msgs))
+	}
+	for i, m := range msgs {
+		want := strings.TrimSuffix(string(m), "\x00") + "\x00"
+		if frames[i] != want {
+			t.Errorf("frame %d = %q, want %q", i, frames[i], want)
+		}
+	}
+}
+
+func TestWriteFrameRejectsInnerNUL(t *testing.T) {
+	var buf bytes.Buffer
+	err := WriteFrame(&buf, []byte("a\x00b"))
+	if err != ErrNULInMessage || err.Error() != "xmlsocket: message contains a NUL byte" {
+		t.Fatalf("error = %v, want ErrNULInMessage", err)
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("wrote %q despite the error", buf.Bytes())
+	}
+}
+
+func TestWriteFrameWriteError(t *testing.T) {
+	err := WriteFrame(failWriter{}, []byte("x"))
+	if err == nil || err.Error() != "xmlsocket: write frame: broken pipe" {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+type zeroReader struct{}
+
+func (zeroReader) Read([]byte) (int, error) { return 0, nil }
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
