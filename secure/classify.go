@@ -1,0 +1,351 @@
+package secure
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// maxChainDepth bounds the path built from presented certificates, so a
+// hostile peer cannot make the walk long.
+const maxChainDepth = 10
+
+// Classify judges a certificate chain as presented by a peer (leaf first) and
+// returns the verdict in AIR's vocabulary. It follows the rule table in the
+// package documentation: the first rule that applies gives the status. It never
+// fails: every problem is a status with a reason. ctx bounds the network
+// fetches (AIA issuers, OCSP, CRL).
+func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions) Verdict {
+	v := Verdict{Status: StatusUnknown, Name: opts.Name, Certificates: certs}
+	if len(certs) == 0 || certs[0] == nil {
+		return v.with(StatusInvalid, "no certificate presented")
+	}
+	now := opts.now()
+	leaf := certs[0]
+	path := buildPath(certs)
+	top := path[len(path)-1]
+
+	// Rule 1: the path must reach a trusted root (untrustedSigners), unless
+	// the only thing missing is an intermediate the AIA caIssuers URL leads to
+	// (invalidChain: the peer failed to send it, RFC 5246 section 7.4.2).
+	anchor, err := anchorChain(top, opts.Roots, now, nil)
+	if err != nil {
+		if !opts.NoAIAFetch && len(top.IssuingCertificateURL) > 0 {
+			fetched, url, ferr := fetchIssuers(ctx, top, opts)
+			if ferr == nil {
+				v.Chain = append(append(append([]*x509.Certificate(nil), path...), fetched...), anchorTail(fetched, opts.Roots, now)...)
+				return v.with(StatusInvalidChain, fmt.Sprintf("the peer did not send the intermediate %s (found at %s)", name(fetched[0]), url))
+			}
+			opts.logger().Debug("aia fetch failed", "subject", name(top), "error", ferr)
+		}
+		v.Chain = path
+		if isSelfSigned(top) {
+			if top == leaf {
+				return v.with(StatusUntrustedSigners, fmt.Sprintf("self-signed certificate %s is not trusted", name(top)))
+			}
+			return v.with(StatusUntrustedSigners, fmt.Sprintf("root %s is not trusted", name(top)))
+		}
+		return v.with(StatusUntrustedSigners, fmt.Sprintf("issuer %s of %s is not a trusted root and was not sent", dn(top.Issuer.String()), name(top)))
+	}
+	v.Chain = append(append([]*x509.Certificate(nil), path...), anchor[1:]...)
+
+	// Rule 2: the chain must hold together in itself (invalidChain).
+	if reason := chainDefect(v.Chain, len(path), now, opts); reason != "" {
+		return v.with(StatusInvalidChain, reason)
+	}
+
+	// Rule 3: the leaf must be fit for its role (invalid).
+	if reason := leafDefect(leaf, opts.Role); reason != "" {
+		return v.with(StatusInvalid, reason)
+	}
+	if err := verifyPath(leaf, v.Chain, now, opts.Roots, []x509.ExtKeyUsage{opts.Role.extKeyUsage()}); err != nil {
+		return v.with(StatusInvalidChain, fmt.Sprintf("an issuer does not allow %s authentication: %s", opts.Role, cleanErr(err)))
+	}
+
+	// Rule 4: the leaf's validity window (RFC 5280 section 4.1.2.5).
+	if now.After(leaf.NotAfter) {
+		return v.with(StatusExpired, fmt.Sprintf("certificate expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	if now.Before(leaf.NotBefore) {
+		return v.with(StatusNotYetValid, fmt.Sprintf("certificate is not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339)))
+	}
+
+	// Rule 5: the name asked for (RFC 6125; subjectAltName only, as Go and
+	// browsers do).
+	if opts.Name != "" {
+		if err := leaf.VerifyHostname(strings.TrimSuffix(opts.Name, ".")); err != nil {
+			return v.with(StatusPrincipalMismatch, fmt.Sprintf("certificate is valid for %s, not %s", coveredNames(leaf), opts.Name))
+		}
+	}
+
+	// Rule 6: revocation (OCSP RFC 6960, CRL RFC 5280 section 5).
+	v.Revocation = checkRevocation(ctx, v.Chain, opts)
+	switch {
+	case v.Revocation.Status == RevocationRevoked:
+		return v.with(StatusRevoked, v.Revocation.describe())
+	case v.Revocation.Status == RevocationUnknown && opts.Revocation == RevocationHard:
+		return v.with(StatusInvalid, "revocation status unavailable and revocation is hard-fail: "+v.Revocation.Detail)
+	}
+	return v.with(StatusTrusted, "certificate chain verified for "+describeTarget(opts))
+}
+
+func (v Verdict) with(s Status, reason string) Verdict {
+	v.Status = s
+	v.Reason = reason
+	return v
+}
+
+func describeTarget(opts VerifyOptions) string {
+	if opts.Name != "" {
+		return opts.Name
+	}
+	return opts.Role.String() + " authentication"
+}
+
+// buildPath orders the presented certificates into a path from the leaf
+// upwards, following issuer names (and key identifiers when both are
+// present), preferring an issuer whose key verifies the signature. Peers send
+// chains out of order and with extras; the path stops where no presented
+// certificate issued the current one.
+func buildPath(certs []*x509.Certificate) []*x509.Certificate {
+	path := []*x509.Certificate{certs[0]}
+	used := make([]bool, len(certs))
+	used[0] = true
+	for len(path) < maxChainDepth {
+		cur := path[len(path)-1]
+		if isSelfSigned(cur) {
+			break
+		}
+		pick := -1
+		for i := 1; i < len(certs); i++ {
+			c := certs[i]
+			if used[i] || c == nil || !issuedBy(cur, c) {
+				continue
+			}
+			if pick < 0 {
+				pick = i
+			}
+			if signedBy(cur, c) == nil {
+				pick = i
+				break
+			}
+		}
+		if pick < 0 {
+			break
+		}
+		used[pick] = true
+		path = append(path, certs[pick])
+	}
+	return path
+}
+
+// issuedBy reports whether parent's subject (and key id) names child's issuer.
+func issuedBy(child, parent *x509.Certificate) bool {
+	if !bytes.Equal(child.RawIssuer, parent.RawSubject) {
+		return false
+	}
+	if len(child.AuthorityKeyId) > 0 && len(parent.SubjectKeyId) > 0 {
+		return bytes.Equal(child.AuthorityKeyId, parent.SubjectKeyId)
+	}
+	return true
+}
+
+// signedBy checks only the signature on child with parent's key.
+func signedBy(child, parent *x509.Certificate) error {
+	return parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && signedBy(c, c) == nil
+}
+
+// anchorChain asks crypto/x509 whether top chains to a trusted root. Top's
+// own dates are left out (rules 3d and 5-6 judge them).
+func anchorChain(top *x509.Certificate, roots *x509.CertPool, now time.Time, inter []*x509.Certificate) ([]*x509.Certificate, error) {
+	t := neutral(top)
+	pool := x509.NewCertPool()
+	for _, c := range inter {
+		pool.AddCert(c)
+	}
+	chains, err := t.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: pool,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return nil, err
+	}
+	chains[0][0] = top
+	return chains[0], nil
+}
+
+// anchorTail returns the part above the last fetched certificate, if it
+// reaches a root.
+func anchorTail(fetched []*x509.Certificate, roots *x509.CertPool, now time.Time) []*x509.Certificate {
+	last := fetched[len(fetched)-1]
+	ch, err := anchorChain(last, roots, now, nil)
+	if err != nil {
+		return nil
+	}
+	return ch[1:]
+}
+
+// neutral returns a copy of c that crypto/x509 will not reject for its own
+// dates or critical extensions, which later rules judge with their own
+// status. The signature covers the raw bytes, which are unchanged, so the
+// copy still verifies exactly as c does.
+func neutral(c *x509.Certificate) *x509.Certificate {
+	n := *c
+	n.NotBefore = time.Time{}
+	n.NotAfter = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	n.UnhandledCriticalExtensions = nil
+	return &n
+}
+
+// chainDefect looks for a chain broken in itself: links the peer sent that
+// are not CA certificates, bad signatures, issuers outside their dates,
+// unsupported critical extensions above the leaf, path-length and
+// name-constraint violations (RFC 5280 section 6.1). It returns "" when the
+// chain holds. sent is how many certificates of chain came from the peer.
+func chainDefect(chain []*x509.Certificate, sent int, now time.Time, opts VerifyOptions) string {
+	for i := 0; i+1 < sent; i++ {
+		child, parent := chain[i], chain[i+1]
+		if parent.Version == 3 && !parent.BasicConstraintsValid || parent.BasicConstraintsValid && !parent.IsCA {
+			return fmt.Sprintf("%s signed %s but is not a CA certificate", name(parent), name(child))
+		}
+		if parent.KeyUsage != 0 && parent.KeyUsage&x509.KeyUsageCertSign == 0 {
+			return fmt.Sprintf("%s signed %s but its key usage does not allow certificate signing", name(parent), name(child))
+		}
+		if err := signedBy(child, parent); err != nil {
+			return fmt.Sprintf("the signature on %s does not verify with the key of %s", name(child), name(parent))
+		}
+	}
+	for i, c := range chain[1:] {
+		if now.After(c.NotAfter) {
+			return fmt.Sprintf("issuer %s expired on %s", name(c), c.NotAfter.UTC().Format(time.RFC3339))
+		}
+		if now.Before(c.NotBefore) {
+			return fmt.Sprintf("issuer %s is not valid before %s", name(c), c.NotBefore.UTC().Format(time.RFC3339))
+		}
+		if len(c.UnhandledCriticalExtensions) > 0 {
+			return fmt.Sprintf("issuer %s carries an unsupported critical extension %s", name(c), c.UnhandledCriticalExtensions[0])
+		}
+		// Intermediate CA certificates below c (self-issued ones do not count,
+		// RFC 5280 section 4.2.1.9).
+		below := 0
+		for _, d := range chain[1 : i+1] {
+			if !bytes.Equal(d.RawIssuer, d.RawSubject) {
+				below++
+			}
+		}
+		if c.BasicConstraintsValid && (c.MaxPathLen > 0 || c.MaxPathLenZero) && below > c.MaxPathLen {
+			return fmt.Sprintf("path length constraint of %s (%d) exceeded by %d intermediate(s)", name(c), c.MaxPathLen, below)
+		}
+	}
+	// What remains (name constraints, and anything crypto/x509 rejects that
+	// the checks above did not name) is a chain defect too.
+	if err := verifyPath(chain[0], chain, now, opts.Roots, []x509.ExtKeyUsage{x509.ExtKeyUsageAny}); err != nil {
+		return cleanErr(err)
+	}
+	return ""
+}
+
+// verifyPath runs crypto/x509 over the exact path found, at a time inside the
+// leaf's window, ignoring the leaf's critical extensions (judged separately).
+func verifyPath(leaf *x509.Certificate, chain []*x509.Certificate, now time.Time, roots *x509.CertPool, usages []x509.ExtKeyUsage) error {
+	l := neutral(leaf)
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := l.Verify(x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     usages,
+	})
+	return err
+}
+
+// leafDefect says why the leaf is unfit for its role, or "".
+func leafDefect(leaf *x509.Certificate, role Role) string {
+	if !allowsUsage(leaf, role.extKeyUsage()) {
+		return fmt.Sprintf("certificate is not for %s authentication (extended key usage)", role)
+	}
+	// Key usage bits a TLS peer key needs, as OpenSSL's purpose check has it:
+	// a server signs (ECDHE), deciphers (RSA key exchange) or agrees keys; a
+	// client signs or agrees keys.
+	need := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyAgreement
+	if role == RoleServer {
+		need |= x509.KeyUsageKeyEncipherment
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&need == 0 {
+		return fmt.Sprintf("certificate key usage does not allow %s authentication", role)
+	}
+	if len(leaf.UnhandledCriticalExtensions) > 0 {
+		return fmt.Sprintf("certificate carries an unsupported critical extension %s", leaf.UnhandledCriticalExtensions[0])
+	}
+	return ""
+}
+
+// allowsUsage applies RFC 5280 section 4.2.1.12: no extension means any use.
+func allowsUsage(c *x509.Certificate, want x509.ExtKeyUsage) bool {
+	if len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == want || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanErr turns a crypto/x509 error into one readable line, pulling out the
+// reason crypto/x509 tucks inside an unknown-authority error.
+func cleanErr(err error) string {
+	var ua x509.UnknownAuthorityError
+	s := err.Error()
+	if errors.As(err, &ua) {
+		if i := strings.Index(s, "possibly because of \""); i >= 0 {
+			inner := s[i+len("possibly because of \""):]
+			if j := strings.Index(inner, "\" while"); j >= 0 {
+				s = inner[:j]
+			}
+		}
+	}
+	s = strings.ReplaceAll(s, `\"`, `"`)
+	return strings.TrimPrefix(s, "x509: ")
+}
+
+// name is how a certificate is referred to in reasons.
+func name(c *x509.Certificate) string {
+	if c.Subject.CommonName != "" {
+		return fmt.Sprintf("%q", c.Subject.CommonName)
+	}
+	return dn(c.Subject.String())
+}
+
+func dn(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func coveredNames(c *x509.Certificate) string {
+	var ns []string
+	ns = append(ns, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		ns = append(ns, ip.String())
+	}
+	if len(ns) == 0 {
+		return "no DNS name or IP address"
+	}
+	return strings.Join(ns, ", ")
+}

@@ -1,0 +1,96 @@
+// Package secure is passerelle's pair of TLS sockets, after AIR's ServerSocket
+// and SecureSocket, and the certificate judgement they share.
+//
+// # Where to start
+//
+//   - Server (server.go, handshake.go): an accept loop with a connection
+//     limit, back-off on accept errors, a handshake deadline, client
+//     certificate verdicts, and a shutdown that waits for handlers. Handlers
+//     receive a *Conn already past its handshake.
+//   - Dial (client.go): the SecureSocket. It connects, judges the server
+//     certificate and returns a *ClientConn only when the status is trusted;
+//     otherwise a *HandshakeError whose Verdict says why, so the status can
+//     be read after a failed connection as AIR reads it after its IOError.
+//   - Classify (classify.go): the judgement itself, for any chain, usable by
+//     embedding applications. Both sides use it; crypto/tls's own
+//     verification is switched off so that every defect gets its own name.
+//   - Revocation (revocation.go): stapled OCSP, CRL files, OCSP responders
+//     and CRL distribution points, in RevocationOff, RevocationSoft (the
+//     default) or RevocationHard mode.
+//
+// # Status rules
+//
+// A Verdict's Status is one of the nine words of AIR's
+// flash.security.CertificateStatus. Classify applies the rules below in
+// order; the first that applies decides. The order follows OpenSSL's
+// verification where it can (chain building, then chain extensions and
+// purpose, then host name, then revocation) except that the leaf's dates are
+// judged before its name: "who vouches for it, what it is for, when, for
+// whom, still standing?".
+//
+//	#  status            when
+//	-  ----------------  ------------------------------------------------------
+//	0  unknown           no handshake result yet (before connecting, a TCP
+//	                     failure, a handshake that timed out before any
+//	                     certificate arrived; for a server, a client that sent
+//	                     no certificate)
+//	1  invalid           no certificate was presented, or the handshake failed
+//	                     before any certificate could be judged (protocol
+//	                     version, cipher suites, a peer that is not TLS)
+//	2  untrustedSigners  the presented path does not reach a trusted root:
+//	                     a self-signed leaf or root not in the trust store, or
+//	                     an issuer neither sent nor trusted (and not reachable
+//	                     through the AIA caIssuers URL, rule 3a)
+//	3  invalidChain      the path reaches a trusted root but is broken in
+//	                     itself:
+//	                     a. an intermediate the peer failed to send, found at
+//	                        the certificate's AIA caIssuers URL (fetched over
+//	                        HTTP as browsers do; the peer is still at fault)
+//	                     b. an issuer that is not a CA (basic constraints) or
+//	                        whose key usage forbids certificate signing
+//	                     c. a signature between two links that does not verify
+//	                     d. an issuer outside its validity dates
+//	                     e. an issuer with an unsupported critical extension
+//	                     f. a path-length constraint exceeded
+//	                     g. a name constraint violated, or anything else
+//	                        crypto/x509 rejects in the path
+//	                     h. an issuer whose extended key usage excludes the
+//	                        role (checked after rule 4)
+//	4  invalid           the leaf is unfit for its role: extended key usage
+//	                     without serverAuth (for a server) or clientAuth (for
+//	                     a client) or anyExtendedKeyUsage; a key usage with
+//	                     none of digitalSignature, keyEncipherment (servers
+//	                     only), keyAgreement; an unsupported critical extension
+//	5  expired           now is after the leaf's notAfter
+//	6  notYetValid       now is before the leaf's notBefore
+//	7  principalMismatch the DNS name or IP address asked for is not in the
+//	                     leaf's subjectAltName (the common name is not read,
+//	                     RFC 6125 section 6.4.4); servers judging clients check
+//	                     no name
+//	8  revoked           a stapled OCSP response, a CRL file, the OCSP
+//	                     responder or a CRL distribution point says the leaf
+//	                     is revoked (only the leaf is checked)
+//	9  invalid           revocation is RevocationHard and no source answered
+//	10 trusted           none of the above
+//
+// Dates of issuers are judged at the current time; the leaf's dates only by
+// rules 5 and 6, so an expired leaf under a good chain is expired, not
+// invalidChain.
+//
+// # Server behaviour
+//
+// A Server takes a connection slot before it accepts, so at MaxConns further
+// clients wait in the kernel's listen backlog: they are never accepted and
+// dropped. The handshake (and a peek at the first byte) must end within
+// HandshakeTimeout. A client that sends plain text to a TLS port gets a
+// one-line hint and is closed (or is handed to PlainFallback, which the Flash
+// policy-file request uses). Client certificates are requested, never
+// verified by crypto/tls, and judged by Classify during the handshake:
+// ClientAuthRequire refuses anything but trusted, ClientAuthRequest lets
+// everyone in and Conn.PeerStatus says what was wrong, and Authorize may
+// refuse on top. Every refusal is a log line with remote_addr, status and
+// reason.
+//
+// TLS 1.2 is the minimum; TLS 1.2 suites are ECDHE with AES-GCM or
+// ChaCha20-Poly1305 only (CipherSuites).
+package secure

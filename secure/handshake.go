@@ -1,0 +1,137 @@
+package secure
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// recordTypeHandshake is the first byte of every TLS ClientHello record
+// (RFC 8446 section 5.1, RFC 5246 section 6.2.1).
+const recordTypeHandshake = 0x16
+
+// plainHint is written to a client that sends plain text to a TLS port, the
+// way net/http answers plain HTTP on an HTTPS port.
+const plainHint = "passerelle: this port speaks TLS; connect with a TLS client (SecureSocket, openssl s_client)\n"
+
+// serveConn runs one connection: handshake under a deadline, client
+// certificate verdict, then the handler.
+func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
+	defer raw.Close()
+	log := st.cfg.Logger.With("remote_addr", raw.RemoteAddr().String())
+	if st.cfg.Plain {
+		st.handler(ctx, &Conn{Conn: raw, verdict: Verdict{Status: StatusUnknown}})
+		return
+	}
+	deadline := time.Now().Add(st.cfg.HandshakeTimeout)
+	raw.SetDeadline(deadline)
+
+	// Peek at the first byte: a client speaking plain text is told so (or
+	// handed to PlainFallback) instead of failing deep in the handshake.
+	var first [1]byte
+	if _, err := io.ReadFull(raw, first[:]); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			log.Info("client sent nothing before the handshake timeout; closing", "timeout", st.cfg.HandshakeTimeout)
+		} else {
+			log.Debug("client closed before the handshake", "error", err)
+		}
+		return
+	}
+	pc := &replayConn{Conn: raw, first: first[0], pending: true}
+	if first[0] != recordTypeHandshake {
+		if st.cfg.PlainFallback != nil {
+			raw.SetDeadline(time.Time{})
+			st.cfg.PlainFallback(ctx, pc)
+			return
+		}
+		log.Info("client sent plain text to a TLS port; closing", "first_byte", fmt.Sprintf("%#02x", first[0]))
+		io.WriteString(raw, plainHint)
+		return
+	}
+
+	verdict := Verdict{Status: StatusUnknown}
+	var refused error
+	tc := st.tls.Clone()
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		verdict, refused = st.judgeClient(ctx, cs)
+		return refused
+	}
+	conn := tls.Server(pc, tc)
+	hsCtx, cancel := context.WithDeadline(ctx, deadline)
+	err := conn.HandshakeContext(hsCtx)
+	cancel()
+	if err != nil {
+		switch {
+		case refused != nil:
+			log.Warn("client refused", "status", verdict.Status, "reason", refusalReason(verdict, refused))
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+			log.Info("tls handshake timed out; closing", "timeout", st.cfg.HandshakeTimeout)
+		default:
+			log.Info("tls handshake failed", "error", err)
+		}
+		return
+	}
+	raw.SetDeadline(time.Time{})
+	cs := conn.ConnectionState()
+	log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
+		"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
+	st.handler(ctx, &Conn{Conn: conn, tlsConn: conn, verdict: verdict})
+	conn.Close()
+}
+
+// judgeClient classifies the client certificate, if any, and decides whether
+// the client may go on. It runs inside the handshake (VerifyConnection), so a
+// refusal is a bad_certificate alert the client sees at once.
+func (st *serveState) judgeClient(ctx context.Context, cs tls.ConnectionState) (Verdict, error) {
+	verdict := Verdict{Status: StatusUnknown}
+	if len(cs.PeerCertificates) > 0 {
+		verdict = Classify(ctx, cs.PeerCertificates, VerifyOptions{
+			Roots:      st.cfg.ClientCAs,
+			Role:       RoleClient,
+			Revocation: st.cfg.Revocation,
+			CRLs:       st.cfg.CRLs,
+			HTTPClient: st.cfg.HTTPClient,
+			Logger:     st.cfg.Logger,
+		})
+	}
+	if st.cfg.ClientAuth == ClientAuthRequire && verdict.Status != StatusTrusted {
+		if len(cs.PeerCertificates) == 0 {
+			verdict.Reason = "no client certificate sent"
+		}
+		return verdict, fmt.Errorf("%w: client certificate %s", errUntrusted, verdict.Status)
+	}
+	if st.cfg.Authorize != nil {
+		if err := st.cfg.Authorize(verdict); err != nil {
+			return verdict, fmt.Errorf("not authorized: %w", err)
+		}
+	}
+	return verdict, nil
+}
+
+func refusalReason(v Verdict, err error) string {
+	if errors.Is(err, errUntrusted) && v.Reason != "" {
+		return v.Reason
+	}
+	return err.Error()
+}
+
+// replayConn gives back the byte peeked before the handshake.
+type replayConn struct {
+	net.Conn
+	first   byte
+	pending bool
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if c.pending && len(p) > 0 {
+		p[0] = c.first
+		c.pending = false
+		return 1, nil
+	}
+	return c.Conn.Read(p)
+}

@@ -1,0 +1,284 @@
+package secure
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ClientAuth says whether a server asks for a client certificate.
+type ClientAuth uint8
+
+const (
+	// ClientAuthNone does not ask for a client certificate.
+	ClientAuthNone ClientAuth = iota
+	// ClientAuthRequest asks for one and accepts every client; the handler
+	// reads the verdict with Conn.PeerStatus.
+	ClientAuthRequest
+	// ClientAuthRequire refuses, during the handshake, a client that sends no
+	// certificate or one whose verdict is not trusted.
+	ClientAuthRequire
+)
+
+// ParseClientAuth reads "none", "request" and "require".
+func ParseClientAuth(s string) (ClientAuth, error) {
+	switch s {
+	case "none", "":
+		return ClientAuthNone, nil
+	case "request":
+		return ClientAuthRequest, nil
+	case "require":
+		return ClientAuthRequire, nil
+	}
+	return ClientAuthNone, fmt.Errorf("client auth %q: want none, request or require", s)
+}
+
+func (c ClientAuth) String() string {
+	switch c {
+	case ClientAuthRequest:
+		return "request"
+	case ClientAuthRequire:
+		return "require"
+	default:
+		return "none"
+	}
+}
+
+// Defaults of ServerConfig.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxConns         = 10000
+	DefaultShutdownGrace    = 5 * time.Second
+)
+
+// ServerConfig configures a Server. The zero value is unusable only for lack
+// of a certificate (GetCertificate) unless Plain is set.
+type ServerConfig struct {
+	// GetCertificate returns the certificate for a ClientHello (certs.Source
+	// provides one). Required unless Plain.
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// NextProtos is the ALPN list accepted (RFC 7301).
+	NextProtos []string
+	// ClientAuth asks for client certificates (default ClientAuthNone).
+	ClientAuth ClientAuth
+	// ClientCAs are the roots client certificates are judged against; nil
+	// means the system roots.
+	ClientCAs *x509.CertPool
+	// Authorize, if set, is called with the verdict on the client
+	// certificate of every TLS connection (StatusUnknown when none was sent,
+	// including with ClientAuthNone); an error refuses the client during the
+	// handshake, with a log line giving the error.
+	Authorize func(Verdict) error
+	// Revocation is the revocation mode for client certificates (default
+	// soft-fail); CRLs are revocation lists held locally.
+	Revocation RevocationMode
+	CRLs       []*x509.RevocationList
+	// HTTPClient fetches issuers, OCSP responses and CRLs when judging
+	// client certificates; nil means a client with a 5 second timeout.
+	HTTPClient *http.Client
+	// HandshakeTimeout bounds the TLS handshake, from accept to the end of
+	// the handshake: a client that connects and says nothing is dropped.
+	// Default DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// MaxConns bounds the connections handled at once. When the limit is
+	// reached the server stops accepting: further clients wait in the
+	// kernel's listen backlog until a connection ends, and are never
+	// accepted then dropped. Default DefaultMaxConns.
+	MaxConns int
+	// ShutdownGrace is how long Serve waits, once its context is cancelled,
+	// for handlers to return before it closes their connections. Default
+	// DefaultShutdownGrace.
+	ShutdownGrace time.Duration
+	// Plain turns TLS off: the handler gets the raw TCP connection (legacy
+	// XMLSocket clients that cannot speak TLS).
+	Plain bool
+	// PlainFallback, if set, is called instead of the TLS handshake when the
+	// first byte a client sends on a TLS listener cannot begin a TLS
+	// handshake record (0x16, RFC 8446 section 5.1), for example the Flash
+	// policy-file request. The connection replays that byte. It must not
+	// serve application data: that would downgrade the listener. When nil,
+	// such a client gets a one-line plain-text hint and is closed.
+	PlainFallback func(ctx context.Context, c net.Conn)
+	// Logger receives one line per refused or failed connection; nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Server accepts connections, runs the TLS handshake with a deadline, judges
+// client certificates, and hands each connection to Handler.
+type Server struct {
+	Config  ServerConfig
+	Handler func(ctx context.Context, c *Conn)
+}
+
+// Serve accepts on ln until ctx is cancelled, then closes ln, cancels the
+// handlers' context, waits for them (up to ShutdownGrace, after which their
+// connections are closed and it waits again) and returns nil. It returns an
+// error if the configuration is unusable or the listener fails for good.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	cfg := s.Config
+	if s.Handler == nil {
+		return errors.New("secure: Server.Handler is nil")
+	}
+	if !cfg.Plain && cfg.GetCertificate == nil {
+		return errors.New("secure: ServerConfig.GetCertificate is nil and Plain is not set")
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = DefaultShutdownGrace
+	}
+	cfg.Logger = orDiscard(cfg.Logger)
+	var tc *tls.Config
+	if !cfg.Plain {
+		var err error
+		if tc, err = serverTLSConfig(cfg); err != nil {
+			return err
+		}
+	}
+
+	connCtx, cancelConns := context.WithCancel(ctx)
+	defer cancelConns()
+	st := &serveState{cfg: cfg, tls: tc, handler: s.Handler, conns: make(map[net.Conn]struct{})}
+
+	// Closing the listener is what unblocks Accept on shutdown.
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	sem := make(chan struct{}, cfg.MaxConns)
+	var wg sync.WaitGroup
+	var acceptErr error
+	backoff := time.Duration(0)
+	for {
+		// Take a slot before accepting, so excess clients wait in the
+		// backlog rather than being accepted and dropped.
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		raw, err := ln.Accept()
+		if err != nil {
+			<-sem
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, net.ErrClosed) {
+				acceptErr = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+				break
+			}
+			// Temporary failures (EMFILE, ECONNABORTED...): back off
+			// from 5ms doubling to 1s, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			cfg.Logger.Warn("accept failed; backing off", "listen_addr", ln.Addr().String(), "error", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		st.track(raw, true)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			defer st.track(raw, false)
+			st.serveConn(connCtx, raw)
+		}()
+	}
+
+	cancelConns()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(cfg.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		n := st.closeAll()
+		cfg.Logger.Warn("handlers still running after shutdown grace; closing their connections",
+			"listen_addr", ln.Addr().String(), "connections", n, "grace", cfg.ShutdownGrace)
+		<-done
+	}
+	return acceptErr
+}
+
+// serverTLSConfig builds the shared TLS configuration. Client certificates
+// are requested but not verified by crypto/tls: verifyClient judges them with
+// Classify so a bad certificate can be named (ClientAuthRequest) or refused
+// with a reason (ClientAuthRequire).
+func serverTLSConfig(cfg ServerConfig) (*tls.Config, error) {
+	tc := baseConfig()
+	tc.GetCertificate = cfg.GetCertificate
+	tc.NextProtos = cfg.NextProtos
+	switch cfg.ClientAuth {
+	case ClientAuthNone:
+		tc.ClientAuth = tls.NoClientCert
+	case ClientAuthRequest, ClientAuthRequire:
+		// Require is enforced by judgeClient, so that a client without a
+		// certificate is refused with the same log line as a bad one.
+		tc.ClientAuth = tls.RequestClientCert
+	default:
+		return nil, fmt.Errorf("secure: unknown ClientAuth %d", cfg.ClientAuth)
+	}
+	if cfg.ClientCAs != nil {
+		// Only used to fill the certificate_authorities hint of the
+		// CertificateRequest (RFC 8446 section 4.2.4), so clients pick the
+		// right certificate; verification is ours.
+		tc.ClientCAs = cfg.ClientCAs
+	}
+	// Per-connection configurations are clones of this one; a shared ticket
+	// key keeps session resumption working across them.
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, fmt.Errorf("secure: session ticket key: %w", err)
+	}
+	tc.SetSessionTicketKeys([][32]byte{key})
+	return tc, nil
+}
+
+// serveState is what the accept loop shares with its connection goroutines.
+type serveState struct {
+	cfg     ServerConfig
+	tls     *tls.Config
+	handler func(ctx context.Context, c *Conn)
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (st *serveState) track(c net.Conn, add bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if add {
+		st.conns[c] = struct{}{}
+	} else {
+		delete(st.conns, c)
+	}
+}
+
+func (st *serveState) closeAll() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for c := range st.conns {
+		c.Close()
+	}
+	return len(st.conns)
+}
