@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -10,6 +11,8 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -118,10 +121,10 @@ func Describe(c *x509.Certificate, now time.Time) CertInfo {
 
 // isSelfSigned reports whether c is signed by its own key (a root).
 func isSelfSigned(c *x509.Certificate) bool {
-	return c.CheckSignatureFrom(c) == nil ||
-		// CheckSignatureFrom refuses a non-CA issuer; a self-signed leaf is
-		// still self-signed.
-		(c.Subject.String() == c.Issuer.String() && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil)
+	// CheckSignatureFrom would refuse a self-signed leaf (not a CA); check
+	// the signature against the certificate's own key directly.
+	return bytes.Equal(c.RawSubject, c.RawIssuer) &&
+		c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 // Fingerprint is the SHA-256 of the DER certificate in colon-separated
@@ -349,4 +352,81 @@ func FetchChain(ctx context.Context, addr, serverName string) (*LiveChain, error
 		ALPN:         st.NegotiatedProtocol,
 		Certificates: st.PeerCertificates,
 	}, nil
+}
+
+// Certificate file formats recognised by ReadCertificates.
+const (
+	FormatPEM    = "PEM"
+	FormatDER    = "DER"
+	FormatPKCS12 = "PKCS#12"
+)
+
+// CertificateFile is what ReadCertificates found in a file.
+type CertificateFile struct {
+	// Format is FormatPEM, FormatDER or FormatPKCS12.
+	Format string
+	// Certificates in file order; for PKCS#12 the leaf first.
+	Certificates []*x509.Certificate
+	// HasKey reports a private key beside the certificates.
+	HasKey bool
+}
+
+// ReadCertificates recognises PEM (any number of CERTIFICATE blocks, other
+// blocks skipped), DER (one or more concatenated certificates) and PKCS#12
+// (decrypted with password) and returns the certificates. A wrong PKCS#12
+// password wraps ErrP12Password.
+func ReadCertificates(data []byte, password string) (*CertificateFile, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty file")
+	}
+	if bytes.Contains(data, []byte("-----BEGIN ")) {
+		return readPEM(data)
+	}
+	if certs, err := x509.ParseCertificates(data); err == nil && len(certs) > 0 {
+		return &CertificateFile{Format: FormatDER, Certificates: certs}, nil
+	}
+	key, leaf, chain, err := DecodePKCS12(data, password)
+	if err != nil {
+		if errors.Is(err, ErrP12Password) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("neither PEM, a DER certificate nor PKCS#12 (%w)", err)
+	}
+	return &CertificateFile{
+		Format:       FormatPKCS12,
+		Certificates: append([]*x509.Certificate{leaf}, chain...),
+		HasKey:       key != nil,
+	}, nil
+}
+
+func readPEM(data []byte) (*CertificateFile, error) {
+	f := &CertificateFile{Format: FormatPEM}
+	var others []string
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		switch {
+		case b.Type == "CERTIFICATE":
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("PEM certificate %d: %w", len(f.Certificates)+1, err)
+			}
+			f.Certificates = append(f.Certificates, c)
+		case strings.HasSuffix(b.Type, "PRIVATE KEY"):
+			f.HasKey = true
+			others = append(others, b.Type)
+		default:
+			others = append(others, b.Type)
+		}
+	}
+	if len(f.Certificates) == 0 {
+		if len(others) == 0 {
+			return nil, errors.New("PEM data holds no valid block")
+		}
+		return nil, fmt.Errorf("PEM data holds no CERTIFICATE block (found %s)", strings.Join(others, ", "))
+	}
+	return f, nil
 }
