@@ -1,0 +1,134 @@
+package revocation
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// maxOCSPResponse bounds a fetched OCSP response. A response with a delegated
+// responder certificate is a few kilobytes.
+const maxOCSPResponse = 1 << 20
+
+// ErrNoOCSPServer is returned by Staple for a certificate without an OCSP
+// responder URL in its authorityInfoAccess extension.
+var ErrNoOCSPServer = errors.New("revocation: the certificate names no OCSP responder")
+
+// fetchOCSP POSTs an OCSP request for leaf to url (RFC 6960 appendix A.1).
+// POST rather than GET so that no proxy or path cleaning can mangle the
+// base64 request.
+func fetchOCSP(ctx context.Context, client *http.Client, url string, leaf, issuer *x509.Certificate) ([]byte, error) {
+	reqDER, err := ocsp.CreateRequest(leaf, issuer, &ocsp.RequestOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return nil, fmt.Errorf("revocation: build OCSP request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(reqDER))
+	if err != nil {
+		return nil, &InvalidResponseError{Err: fmt.Errorf("bad responder URL: %w", err)}
+	}
+	req.Header.Set("Content-Type", ContentTypeOCSPRequest)
+	req.Header.Set("Accept", ContentTypeOCSPResponse)
+	return fetch(ctx, client, req, maxOCSPResponse)
+}
+
+// fetchCRL downloads and parses the CRL at url.
+func fetchCRL(ctx context.Context, client *http.Client, url string, max int64) ([]*x509.RevocationList, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, &InvalidResponseError{Err: fmt.Errorf("bad distribution point URL: %w", err)}
+	}
+	req.Header.Set("Accept", ContentTypeCRL)
+	body, err := fetch(ctx, client, req, max)
+	if err != nil {
+		return nil, err
+	}
+	crls, err := ParseCRLs(body)
+	if err != nil {
+		return nil, &InvalidResponseError{Err: err}
+	}
+	return crls, nil
+}
+
+// fetch performs req and returns the body of a 200 answer. Failing to get
+// one is an *UnreachableError, except when the caller cancelled ctx.
+func fetch(ctx context.Context, client *http.Client, req *http.Request, max int64) ([]byte, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return nil, fmt.Errorf("revocation: %w", ctx.Err())
+		}
+		return nil, &UnreachableError{Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &UnreachableError{Err: fmt.Errorf("HTTP status %s", resp.Status)}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, &UnreachableError{Err: fmt.Errorf("read answer: %w", err)}
+	}
+	if int64(len(body)) > max {
+		return nil, &InvalidResponseError{Err: fmt.Errorf("answer larger than %d bytes", max)}
+	}
+	return body, nil
+}
+
+// Staple fetches an OCSP response for a server's own certificate, to put in
+// tls.Certificate.OCSPStaple. It asks each responder of the leaf's
+// authorityInfoAccess extension in turn and returns the first response that
+// verifies against issuer and is current, whether it says good or revoked (a
+// server stapling its own revocation tells clients the truth). A nil client
+// means one with a DefaultTimeout timeout.
+//
+// Errors: ErrNoOCSPServer when the certificate names no responder; an
+// *UnreachableError or *InvalidResponseError otherwise; an "unknown" answer
+// is an error too, as stapling it would be useless.
+func Staple(ctx context.Context, leaf, issuer *x509.Certificate, client *http.Client) ([]byte, error) {
+	if leaf == nil || issuer == nil {
+		return nil, errors.New("revocation: staple: need both the certificate and its issuer")
+	}
+	if client == nil {
+		client = &http.Client{Timeout: DefaultTimeout}
+	}
+	urls := httpURLs(leaf.OCSPServer)
+	if len(urls) == 0 {
+		return nil, ErrNoOCSPServer
+	}
+	var errs []error
+	for _, u := range urls {
+		der, err := fetchOCSP(ctx, client, u, leaf, issuer)
+		if err == nil {
+			var v verdict
+			v, err = verifyOCSP(der, leaf, issuer, time.Now(), DefaultSkew)
+			switch {
+			case err != nil:
+			case v.stale:
+				err = &UnreachableError{Err: fmt.Errorf("%w (thisUpdate %s, nextUpdate %s)", ErrStale, fmtTime(v.res.ThisUpdate), fmtTime(v.res.NextUpdate))}
+			case v.res.Status == Unknown:
+				err = &InvalidResponseError{Err: errors.New("the responder does not know the certificate (status unknown)")}
+			default:
+				return der, nil
+			}
+		}
+		var ue *UnreachableError
+		var ie *InvalidResponseError
+		switch {
+		case errors.As(err, &ue):
+			ue.Source, ue.URL = SourceOCSP, u
+		case errors.As(err, &ie):
+			ie.Source, ie.URL = SourceOCSP, u
+		default:
+			return nil, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
