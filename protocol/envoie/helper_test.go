@@ -1,0 +1,171 @@
+package envoie
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/internal/testpki"
+)
+
+// testServer is a Server behind a real TLS listener on loopback, with its
+// own accept loop (the production one lives in package secure).
+type testServer struct {
+	addr   string
+	tlsCfg *tls.Config // client side
+	srv    *Server
+	active atomic.Int64 // connections inside ServeConn
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServer(tb testing.TB, files Files, tweak func(*Server)) *testServer {
+	tb.Helper()
+	root := testpki.NewRoot(tb, testpki.CAOptions{})
+	leaf := root.Leaf(tb, testpki.LeafOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ts := &testServer{
+		addr:   ln.Addr().String(),
+		tlsCfg: &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"},
+		logs:   &syncBuffer{},
+	}
+	ts.srv = &Server{Files: files, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if tweak != nil {
+		tweak(ts.srv)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.cancel = cancel
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
+	ts.wg.Add(1)
+	go func() {
+		defer ts.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			ts.wg.Add(1)
+			ts.active.Add(1)
+			go func() {
+				defer ts.wg.Done()
+				defer ts.active.Add(-1)
+				tc := tls.Server(c, srvCfg)
+				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+				if err := tc.HandshakeContext(ctx); err != nil {
+					c.Close()
+					return
+				}
+				_ = tc.SetDeadline(time.Time{})
+				ts.srv.ServeConn(ctx, tc)
+			}()
+		}
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		ln.Close()
+		ts.wg.Wait()
+	})
+	return ts
+}
+
+func (ts *testServer) dial(tb testing.TB) *tls.Conn {
+	tb.Helper()
+	d := &tls.Dialer{Config: ts.tlsCfg}
+	c, err := d.DialContext(context.Background(), "tcp", ts.addr)
+	if err != nil {
+		tb.Fatalf("dial: %v", err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c.(*tls.Conn)
+}
+
+func (ts *testServer) client(tb testing.TB) *Client {
+	return NewClient(ts.dial(tb))
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// writeFile writes data under dir, creating folders.
+func writeFile(tb testing.TB, dir, name string, data []byte) string {
+	tb.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func randomBytes(tb testing.TB, n int) []byte {
+	tb.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func openDir(tb testing.TB, path string) *Dir {
+	tb.Helper()
+	d, err := OpenDir(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	return d
+}
+
+// remoteErr asserts err is a *RemoteError with code and message.
+func remoteErr(tb testing.TB, err error, code Code, msg string) {
+	tb.Helper()
+	var re *RemoteError
+	if !errors.As(err, &re) {
+		tb.Fatalf("got error %v, want a *RemoteError %s", err, code)
+	}
+	if re.Code != code || re.Message != msg {
+		tb.Fatalf("got %s: %q\nwant %s: %q", re.Code, re.Message, code, msg)
+	}
+}

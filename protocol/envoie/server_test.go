@@ -1,0 +1,531 @@
+package envoie
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestGetSizes(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"empty":           {},
+		"one":             {'x'},
+		"big/several.bin": randomBytes(t, 5<<20+123),
+		"with space.txt":  []byte("spaces are part of names\n"),
+		"accentué.txt":    []byte("é"),
+	}
+	for name, data := range files {
+		writeFile(t, dir, name, data)
+	}
+	ts := startServer(t, openDir(t, dir), nil)
+	c := ts.client(t) // one connection for every request
+	for name, want := range files {
+		t.Run(name, func(t *testing.T) {
+			var got bytes.Buffer
+			var calls int
+			var last, total int64
+			err := c.Get(context.Background(), name, &got, func(n, tot int64) { calls++; last, total = n, tot })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want) {
+				t.Fatalf("got %d bytes, want %d (content differs)", got.Len(), len(want))
+			}
+			if calls == 0 || last != int64(len(want)) || total != int64(len(want)) {
+				t.Fatalf("progress: %d calls, last (%d, %d), want last (%d, %d)", calls, last, total, len(want), len(want))
+			}
+		})
+	}
+}
+
+// readSeedStyle reads a response the way the seed's ActionScript client
+// does: readUnsignedInt, then bytes accumulated until there are that many.
+func readSeedStyle(t *testing.T, r io.Reader) []byte {
+	t.Helper()
+	var l [4]byte
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		t.Fatalf("read length: %v", err)
+	}
+	data := make([]byte, binary.BigEndian.Uint32(l[:]))
+	if _, err := io.ReadFull(r, data); err != nil {
+		t.Fatalf("read data: %v", err)
+	}
+	return data
+}
+
+// TestSeedClient speaks exactly as the ChargeurFlux client of seed 000:
+// both separators, both line ends, several requests on one TLS connection.
+func TestSeedClient(t *testing.T) {
+	ts := startServer(t, Samples(), nil)
+	want, err := samples.ReadFile("samples/blason.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := ts.dial(t)
+	for _, req := range []string{
+		"ENVOIE:blason.png\r\n", // the seed's first listing
+		"ENVOIE blason.png\r\n", // ChargeurFlux.charge
+		"ENVOIE:blason.png\n",
+		"ENVOIE blason.png\n",
+	} {
+		if _, err := io.WriteString(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		if got := readSeedStyle(t, conn); !bytes.Equal(got, want) {
+			t.Fatalf("%q: got %d bytes, want the %d of blason.png", req, len(got), len(want))
+		}
+	}
+	// Pipelined: all requests written before any answer is read.
+	if _, err := io.WriteString(conn, "ENVOIE bienvenue.txt\r\n\r\nENVOIE:donnees.bin\nENVOIE blason.png\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"bienvenue.txt", "donnees.bin", "blason.png"} {
+		want, _ := samples.ReadFile("samples/" + name)
+		if got := readSeedStyle(t, conn); !bytes.Equal(got, want) {
+			t.Fatalf("pipelined %s: got %d bytes, want %d", name, len(got), len(want))
+		}
+	}
+}
+
+// TestErrorNeverCompletes checks what a seed client sees on a refusal: a
+// length it can never reach, then the end of the connection.
+func TestErrorNeverCompletes(t *testing.T) {
+	ts := startServer(t, Samples(), nil)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "ENVOIE:absent.png\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("read until close: %v", err)
+	}
+	if n := binary.BigEndian.Uint32(all); n != 0xFFFFFFFF {
+		t.Fatalf("length word %#x, want 0xFFFFFFFF", n)
+	}
+	if len(all)-4 >= 0xFFFFFFFF {
+		t.Fatal("impossible")
+	}
+	text := `not_found: no such file "absent.png"`
+	want := AppendError(nil, CodeNotFound, `no such file "absent.png"`)
+	if !bytes.Equal(all, want) || !bytes.HasSuffix(all, []byte(text)) {
+		t.Fatalf("got % x, want % x", all, want)
+	}
+}
+
+func TestHostileNames(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	writeFile(t, outside, "secret.txt", []byte("secret"))
+	root := filepath.Join(dir, "root")
+	writeFile(t, root, "ok.txt", []byte("ok"))
+	writeFile(t, root, "sub/inner.txt", []byte("inner"))
+	must(t, os.Symlink(filepath.Join(outside, "secret.txt"), filepath.Join(root, "abs-link")))
+	must(t, os.Symlink("../../"+filepath.Base(outside)+"/secret.txt", filepath.Join(root, "rel-link")))
+	must(t, os.Symlink(outside, filepath.Join(root, "dir-link")))
+	must(t, os.Symlink("/etc/passwd", filepath.Join(root, "sub", "passwd")))
+	must(t, os.Symlink("loop", filepath.Join(root, "loop")))
+	must(t, os.Symlink("ok.txt", filepath.Join(root, "inside-link"))) // allowed
+	must(t, os.Symlink("missing", filepath.Join(root, "dangling")))
+	must(t, syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644))
+	ul, err := net.Listen("unix", filepath.Join(root, "sock"))
+	must(t, err)
+	defer ul.Close()
+	haveDevice := syscall.Mknod(filepath.Join(root, "null"), syscall.S_IFCHR|0o644, 1<<8|3) == nil
+	long := strings.Repeat("a", MaxNameElement+1)
+
+	tests := []struct {
+		name string
+		code Code
+		msg  string
+	}{
+		{"", CodeBadName, "empty file name"},
+		{"..", CodeBadName, `name ".." contains a ".." element`},
+		{"../etc/passwd", CodeBadName, `name "../etc/passwd" contains a ".." element`},
+		{"sub/../../x", CodeBadName, `name "sub/../../x" contains a ".." element`},
+		{"sub/..", CodeBadName, `name "sub/.." contains a ".." element`},
+		{".", CodeBadName, `name "." contains a "." element`},
+		{"./ok.txt", CodeBadName, `name "./ok.txt" contains a "." element`},
+		{"/etc/passwd", CodeBadName, `name "/etc/passwd" is absolute; names are relative to the served folder`},
+		{"//etc/passwd", CodeBadName, `name "//etc/passwd" is absolute; names are relative to the served folder`},
+		{"sub//inner.txt", CodeBadName, `name "sub//inner.txt" has an empty path element`},
+		{"sub/", CodeBadName, `name "sub/" has an empty path element`},
+		{"..\\..\\windows", CodeBadName, `name "..\\..\\windows" contains a backslash; use / between folders`},
+		{"ok.txt\x00.png", CodeBadName, `name "ok.txt\x00.png" contains a NUL byte`},
+		{"\x00", CodeBadName, `name "\x00" contains a NUL byte`},
+		{"ok\x1b[2J.txt", CodeBadName, `name "ok\x1b[2J.txt" contains a control character`},
+		{"tab\there", CodeBadName, `name "tab\there" contains a control character`},
+		{"del\x7f", CodeBadName, `name "del\x7f" contains a control character`},
+		{"c1\u0085", CodeBadName, `name "c1\u0085" contains a control character`},
+		{"bad\xffutf8", CodeBadName, `name "bad\xffutf8" is not valid UTF-8`},
+		{"\xc0\xaf", CodeBadName, `name "\xc0\xaf" is not valid UTF-8`},
+		{long, CodeBadName, fmt.Sprintf("name %s has an element longer than 255 bytes", quoteName(long))},
+		{strings.Repeat("a/", MaxName/2+1), CodeBadName, "name of 1026 bytes is longer than 1024"},
+		{"absent.txt", CodeNotFound, `no such file "absent.txt"`},
+		{"OK.TXT", CodeNotFound, `no such file "OK.TXT"`},
+		{"ok.txt/more", CodeNotFound, `no such file "ok.txt/more"`},
+		{"sub/absent", CodeNotFound, `no such file "sub/absent"`},
+		{"%2e%2e/etc/passwd", CodeNotFound, `no such file "%2e%2e/etc/passwd"`},
+		{"...", CodeNotFound, `no such file "..."`},
+		{"dangling", CodeNotFound, `no such file "dangling"`},
+		{"loop", CodeNotFound, `"loop": too many symbolic links`},
+		{"abs-link", CodeOutsideRoot, `"abs-link" leads outside the served folder`},
+		{"rel-link", CodeOutsideRoot, `"rel-link" leads outside the served folder`},
+		{"dir-link/secret.txt", CodeOutsideRoot, `"dir-link/secret.txt" leads outside the served folder`},
+		{"sub/passwd", CodeOutsideRoot, `"sub/passwd" leads outside the served folder`},
+		{"sub", CodeNotRegular, `"sub" is a directory, not a file`},
+		{"fifo", CodeNotRegular, `"fifo" is a FIFO, not a file`},
+		{"sock", CodeNotRegular, `"sock" is a socket, not a file`},
+		{"null", CodeNotRegular, `"null" is a character device, not a file`},
+	}
+	ts := startServer(t, openDir(t, root), nil)
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q", tt.name), func(t *testing.T) {
+			if tt.name == "null" && !haveDevice {
+				t.Skip("creating a device node needs privileges this run lacks")
+			}
+			// Raw requests, since the client refuses NUL bytes itself.
+			conn := ts.dial(t)
+			if _, err := io.WriteString(conn, "ENVOIE "+tt.name+"\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadHeader(conn)
+			remoteErr(t, err, tt.code, tt.msg)
+			// The server closed the connection after the refusal.
+			if n, err := conn.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+				t.Fatalf("after a refusal: read %d, %v; want EOF", n, err)
+			}
+		})
+	}
+	// The symbolic link that stays inside is served.
+	var got bytes.Buffer
+	if err := ts.client(t).Get(context.Background(), "inside-link", &got, nil); err != nil || got.String() != "ok" {
+		t.Fatalf("inside-link: %q, %v", got.String(), err)
+	}
+}
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "huge.bin"))
+	must(t, err)
+	must(t, f.Truncate(MaxFileSize+1)) // sparse: takes no space
+	must(t, f.Close())
+	ts := startServer(t, openDir(t, dir), nil)
+	err = ts.client(t).Get(context.Background(), "huge.bin", io.Discard, nil)
+	remoteErr(t, err, CodeTooLarge, `"huge.bin" is 4294967295 bytes, more than the 4294967294 an ENVOIE length can announce`)
+}
+
+func TestBadRequests(t *testing.T) {
+	ts := startServer(t, Samples(), func(s *Server) { s.MaxRequest = 128 })
+	tests := []struct {
+		name, req string
+		code      Code
+		msg       string
+	}{
+		{"unknown command", "GET / HTTP/1.0\r\n", CodeUnknownCommand, `unknown command "GET"; expected ENVOIE followed by a file name`},
+		{"lower case", "envoie:blason.png\r\n", CodeUnknownCommand, `unknown command "envoie"; expected ENVOIE followed by a file name`},
+		{"no separator", "ENVOIEblason.png\n", CodeUnknownCommand, `unknown command "ENVOIEblason.png"; expected ENVOIE followed by a file name`},
+		{"no name", "ENVOIE\r\n", CodeBadName, "empty file name"},
+		{"binary command", "\xff\xfe\x00\x01\n", CodeUnknownCommand, "unknown command; expected ENVOIE followed by a file name"},
+		{"too long", "ENVOIE " + strings.Repeat("a", 200) + "\n", CodeBadRequest, "request line longer than 128 bytes"},
+		{"not a policy request", "<hello/>\x00", CodeUnknownCommand, "unknown command; expected ENVOIE followed by a file name"},
+		{"bad offset", "REPRENDS -1 blason.png\n", CodeBadOffset, `offset "-1" is not a number between 0 and 4294967294`},
+		{"offset too far", "REPRENDS 494 blason.png\n", CodeBadOffset, `offset 494 is past the end of "blason.png" (493 bytes)`},
+		{"list a file", "LISTE blason.png\n", CodeNotRegular, `"blason.png" is not a folder`},
+		{"list outside", "LISTE ../\n", CodeBadName, `name ".." contains a ".." element`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn := ts.dial(t)
+			if _, err := io.WriteString(conn, tt.req); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadHeader(conn)
+			remoteErr(t, err, tt.code, tt.msg)
+		})
+	}
+}
+
+func TestPolicyFile(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy []byte
+		want   func(port string) string
+	}{
+		{"default", nil, func(port string) string {
+			return string(defaultPolicy(&net.TCPAddr{Port: atoi(port)})) + "\x00"
+		}},
+		{"configured", []byte("<cross-domain-policy/>"), func(string) string { return "<cross-domain-policy/>\x00" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, Samples(), func(s *Server) { s.Policy = tt.policy })
+			conn := ts.dial(t)
+			if _, err := io.WriteString(conn, "<policy-file-request/>\x00"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, port, _ := net.SplitHostPort(ts.addr)
+			if want := tt.want(port); string(got) != want {
+				t.Fatalf("got %q\nwant %q", got, want)
+			}
+			if !strings.Contains(string(got), `to-ports="`+port+`"`) && tt.policy == nil {
+				t.Fatalf("default policy does not name port %s: %q", port, got)
+			}
+		})
+	}
+}
+
+func atoi(s string) int {
+	var n int
+	fmt.Sscan(s, &n)
+	return n
+}
+
+func TestConcurrentDownloads(t *testing.T) {
+	dir := t.TempDir()
+	data := randomBytes(t, 1<<20)
+	writeFile(t, dir, "shared.bin", data)
+	ts := startServer(t, openDir(t, dir), nil)
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			conn := ts.dial(t)
+			var got bytes.Buffer
+			if err := NewClient(conn).Get(context.Background(), "shared.bin", &got, nil); err != nil {
+				errs <- fmt.Errorf("download %d: %w", i, err)
+				return
+			}
+			if !bytes.Equal(got.Bytes(), data) {
+				errs <- fmt.Errorf("download %d: content differs", i)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("count descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+func TestClientDisconnectMidway(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "long.bin"))
+	must(t, err)
+	must(t, f.Truncate(256<<20))
+	must(t, f.Close())
+	ts := startServer(t, openDir(t, dir), nil)
+	before := openFDs(t)
+
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "ENVOIE long.bin\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Take a little of the stream, then hang up without a word.
+	if _, err := io.ReadFull(conn, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the transfer to be under way", func() bool { return ts.active.Load() == 1 })
+	conn.NetConn().Close()
+
+	waitFor(t, "the server to drop the connection", func() bool { return ts.active.Load() == 0 })
+	waitFor(t, "descriptors to be released", func() bool { return openFDs(t) <= before })
+	if logs := ts.logs.String(); !strings.Contains(logs, "envoie: transfer aborted") || !strings.Contains(logs, "name=long.bin") {
+		t.Fatalf("no log line for the aborted transfer:\n%s", logs)
+	}
+}
+
+// A client that stops reading is dropped after the write timeout.
+func TestStalledReaderDropped(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "long.bin"))
+	must(t, err)
+	must(t, f.Truncate(64<<20))
+	must(t, f.Close())
+	ts := startServer(t, openDir(t, dir), func(s *Server) { s.WriteTimeout = 200 * time.Millisecond })
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "ENVOIE long.bin\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stalled transfer to be dropped", func() bool {
+		return strings.Contains(ts.logs.String(), "i/o timeout")
+	})
+	waitFor(t, "the connection to end", func() bool { return ts.active.Load() == 0 })
+}
+
+func TestIdleConnectionClosed(t *testing.T) {
+	ts := startServer(t, Samples(), func(s *Server) { s.IdleTimeout = 100 * time.Millisecond })
+	conn := ts.dial(t)
+	if n, err := conn.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("read on an idle connection: %d, %v; want EOF", n, err)
+	}
+	waitFor(t, "the idle log line", func() bool { return strings.Contains(ts.logs.String(), "envoie: idle connection closed") })
+}
+
+func TestShutdownStopsTransfers(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "long.bin"))
+	must(t, err)
+	must(t, f.Truncate(256<<20))
+	must(t, f.Close())
+	ts := startServer(t, openDir(t, dir), nil)
+	conn := ts.dial(t)
+	if _, err := io.WriteString(conn, "ENVOIE long.bin\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	ts.cancel()
+	waitFor(t, "handlers to return", func() bool { return ts.active.Load() == 0 })
+	// The client sees a short stream, never a complete one.
+	if _, err := io.Copy(io.Discard, conn); err == nil && false {
+		t.Fatal("unreachable")
+	}
+}
+
+func TestResumeDigestList(t *testing.T) {
+	dir := t.TempDir()
+	data := randomBytes(t, 300<<10)
+	writeFile(t, dir, "a.bin", data)
+	writeFile(t, dir, "folder/b.txt", []byte("bee"))
+	writeFile(t, dir, "folder/deeper/c.txt", []byte("c"))
+	must(t, syscall.Mkfifo(filepath.Join(dir, "folder", "fifo"), 0o644))
+	ts := startServer(t, openDir(t, dir), nil)
+	c := ts.client(t)
+	ctx := context.Background()
+
+	for _, off := range []int64{0, 1, 100 << 10, int64(len(data)) - 1, int64(len(data))} {
+		var got bytes.Buffer
+		var firstN, lastTotal int64 = -1, 0
+		err := c.GetFrom(ctx, "a.bin", off, &got, func(n, total int64) {
+			if firstN < 0 {
+				firstN = n
+			}
+			lastTotal = total
+		})
+		if err != nil {
+			t.Fatalf("offset %d: %v", off, err)
+		}
+		if !bytes.Equal(got.Bytes(), data[off:]) {
+			t.Fatalf("offset %d: got %d bytes, want %d", off, got.Len(), len(data)-int(off))
+		}
+		if firstN != off || lastTotal != int64(len(data)) {
+			t.Fatalf("offset %d: progress started at %d of %d", off, firstN, lastTotal)
+		}
+	}
+
+	sum, err := c.Digest(ctx, "a.bin")
+	must(t, err)
+	if want := fmt.Sprintf("sha256:%x", sha256Sum(data)); sum != want {
+		t.Fatalf("digest %s, want %s", sum, want)
+	}
+
+	got, err := c.List(ctx, "")
+	must(t, err)
+	want := []Entry{{Name: "a.bin", Size: int64(len(data))}, {Name: "folder/", Size: -1, IsDir: true}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("list root: %v, want %v", got, want)
+	}
+	got, err = c.List(ctx, "folder")
+	must(t, err)
+	want = []Entry{{Name: "b.txt", Size: 3}, {Name: "deeper/", Size: -1, IsDir: true}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("list folder: %v, want %v", got, want)
+	}
+	_, err = c.Digest(ctx, "folder")
+	remoteErr(t, err, CodeNotRegular, `"folder" is a directory, not a file`)
+}
+
+func TestSamples(t *testing.T) {
+	ts := startServer(t, Samples(), nil)
+	got, err := ts.client(t).List(context.Background(), "")
+	must(t, err)
+	if fmt.Sprint(got) != "[{bienvenue.txt 219 false} {blason.png 493 false} {donnees.bin 65536 false}]" {
+		t.Fatalf("samples: %v", got)
+	}
+}
+
+func TestClientRefusesFramingBytes(t *testing.T) {
+	ts := startServer(t, Samples(), nil)
+	err := ts.client(t).Get(context.Background(), "a\nENVOIE b", io.Discard, nil)
+	if err == nil || err.Error() != `name "a\nENVOIE b" contains a line end or NUL byte and cannot be sent` {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestClientShortStream(t *testing.T) {
+	// A server that promises 10 bytes and sends 3.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = bufio.NewReader(c).ReadString('\n')
+		_, _ = c.Write(append(AppendHeader(nil, 10), "abc"...))
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	must(t, err)
+	defer conn.Close()
+	var got bytes.Buffer
+	err = NewClient(conn).Get(context.Background(), "x", &got, nil)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || err.Error() != "receive x: connection ended after 3 of 10 bytes: unexpected EOF" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestClientCancel(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "long.bin"))
+	must(t, err)
+	must(t, f.Truncate(1<<30))
+	must(t, f.Close())
+	ts := startServer(t, openDir(t, dir), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	err = ts.client(t).Get(ctx, "long.bin", io.Discard, func(n, _ int64) {
+		if n > 1<<20 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
