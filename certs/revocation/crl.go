@@ -189,11 +189,17 @@ func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
 	if data[0] == 0x30 { // an ASN.1 SEQUENCE: DER
 		crl, err := x509.ParseRevocationList(data)
 		if err != nil {
+			if _, cerr := x509.ParseCertificate(data); cerr == nil {
+				return nil, errors.New("this is a DER certificate, not a CRL")
+			}
 			return nil, fmt.Errorf("not a valid DER CRL: %w", err)
 		}
 		return []*x509.RevocationList{crl}, nil
 	}
-	var out []*x509.RevocationList
+	var (
+		out    []*x509.RevocationList
+		others []string
+	)
 	rest := data
 	for {
 		var block *pem.Block
@@ -202,6 +208,7 @@ func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
 			break
 		}
 		if block.Type != "X509 CRL" {
+			others = append(others, block.Type)
 			continue
 		}
 		crl, err := x509.ParseRevocationList(block.Bytes)
@@ -211,6 +218,9 @@ func ParseCRLs(data []byte) ([]*x509.RevocationList, error) {
 		out = append(out, crl)
 	}
 	if len(out) == 0 {
+		if len(others) > 0 {
+			return nil, fmt.Errorf(`no CRL found, expected DER or PEM blocks of type "X509 CRL", found %q`, others)
+		}
 		return nil, errors.New(`no CRL found, expected DER or PEM blocks of type "X509 CRL"`)
 	}
 	return out, nil
