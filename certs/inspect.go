@@ -390,7 +390,12 @@ func ReadCertificates(data []byte, password string) (*CertificateFile, error) {
 		if errors.Is(err, ErrP12Password) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("neither PEM, a DER certificate nor PKCS#12 (%w)", err)
+		if data[0] != 0x30 {
+			// Not even an ASN.1 SEQUENCE: the decoder's details would
+			// only confuse.
+			return nil, errors.New("not a certificate file: neither PEM, a DER certificate nor PKCS#12")
+		}
+		return nil, fmt.Errorf("not a certificate file: neither PEM, a DER certificate nor PKCS#12 (%w)", err)
 	}
 	return &CertificateFile{
 		Format:       FormatPKCS12,

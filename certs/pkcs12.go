@@ -63,7 +63,9 @@ func EncodePKCS12(key crypto.Signer, cert *x509.Certificate, chain []*x509.Certi
 	if cert == nil {
 		return nil, errors.New("PKCS#12: no certificate to bundle")
 	}
-	enc := pkcs12.LegacyDES
+	// OpenSSL 1.x's own legacy output uses 2048 iterations for the MAC key
+	// as well; the library's LegacyDES uses 1, needlessly weak.
+	enc := pkcs12.LegacyDES.WithIterations(2048)
 	switch format {
 	case "", P12Legacy:
 	case P12Modern:
