@@ -1,0 +1,52 @@
+package testbed
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+)
+
+// ManifestJSON is the manifest: a JSON array, one object per endpoint, in
+// port order (see Endpoint for the fields).
+func (t *Testbed) ManifestJSON() ([]byte, error) {
+	b, err := json.MarshalIndent(t.Endpoints(), "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("testbed: manifest: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// WriteManifest writes the manifest to path atomically.
+func (t *Testbed) WriteManifest(path string) error {
+	b, err := t.ManifestJSON()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, b, 0o644); err != nil {
+		return fmt.Errorf("testbed: manifest: %w", err)
+	}
+	return nil
+}
+
+// WriteTable prints one line per endpoint: name, address, server name,
+// expected status and what OpenSSL reports.
+func WriteTable(w io.Writer, eps []Endpoint) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENDPOINT\tADDRESS\tSERVER NAME\tEXPECTED STATUS\tOPENSSL VERIFY\tNOTE")
+	for _, e := range eps {
+		note := ""
+		switch {
+		case e.ClientAuth != ClientAuthNone:
+			note = "client certificate: " + string(e.ClientAuth)
+		case e.NeedsAIAFetch:
+			note = "status needs an AIA fetch"
+		case e.NeedsRevocationCheck:
+			note = "status needs a revocation check"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Address, e.ServerName, e.ExpectedStatus,
+			strconv.Itoa(e.OpenSSLVerifyCode)+" ("+e.OpenSSLVerifyText+")", note)
+	}
+	return tw.Flush()
+}

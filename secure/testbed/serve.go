@@ -1,0 +1,247 @@
+package testbed
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/passerelle/passerelle/protocol/xmlsocket"
+)
+
+// maxFrame bounds an XMLSocket frame echoed by a client-certificate endpoint.
+const maxFrame = 64 << 10
+
+// echoGreeting and echoPrefix are the echo service of seed 001 (the AIR
+// ServerSocket example): "Connected." on connect, then "Echo -- " + data.
+const (
+	echoGreeting = "Connected."
+	echoPrefix   = "Echo -- "
+)
+
+// UnknownServerNameError is the reason a handshake on the SNI port fails: the
+// client asked for no name, or for a name no endpoint has.
+type UnknownServerNameError struct{ Name string }
+
+func (e *UnknownServerNameError) Error() string {
+	if e.Name == "" {
+		return "no server name (SNI) sent: on the SNI port the server name picks the endpoint, e.g. trusted" + NameSuffix
+	}
+	return fmt.Sprintf("no testbed endpoint is named %q (want <endpoint>%s)", e.Name, NameSuffix)
+}
+
+// Serve runs the HTTP server, the SNI port and every endpoint until ctx is
+// cancelled, then closes the listeners and every connection and returns once
+// every handler has returned. It returns nil after a cancellation, or the
+// first error that stopped a listener.
+func (t *Testbed) Serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer t.closeListeners()
+
+	httpSrv := t.httpServer(ctx)
+	fail := make(chan error, 2+len(t.endpoints))
+	var loops, handlers sync.WaitGroup
+	loops.Go(func() {
+		if err := httpSrv.Serve(t.httpLn); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+			fail <- fmt.Errorf("testbed: HTTP server: %w", err)
+		}
+	})
+	sni := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			ep, ok := t.byName[strings.ToLower(strings.TrimSuffix(h.ServerName, "."))]
+			if !ok {
+				return nil, &UnknownServerNameError{Name: h.ServerName}
+			}
+			return ep.tls, nil
+		},
+	}
+	loops.Go(func() {
+		if err := t.acceptLoop(ctx, t.sniLn, sni, nil, &handlers); err != nil {
+			fail <- err
+		}
+	})
+	for _, ep := range t.endpoints {
+		loops.Go(func() {
+			if err := t.acceptLoop(ctx, ep.ln, ep.tls, ep, &handlers); err != nil {
+				fail <- err
+			}
+		})
+	}
+	t.log.Info("testbed serving", "http_address", t.HTTPAddress(), "sni_address", t.SNIAddress(), "endpoints", len(t.endpoints), "ca_file", t.caFile)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-fail:
+	}
+	cancel() // handlers close their connections on cancellation
+	t.closeListeners()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = httpSrv.Shutdown(sctx)
+	scancel()
+	loops.Wait()
+	handlers.Wait()
+	return err
+}
+
+// acceptLoop accepts on ln until ctx is done. ep is nil on the SNI port,
+// where the endpoint is known only after the handshake. Accept errors are
+// retried with a growing back-off (as net/http does), so a burst of
+// "too many open files" does not spin the CPU.
+func (t *Testbed) acceptLoop(ctx context.Context, ln net.Listener, cfg *tls.Config, ep *endpoint, handlers *sync.WaitGroup) error {
+	var delay time.Duration
+	for {
+		select {
+		case t.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		raw, err := ln.Accept()
+		if err != nil {
+			<-t.sem
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t.log.Warn("accept failed", "address", ln.Addr().String(), "error", err, "retry_in", delay)
+			timer := time.NewTimer(delay)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+				return nil
+			}
+			continue
+		}
+		delay = 0
+		handlers.Go(func() {
+			defer func() { <-t.sem }()
+			t.handle(ctx, raw, cfg, ep)
+		})
+	}
+}
+
+// handle runs one connection: the handshake under a deadline, then the
+// endpoint's service.
+func (t *Testbed) handle(ctx context.Context, raw net.Conn, cfg *tls.Config, ep *endpoint) {
+	conn := tls.Server(raw, cfg)
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+
+	log := t.log.With("remote_addr", raw.RemoteAddr().String(), "local_addr", raw.LocalAddr().String())
+	hctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
+	err := conn.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		// Most failures here are the point of the testbed: a client that
+		// rejects the certificate aborts the handshake.
+		log.Info("handshake ended", "endpoint", nameOf(ep), "error", err)
+		return
+	}
+	state := conn.ConnectionState()
+	if ep == nil {
+		ep = t.byName[strings.ToLower(strings.TrimSuffix(state.ServerName, "."))]
+		if ep == nil { // GetConfigForClient guarantees a match
+			return
+		}
+	}
+	log = log.With("endpoint", ep.name, "server_name", state.ServerName)
+
+	if ep.clientAuth == ClientAuthNone {
+		log.Debug("connected", "tls_version", tls.VersionName(state.Version))
+		t.echo(conn, log)
+		return
+	}
+	v := t.judgeClient(ctx, state.PeerCertificates)
+	log.Info("client certificate judged", "status", string(v.Status), "subject", subjectOf(v.Leaf()), "reason", v.Reason)
+	msg := verdictMessage(ep.name, v)
+	if err := t.writeWithDeadline(conn, msg); err != nil {
+		log.Info("verdict not delivered", "error", err)
+		return
+	}
+	t.echoFrames(conn, log)
+}
+
+func nameOf(ep *endpoint) string {
+	if ep == nil {
+		return "(sni)"
+	}
+	return ep.name
+}
+
+func (t *Testbed) writeWithDeadline(c net.Conn, b []byte) error {
+	if err := c.SetWriteDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
+		return err
+	}
+	_, err := c.Write(b)
+	return err
+}
+
+// echo is the seed 001 echo service: the greeting, then every chunk read
+// sent back behind the prefix.
+func (t *Testbed) echo(c net.Conn, log *slog.Logger) {
+	if err := t.writeWithDeadline(c, []byte(echoGreeting)); err != nil {
+		log.Debug("connection closed", "error", err)
+		return
+	}
+	buf := make([]byte, 4096)
+	for {
+		if err := c.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		n, err := c.Read(buf)
+		if n > 0 {
+			if werr := t.writeWithDeadline(c, append([]byte(echoPrefix), buf[:n]...)); werr != nil {
+				log.Debug("connection closed", "error", werr)
+				return
+			}
+		}
+		if err != nil {
+			logClose(log, err)
+			return
+		}
+	}
+}
+
+// echoFrames is the echo of the client-certificate endpoints, which speak
+// XMLSocket: each NUL-terminated frame comes back whole behind the prefix,
+// so an XMLSocket client sees one reply per message.
+func (t *Testbed) echoFrames(c net.Conn, log *slog.Logger) {
+	r := xmlsocket.NewReader(c, maxFrame)
+	for {
+		if err := c.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		frame, err := r.ReadFrame()
+		if err != nil {
+			logClose(log, err)
+			return
+		}
+		if err := t.writeWithDeadline(c, append([]byte(echoPrefix), frame...)); err != nil {
+			log.Debug("connection closed", "error", err)
+			return
+		}
+	}
+}
+
+func logClose(log *slog.Logger, err error) {
+	var tooLarge *xmlsocket.FrameTooLargeError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		log.Debug("connection closed")
+	case errors.As(err, &tooLarge):
+		log.Info("connection closed: frame too large", "error", err)
+	default:
+		log.Debug("connection closed", "error", err)
+	}
+}
