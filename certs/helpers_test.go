@@ -1,8 +1,16 @@
 package certs
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
 	"os/exec"
+	"sync"
 	"testing"
+	"time"
 )
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
@@ -15,4 +23,101 @@ func runCmd(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 	return string(out)
+}
+
+// syncBuffer is a log sink safe for the concurrent writes of background
+// goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func testLogger(t testing.TB) (*slog.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// echoServer is a TLS echo server on 127.0.0.1 using getCert. It stops at
+// the end of the test.
+func echoServer(t testing.TB, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), nextProtos []string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return echoOn(t, ln, getCert, nextProtos)
+}
+
+func echoOn(t testing.TB, ln net.Listener, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), nextProtos []string) string {
+	t.Helper()
+	tl := tls.NewListener(ln, &tls.Config{GetCertificate: getCert, NextProtos: nextProtos})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { _ = tl.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// dialLeaf connects with the given trust and name and returns the leaf the
+// server presented, with the verification error if any.
+func dialLeaf(t testing.TB, addr, serverName string, roots *x509.CertPool) (*x509.Certificate, error) {
+	t.Helper()
+	var leaf *x509.Certificate
+	cfg := &tls.Config{ServerName: serverName, RootCAs: roots,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			leaf = cs.PeerCertificates[0]
+			return nil
+		}}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		if leaf == nil {
+			// Verification failed before VerifyConnection: read the leaf unverified.
+			cfg2 := &tls.Config{ServerName: serverName, InsecureSkipVerify: true}
+			if c2, err2 := tls.Dial("tcp", addr, cfg2); err2 == nil {
+				leaf = c2.ConnectionState().PeerCertificates[0]
+				c2.Close()
+			}
+		}
+		return leaf, err
+	}
+	defer c.Close()
+	return leaf, nil
 }

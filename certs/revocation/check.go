@@ -76,6 +76,10 @@ type Options struct {
 	Skew time.Duration
 	// MaxCRLSize bounds a downloaded CRL, in bytes. Default DefaultMaxCRLSize.
 	MaxCRLSize int64
+	// Cache, when set, keeps the answers fetched from OCSP responders and
+	// CRL distribution points for the next checks. Default: none, every
+	// check asks the network.
+	Cache *Cache
 	// Logger receives a debug line per source consulted. Default: discard.
 	Logger *slog.Logger
 }
@@ -277,12 +281,20 @@ func (c *checker) crlFiles(context.Context) (Result, bool, error) {
 
 func (c *checker) ocspServers(ctx context.Context) (Result, bool, error) {
 	for _, u := range httpURLs(c.leaf.OCSPServer) {
-		der, err := fetchOCSP(ctx, c.client, u, c.leaf, c.issuer)
-		if err != nil {
-			if err := c.note(err, SourceOCSP, u); err != nil {
-				return Result{}, false, err
+		key := "ocsp " + u + " " + string(c.issuer.RawSubjectPublicKeyInfo) + " " + c.leaf.SerialNumber.Text(16)
+		var der []byte
+		cached, hit := c.opts.Cache.get(key, c.now)
+		if hit {
+			der = cached.([]byte)
+		} else {
+			var err error
+			der, err = fetchOCSP(ctx, c.client, u, c.leaf, c.issuer)
+			if err != nil {
+				if err := c.note(err, SourceOCSP, u); err != nil {
+					return Result{}, false, err
+				}
+				continue
 			}
-			continue
 		}
 		v, err := verifyOCSP(der, c.leaf, c.issuer, c.now, c.opts.Skew)
 		if err != nil {
@@ -290,6 +302,9 @@ func (c *checker) ocspServers(ctx context.Context) (Result, bool, error) {
 				return Result{}, false, err
 			}
 			continue
+		}
+		if !hit && !v.stale && v.res.Status != Unknown {
+			c.opts.Cache.put(key, der, c.now, v.res.NextUpdate)
 		}
 		if res, done := c.consider(v, SourceOCSP, u); done {
 			return res, true, nil
@@ -300,20 +315,30 @@ func (c *checker) ocspServers(ctx context.Context) (Result, bool, error) {
 
 func (c *checker) distributionPoints(ctx context.Context) (Result, bool, error) {
 	for _, u := range httpURLs(c.leaf.CRLDistributionPoints) {
-		crls, err := fetchCRL(ctx, c.client, u, c.opts.MaxCRLSize)
-		if err != nil {
-			if err := c.note(err, SourceCRL, u); err != nil {
-				return Result{}, false, err
+		key := "crl " + u
+		var crl *x509.RevocationList
+		cached, hit := c.opts.Cache.get(key, c.now)
+		if hit {
+			crl = cached.(*x509.RevocationList)
+		} else {
+			crls, err := fetchCRL(ctx, c.client, u, c.opts.MaxCRLSize)
+			if err != nil {
+				if err := c.note(err, SourceCRL, u); err != nil {
+					return Result{}, false, err
+				}
+				continue
 			}
-			continue
+			crl = crls[0]
 		}
-		crl := crls[0]
 		if !crlFor(crl, c.issuer) {
 			return Result{}, false, &InvalidResponseError{Source: SourceCRL, URL: u, Err: fmt.Errorf("the CRL is issued by %q, not by the certificate's issuer %q (or is a delta CRL)", crl.Issuer.String(), c.issuer.Subject.String())}
 		}
 		v, err := verifyCRL(crl, c.leaf, c.issuer, c.now, c.opts.Skew)
 		if err != nil {
 			return Result{}, false, c.note(err, SourceCRL, u)
+		}
+		if !hit && !v.stale {
+			c.opts.Cache.put(key, crl, c.now, v.res.NextUpdate)
 		}
 		if res, done := c.consider(v, SourceCRL, u); done {
 			return res, true, nil

@@ -1,0 +1,191 @@
+package certs
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTestManager(t testing.TB, cfg ManagerConfig) *Manager {
+	t.Helper()
+	m, err := NewManager(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+func TestLocalSourceServesAndRestartsFromStorage(t *testing.T) {
+	dir := t.TempDir()
+	log, logs := testLogger(t)
+	m := newTestManager(t, ManagerConfig{DataDir: dir, Logger: log})
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeLocal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, created, err := m.LocalCA()
+	if err != nil || created {
+		t.Fatalf("LocalCA after Source: created=%v err=%v (Source made it)", created, err)
+	}
+	if ca.CertFile() != filepath.Join(dir, "ca", "ca.pem") {
+		t.Errorf("CA file %s", ca.CertFile())
+	}
+	if len(src.NextProtos) != 0 {
+		t.Errorf("local source NextProtos = %v, want none", src.NextProtos)
+	}
+	addr := echoServer(t, src.GetCertificate, src.NextProtos)
+
+	tests := []struct {
+		serverName string
+		wantErr    string // verification error, "" for a trusted certificate
+	}{
+		{"localhost", ""},
+		{"127.0.0.1", ""}, // no SNI: the certificate for the local address
+		{"other.test", "x509: certificate is valid for localhost, not other.test"},
+	}
+	var first *x509.Certificate
+	for _, tt := range tests {
+		leaf, err := dialLeaf(t, addr, tt.serverName, ca.Pool())
+		if tt.wantErr == "" && err != nil {
+			t.Errorf("%s: %v", tt.serverName, err)
+		}
+		if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%s: error %v, want %q", tt.serverName, err, tt.wantErr)
+		}
+		if leaf == nil {
+			t.Fatalf("%s: no certificate presented", tt.serverName)
+		}
+		if got := leaf.NotAfter.Sub(leaf.NotBefore); got < DefaultManagedLocalLifetime || got > DefaultManagedLocalLifetime+2*time.Minute {
+			t.Errorf("managed local lifetime = %s", got)
+		}
+		if tt.serverName == "localhost" {
+			first = leaf
+		}
+	}
+	if !strings.Contains(logs.String(), `msg="certificate ready" server_name=localhost mode=local`) {
+		t.Errorf("log lacks the ready line:\n%s", logs)
+	}
+	// Keys in certmagic storage are private.
+	keys, _ := filepath.Glob(filepath.Join(dir, "certmagic", "certificates", "*", "localhost", "localhost.key"))
+	if len(keys) != 1 {
+		t.Fatalf("stored keys: %v", keys)
+	}
+	assertMode(t, keys[0], 0o600)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new process on the same data folder serves the stored certificate.
+	m2 := newTestManager(t, ManagerConfig{DataDir: dir})
+	src2, err := m2.Source(context.Background(), TLSSpec{Names: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, created, _ = m2.LocalCA()
+	if created {
+		t.Error("restart made a new CA")
+	}
+	leaf, err := dialLeaf(t, echoServer(t, src2.GetCertificate, nil), "localhost", ca.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("restart served serial %x, want the stored %x", leaf.SerialNumber, first.SerialNumber)
+	}
+}
+
+func TestLocalSourceRenews(t *testing.T) {
+	dir := t.TempDir()
+	// A lifetime so short that the certificate is inside certmagic's
+	// renewal window from the start: the first maintenance tick renews it.
+	m := newTestManager(t, ManagerConfig{DataDir: dir, LocalLifetime: 3 * time.Second, RenewCheckInterval: 100 * time.Millisecond})
+	src, err := m.Source(context.Background(), TLSSpec{Names: []string{"renew.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _, _ := m.LocalCA()
+	addr := echoServer(t, src.GetCertificate, nil)
+	first, err := dialLeaf(t, addr, "renew.test", ca.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a renewed certificate", 10*time.Second, func() bool {
+		leaf, err := dialLeaf(t, addr, "renew.test", ca.Pool())
+		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+}
+
+func TestSourceBadSpecs(t *testing.T) {
+	dir := t.TempDir()
+	m := newTestManager(t, ManagerConfig{DataDir: dir})
+	if _, err := m.Source(context.Background(), TLSSpec{Mode: ModeLocal, Names: []string{"shared.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		spec TLSSpec
+		want string
+	}{
+		{"unknown mode", TLSSpec{Mode: "magic"}, `unknown tls.mode "magic": want local, acme, files or off`},
+		{"off", TLSSpec{Mode: ModeOff}, "tls.mode off has no certificate source"},
+		{"bad name", TLSSpec{Names: []string{"a b"}}, `tls.names: invalid name "a b": character ' ' not allowed in a DNS name`},
+		{"e-mail name", TLSSpec{Names: []string{"me@example.test"}}, `tls.names: "me@example.test" is not a DNS name or an IP address`},
+		{"acme without names", TLSSpec{Mode: ModeACME}, "tls.mode acme needs tls.names"},
+		{"acme without agreement", TLSSpec{Mode: ModeACME, Names: []string{"a.test"}}, "acme.agree is not true: read the terms of service of the ACME CA at https://acme-v02.api.letsencrypt.org/directory, then set acme.agree: true"},
+		{"files without files", TLSSpec{Mode: ModeFiles, CertFile: "a.pem"}, "tls.mode files needs tls.cert_file and tls.key_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := m.Source(context.Background(), tt.spec)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewManagerBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  ManagerConfig
+		want string
+	}{
+		{"no data dir", ManagerConfig{}, "certificate manager: no data folder configured (data_dir)"},
+		{"bad acme url", ManagerConfig{DataDir: "x", ACME: ACMEConfig{CA: "acme.example"}}, `acme.ca "acme.example" is not an http(s) URL of an ACME directory`},
+		{"bad port", ManagerConfig{DataDir: "x", ACME: ACMEConfig{TLSALPNPort: 70000}}, "acme.tls_alpn_port 70000 is not a port number"},
+		{"bad ratio", ManagerConfig{DataDir: "x", RenewalWindowRatio: 1.5}, "certificate manager: renewal window ratio 1.5 out of range (0 to 1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewManager(context.Background(), tt.cfg)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestManagerRefusesBrokenCA(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "ca"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca", "ca.pem"), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestManager(t, ManagerConfig{DataDir: dir})
+	_, err := m.Source(context.Background(), TLSSpec{})
+	want := "local CA incomplete: " + filepath.Join(dir, "ca", "ca.pem") + " exists but its key " + filepath.Join(dir, "ca", "ca-key.pem") + " is missing"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %q", err, want)
+	}
+	if errors.Is(err, ErrNoCA) {
+		t.Error("a broken CA reported as absent")
+	}
+}
