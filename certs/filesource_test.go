@@ -1,0 +1,158 @@
+package certs
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/internal/testpki"
+)
+
+// writePair writes a leaf's chain and key where a files-mode listener
+// reads them, the way an operator's tool would: atomically, certificate
+// first.
+func writePair(t *testing.T, leaf *testpki.Leaf, certFile, keyFile string) {
+	t.Helper()
+	if err := WriteFileAtomic(certFile, leaf.ChainPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(keyFile, leaf.KeyPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFilesSourceHotReload(t *testing.T) {
+	root := testpki.NewRoot(t, testpki.CAOptions{})
+	inter := root.Intermediate(t, testpki.CAOptions{})
+	a := inter.Leaf(t, testpki.LeafOptions{})
+	b := inter.Leaf(t, testpki.LeafOptions{})
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	writePair(t, a, certFile, keyFile)
+
+	log, logs := testLogger(t)
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), Logger: log, FileDebounce: 20 * time.Millisecond})
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeFiles, CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Mode != ModeFiles || strings.Join(src.Names, ",") != "localhost,127.0.0.1" {
+		t.Errorf("source = %s %v", src.Mode, src.Names)
+	}
+	addr := echoServer(t, src.GetCertificate, src.NextProtos)
+	serial := func() string {
+		leaf, err := dialLeaf(t, addr, "localhost", root.Pool())
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		return leaf.SerialNumber.Text(16)
+	}
+	if got := serial(); got != a.Cert.SerialNumber.Text(16) {
+		t.Fatalf("served %s, want A", got)
+	}
+
+	// A connection opened on A stays up across the swap.
+	open, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "localhost", RootCAs: root.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	echo := func(c *tls.Conn, msg string) {
+		t.Helper()
+		if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
+			t.Fatalf("write on the open connection: %v", err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != msg+"\n" {
+			t.Fatalf("echo on the open connection = %q, %v", line, err)
+		}
+	}
+	echo(open, "before")
+
+	writePair(t, b, certFile, keyFile)
+	waitFor(t, "certificate B served after the file change", 5*time.Second, func() bool {
+		return serial() == b.Cert.SerialNumber.Text(16)
+	})
+	echo(open, "after")
+	if got := open.ConnectionState().PeerCertificates[0].SerialNumber.Text(16); got != a.Cert.SerialNumber.Text(16) {
+		t.Errorf("open connection's certificate changed to %s", got)
+	}
+	waitFor(t, "the reload logged", 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), `msg="certificate reloaded" cert_file=`+certFile+` trigger="file change" old_serial=`+a.Cert.SerialNumber.Text(16)+` serial=`+b.Cert.SerialNumber.Text(16))
+	})
+
+	// A bad file keeps B and says why, both on the watcher and on Reload.
+	if err := WriteFileAtomic(certFile, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantErr := "tls.cert_file " + certFile + ": no PEM certificate found"
+	waitFor(t, "the bad file logged", 5*time.Second, func() bool {
+		return strings.Contains(logs.String(), `msg="certificate files not reloaded; still serving the previous certificate" cert_file=`+certFile+` trigger="file change" error="`+wantErr+`"`)
+	})
+	if got := serial(); got != b.Cert.SerialNumber.Text(16) {
+		t.Errorf("after a bad file, served %s, want B", got)
+	}
+	if err := m.Reload(); err == nil || err.Error() != wantErr {
+		t.Errorf("Reload error = %v, want %q", err, wantErr)
+	}
+
+	// Manual reload (SIGHUP) picks up a good pair even without a file event
+	// reaching the watcher first.
+	c := inter.Leaf(t, testpki.LeafOptions{})
+	if err := os.WriteFile(certFile, c.ChainPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, c.KeyPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := serial(); got != c.Cert.SerialNumber.Text(16) {
+		t.Errorf("after Reload, served %s, want C", got)
+	}
+	echo(open, "still up")
+}
+
+func TestFilesSourceBadFiles(t *testing.T) {
+	root := testpki.NewRoot(t, testpki.CAOptions{})
+	a := root.Leaf(t, testpki.LeafOptions{})
+	b := root.Leaf(t, testpki.LeafOptions{})
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certA, keyA, keyB := write("a.crt", a.ChainPEM()), write("a.key", a.KeyPEM(t)), write("b.key", b.KeyPEM(t))
+	junk := write("junk.pem", []byte("junk"))
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		name      string
+		cert, key string
+		want      string
+	}{
+		{"missing certificate", missing, keyA, "tls.cert_file: open " + missing + ": no such file or directory"},
+		{"missing key", certA, missing, "tls.key_file: open " + missing + ": no such file or directory"},
+		{"junk certificate", junk, keyA, "tls.cert_file " + junk + ": no PEM certificate found"},
+		{"junk key", certA, junk, "tls.key_file " + junk + ": no PEM private key found"},
+		{"key of another certificate", certA, keyB, "tls.key_file " + keyB + " does not match the certificate in tls.cert_file " + certA},
+	}
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir()})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := m.Source(context.Background(), TLSSpec{Mode: ModeFiles, CertFile: tt.cert, KeyFile: tt.key})
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
