@@ -81,12 +81,17 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 			return v.with(StatusPrincipalMismatch, fmt.Sprintf("certificate is valid for %s, not %s", coveredNames(leaf), opts.Name))
 		}
 	}
+	if len(opts.AcceptNames) > 0 && !coversAny(leaf, opts.AcceptNames) {
+		return v.with(StatusPrincipalMismatch, fmt.Sprintf("certificate is valid for %s, not for any of %s", coveredNames(leaf), strings.Join(opts.AcceptNames, ", ")))
+	}
 
 	// Rule 6: revocation (OCSP RFC 6960, CRL RFC 5280 section 5).
 	v.Revocation = checkRevocation(ctx, v.Chain, opts)
 	switch {
 	case v.Revocation.Status == RevocationRevoked:
 		return v.with(StatusRevoked, v.Revocation.describe())
+	case v.Revocation.Status == RevocationBad:
+		return v.with(StatusInvalid, "revocation answer cannot be trusted: "+v.Revocation.Detail)
 	case v.Revocation.Status == RevocationUnknown && opts.Revocation == RevocationHard:
 		return v.with(StatusInvalid, "revocation status unavailable and revocation is hard-fail: "+v.Revocation.Detail)
 	}
@@ -344,8 +349,38 @@ func coveredNames(c *x509.Certificate) string {
 	for _, ip := range c.IPAddresses {
 		ns = append(ns, ip.String())
 	}
+	ns = append(ns, c.EmailAddresses...)
+	for _, u := range c.URIs {
+		ns = append(ns, u.String())
+	}
 	if len(ns) == 0 {
-		return "no DNS name or IP address"
+		return "no name"
 	}
 	return strings.Join(ns, ", ")
+}
+
+// coversAny reports whether c covers one of names (see
+// VerifyOptions.AcceptNames).
+func coversAny(c *x509.Certificate, names []string) bool {
+	for _, n := range names {
+		switch {
+		case strings.Contains(n, "://"):
+			for _, u := range c.URIs {
+				if u.String() == n {
+					return true
+				}
+			}
+		case strings.Contains(n, "@"):
+			for _, e := range c.EmailAddresses {
+				if strings.EqualFold(e, n) {
+					return true
+				}
+			}
+		default:
+			if c.VerifyHostname(n) == nil {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -14,9 +14,7 @@ import (
 // Size limits for what a fetch may return: a hostile URL must not make a
 // client read without bound.
 const (
-	maxIssuerBytes = 1 << 20  // one certificate
-	maxOCSPBytes   = 1 << 20  // one OCSP response
-	maxCRLBytes    = 32 << 20 // a large CRL
+	maxIssuerBytes = 1 << 20 // one certificate
 )
 
 // fetchIssuers follows the AIA caIssuers URLs (RFC 5280 section 4.2.2.1)

@@ -91,12 +91,13 @@ func (st *serveState) judgeClient(ctx context.Context, cs tls.ConnectionState) (
 	verdict := Verdict{Status: StatusUnknown}
 	if len(cs.PeerCertificates) > 0 {
 		verdict = Classify(ctx, cs.PeerCertificates, VerifyOptions{
-			Roots:      st.cfg.ClientCAs,
-			Role:       RoleClient,
-			Revocation: st.cfg.Revocation,
-			CRLs:       st.cfg.CRLs,
-			HTTPClient: st.cfg.HTTPClient,
-			Logger:     st.cfg.Logger,
+			Roots:       st.cfg.ClientCAs,
+			AcceptNames: st.cfg.ClientNames,
+			Role:        RoleClient,
+			Revocation:  st.cfg.Revocation,
+			CRLs:        st.cfg.CRLs,
+			HTTPClient:  st.cfg.HTTPClient,
+			Logger:      st.cfg.Logger,
 		})
 	}
 	if st.cfg.ClientAuth == ClientAuthRequire && verdict.Status != StatusTrusted {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"os"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/internal/testpki"
 )
 
@@ -120,4 +123,32 @@ func contains(t testing.TB, got, want string) {
 	if !strings.Contains(got, want) {
 		t.Errorf("got %q, want it to contain %q", got, want)
 	}
+}
+
+func writeTestFile(t testing.TB, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closedAddr returns a loopback address nobody listens on.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func loadCRLs(t testing.TB, path string) []*x509.RevocationList {
+	t.Helper()
+	crls, err := revocation.LoadCRLFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return crls
 }

@@ -77,6 +77,10 @@ type ServerConfig struct {
 	// including with ClientAuthNone); an error refuses the client during the
 	// handshake, with a log line giving the error.
 	Authorize func(Verdict) error
+	// ClientNames, when not empty, are the names a client certificate must
+	// cover one of (DNS, IP, e-mail or URI subjectAltName), else its status
+	// is principalMismatch (see VerifyOptions.AcceptNames).
+	ClientNames []string
 	// Revocation is the revocation mode for client certificates (default
 	// soft-fail); CRLs are revocation lists held locally.
 	Revocation RevocationMode

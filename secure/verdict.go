@@ -73,6 +73,11 @@ type VerifyOptions struct {
 	// Name is the DNS name or IP address the leaf must cover; empty skips the
 	// name check (principalMismatch is then never reported).
 	Name string
+	// AcceptNames, when not empty, are names of which the leaf must cover at
+	// least one: DNS names and IP addresses as for Name, e-mail addresses
+	// and URIs compared exactly with the rfc822Name and URI subjectAltNames.
+	// Servers use it to tie client certificates to expected peers.
+	AcceptNames []string
 	// Role picks the extended key usage the leaf must allow.
 	Role Role
 	// Now is the time the dates are judged at; zero means time.Now().
