@@ -26,6 +26,7 @@ type testServer struct {
 	srv    *Server
 	active atomic.Int64 // connections inside ServeConn
 	logs   *syncBuffer
+	wrap   bool // hand ServeConn a conn without CloseWrite
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -49,6 +50,11 @@ func (s *syncBuffer) String() string {
 
 func startServer(tb testing.TB, files Files, tweak func(*Server)) *testServer {
 	tb.Helper()
+	return startServerWrap(tb, files, tweak, false)
+}
+
+func startServerWrap(tb testing.TB, files Files, tweak func(*Server), wrap bool) *testServer {
+	tb.Helper()
 	root := testpki.NewRoot(tb, testpki.CAOptions{})
 	leaf := root.Leaf(tb, testpki.LeafOptions{})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,6 +65,7 @@ func startServer(tb testing.TB, files Files, tweak func(*Server)) *testServer {
 		addr:   ln.Addr().String(),
 		tlsCfg: &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"},
 		logs:   &syncBuffer{},
+		wrap:   wrap,
 	}
 	ts.srv = &Server{Files: files, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if tweak != nil {
@@ -87,6 +94,11 @@ func startServer(tb testing.TB, files Files, tweak func(*Server)) *testServer {
 					return
 				}
 				_ = tc.SetDeadline(time.Time{})
+				if ts.wrap {
+					// As secure.Conn does: a net.Conn without CloseWrite.
+					ts.srv.ServeConn(ctx, struct{ net.Conn }{tc})
+					return
+				}
 				ts.srv.ServeConn(ctx, tc)
 			}()
 		}

@@ -11,6 +11,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/passerelle/passerelle/protocol/policy"
 )
 
 // Defaults of the Server's zero-valued fields.
@@ -161,21 +163,23 @@ func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, e
 }
 
 // refuse sends an error response and lets the connection close. The client
-// may have sent more requests already; shutting down only our side and
-// draining a little of theirs keeps the kernel from answering those unread
-// bytes with a reset that would destroy the error response in flight.
+// may have sent more requests already; closing with those bytes unread would
+// make the kernel answer with a reset that can destroy the error response in
+// flight. So the server shuts down its side when it can (the client then sees
+// the end at once), and reads off what the client already sent for a moment
+// before closing.
 func (s *Server) refuse(conn net.Conn, log *slog.Logger, req Request, r *refusal) {
 	log.Info("envoie: request refused", "command", req.Command, "name", req.Name, "code", string(r.code), "message", r.msg, "error", r.err)
 	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 	if _, err := conn.Write(AppendError(nil, r.code, r.msg)); err != nil {
 		return
 	}
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() == nil {
-			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-			_, _ = io.CopyN(io.Discard, conn, 256<<10)
-		}
+	linger := 250 * time.Millisecond
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		linger = time.Second // the client sees the end now and will hang up
 	}
+	_ = conn.SetReadDeadline(time.Now().Add(linger))
+	_, _ = io.CopyN(io.Discard, conn, 256<<10)
 }
 
 func (s *Server) handle(ctx context.Context, conn net.Conn, req Request, log *slog.Logger) error {
@@ -311,17 +315,11 @@ func (s *Server) servePolicy(conn net.Conn, br *bufio.Reader, log *slog.Logger) 
 		}
 		return
 	}
-	if string(line) != policyRequest {
+	if !policy.IsRequest(line) {
 		s.refuse(conn, log, Request{}, refuse(CodeUnknownCommand, "unknown command; expected ENVOIE followed by a file name"))
 		return
 	}
-	doc := s.Policy
-	if doc == nil {
-		doc = defaultPolicy(conn.LocalAddr())
-	}
-	if !bytes.HasSuffix(doc, []byte{0}) {
-		doc = append(doc[:len(doc):len(doc)], 0)
-	}
+	doc := s.policyResponse(conn.LocalAddr())
 	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 	if _, err := conn.Write(doc); err != nil {
 		log.Debug("envoie: write policy", "error", err)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/protocol/policy"
 )
 
 func TestGetSizes(t *testing.T) {
@@ -272,7 +274,7 @@ func TestPolicyFile(t *testing.T) {
 		want   func(port string) string
 	}{
 		{"default", nil, func(port string) string {
-			return string(defaultPolicy(&net.TCPAddr{Port: atoi(port)})) + "\x00"
+			return string(policy.Response(policy.Default(atoi(port))))
 		}},
 		{"configured", []byte("<cross-domain-policy/>"), func(string) string { return "<cross-domain-policy/>\x00" }},
 	}
@@ -527,5 +529,21 @@ func TestClientCancel(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestRefusalSurvivesPipelining: requests sent after a refused one must not
+// turn the close into a reset that destroys the error response, with or
+// without a half-close.
+func TestRefusalSurvivesPipelining(t *testing.T) {
+	for _, wrap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wrapped=%v", wrap), func(t *testing.T) {
+			ts := startServerWrap(t, Samples(), nil, wrap)
+			conn := ts.dial(t)
+			reqs := "ENVOIE absent\n" + strings.Repeat("ENVOIE blason.png\n", 2000)
+			go func() { _, _ = io.WriteString(conn, reqs) }()
+			_, err := ReadHeader(conn)
+			remoteErr(t, err, CodeNotFound, `no such file "absent"`)
+		})
 	}
 }

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/protocol/envoie"
+	"github.com/passerelle/passerelle/secure"
+)
+
+// assetServer runs an ENVOIE server behind secure.Server, with a
+// certificate from the local CA of dataDir (created here), as passerelle
+// serve does; plain turns TLS off.
+func assetServer(t *testing.T, dataDir string, files envoie.Files, plain bool) string {
+	t.Helper()
+	ca, _, err := certs.LoadOrCreateCA(certs.CADir(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := ca.Issue(certs.IssueRequest{Names: []string{"localhost", "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := issued.TLSCertificate()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := &envoie.Server{Files: files}
+	srv := &secure.Server{
+		Config: secure.ServerConfig{Plain: plain, Logger: slog.New(slog.DiscardHandler)},
+		Handler: func(ctx context.Context, c *secure.Conn) {
+			es.ServeConn(ctx, c)
+		},
+	}
+	if !plain {
+		srv.Config.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// runCLI runs passerelle in-process with args.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(context.Background(), strings.NewReader(""), &out, &errOut)
+	cmd.SetArgs(args)
+	err = cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestGetCommand(t *testing.T) {
+	dataDir := t.TempDir()
+	root := t.TempDir()
+	big := make([]byte, 3<<20+7)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "dossier"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "dossier", "vide.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := envoie.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	addr := assetServer(t, dataDir, dir, false)
+	plainAddr := assetServer(t, dataDir, dir, true)
+	out := t.TempDir()
+
+	t.Run("download through the local CA", func(t *testing.T) {
+		dst := filepath.Join(out, "copy.bin")
+		if _, stderr, err := runCLI(t, "--data-dir", dataDir, "get", addr, "big.bin", "-o", dst, "--verify"); err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		assertFile(t, dst, big)
+		if _, err := os.Stat(dst + ".part"); !os.IsNotExist(err) {
+			t.Fatalf("the .part file is left behind: %v", err)
+		}
+	})
+	t.Run("into a folder, empty file, plain", func(t *testing.T) {
+		if _, stderr, err := runCLI(t, "--data-dir", dataDir, "get", plainAddr, "dossier/vide.txt", "-o", out, "--plain"); err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		assertFile(t, filepath.Join(out, "vide.txt"), nil)
+	})
+	t.Run("to standard output", func(t *testing.T) {
+		stdout, stderr, err := runCLI(t, "--data-dir", dataDir, "get", addr, "big.bin", "-o", "-")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		if stdout != string(big) || stderr != "" {
+			t.Fatalf("stdout %d bytes (want %d), stderr %q", len(stdout), len(big), stderr)
+		}
+	})
+	t.Run("to a device", func(t *testing.T) {
+		if _, stderr, err := runCLI(t, "--data-dir", dataDir, "get", addr, "big.bin", "-o", os.DevNull); err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		if st, err := os.Stat(os.DevNull); err != nil || st.Mode().IsRegular() {
+			t.Fatalf("%s was replaced: %v", os.DevNull, err)
+		}
+	})
+	t.Run("resume", func(t *testing.T) {
+		dst := filepath.Join(out, "resumed.bin")
+		// What an interrupted download leaves: a prefix in FILE.part.
+		if err := os.WriteFile(dst+".part", big[:1<<20], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, err := runCLI(t, "--data-dir", dataDir, "get", addr, "big.bin", "-o", dst, "--resume", "--verify"); err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		assertFile(t, dst, big)
+	})
+	t.Run("resume catches a changed file", func(t *testing.T) {
+		dst := filepath.Join(out, "stale.bin")
+		stale := bytes.Repeat([]byte{'z'}, 1000)
+		if err := os.WriteFile(dst+".part", stale, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := runCLI(t, "--data-dir", dataDir, "get", addr, "big.bin", "-o", dst, "--resume", "--verify")
+		if err == nil || !strings.Contains(err.Error(), "verify big.bin: the saved data has sha256:") ||
+			!strings.HasSuffix(err.Error(), "(did it change during the download?); the download stays in "+dst+".part") {
+			t.Fatalf("got %v", err)
+		}
+		if _, err := os.Stat(dst); !os.IsNotExist(err) {
+			t.Fatalf("a download that failed verification took its final name: %v", err)
+		}
+	})
+	t.Run("list", func(t *testing.T) {
+		stdout, stderr, err := runCLI(t, "--data-dir", dataDir, "get", addr, "--list")
+		if err != nil {
+			t.Fatalf("%v\n%s", err, stderr)
+		}
+		if want := "3145735\tbig.bin\n-\tdossier/\n"; stdout != want {
+			t.Fatalf("got %q, want %q", stdout, want)
+		}
+	})
+}
+
+func TestGetErrors(t *testing.T) {
+	dataDir := t.TempDir()
+	addr := assetServer(t, dataDir, envoie.Samples(), false)
+	out := t.TempDir()
+	otherCA := filepath.Join(t.TempDir(), "data")
+	const hint = "; the server may be a TLS listener: try without --plain"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing file", []string{"--data-dir", dataDir, "get", addr, "absent.png", "-o", filepath.Join(out, "a")},
+			`get absent.png: server refused: not_found: no such file "absent.png"`},
+		{"hostile name", []string{"--data-dir", dataDir, "get", addr, "../../etc/passwd", "-o", filepath.Join(out, "b")},
+			`get ../../etc/passwd: server refused: bad_name: name "../../etc/passwd" contains a ".." element`},
+		{"directory", []string{"--data-dir", dataDir, "get", addr, "."},
+			`cannot make a file name out of ".": give one with -o FILE`},
+		{"bad address", []string{"--data-dir", dataDir, "get", "localhost", "x"},
+			`address "localhost": want HOST:PORT`},
+		{"one argument", []string{"--data-dir", dataDir, "get", addr},
+			"get needs the server's address and a file name, as HOST:PORT NAME (got 1 argument(s))"},
+		{"untrusted server", []string{"--data-dir", otherCA, "get", addr, "blason.png", "-o", filepath.Join(out, "c")},
+			"connect to " + addr + ": certificate status untrustedSigners: "},
+		{"plain against TLS", []string{"--data-dir", dataDir, "get", addr, "blason.png", "--plain", "-o", filepath.Join(out, "d")},
+			"get blason.png: receive blason.png: connection ended after "},
+		{"missing CA file", []string{"--data-dir", dataDir, "get", addr, "blason.png", "--ca", filepath.Join(out, "none.pem")},
+			"--ca: open " + filepath.Join(out, "none.pem") + ": no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runCLI(t, tt.args...)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || slices.Contains(tt.args, "--plain") != strings.Contains(err.Error(), hint) {
+				t.Fatalf("got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+	// No refused download leaves a file, partial or not; the bytes the TLS
+	// listener sent to a plain client are kept, as any interrupted download.
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 1 || ents[0].Name() != "d.part" {
+		t.Fatalf("files left behind: %v", ents)
+	}
+}
+
+func assertFile(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: %d bytes, want %d (content differs)", path, len(got), len(want))
+	}
+}
