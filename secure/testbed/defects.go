@@ -46,8 +46,8 @@ type builder struct {
 	// names returns the DNS names and IPs an endpoint's leaf covers.
 	names func(endpoint string) ([]string, []net.IP)
 
-	root         *issuer // persisted, trusted by clients
-	intermediate *issuer // under root, served at its AIA URL
+	root         *issuer   // persisted, trusted by clients
+	intermediate *issuer   // under root, served at its AIA URL
 	extra        []*issuer // more issuers published on the HTTP server
 	clock        func() time.Time
 	// endpoint is set by the caller before each build.

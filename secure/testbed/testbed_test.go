@@ -1,0 +1,85 @@
+package testbed
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/secure"
+)
+
+// TestThreeClientsAgree runs the manifest through three independent clients,
+// on each endpoint's own port and on the SNI port: passerelle's secure.Dial,
+// openssl s_client (its verify return code, with the documented command
+// line) and Python's ssl module (testdata/pyclient.py). Each must report the
+// endpoint's expected status, and openssl its expected code.
+func TestThreeClientsAgree(t *testing.T) {
+	tb := startTestbed(t)
+	eps := readManifest(t, tb.manifest)
+	if len(eps) != len(plans) {
+		t.Fatalf("manifest has %d endpoints, want %d", len(eps), len(plans))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	// Python runs once over the whole manifest (its start-up dominates),
+	// while the Go and openssl clients run in parallel subtests.
+	pyDone := make(chan map[string]pyResult, 1)
+	go func() { pyDone <- runPython(ctx, t, tb.manifest) }()
+
+	t.Run("clients", func(t *testing.T) {
+		for _, ep := range eps {
+			for _, via := range []struct{ name, addr string }{{"address", ep.Address}, {"sni_address", ep.SNIAddress}} {
+				t.Run(ep.Name+"/"+via.name, func(t *testing.T) {
+					t.Parallel()
+					pool := caPool(t, ep.CAFile)
+					v, err := goStatus(ctx, via.addr, ep.ServerName, pool)
+					if err != nil {
+						t.Fatalf("secure.Dial: %v", err)
+					}
+					if v.Status != ep.ExpectedStatus {
+						t.Errorf("secure.Dial: status %s (%s), want %s", v.Status, v.Reason, ep.ExpectedStatus)
+					}
+					st, code, err := opensslStatus(ctx, t, via.addr, ep.ServerName, ep.CAFile)
+					if err != nil {
+						t.Fatalf("openssl: %v", err)
+					}
+					if st != ep.ExpectedStatus {
+						t.Errorf("openssl: status %s (code %d), want %s", st, code, ep.ExpectedStatus)
+					}
+					if code != ep.OpenSSLVerifyCode {
+						t.Errorf("openssl: verify code %d, manifest says %d (%s)", code, ep.OpenSSLVerifyCode, ep.OpenSSLVerifyText)
+					}
+				})
+			}
+		}
+	})
+
+	py := <-pyDone
+	for _, ep := range eps {
+		for _, via := range []string{"address", "sni_address"} {
+			r, ok := py[ep.Name+"/"+via]
+			switch {
+			case !ok:
+				t.Errorf("python: no verdict for %s via %s", ep.Name, via)
+			case r.Status != ep.ExpectedStatus:
+				t.Errorf("python: %s via %s: status %s (code %d: %s), want %s", ep.Name, via, r.Status, r.VerifyCode, r.Detail, ep.ExpectedStatus)
+			case r.VerifyCode != ep.OpenSSLVerifyCode:
+				t.Errorf("python: %s via %s: verify code %d, manifest says %d", ep.Name, via, r.VerifyCode, ep.OpenSSLVerifyCode)
+			}
+		}
+	}
+}
+
+// TestExpectedStatusesCovered checks that the endpoints cover every status a
+// server certificate can earn (unknown is only the value before a result).
+func TestExpectedStatusesCovered(t *testing.T) {
+	seen := map[secure.Status]bool{}
+	for _, p := range plans {
+		seen[p.status] = true
+	}
+	for _, s := range secure.Statuses {
+		if s != secure.StatusUnknown && !seen[s] {
+			t.Errorf("no endpoint expects %s", s)
+		}
+	}
+}
