@@ -62,6 +62,9 @@ type ResponderConfig struct {
 	Backdate time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// CacheSize bounds the number of signed answers kept for reuse, so that
+	// requests for ever new serials cannot grow memory. Default 10000.
+	CacheSize int
 	// Logger receives one debug line per answered request. Default: discard.
 	Logger *slog.Logger
 }
@@ -118,6 +121,9 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = 10000
 	}
 	r := &Responder{cfg: cfg, signer: cfg.Issuer, log: loggerOrDiscard(cfg.Logger), cache: make(map[cacheKey]cachedResponse)}
 	if cfg.ResponderCert != nil {
@@ -385,6 +391,14 @@ func (r *Responder) sign(serial *big.Int, h crypto.Hash) ([]byte, answerInfo, er
 	}
 	r.mu.Lock()
 	if r.version == version {
+		if _, ok := r.cache[key]; !ok && len(r.cache) >= r.cfg.CacheSize {
+			// Full: drop an arbitrary answer (map order is random), which
+			// costs one signature if it is asked for again.
+			for k := range r.cache {
+				delete(r.cache, k)
+				break
+			}
+		}
 		r.cache[key] = cachedResponse{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status}
 	}
 	r.mu.Unlock()

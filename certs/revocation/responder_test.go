@@ -259,3 +259,23 @@ func TestOpenSSLOCSP(t *testing.T) {
 		}
 	}
 }
+
+// Requests for ever new serials do not grow the responder's memory.
+func TestResponderCacheBounded(t *testing.T) {
+	ca := testpki.NewRoot(t, testpki.CAOptions{})
+	r, err := NewResponder(ResponderConfig{Issuer: ca.Cert, Signer: ca.Key, List: NewList(), CacheSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := r.Response(big.NewInt(int64(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.mu.Lock()
+	n := len(r.cache)
+	r.mu.Unlock()
+	if n != 5 {
+		t.Errorf("cache holds %d answers, want 5", n)
+	}
+}
