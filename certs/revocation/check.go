@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -125,6 +126,9 @@ type Result struct {
 func Check(ctx context.Context, leaf, issuer *x509.Certificate, opts Options) (Result, error) {
 	if leaf == nil || issuer == nil {
 		return Result{Status: Unknown}, errors.New("revocation: check: need both the certificate and its issuer")
+	}
+	if !bytes.Equal(leaf.RawIssuer, issuer.RawSubject) {
+		return Result{Status: Unknown}, fmt.Errorf("revocation: check: %q is not the issuer of %q (issued by %q)", issuer.Subject.String(), leaf.Subject.String(), leaf.Issuer.String())
 	}
 	c := newChecker(leaf, issuer, opts)
 	return c.run(ctx)

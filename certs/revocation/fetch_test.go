@@ -149,3 +149,34 @@ func TestCheckCancelled(t *testing.T) {
 		t.Errorf("timeout: got %v", err)
 	}
 }
+
+func TestRefreshTime(t *testing.T) {
+	now := time.Date(2030, 5, 6, 7, 0, 0, 0, time.UTC)
+	ca := testpki.NewRoot(t, testpki.CAOptions{NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(1, 0, 0)})
+	r, err := NewResponder(ResponderConfig{Issuer: ca.Cert, Signer: ca.Key, List: NewList(), Validity: 4 * time.Hour, Backdate: time.Minute, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := r.Response(big.NewInt(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := RefreshTime(der)
+	if want := now.Add(-time.Minute + 2*time.Hour); err != nil || !got.Equal(want) {
+		t.Errorf("RefreshTime = %v, %v; want %v", got, err, want)
+	}
+	if _, err := RefreshTime([]byte{0x30, 0x03, 0x0a, 0x01, 0x03}); err == nil || err.Error() != "revocation: parse staple: ocsp: error from server: try later" {
+		t.Errorf("tryLater staple: %v", err)
+	}
+}
+
+func TestCheckWrongIssuer(t *testing.T) {
+	a := testpki.NewRoot(t, testpki.CAOptions{CommonName: "root a"})
+	b := testpki.NewRoot(t, testpki.CAOptions{CommonName: "root b"})
+	leaf := a.Leaf(t, testpki.LeafOptions{}).Cert
+	_, err := Check(t.Context(), leaf, b.Cert, Options{})
+	want := `revocation: check: "CN=root b,O=passerelle tests" is not the issuer of "CN=localhost,O=passerelle tests" (issued by "CN=root a,O=passerelle tests")`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
