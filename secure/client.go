@@ -20,7 +20,8 @@ type ClientConfig struct {
 	// RootCAs are the trusted roots; nil means the system roots.
 	RootCAs *x509.CertPool
 	// Certificates are offered to a server that asks for a client
-	// certificate (the first one is used).
+	// certificate: the first one the server's request accepts, else the
+	// first one.
 	Certificates []tls.Certificate
 	// NextProtos is the ALPN list offered (RFC 7301); empty offers none.
 	NextProtos []string
@@ -111,7 +112,19 @@ func Client(ctx context.Context, raw net.Conn, host string, cfg ClientConfig) (*
 	judged := false
 	tc := baseConfig()
 	tc.ServerName = serverName
-	tc.Certificates = cfg.Certificates
+	if len(cfg.Certificates) > 0 {
+		// Offer a certificate even when the server's list of acceptable CAs
+		// (RFC 8446 section 4.2.4) does not name its issuer: the server is the
+		// judge, and a server that reports verdicts (the testbed) must see it.
+		tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			for i := range cfg.Certificates {
+				if cri.SupportsCertificate(&cfg.Certificates[i]) == nil {
+					return &cfg.Certificates[i], nil
+				}
+			}
+			return &cfg.Certificates[0], nil
+		}
+	}
 	tc.NextProtos = cfg.NextProtos
 	// crypto/tls's own verification is replaced by Classify, so that every
 	// defect is named, not only the first one crypto/x509 meets.

@@ -66,11 +66,15 @@
 //	7  principalMismatch the DNS name or IP address asked for is not in the
 //	                     leaf's subjectAltName (the common name is not read,
 //	                     RFC 6125 section 6.4.4); servers judging clients check
-//	                     no name
+//	                     no name unless ServerConfig.ClientNames lists some,
+//	                     of which the client certificate must cover one
 //	8  revoked           a stapled OCSP response, a CRL file, the OCSP
 //	                     responder or a CRL distribution point says the leaf
 //	                     is revoked (only the leaf is checked)
-//	9  invalid           revocation is RevocationHard and no source answered
+//	9  invalid           a revocation source answered with something that does
+//	                     not verify (forged or broken OCSP response or CRL), in
+//	                     any mode; or revocation is RevocationHard and no source
+//	                     answered (including a leaf naming no source)
 //	10 trusted           none of the above
 //
 // Dates of issuers are judged at the current time; the leaf's dates only by
