@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/smallstep/truststore"
 )
@@ -214,7 +215,7 @@ func trustSystem(caFile string, cert *x509.Certificate, name string, install boo
 		if path != "" && present {
 			return TrustResult{Outcome: TrustAlreadyInstalled, Detail: path}
 		}
-		if err := truststore.InstallFile(caFile, truststore.WithPrefix(name)); err != nil {
+		if err := retrySystem(func() error { return truststore.InstallFile(caFile, truststore.WithPrefix(name)) }); err != nil {
 			return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
 		}
 		return TrustResult{Outcome: TrustInstalled, Detail: orWhere(path)}
@@ -222,10 +223,32 @@ func trustSystem(caFile string, cert *x509.Certificate, name string, install boo
 	if path != "" && !present {
 		return TrustResult{Outcome: TrustNotInstalled, Detail: path}
 	}
-	if err := truststore.UninstallFile(caFile, truststore.WithPrefix(name)); err != nil {
+	if err := retrySystem(func() error { return truststore.UninstallFile(caFile, truststore.WithPrefix(name)) }); err != nil {
 		return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
 	}
 	return TrustResult{Outcome: TrustRemoved, Detail: orWhere(path)}
+}
+
+// retrySystem runs a system store change again when its command fails.
+// update-ca-certificates lists the anchor folder and then reads each file;
+// another process removing its own anchor in between makes it fail
+// ("can't read ... No such file"), although nothing is wrong with ours.
+// Both steps (write or remove our file, rebuild the bundle) are idempotent.
+func retrySystem(op func() error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		}
+		if err = op(); err == nil {
+			return nil
+		}
+		var ce *truststore.CmdError
+		if !errors.As(err, &ce) {
+			return err
+		}
+	}
+	return err
 }
 
 func orWhere(path string) string {
