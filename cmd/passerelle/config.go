@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/viper"
+
+	"github.com/passerelle/passerelle/secure/allow"
 )
 
 // serveConfig is the whole configuration of `passerelle serve`, decoded from
@@ -31,20 +33,13 @@ type listenerConfig struct {
 }
 
 type tlsConfig struct {
-	Mode         string      `mapstructure:"mode"`
-	Names        []string    `mapstructure:"names"`
-	CertFile     string      `mapstructure:"cert_file"`
-	KeyFile      string      `mapstructure:"key_file"`
-	ClientAuth   string      `mapstructure:"client_auth"`
-	ClientCAFile string      `mapstructure:"client_ca_file"`
-	Allow        allowConfig `mapstructure:"allow"`
-}
-
-type allowConfig struct {
-	CommonNames []string `mapstructure:"common_names"`
-	DNSNames    []string `mapstructure:"dns_names"`
-	URIs        []string `mapstructure:"uris"`
-	SPKIPins    []string `mapstructure:"spki_pins"`
+	Mode         string     `mapstructure:"mode"`
+	Names        []string   `mapstructure:"names"`
+	CertFile     string     `mapstructure:"cert_file"`
+	KeyFile      string     `mapstructure:"key_file"`
+	ClientAuth   string     `mapstructure:"client_auth"`
+	ClientCAFile string     `mapstructure:"client_ca_file"`
+	Allow        allow.List `mapstructure:"allow"`
 }
 
 type acmeConfig struct {
@@ -144,9 +139,9 @@ func (c *serveConfig) validate() error {
 	seen := map[string]int{}
 	for i, l := range c.Listeners {
 		where := fmt.Sprintf("listeners[%d]", i)
-		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+		if _, port, err := net.SplitHostPort(l.Address); err != nil {
 			errs = append(errs, fmt.Errorf("%s.address %q: want host:port", where, l.Address))
-		} else if j, dup := seen[l.Address]; dup {
+		} else if j, dup := seen[l.Address]; dup && port != "0" {
 			errs = append(errs, fmt.Errorf("%s.address %q: already used by listeners[%d]", where, l.Address, j))
 		} else {
 			seen[l.Address] = i
