@@ -61,7 +61,11 @@ func (c *ClientConn) Verdict() Verdict { return c.verdict }
 // after an IOError, and its Certificates are what the server presented.
 type HandshakeError struct {
 	Verdict Verdict
-	Err     error
+	// State is the connection state when the server's certificate was judged
+	// (version, cipher suite, ALPN, stapled OCSP response), nil when the
+	// handshake failed before that.
+	State *tls.ConnectionState
+	Err   error
 }
 
 func (e *HandshakeError) Error() string {
@@ -110,6 +114,7 @@ func Client(ctx context.Context, raw net.Conn, host string, cfg ClientConfig) (*
 	}
 	verdict := Verdict{Status: StatusUnknown, Name: serverName}
 	judged := false
+	var state *tls.ConnectionState
 	tc := baseConfig()
 	tc.ServerName = serverName
 	if len(cfg.Certificates) > 0 {
@@ -146,6 +151,7 @@ func Client(ctx context.Context, raw net.Conn, host string, cfg ClientConfig) (*
 		}
 		verdict = Classify(ctx, cs.PeerCertificates, opts)
 		judged = true
+		state = &cs
 		if verdict.Status != StatusTrusted {
 			return fmt.Errorf("%w: %s: %s", errUntrusted, verdict.Status, verdict.Reason)
 		}
@@ -166,7 +172,7 @@ func Client(ctx context.Context, raw net.Conn, host string, cfg ClientConfig) (*
 		}
 		orDiscard(cfg.Logger).Debug("tls handshake failed", "remote_addr", raw.RemoteAddr().String(),
 			"server_name", serverName, "status", verdict.Status, "reason", verdict.Reason)
-		return nil, &HandshakeError{Verdict: verdict, Err: err}
+		return nil, &HandshakeError{Verdict: verdict, State: state, Err: err}
 	}
 	return &ClientConn{Conn: conn, verdict: verdict}, nil
 }

@@ -71,6 +71,7 @@ certificates itself (a local CA, or ACME through certmagic).`,
 func subcommands(a *app) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCmd(a),
+		newCheckCmd(a),
 		newCACmd(a),
 		newCertCmd(a),
 		newGetCmd(a),
