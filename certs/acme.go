@@ -45,6 +45,9 @@ type ACMEConfig struct {
 	// ListenHost is the address challenge servers bind (acme.listen_host).
 	// Default all addresses.
 	ListenHost string
+	// Profile selects a certificate profile the CA offers (acme.profile),
+	// for example Let's Encrypt's "shortlived". Default: the CA's default.
+	Profile string
 }
 
 func validateACMEConfig(c ACMEConfig) error {
@@ -142,6 +145,7 @@ func (m *Manager) acmeConfig() (*acmeState, error) {
 		AltHTTPPort:          c.HTTPPort,
 		AltTLSALPNPort:       tlsPort,
 		ListenHost:           c.ListenHost,
+		Profile:              c.Profile,
 		Logger:               m.zap,
 	})
 	cfg.Issuers = []certmagic.Issuer{nonInteractiveACMEIssuer{iss}}

@@ -130,6 +130,9 @@ func NewResponder(cfg ResponderConfig) (*Responder, error) {
 		if err := checkDelegate(cfg.ResponderCert, cfg.Issuer); err != nil {
 			return nil, fmt.Errorf("revocation: responder: %w", err)
 		}
+		if now := cfg.Now(); now.Before(cfg.ResponderCert.NotBefore) || now.After(cfg.ResponderCert.NotAfter) {
+			return nil, fmt.Errorf("revocation: responder: delegated responder certificate %q is valid only from %s to %s", cfg.ResponderCert.Subject.String(), fmtTime(cfg.ResponderCert.NotBefore), fmtTime(cfg.ResponderCert.NotAfter))
+		}
 		r.signer = cfg.ResponderCert
 	}
 	if !publicKeysEqual(r.signer.PublicKey, cfg.Signer.Public()) {

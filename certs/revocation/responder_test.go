@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -174,6 +175,8 @@ func TestNewResponderErrors(t *testing.T) {
 	other := testpki.NewRoot(t, testpki.CAOptions{})
 	noEKU := ca.Leaf(t, testpki.LeafOptions{CommonName: "not a responder", DNSNames: []string{"x.test"}})
 	foreign := other.Leaf(t, testpki.LeafOptions{CommonName: "foreign responder", DNSNames: []string{"x.test"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}})
+	expired := ca.Leaf(t, testpki.LeafOptions{CommonName: "old responder", DNSNames: []string{"x.test"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning},
+		NotBefore: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)})
 	list := NewList()
 	tests := []struct {
 		name string
@@ -186,6 +189,7 @@ func TestNewResponderErrors(t *testing.T) {
 		{"wrong key", ResponderConfig{Issuer: ca.Cert, Signer: other.Key, List: list}, `revocation: responder: the signing key does not match the public key of "CN=passerelle test root,O=passerelle tests"`},
 		{"delegate without EKU", ResponderConfig{Issuer: ca.Cert, Signer: noEKU.Key, ResponderCert: noEKU.Cert, List: list}, `revocation: responder: delegated responder certificate "CN=not a responder,O=passerelle tests" lacks the OCSPSigning extended key usage`},
 		{"delegate of another CA", ResponderConfig{Issuer: ca.Cert, Signer: foreign.Key, ResponderCert: foreign.Cert, List: list}, `revocation: responder: delegated responder certificate "CN=foreign responder,O=passerelle tests" is not signed by the issuer "CN=passerelle test root,O=passerelle tests": x509: ECDSA verification failure`},
+		{"expired delegate", ResponderConfig{Issuer: ca.Cert, Signer: expired.Key, ResponderCert: expired.Cert, List: list}, `revocation: responder: delegated responder certificate "CN=old responder,O=passerelle tests" is valid only from 2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z`},
 		{"negative backdate", ResponderConfig{Issuer: ca.Cert, Signer: ca.Key, List: list, Backdate: -time.Second}, "revocation: responder: negative backdate -1s"},
 	}
 	for _, tt := range tests {
@@ -277,5 +281,41 @@ func TestResponderCacheBounded(t *testing.T) {
 	r.mu.Unlock()
 	if n != 5 {
 		t.Errorf("cache holds %d answers, want 5", n)
+	}
+}
+
+// GET requests whose base64 holds '/' and '+', escaped or not, and a
+// responder mounted under any prefix (RFC 6960 appendix A.1).
+func TestResponderGETBase64Specials(t *testing.T) {
+	w := newWorld(t, ServiceConfig{})
+	var leaf *x509.Certificate
+	var b64 string
+	for range 500 {
+		leaf = w.ca.Leaf(t, testpki.LeafOptions{}).Cert
+		b64 = base64.StdEncoding.EncodeToString(ocspRequest(t, leaf, w.ca.Cert, crypto.SHA1))
+		if strings.Contains(b64, "/") && strings.Contains(b64, "+") {
+			break
+		}
+	}
+	if !strings.Contains(b64, "/") || !strings.Contains(b64, "+") {
+		t.Fatalf("no request with both '/' and '+' in its base64 after 500 tries")
+	}
+	mounted := httptest.NewServer(http.StripPrefix("/deep/under", w.svc.Responder))
+	defer mounted.Close()
+	for _, u := range []string{
+		w.ocspURL + "/" + url.PathEscape(b64),
+		w.ocspURL + "/" + url.QueryEscape(b64),
+		w.ocspURL + "/" + b64,
+		mounted.URL + "/deep/under/x/" + b64,
+		w.srv.URL + "/ocsp/" + strings.ReplaceAll(strings.ReplaceAll(b64, "+", "-"), "/", "_"),
+	} {
+		resp, body := httpDo(t, "GET", u, "", nil)
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+			continue
+		}
+		if r, err := ocsp.ParseResponseForCert(body, leaf, w.ca.Cert); err != nil || r.Status != ocsp.Good {
+			t.Errorf("GET %s: %v %v", u, r, err)
+		}
 	}
 }

@@ -99,6 +99,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	case p == CRLPath || strings.HasPrefix(p, CRLPath+"/") || strings.HasPrefix(p, CRLPath+"."):
 		s.CRL.ServeHTTP(w, req)
 	default:
+		s.log.Debug("revocation service: unknown path", "remote_addr", req.RemoteAddr, "path", p)
 		http.Error(w, fmt.Sprintf("not found: the OCSP responder is at %s and the CRL at %s", OCSPPath, CRLPath), http.StatusNotFound)
 	}
 }

@@ -1,0 +1,214 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+	"github.com/miekg/dns"
+)
+
+// testACMEName is the name the tests get ACME certificates for; the test
+// DNS server resolves every name to 127.0.0.1.
+const testACMEName = "chat.passerelle.test"
+
+// startDNS runs a DNS server on 127.0.0.1 (TCP, as Pebble's VA asks over
+// TCP) answering 127.0.0.1 to every A question and nothing to the rest.
+func startDNS(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		for _, q := range r.Question {
+			if q.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+					A:   net.IPv4(127, 0, 0, 1),
+				})
+			}
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// pebble is an in-process Pebble ACME server: the real CA, VA and WFE
+// packages behind an HTTPS test server. Its VA validates TLS-ALPN-01 by
+// connecting to tlsPort of whatever the DNS server says a name is.
+type pebble struct {
+	srv       *httptest.Server
+	dirURL    string
+	httpsRoot string         // PEM file of the WFE's HTTPS certificate (acme.ca_root)
+	roots     *x509.CertPool // Pebble's issuing root
+}
+
+func startPebble(t *testing.T, tlsPort int, dnsAddr string, validity time.Duration) *pebble {
+	t.Helper()
+	// Validate at once instead of after a random pause of up to five
+	// seconds, and never reject a good nonce: both are Pebble's chaos
+	// features, not validation shortcuts.
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	logger := log.New(io.Discard, "pebble ", 0)
+	if testing.Verbose() {
+		logger = log.New(os.Stderr, "pebble ", log.Lmicroseconds)
+	}
+	store := db.NewMemoryStore()
+	authority := ca.New(logger, store, "", "ecdsa", 0, 1,
+		map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: uint64(validity / time.Second)}})
+	validator := va.New(logger, 0, tlsPort, false, dnsAddr, store)
+	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
+	srv := httptest.NewUnstartedServer(front.Handler())
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	root := filepath.Join(t.TempDir(), "pebble-https-root.pem")
+	if err := os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(authority.GetRootCert(0).Cert)
+	return &pebble{srv: srv, dirURL: srv.URL + wfe.DirectoryPath, httpsRoot: root, roots: roots}
+}
+
+// acmeListener is the passerelle TLS listener under test, bound before the
+// manager asks for a certificate so that Pebble's VA reaches it. Until the
+// source exists, handshakes go straight to the manager's ACME config, which
+// answers challenges; afterwards to the source.
+type acmeListener struct {
+	ln   net.Listener
+	port int
+	src  atomic.Pointer[Source]
+}
+
+func newACMEListener(t *testing.T) *acmeListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &acmeListener{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
+}
+
+func (l *acmeListener) serve(t *testing.T, m *Manager) string {
+	t.Helper()
+	m.mu.Lock()
+	st, err := m.acmeConfig()
+	m.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if s := l.src.Load(); s != nil {
+			return s.GetCertificate(h)
+		}
+		return st.cfg.GetCertificate(h)
+	}
+	return echoOn(t, l.ln, get, []string{acmeTLS1Protocol})
+}
+
+func acmeTestConfig(p *pebble, port int) ACMEConfig {
+	return ACMEConfig{CA: p.dirURL, Email: "ops@passerelle.test", Agree: true, CARoot: p.httpsRoot,
+		TLSALPNPort: port, ListenHost: "127.0.0.1"}
+}
+
+func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
+	dnsAddr := startDNS(t)
+	l := newACMEListener(t)
+	p := startPebble(t, l.port, dnsAddr, 90*24*time.Hour)
+	dataDir := t.TempDir()
+	acmeCfg := acmeTestConfig(p, l.port)
+
+	logger, logs := testLogger(t)
+	m := newTestManager(t, ManagerConfig{DataDir: dataDir, Logger: logger, ACME: acmeCfg})
+	addr := l.serve(t, m)
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	if err != nil {
+		t.Fatalf("obtain from Pebble: %v\n%s", err, logs)
+	}
+	l.src.Store(src)
+	if strings.Join(src.NextProtos, ",") != acmeTLS1Protocol {
+		t.Errorf("NextProtos = %v, want [acme-tls/1]", src.NextProtos)
+	}
+	if !strings.Contains(logs.String(), `msg="certificate ready" server_name=`+testACMEName+` mode=acme`) || !strings.Contains(logs.String(), "origin=obtained") {
+		t.Errorf("log lacks the obtained line:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), `msg="served key authentication certificate"`) {
+		t.Errorf("the challenge was not answered by the listener:\n%s", logs)
+	}
+	// A real client verifies the chain up to Pebble's root.
+	leaf, err := dialLeaf(t, addr, testACMEName, p.roots)
+	if err != nil {
+		t.Fatalf("verify against Pebble's root: %v", err)
+	}
+	if !strings.HasPrefix(leaf.Issuer.CommonName, "Pebble Intermediate") {
+		t.Errorf("issuer = %q", leaf.Issuer.CommonName)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if testing.Verbose() {
+		t.Logf("first start:\n%s", logs)
+	}
+
+	// Pebble goes away; a restart serves the stored certificate and says so.
+	p.srv.Close()
+	logger2, logs2 := testLogger(t)
+	m2 := newTestManager(t, ManagerConfig{DataDir: dataDir, Logger: logger2, ACME: acmeCfg})
+	src2, err := m2.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	if err != nil {
+		t.Fatalf("restart with the CA down: %v\n%s", err, logs2)
+	}
+	want := `level=WARN msg="ACME CA unreachable: serving the stored certificate; renewal will be retried in the background" server_name=` + testACMEName + ` acme_ca=` + p.dirURL
+	if !strings.Contains(logs2.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs2)
+	}
+	leaf2, err := dialLeaf(t, echoServer(t, src2.GetCertificate, src2.NextProtos), testACMEName, p.roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf2.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Errorf("restart served serial %x, want the stored %x", leaf2.SerialNumber, leaf.SerialNumber)
+	}
+
+	if testing.Verbose() {
+		t.Logf("restart:\n%s", logs2)
+	}
+
+	// With nothing stored and the CA down, the error says what to fix.
+	m3 := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: acmeCfg})
+	_, err = m3.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	host := strings.TrimPrefix(p.srv.URL, "https://")
+	wantErr := fmt.Sprintf(`no certificate for %s: the ACME CA %s cannot be reached (Get %q: dial tcp %s: connect: connection refused); check acme.ca and the network`,
+		testACMEName, p.dirURL, p.dirURL, host)
+	if err == nil || err.Error() != wantErr {
+		t.Fatalf("error = %v\nwant    %s", err, wantErr)
+	}
+	var ae *ACMEError
+	if !errors.As(err, &ae) || !ae.Unreachable {
+		t.Errorf("error is not an unreachable *ACMEError: %#v", err)
+	}
+}
