@@ -184,6 +184,9 @@ func parseLifetime(s string) (time.Duration, error) {
 	if d <= 0 {
 		return 0, fmt.Errorf("--lifetime %q: must be positive", s)
 	}
+	if d > certs.MaxLeafLifetime {
+		return 0, fmt.Errorf("--lifetime %q: over the %d-day maximum that clients accept", s, int(certs.MaxLeafLifetime/(24*time.Hour)))
+	}
 	return d, nil
 }
 

@@ -1,0 +1,290 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/internal/testpki"
+)
+
+// opensslRun runs openssl and returns its combined output and error.
+func opensslRun(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	out, err := exec.Command("openssl", args...).CombinedOutput()
+	return string(out), err
+}
+
+func assertPerm(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Mode().Perm(); got != want {
+		t.Fatalf("%s has mode %v, want %v", path, got, want)
+	}
+}
+
+func TestCertIssueServer(t *testing.T) {
+	dataDir, work := t.TempDir(), t.TempDir()
+	out, _, err := runCLI(t, "--data-dir", dataDir, "cert", "issue", "localhost", "127.0.0.1", "::1",
+		"--out", work, "--lifetime", "30d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dataDir, "ca", "ca.pem")
+	certFile, keyFile := filepath.Join(work, "localhost+2.crt"), filepath.Join(work, "localhost+2.key")
+	for _, want := range []string{
+		"Created the local CA " + caFile,
+		"Issued a server certificate for localhost, 127.0.0.1, ::1, valid until ",
+		" (30 days)\n",
+		"  certificate: " + certFile + "\n  key:         " + keyFile + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	assertPerm(t, keyFile, 0o600)
+	assertPerm(t, certFile, 0o644)
+
+	// openssl accepts it for each name, and the key matches.
+	for _, host := range []string{"-verify_hostname=localhost", "-verify_ip=127.0.0.1", "-verify_ip=::1"} {
+		kv := strings.SplitN(host, "=", 2)
+		if out, err := opensslRun(t, "verify", "-CAfile", caFile, "-purpose", "sslserver", kv[0], kv[1], certFile); err != nil {
+			t.Errorf("openssl verify %s: %v\n%s", host, err, out)
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		t.Fatalf("certificate and key do not pair: %v", err)
+	}
+
+	// Never overwritten without --force, and nothing half-written.
+	before, _ := os.ReadFile(certFile)
+	_, _, err = runCLI(t, "--data-dir", dataDir, "cert", "issue", "localhost", "127.0.0.1", "::1", "--out", work, "--p12", "--p12-password", "x")
+	if want := certFile + " already exists: use --force to overwrite, or --name/--out for another file"; err == nil || err.Error() != want {
+		t.Fatalf("overwrite: %v, want %q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(work, "localhost+2.p12")); err == nil {
+		t.Fatal("a refused issue still wrote the PKCS#12 file")
+	}
+	if _, _, err := runCLI(t, "--data-dir", dataDir, "cert", "issue", "localhost", "127.0.0.1", "::1", "--out", work, "--force"); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(certFile); string(after) == string(before) {
+		t.Fatal("--force did not replace the certificate")
+	}
+}
+
+func TestCertIssueClientPKCS12(t *testing.T) {
+	dataDir, work := t.TempDir(), t.TempDir()
+	t.Setenv(p12PasswordEnv, "from-env")
+	_, _, err := runCLI(t, "--data-dir", dataDir, "cert", "issue", "--client", "--cn", "alice",
+		"alice@example.com", "spiffe://example.org/alice", "--p12", "--out", work, "--key-type", "rsa-2048")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(work, "alice@example.com+1-client")
+	assertPerm(t, base+".p12", 0o600)
+	assertPerm(t, base+".key", 0o600)
+	caFile := filepath.Join(dataDir, "ca", "ca.pem")
+
+	// OpenSSL 3 reads the legacy file without -legacy, with the password
+	// from the environment.
+	out, err := opensslRun(t, "pkcs12", "-in", base+".p12", "-passin", "env:"+p12PasswordEnv, "-nodes", "-info")
+	if err != nil {
+		t.Fatalf("openssl pkcs12: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC", "CN = alice\n", "BEGIN PRIVATE KEY"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("openssl pkcs12 output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := opensslRun(t, "verify", "-CAfile", caFile, "-purpose", "sslclient", base+".crt"); err != nil {
+		t.Fatalf("openssl verify client: %v\n%s", err, out)
+	}
+
+	// inspect reads it back, password from the environment too.
+	out, _, err = runCLI(t, "cert", "inspect", base+".p12", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep inspectJSON
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	c := rep.Certificates
+	if rep.Source != "file" || rep.Format != "PKCS#12" || !rep.HasPrivateKey || len(c) != 2 ||
+		c[0].CommonName != "alice" || strings.Join(c[0].ExtKeyUsage, ",") != "clientAuth,emailProtection" ||
+		c[0].KeyType != "RSA" || c[0].KeyBits != 2048 || strings.Join(c[0].URIs, ",") != "spiffe://example.org/alice" ||
+		!c[1].IsCA {
+		t.Fatalf("inspect --json: %s", out)
+	}
+
+	_, _, err = runCLI(t, "cert", "inspect", base+".p12", "--password", "wrong")
+	if want := base + ".p12: wrong PKCS#12 password: give it with --password or PASSERELLE_P12_PASSWORD"; err == nil || err.Error() != want {
+		t.Fatalf("wrong password: %v, want %q", err, want)
+	}
+}
+
+func TestCertIssuePKCS12Passwords(t *testing.T) {
+	dataDir, work := t.TempDir(), t.TempDir()
+	t.Setenv(p12PasswordEnv, "")
+	_, _, err := runCLI(t, "--data-dir", dataDir, "cert", "issue", "bob.lan", "--p12", "--out", work)
+	want := `--p12 needs a password: give --p12-password or set PASSERELLE_P12_PASSWORD (--p12-password "" for an unprotected file)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("no password: %v, want %q", err, want)
+	}
+	// An explicit empty password is honoured; --p12-password implies --p12.
+	if _, _, err := runCLI(t, "--data-dir", dataDir, "cert", "issue", "bob.lan", "--p12-password", "", "--out", work,
+		"--p12-format", "modern"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := opensslRun(t, "pkcs12", "-in", filepath.Join(work, "bob.lan.p12"), "-passin", "pass:", "-nodes", "-info")
+	if err != nil || !strings.Contains(out, "PBES2, PBKDF2, AES-256-CBC") {
+		t.Fatalf("openssl pkcs12 on the modern, empty-password file: %v\n%s", err, out)
+	}
+}
+
+func TestCertIssueErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no name", []string{}, "give at least one name (DNS name, IP address, e-mail or URI), or --client with --cn"},
+		{"client without name or cn", []string{"--client"}, "give at least one name (DNS name, IP address, e-mail or URI), or --client with --cn"},
+		{"bad lifetime", []string{"a.lan", "--lifetime", "soon"}, `--lifetime "soon": want days like 90d or a duration like 2160h`},
+		{"negative lifetime", []string{"a.lan", "--lifetime", "-3d"}, `--lifetime "-3d": must be positive`},
+		{"lifetime over maximum", []string{"a.lan", "--lifetime", "900d"}, `--lifetime "900d": over the 825-day maximum that clients accept`},
+		{"bad key type", []string{"a.lan", "--key-type", "dsa"}, `unknown key type "dsa": want one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096, ed25519`},
+		{"bad p12 format", []string{"a.lan", "--p12-format", "rc2"}, `unknown PKCS#12 format "rc2": want legacy or modern`},
+		{"name with folder", []string{"a.lan", "--name", "../x"}, `--name "../x": a file name without folder, please (use --out for the folder)`},
+		{"bad DNS name", []string{"bad_name!.lan"}, `issue: invalid name "bad_name!.lan": character '!' not allowed in a DNS name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dataDir, work := t.TempDir(), t.TempDir()
+			args := append([]string{"--data-dir", dataDir, "cert", "issue", "--out", work}, tt.args...)
+			_, _, err := runCLI(t, args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if err.Error() != tt.wantErr {
+				t.Fatalf("error\n got  %q\n want %q", err, tt.wantErr)
+			}
+			if entries, _ := os.ReadDir(work); len(entries) != 0 {
+				t.Fatalf("a failed issue left %d files in the output folder", len(entries))
+			}
+		})
+	}
+}
+
+func TestCertInspectFile(t *testing.T) {
+	root := testpki.NewRoot(t, testpki.CAOptions{CommonName: "Inspect CLI Root"})
+	leaf := root.Leaf(t, testpki.LeafOptions{})
+	dir := t.TempDir()
+	certFile, keyFile := leaf.WriteFiles(t, dir, "server")
+	derFile := filepath.Join(dir, "server.der")
+	if err := os.WriteFile(derFile, leaf.Cert.Raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _, err := runCLI(t, "cert", "inspect", certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHead := certFile + ": PEM, 1 certificate\n\nCertificate 1 of 1\n  Subject:        CN=localhost,O=passerelle tests\n" +
+		"  Issuer:         CN=Inspect CLI Root,O=passerelle tests\n  Names:          DNS:localhost, IP:127.0.0.1\n"
+	if !strings.HasPrefix(out, wantHead) {
+		t.Fatalf("text output:\n%s\nwant it to start with:\n%s", out, wantHead)
+	}
+	for _, want := range []string{"  SHA-256:        " + certs.Fingerprint(leaf.Cert) + "\n", "  SPKI pin:       " + certs.SPKIPin(leaf.Cert) + "\n",
+		"  Ext. key usage: serverAuth\n", "  CA:             no\n", " (0 days left)\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text output lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, _, err = runCLI(t, "cert", "inspect", derFile, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep inspectJSON
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Format != "DER" || len(rep.Certificates) != 1 || rep.Certificates[0].SPKIPin != certs.SPKIPin(leaf.Cert) {
+		t.Fatalf("DER --json: %s", out)
+	}
+
+	tests := []struct {
+		name, arg, wantErr string
+	}{
+		{"missing", filepath.Join(dir, "nope.pem"), filepath.Join(dir, "nope.pem") + ": no such file, and not a HOST:PORT address"},
+		{"key only", keyFile, keyFile + ": PEM data holds no CERTIFICATE block (found PRIVATE KEY)"},
+		{"folder", dir, "read " + dir + ": read " + dir + ": is a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runCLI(t, "cert", "inspect", tt.arg)
+			if err == nil || err.Error() != tt.wantErr {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if _, _, err := runCLI(t, "cert", "inspect"); err == nil || err.Error() != "give one FILE or HOST:PORT to inspect (got 0 arguments)" {
+		t.Fatalf("no argument: %v", err)
+	}
+}
+
+func TestCertInspectLiveServer(t *testing.T) {
+	root := testpki.NewRoot(t, testpki.CAOptions{})
+	leaf := root.Leaf(t, testpki.LeafOptions{DNSNames: []string{"chat.lan"},
+		NotBefore: time.Now().Add(-72 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+
+	out, _, err := runCLI(t, "cert", "inspect", ln.Addr().String(), "--servername", "chat.lan", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep inspectJSON
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Source != "server" || rep.ServerName != "chat.lan" || rep.TLSVersion != "TLS 1.3" || len(rep.Certificates) != 1 ||
+		rep.Certificates[0].Validity != "expired" || rep.Certificates[0].DaysLeft != -2 {
+		t.Fatalf("live --json: %s", out)
+	}
+
+	out, _, err = runCLI(t, "cert", "inspect", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, ln.Addr().String()+", server name (none): TLS 1.3, TLS_") || !strings.Contains(out, "(EXPIRED 2 days ago)") {
+		t.Fatalf("live text:\n%s", out)
+	}
+}
