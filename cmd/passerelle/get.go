@@ -272,7 +272,7 @@ func (a *app) download(ctx context.Context, c *envoie.Client, o getOptions, t ge
 		}
 		if h != nil && offset > 0 {
 			// The digest covers the whole file: hash what is already here.
-			if _, err := io.Copy(h, io.NewSectionReader(readerAt(part), 0, offset)); err != nil {
+			if err := hashPrefix(h, part, offset); err != nil {
 				return fmt.Errorf("resume %s: %w", part, err)
 			}
 		}
@@ -298,7 +298,10 @@ func (a *app) download(ctx context.Context, c *envoie.Client, o getOptions, t ge
 		return fmt.Errorf("save %s: the file holds %d bytes, the server announced %d", part, sizeOf(st), total)
 	}
 	if err := verifyDigest(ctx, c, o.name, h); err != nil {
-		return fmt.Errorf("%w; the download stays in %s", err, part)
+		// Known-bad data is worth nothing, and left in place a later
+		// --resume would only append to it.
+		os.Remove(part)
+		return fmt.Errorf("%w; the download was discarded", err)
 	}
 	if err := os.Rename(part, t.path); err != nil {
 		return fmt.Errorf("save %s: %w", t.path, err)
@@ -353,16 +356,15 @@ func sizeOf(st fs.FileInfo) int64 {
 	return st.Size()
 }
 
-// readerAt opens path for the section reader; an error surfaces on read.
-type readerAt string
-
-func (p readerAt) ReadAt(b []byte, off int64) (int, error) {
-	f, err := os.Open(string(p))
+// hashPrefix feeds the first n bytes of the file at path to h.
+func hashPrefix(h hash.Hash, path string, n int64) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer f.Close()
-	return f.ReadAt(b, off)
+	_, err = io.CopyN(h, f, n)
+	return err
 }
 
 // getBar draws progress on a terminal and nothing elsewhere.

@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/passerelle/passerelle/certs"
@@ -144,11 +147,13 @@ func TestGetCommand(t *testing.T) {
 		}
 		_, _, err := runCLI(t, "--data-dir", dataDir, "get", addr, "big.bin", "-o", dst, "--resume", "--verify")
 		if err == nil || !strings.Contains(err.Error(), "verify big.bin: the saved data has sha256:") ||
-			!strings.HasSuffix(err.Error(), "(did it change during the download?); the download stays in "+dst+".part") {
+			!strings.HasSuffix(err.Error(), "(did it change during the download?); the download was discarded") {
 			t.Fatalf("got %v", err)
 		}
-		if _, err := os.Stat(dst); !os.IsNotExist(err) {
-			t.Fatalf("a download that failed verification took its final name: %v", err)
+		for _, p := range []string{dst, dst + ".part"} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Fatalf("a download that failed verification left %s: %v", p, err)
+			}
 		}
 	})
 	t.Run("list", func(t *testing.T) {
@@ -215,4 +220,66 @@ func assertFile(t *testing.T, path string, want []byte) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s: %d bytes, want %d (content differs)", path, len(got), len(want))
 	}
+}
+
+// flakyFiles serves one file whose first read stops after cut bytes, as a
+// server going down mid-transfer would; later opens are whole.
+type flakyFiles struct {
+	envoie.Files
+	cut    int64
+	opened atomic.Int32
+}
+
+func (f *flakyFiles) Open(name string) (fs.File, error) {
+	file, err := f.Files.Open(name)
+	if err != nil || f.opened.Add(1) > 1 {
+		return file, err
+	}
+	return &cutFile{File: file, left: f.cut}, nil
+}
+
+type cutFile struct {
+	fs.File
+	left int64
+}
+
+func (c *cutFile) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errors.New("disk went away")
+	}
+	n, err := c.File.Read(p[:min(int64(len(p)), c.left)])
+	c.left -= int64(n)
+	return n, err
+}
+
+func TestGetInterruptedThenResumed(t *testing.T) {
+	dataDir := t.TempDir()
+	root := t.TempDir()
+	data := make([]byte, 2<<20)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "movie.flv"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := envoie.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	addr := assetServer(t, dataDir, &flakyFiles{Files: dir, cut: 1 << 20}, false)
+	dst := filepath.Join(t.TempDir(), "movie.flv")
+
+	_, _, err = runCLI(t, "--data-dir", dataDir, "get", addr, "movie.flv", "-o", dst)
+	if err == nil || !strings.HasPrefix(err.Error(), "get movie.flv: receive movie.flv: connection ended after 1048576 of 2097152 bytes: ") ||
+		!strings.HasSuffix(err.Error(), "; the 1048576 bytes received are kept in "+dst+".part: run again with --resume to continue") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := os.Stat(dst); !os.IsNotExist(err) {
+		t.Fatalf("an interrupted download looks complete: %v", err)
+	}
+	if _, stderr, err := runCLI(t, "--data-dir", dataDir, "get", addr, "movie.flv", "-o", dst, "--resume", "--verify"); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	assertFile(t, dst, data)
 }
