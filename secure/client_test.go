@@ -2,6 +2,7 @@ package secure
 
 import (
 	"bufio"
+	"context"
 	"crypto/x509"
 	"errors"
 	"io"
@@ -105,5 +106,40 @@ func TestDialRefusedIsNotAHandshakeError(t *testing.T) {
 	var he *HandshakeError
 	if err == nil || errors.As(err, &he) {
 		t.Fatalf("Dial to a closed port: %v, want a plain dial error", err)
+	}
+}
+
+// TestDialNotTLS: a server that answers plain text gives invalid, with no
+// certificate judged.
+func TestDialNotTLS(t *testing.T) {
+	ts := startServer(t, ServerConfig{Plain: true}, echoHandler)
+	_, err := Dial(dialCtx(t), ts.addr, ClientConfig{})
+	var he *HandshakeError
+	if !errors.As(err, &he) {
+		t.Fatalf("Dial: %v, want *HandshakeError", err)
+	}
+	want := "handshake failed: tls: first record does not look like a TLS handshake"
+	if he.Verdict.Status != StatusInvalid || he.Verdict.Reason != want || he.State != nil {
+		t.Errorf("verdict %s %q (state %v), want invalid %q", he.Verdict.Status, he.Verdict.Reason, he.State, want)
+	}
+}
+
+// TestDialSilentServer: no answer before the deadline leaves the status
+// unknown, as AIR's before any handshake result.
+func TestDialSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = Dial(ctx, ln.Addr().String(), ClientConfig{})
+	var he *HandshakeError
+	if !errors.As(err, &he) {
+		t.Fatalf("Dial: %v, want *HandshakeError", err)
+	}
+	if he.Verdict.Status != StatusUnknown || he.Verdict.Reason != "no TLS handshake answer before the deadline" {
+		t.Errorf("verdict %s %q", he.Verdict.Status, he.Verdict.Reason)
 	}
 }

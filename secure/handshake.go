@@ -54,15 +54,17 @@ func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
 		return
 	}
 
+	// The handshake context bounds the judgement too: revocation and AIA
+	// fetches for a client certificate end with the handshake deadline.
+	hsCtx, cancel := context.WithDeadline(ctx, deadline)
 	verdict := Verdict{Status: StatusUnknown}
 	var refused error
 	tc := st.tls.Clone()
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		verdict, refused = st.judgeClient(ctx, cs)
+		verdict, refused = st.judgeClient(hsCtx, cs)
 		return refused
 	}
 	conn := tls.Server(pc, tc)
-	hsCtx, cancel := context.WithDeadline(ctx, deadline)
 	err := conn.HandshakeContext(hsCtx)
 	cancel()
 	if err != nil {
