@@ -123,9 +123,16 @@ func (l List) matchNames(cert *x509.Certificate) bool {
 			}
 		}
 	}
+	if len(l.URIs) == 0 || len(cert.URIs) == 0 {
+		return false
+	}
+	uris := make([]string, len(cert.URIs))
+	for i, u := range cert.URIs {
+		uris[i] = u.String()
+	}
 	for _, p := range l.URIs {
-		for _, u := range cert.URIs {
-			if Match(p, u.String(), '/', false) {
+		for _, u := range uris {
+			if Match(p, u, '/', false) {
 				return true
 			}
 		}

@@ -1,7 +1,5 @@
 package allow
 
-import "strings"
-
 // Match reports whether name matches pattern. In the pattern, "*" matches one
 // or more characters other than sep (one DNS label when sep is '.', one URI
 // path segment when sep is '/'), and "**" matches one or more characters of
@@ -12,19 +10,26 @@ import "strings"
 // ".example.com", in line with the wildcard certificate rule of RFC 6125
 // section 6.4.3.
 func Match(pattern, name string, sep byte, fold bool) bool {
-	if fold {
-		pattern, name = strings.ToLower(pattern), strings.ToLower(name)
+	return match(pattern, name, sep, fold)
+}
+
+// lower folds an ASCII letter; DNS case-insensitivity is ASCII only (RFC
+// 4343), and comparing byte by byte avoids allocating lowered copies on
+// every handshake.
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
 	}
-	return match(pattern, name, sep)
+	return c
 }
 
 // match is a plain backtracking glob; patterns come from configuration and
 // names from certificates, both short, and the number of stars is small, so
 // the worst case stays tiny.
-func match(p, s string, sep byte) bool {
+func match(p, s string, sep byte, fold bool) bool {
 	for len(p) > 0 {
 		if p[0] != '*' {
-			if len(s) == 0 || s[0] != p[0] {
+			if len(s) == 0 || (s[0] != p[0] && (!fold || lower(s[0]) != lower(p[0]))) {
 				return false
 			}
 			p, s = p[1:], s[1:]
@@ -41,7 +46,7 @@ func match(p, s string, sep byte) bool {
 			if !deep && s[i-1] == sep {
 				return false
 			}
-			if match(rest, s[i:], sep) {
+			if match(rest, s[i:], sep, fold) {
 				return true
 			}
 		}
