@@ -1,0 +1,219 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Control messages are XML elements with the "passerelle:" prefix, one per
+// frame. A seed client never sends them, so it never sees a reply. Each is
+// answered to the asker only, in order with the frames relayed to it:
+//
+//	<passerelle:join room="lobby"/>  -> <passerelle:joined room="lobby" members="3"/>
+//	<passerelle:leave/>              -> <passerelle:joined room="default" members="5"/>
+//	<passerelle:nick name="ann"/>    -> <passerelle:nick name="ann"/>
+//	<passerelle:who/>                -> <passerelle:members room="lobby" count="3"><passerelle:member name="ann"/>...</passerelle:members>
+//	<passerelle:ping/>               -> <passerelle:pong/>
+//
+// A bad one gets <passerelle:error code="..." command="...">text</passerelle:error>;
+// the codes are the constants below.
+const (
+	errBadXML         = "bad-xml"
+	errUnknownCommand = "unknown-command"
+	errBadRoom        = "bad-room"
+	errBadNick        = "bad-nick"
+	errNickTaken      = "nick-taken"
+)
+
+const (
+	maxRoomLen = 64
+	maxNickLen = 32
+)
+
+// control handles one control frame from c.
+func (h *Hub) control(c *client, frame []byte) {
+	cmd, attrs, err := parseControl(frame)
+	if err != nil {
+		c.reply(errorElement(errBadXML, cmd, err.Error()))
+		return
+	}
+	switch cmd {
+	case "join":
+		name := attrs["room"]
+		if err := checkName(name, maxRoomLen, false); err != nil {
+			c.reply(errorElement(errBadRoom, cmd, "room "+err.Error()))
+			return
+		}
+		c.reply(h.join(c, name))
+	case "leave":
+		c.reply(h.join(c, DefaultRoom))
+	case "nick":
+		name := attrs["name"]
+		if err := checkName(name, maxNickLen, true); err != nil {
+			c.reply(errorElement(errBadNick, cmd, "nickname "+err.Error()))
+			return
+		}
+		if !h.setNick(c, name) {
+			c.reply(errorElement(errNickTaken, cmd, fmt.Sprintf("nickname %q is taken", name)))
+			return
+		}
+		c.reply(element("nick", "name", name))
+	case "who":
+		room, names, n := h.members(c)
+		var b bytes.Buffer
+		b.WriteString(`<passerelle:members room="`)
+		xml.EscapeText(&b, []byte(room))
+		b.WriteString(`" count="` + strconv.Itoa(n) + `">`)
+		for _, name := range names {
+			b.WriteString(`<passerelle:member name="`)
+			xml.EscapeText(&b, []byte(name))
+			b.WriteString(`"/>`)
+		}
+		b.WriteString("</passerelle:members>\x00")
+		c.reply(b.Bytes())
+	case "ping":
+		c.reply(element("pong"))
+	default:
+		c.reply(errorElement(errUnknownCommand, cmd,
+			fmt.Sprintf("unknown control message <passerelle:%s>; known: join, leave, nick, who, ping", cmd)))
+	}
+}
+
+// join moves c to the named room and returns the reply.
+func (h *Hub) join(c *client, name string) []byte {
+	h.mu.Lock()
+	h.moveLocked(c, name)
+	n := len(c.room.members)
+	h.mu.Unlock()
+	return element("joined", "room", name, "members", strconv.Itoa(n))
+}
+
+// setNick gives c the nickname unless another client holds it.
+func (h *Hub) setNick(c *client, name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if other := h.nicks[name]; other != nil && other != c {
+		return false
+	}
+	if c.nick != "" {
+		delete(h.nicks, c.nick)
+	}
+	c.nick = name
+	h.nicks[name] = c
+	return true
+}
+
+// reply queues a control answer to c alone.
+func (c *client) reply(frame []byte) { c.enqueue(frame) }
+
+// parseControl reads one "<passerelle:NAME attr=.../>" element. It returns
+// the command name (as far as it could be read) and the attributes.
+func parseControl(frame []byte) (string, map[string]string, error) {
+	body := bytes.TrimSuffix(frame, []byte{0})
+	cmd := string(body[len(controlPrefix):])
+	if i := strings.IndexAny(cmd, " \t\r\n/>"); i >= 0 {
+		cmd = cmd[:i]
+	}
+	if !utf8.ValidString(cmd) || len(cmd) > 32 {
+		cmd = ""
+	}
+	dec := xml.NewDecoder(bytes.NewReader(body))
+	dec.Strict = true
+	var start *xml.StartElement
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return cmd, nil, fmt.Errorf("not well-formed XML: %v", err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if start == nil {
+				s := t.Copy()
+				start = &s
+			} else if depth == 0 {
+				return cmd, nil, errors.New("one element per control message")
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return cmd, nil, errors.New("text outside the element")
+			}
+		}
+	}
+	if start == nil {
+		return cmd, nil, errors.New("no element")
+	}
+	attrs := make(map[string]string, len(start.Attr))
+	for _, a := range start.Attr {
+		attrs[a.Name.Local] = a.Value
+	}
+	return start.Name.Local, attrs, nil
+}
+
+// checkName accepts 1 to maxLen characters: letters, digits, '-', '_' and
+// '.', and, when spaces is set (nicknames), inner spaces.
+func checkName(s string, maxLen int, spaces bool) error {
+	n := utf8.RuneCountInString(s)
+	switch {
+	case n == 0:
+		return fmt.Errorf("must not be empty")
+	case n > maxLen:
+		return fmt.Errorf("is longer than %d characters", maxLen)
+	}
+	for _, r := range s {
+		ok := unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.' ||
+			(spaces && r == ' ')
+		if !ok {
+			allowed := "letters, digits, '-', '_' and '.'"
+			if spaces {
+				allowed = "letters, digits, spaces, '-', '_' and '.'"
+			}
+			return fmt.Errorf("may hold only %s, not %q", allowed, r)
+		}
+	}
+	if spaces && strings.TrimSpace(s) != s {
+		return fmt.Errorf("must not begin or end with a space")
+	}
+	return nil
+}
+
+// element builds "<passerelle:NAME k="v" .../>" and its NUL.
+func element(name string, kv ...string) []byte {
+	var b bytes.Buffer
+	b.WriteString("<passerelle:" + name)
+	for i := 0; i+1 < len(kv); i += 2 {
+		b.WriteString(" " + kv[i] + `="`)
+		xml.EscapeText(&b, []byte(kv[i+1]))
+		b.WriteString(`"`)
+	}
+	b.WriteString("/>\x00")
+	return b.Bytes()
+}
+
+// errorElement builds the error reply.
+func errorElement(code, cmd, text string) []byte {
+	var b bytes.Buffer
+	b.WriteString(`<passerelle:error code="` + code + `"`)
+	if cmd != "" {
+		b.WriteString(` command="`)
+		xml.EscapeText(&b, []byte(cmd))
+		b.WriteString(`"`)
+	}
+	b.WriteString(">")
+	xml.EscapeText(&b, []byte(text))
+	b.WriteString("</passerelle:error>\x00")
+	return b.Bytes()
+}

@@ -1,0 +1,66 @@
+package hub
+
+import "sync"
+
+// room is a set of clients that receive each other's frames. Fan-out holds
+// the read lock only while it queues a frame to each member, which never
+// blocks; joins and leaves take the write lock, under Hub.mu.
+type room struct {
+	name    string
+	mu      sync.RWMutex
+	members []*client // each client knows its index, for O(1) removal
+}
+
+func (r *room) size() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.members)
+}
+
+// broadcast queues frame to every member but from.
+func (r *room) broadcast(from *client, frame []byte) {
+	r.mu.RLock()
+	for _, m := range r.members {
+		if m != from {
+			m.enqueue(frame)
+		}
+	}
+	r.mu.RUnlock()
+}
+
+// moveLocked takes c out of its room and puts it into the named one ("" for
+// none). Empty rooms other than the default one are forgotten. h.mu must be
+// held.
+func (h *Hub) moveLocked(c *client, name string) {
+	if old := c.room; old != nil {
+		if old.name == name {
+			return
+		}
+		old.mu.Lock()
+		last := len(old.members) - 1
+		moved := old.members[last]
+		old.members[c.idx] = moved
+		moved.idx = c.idx
+		old.members[last] = nil
+		old.members = old.members[:last]
+		empty := last == 0
+		old.mu.Unlock()
+		if empty && old.name != DefaultRoom {
+			delete(h.rooms, old.name)
+		}
+		c.room = nil
+	}
+	if name == "" {
+		return
+	}
+	r := h.rooms[name]
+	if r == nil {
+		r = &room{name: name}
+		h.rooms[name] = r
+	}
+	r.mu.Lock()
+	c.idx = len(r.members)
+	r.members = append(r.members, c)
+	r.mu.Unlock()
+	c.room = r
+}
