@@ -26,7 +26,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	}
 	now := opts.now()
 	leaf := certs[0]
-	path := buildPath(certs)
+	path, linkErrs := buildPath(certs)
 	top := path[len(path)-1]
 
 	// Rule 1: the path must reach a trusted root (untrustedSigners), unless
@@ -54,16 +54,26 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	v.Chain = append(append([]*x509.Certificate(nil), path...), anchor[1:]...)
 
 	// Rule 2: the chain must hold together in itself (invalidChain).
-	if reason := chainDefect(v.Chain, len(path), now, opts); reason != "" {
+	if reason := chainDefect(v.Chain, linkErrs, now); reason != "" {
 		return v.with(StatusInvalidChain, reason)
+	}
+	// What remains (name constraints, usage nesting, anything else
+	// crypto/x509 rejects) is asked of crypto/x509 over the exact path, for
+	// the role's usage first: in the common, good case that is the only
+	// full verification.
+	roleErr := verifyPath(leaf, v.Chain, now, opts.Roots, []x509.ExtKeyUsage{opts.Role.extKeyUsage()})
+	if roleErr != nil {
+		if err := verifyPath(leaf, v.Chain, now, opts.Roots, []x509.ExtKeyUsage{x509.ExtKeyUsageAny}); err != nil {
+			return v.with(StatusInvalidChain, cleanErr(err))
+		}
 	}
 
 	// Rule 3: the leaf must be fit for its role (invalid).
 	if reason := leafDefect(leaf, opts.Role); reason != "" {
 		return v.with(StatusInvalid, reason)
 	}
-	if err := verifyPath(leaf, v.Chain, now, opts.Roots, []x509.ExtKeyUsage{opts.Role.extKeyUsage()}); err != nil {
-		return v.with(StatusInvalidChain, fmt.Sprintf("an issuer does not allow %s authentication: %s", opts.Role, cleanErr(err)))
+	if roleErr != nil {
+		return v.with(StatusInvalidChain, fmt.Sprintf("an issuer does not allow %s authentication: %s", opts.Role, cleanErr(roleErr)))
 	}
 
 	// Rule 4: the leaf's validity window (RFC 5280 section 4.1.2.5).
@@ -116,8 +126,13 @@ func describeTarget(opts VerifyOptions) string {
 // present), preferring an issuer whose key verifies the signature. Peers send
 // chains out of order and with extras; the path stops where no presented
 // certificate issued the current one.
-func buildPath(certs []*x509.Certificate) []*x509.Certificate {
+//
+// It also returns, per link i (path[i] issued by path[i+1]), the result of
+// checking path[i]'s signature with path[i+1]'s key, so that each signature
+// is checked once.
+func buildPath(certs []*x509.Certificate) ([]*x509.Certificate, []error) {
 	path := []*x509.Certificate{certs[0]}
+	var linkErrs []error
 	used := make([]bool, len(certs))
 	used[0] = true
 	for len(path) < maxChainDepth {
@@ -126,16 +141,17 @@ func buildPath(certs []*x509.Certificate) []*x509.Certificate {
 			break
 		}
 		pick := -1
+		var pickErr error
 		for i := 1; i < len(certs); i++ {
 			c := certs[i]
 			if used[i] || c == nil || !issuedBy(cur, c) {
 				continue
 			}
-			if pick < 0 {
-				pick = i
+			err := signedBy(cur, c)
+			if pick < 0 || err == nil {
+				pick, pickErr = i, err
 			}
-			if signedBy(cur, c) == nil {
-				pick = i
+			if err == nil {
 				break
 			}
 		}
@@ -144,8 +160,9 @@ func buildPath(certs []*x509.Certificate) []*x509.Certificate {
 		}
 		used[pick] = true
 		path = append(path, certs[pick])
+		linkErrs = append(linkErrs, pickErr)
 	}
-	return path
+	return path, linkErrs
 }
 
 // issuedBy reports whether parent's subject (and key id) names child's issuer.
@@ -214,11 +231,11 @@ func neutral(c *x509.Certificate) *x509.Certificate {
 
 // chainDefect looks for a chain broken in itself: links the peer sent that
 // are not CA certificates, bad signatures, issuers outside their dates,
-// unsupported critical extensions above the leaf, path-length and
-// name-constraint violations (RFC 5280 section 6.1). It returns "" when the
-// chain holds. sent is how many certificates of chain came from the peer.
-func chainDefect(chain []*x509.Certificate, sent int, now time.Time, opts VerifyOptions) string {
-	for i := 0; i+1 < sent; i++ {
+// unsupported critical extensions above the leaf, path-length constraint
+// violations (RFC 5280 sections 4.2.1.9 and 6.1). It returns "" when the chain holds.
+// linkErrs are the signature checks of the links the peer sent.
+func chainDefect(chain []*x509.Certificate, linkErrs []error, now time.Time) string {
+	for i, sigErr := range linkErrs {
 		child, parent := chain[i], chain[i+1]
 		if parent.Version == 3 && !parent.BasicConstraintsValid || parent.BasicConstraintsValid && !parent.IsCA {
 			return fmt.Sprintf("%s signed %s but is not a CA certificate", name(parent), name(child))
@@ -226,7 +243,7 @@ func chainDefect(chain []*x509.Certificate, sent int, now time.Time, opts Verify
 		if parent.KeyUsage != 0 && parent.KeyUsage&x509.KeyUsageCertSign == 0 {
 			return fmt.Sprintf("%s signed %s but its key usage does not allow certificate signing", name(parent), name(child))
 		}
-		if err := signedBy(child, parent); err != nil {
+		if sigErr != nil {
 			return fmt.Sprintf("the signature on %s does not verify with the key of %s", name(child), name(parent))
 		}
 	}
@@ -251,11 +268,6 @@ func chainDefect(chain []*x509.Certificate, sent int, now time.Time, opts Verify
 		if c.BasicConstraintsValid && (c.MaxPathLen > 0 || c.MaxPathLenZero) && below > c.MaxPathLen {
 			return fmt.Sprintf("path length constraint of %s (%d) exceeded by %d intermediate(s)", name(c), c.MaxPathLen, below)
 		}
-	}
-	// What remains (name constraints, and anything crypto/x509 rejects that
-	// the checks above did not name) is a chain defect too.
-	if err := verifyPath(chain[0], chain, now, opts.Roots, []x509.ExtKeyUsage{x509.ExtKeyUsageAny}); err != nil {
-		return cleanErr(err)
 	}
 	return ""
 }

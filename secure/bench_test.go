@@ -1,0 +1,63 @@
+package secure
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"testing"
+
+	"github.com/passerelle/passerelle/internal/testpki"
+)
+
+// BenchmarkClassify judges a leaf + intermediate chain against a root,
+// revocation off: the cost Classify adds to every handshake.
+func BenchmarkClassify(b *testing.B) {
+	root := testpki.NewRoot(b, testpki.CAOptions{})
+	leaf := root.Intermediate(b, testpki.CAOptions{}).Leaf(b, testpki.LeafOptions{})
+	chain := append([]*x509.Certificate{leaf.Cert}, leaf.Chain...)
+	opts := VerifyOptions{Roots: root.Pool(), Name: "localhost", Revocation: RevocationOff}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := Classify(ctx, chain, opts); v.Status != StatusTrusted {
+			b.Fatal(v.Reason)
+		}
+	}
+}
+
+// BenchmarkHandshake is a full Dial (TCP connect, TLS 1.3 handshake with
+// ECDSA P-256, Classify) to a Server on loopback, one greeting byte read.
+func BenchmarkHandshake(b *testing.B) {
+	benchHandshake(b, false)
+}
+
+// BenchmarkHandshakeMutual adds a client certificate judged by the server.
+func BenchmarkHandshakeMutual(b *testing.B) {
+	benchHandshake(b, true)
+}
+
+func benchHandshake(b *testing.B, mutual bool) {
+	root := testpki.NewRoot(b, testpki.CAOptions{})
+	inter := root.Intermediate(b, testpki.CAOptions{})
+	scfg := ServerConfig{GetCertificate: staticCert(inter.Leaf(b, testpki.LeafOptions{}).TLS()), Revocation: RevocationOff}
+	ccfg := ClientConfig{ServerName: "localhost", RootCAs: root.Pool(), Revocation: RevocationOff}
+	if mutual {
+		scfg.ClientAuth, scfg.ClientCAs = ClientAuthRequire, root.Pool()
+		ccfg.Certificates = []tls.Certificate{inter.Leaf(b, testpki.LeafOptions{Client: true, Emails: []string{"a@example.org"}}).TLS()}
+	}
+	ts := startServer(b, scfg, func(_ context.Context, c *Conn) { c.Write([]byte{'!'}) })
+	ctx := context.Background()
+	buf := make([]byte, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := Dial(ctx, ts.addr, ccfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
