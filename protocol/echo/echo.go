@@ -1,0 +1,121 @@
+package echo
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/passerelle/passerelle/protocol/policy"
+)
+
+// Greeting is sent on connect (seed 001: socket.writeUTFBytes("Connected.")).
+const Greeting = "Connected."
+
+// Prefix starts every echo (seed 001: message = "Echo -- " + message).
+const Prefix = "Echo -- "
+
+// Server answers echo connections. The zero value is usable.
+type Server struct {
+	// Policy is the cross-domain policy answered to a policy request;
+	// policy.Default() when nil.
+	Policy []byte
+	// PolicyWait is how long "Connected." waits for a possible policy
+	// request. Default 500ms.
+	PolicyWait time.Duration
+	// BufferSize is the largest chunk echoed at once. Default 4096.
+	BufferSize int
+	// HandshakeTimeout bounds the TLS handshake of a *tls.Conn that has not
+	// done it yet. Default 10s.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds each write. Default 10s.
+	WriteTimeout time.Duration
+	// Logger receives one line per closed connection; nil means none.
+	Logger *slog.Logger
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// ServeConn serves one connection until the client leaves or ctx is
+// cancelled, and closes it.
+func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	reason, err := s.serve(ctx, conn)
+	if ctx.Err() != nil {
+		reason, err = "shutdown", nil
+	}
+	attrs := []any{"remote_addr", conn.RemoteAddr().String(), "reason", reason}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	s.logger().Info("echo client closed", attrs...)
+}
+
+func (s *Server) serve(ctx context.Context, conn net.Conn) (string, error) {
+	if hs, ok := conn.(interface{ HandshakeContext(context.Context) error }); ok {
+		hctx, cancel := context.WithTimeout(ctx, orDefault(s.HandshakeTimeout, 10*time.Second))
+		err := hs.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			return "handshake_failed", err
+		}
+	}
+	prefix, isReq, err := policy.Sniff(conn, orDefault(s.PolicyWait, 500*time.Millisecond))
+	if isReq {
+		doc := s.Policy
+		if doc == nil {
+			doc = policy.Default()
+		}
+		if err := s.write(conn, policy.Response(doc)); err != nil {
+			return "write_error", err
+		}
+		return "policy", nil
+	}
+	if err := s.write(conn, []byte(Greeting)); err != nil {
+		return "write_error", err
+	}
+	size := s.BufferSize
+	if size <= 0 {
+		size = 4096
+	}
+	buf := make([]byte, len(Prefix)+max(size, len(policy.Request)))
+	copy(buf, Prefix)
+	n := copy(buf[len(Prefix):], prefix)
+	for {
+		if n > 0 {
+			if werr := s.write(conn, buf[:len(Prefix)+n]); werr != nil {
+				return "write_error", werr
+			}
+		}
+		if err != nil {
+			break
+		}
+		n, err = conn.Read(buf[len(Prefix) : len(Prefix)+size])
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return "client_closed", nil
+	}
+	return "read_error", err
+}
+
+func (s *Server) write(conn net.Conn, b []byte) error {
+	conn.SetWriteDeadline(time.Now().Add(orDefault(s.WriteTimeout, 10*time.Second)))
+	_, err := conn.Write(b)
+	return err
+}

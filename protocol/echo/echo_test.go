@@ -1,0 +1,161 @@
+package echo
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/protocol/policy"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serve runs an echo server on loopback, over TLS when useTLS is set, and
+// returns a dial function.
+func serve(t *testing.T, srv *Server, useTLS bool) (dial func() net.Conn, cancel func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cliCfg *tls.Config
+	if useTLS {
+		root := testpki.NewRoot(t, testpki.CAOptions{})
+		leaf := root.Leaf(t, testpki.LeafOptions{})
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
+		cliCfg = &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"}
+	}
+	ctx, cancelCtx := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); srv.ServeConn(ctx, c) }()
+		}
+	}()
+	stop := func() { cancelCtx(); ln.Close(); wg.Wait() }
+	t.Cleanup(stop)
+	return func() net.Conn {
+		var c net.Conn
+		var err error
+		if useTLS {
+			c, err = tls.Dial("tcp", ln.Addr().String(), cliCfg)
+		} else {
+			c, err = net.Dial("tcp", ln.Addr().String())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}, stop
+}
+
+func readN(t *testing.T, c net.Conn, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("read %d bytes: %v (got %q)", n, err, b)
+	}
+	return string(b)
+}
+
+func TestEcho(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := map[bool]string{false: "tcp", true: "tls"}[useTLS]
+		t.Run(name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			dial, _ := serve(t, &Server{PolicyWait: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}, useTLS)
+
+			// A client that waits gets the greeting after the policy wait.
+			c := dial()
+			if got := readN(t, c, len(Greeting)); got != Greeting {
+				t.Fatalf("greeting = %q", got)
+			}
+			for _, msg := range []string{"hello", "<a>été</a>\x00", strings.Repeat("z", 3000)} {
+				c.Write([]byte(msg))
+				if got := readN(t, c, len(Prefix)+len(msg)); got != Prefix+msg {
+					t.Fatalf("echo = %q, want %q", got, Prefix+msg)
+				}
+			}
+			c.Close()
+			waitLog(t, logs, "reason=client_closed")
+
+			// A client that speaks first gets the greeting, then its echo.
+			c = dial()
+			c.Write([]byte("first"))
+			if got := readN(t, c, len(Greeting)+len(Prefix)+5); got != Greeting+Prefix+"first" {
+				t.Fatalf("got %q", got)
+			}
+		})
+	}
+}
+
+func TestEchoPolicy(t *testing.T) {
+	doc := policy.Default(8087)
+	logs := &syncBuffer{}
+	dial, _ := serve(t, &Server{Policy: doc, PolicyWait: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, nil))}, true)
+	c := dial()
+	c.Write([]byte(policy.Request))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(doc)+"\x00" {
+		t.Fatalf("reply = %q, want the policy alone", got)
+	}
+	waitLog(t, logs, "reason=policy")
+}
+
+func TestEchoShutdown(t *testing.T) {
+	logs := &syncBuffer{}
+	dial, stop := serve(t, &Server{PolicyWait: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}, false)
+	c := dial()
+	readN(t, c, len(Greeting))
+	stop()
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after shutdown = %v, want EOF", err)
+	}
+	waitLog(t, logs, "reason=shutdown")
+}
+
+func waitLog(t *testing.T, logs *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log %q lacks %q", logs.String(), want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
