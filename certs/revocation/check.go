@@ -252,8 +252,11 @@ func (c *checker) staple(context.Context) (Result, bool, error) {
 	return res, done, nil
 }
 
+// crlFiles reads every CRL of the issuer among the files. A final
+// revocation in any of them decides; otherwise the newest one speaks (a
+// certificate on hold in an old CRL may have been released since).
 func (c *checker) crlFiles(context.Context) (Result, bool, error) {
-	var current *Result
+	var newest *verdict
 	for _, crl := range c.opts.CRLs {
 		if crl == nil || !crlFor(crl, c.issuer) {
 			continue
@@ -262,25 +265,19 @@ func (c *checker) crlFiles(context.Context) (Result, bool, error) {
 		if err != nil {
 			return Result{}, false, c.note(err, SourceCRLFile, "")
 		}
-		if v.res.Status == Revoked && v.usable() {
+		if v.res.Status == Revoked && v.res.Reason != ReasonCertificateHold {
 			v.res.Source = SourceCRLFile
 			return v.res, true, nil
 		}
-		if !v.stale && current == nil {
-			r := v.res
-			r.Source = SourceCRLFile
-			current = &r
-		}
-		if v.stale {
-			c.consider(v, SourceCRLFile, "")
+		if newest == nil || v.res.ThisUpdate.After(newest.res.ThisUpdate) {
+			newest = &v
 		}
 	}
-	// Every file was read before concluding "good", in case a later one
-	// (a newer CRL of the same issuer) revokes.
-	if current != nil {
-		return *current, true, nil
+	if newest == nil {
+		return Result{}, false, nil
 	}
-	return Result{}, false, nil
+	res, done := c.consider(*newest, SourceCRLFile, "")
+	return res, done, nil
 }
 
 func (c *checker) ocspServers(ctx context.Context) (Result, bool, error) {

@@ -267,3 +267,62 @@ func TestCheckStale(t *testing.T) {
 		}
 	}
 }
+
+// Of several CRLs of one issuer, a final revocation in any decides, and
+// otherwise the newest speaks: a hold released since an older CRL is over.
+func TestCheckCRLFilesNewestWins(t *testing.T) {
+	ca := testpki.NewRoot(t, testpki.CAOptions{})
+	leaf := ca.Leaf(t, testpki.LeafOptions{}).Cert
+	list := NewList()
+	now := time.Now()
+	at := now
+	pub, err := NewCRLPublisher(CRLConfig{Issuer: ca.Cert, Signer: ca.Key, List: list, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func() *x509.RevocationList {
+		t.Helper()
+		der, err := pub.CRL()
+		if err != nil {
+			t.Fatal(err)
+		}
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return crl
+	}
+	at = now.Add(-2 * time.Hour)
+	mustRevoke(t, list, leaf, at, ReasonCertificateHold)
+	held := snapshot()
+	at = now.Add(-time.Hour)
+	list.Unrevoke(leaf.SerialNumber)
+	released := snapshot()
+	check := func(crls ...*x509.RevocationList) Status {
+		t.Helper()
+		res, err := Check(t.Context(), leaf, ca.Cert, Options{CRLs: crls, Now: now})
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		return res.Status
+	}
+	if s := check(held, released); s != Good {
+		t.Errorf("hold then release: %s, want good", s)
+	}
+	if s := check(released, held); s != Good {
+		t.Errorf("release then hold (files in any order): %s, want good", s)
+	}
+	if s := check(held); s != Revoked {
+		t.Errorf("hold alone: %s, want revoked", s)
+	}
+	// A CRL that later drops a key compromise does not undo it.
+	at = now.Add(-50 * time.Minute)
+	mustRevoke(t, list, leaf, at, ReasonKeyCompromise)
+	compromised := snapshot()
+	at = now.Add(-40 * time.Minute)
+	list.Unrevoke(leaf.SerialNumber)
+	dropped := snapshot()
+	if s := check(dropped, compromised); s != Revoked {
+		t.Errorf("key compromise in an older file: %s, want revoked", s)
+	}
+}
