@@ -1,0 +1,42 @@
+// Package testbed runs TLS endpoints that each present one certificate
+// defect, so that a client developer can check that a TLS client (AIR
+// SecureSocket, OpenFL, Go, Python, openssl) reports the right status in AIR's
+// vocabulary (see package secure).
+//
+// # Model
+//
+// A Testbed is built by New and run by Serve. New loads (or creates) the
+// testbed root from Config.Dir, binds every port, then makes every other
+// certificate afresh with dates relative to now, so nothing ever goes stale
+// while the root, which clients may have installed, stays the same:
+//
+//	base-port      HTTP: /ca/<issuer>.cer (AIA), /crl/<issuer>.crl, /ocsp/<issuer>,
+//	               /ca.pem, /manifest.json
+//	base-port+1    the SNI port: the server name <endpoint>.testbed.localhost
+//	               picks the endpoint (no or unknown name: handshake refused)
+//	base-port+2+i  endpoint i of plans, whatever name the client asks for
+//
+// Each endpoint is a plan (endpoints.go): a name, the status a correct client
+// reports, the OpenSSL verify code it produces, and a builder method
+// (defects.go) that issues its certificate. A server-certificate endpoint
+// speaks the echo service of seed 001 after the handshake ("Connected.", then
+// "Echo -- " and each chunk). A client-certificate endpoint (client_cert in
+// the manifest) asks for a certificate, judges it with secure.Classify for the
+// client role plus the testbed root's CRL and an allow-list (secure/allow),
+// sends the verdict as its first XMLSocket frame (verdictMessage), then
+// echoes each frame.
+//
+// Revocation is real: every issuer has a certs/revocation List with an OCSP
+// responder and a CRL publisher on the HTTP server; the revoked endpoint's
+// server staples the responder's answer. IssueClientCerts makes one client
+// certificate per status under the same root and records the revoked one's
+// serial in Config.Dir, which a running testbed rereads.
+//
+// # Where to start reading
+//
+// endpoints.go (the plan table and the manifest entry), defects.go (how each
+// defect is made), testbed.go (New), serve.go (Serve, the accept loop and the
+// services), verdict.go (client certificates), clientcerts.go, http.go.
+// The tests in testbed_test.go run the manifest through three independent
+// clients: secure.Dial, openssl s_client and testdata/pyclient.py.
+package testbed
