@@ -331,8 +331,8 @@ func (c *checker) distributionPoints(ctx context.Context) (Result, bool, error) 
 			}
 			crl = crls[0]
 		}
-		if !crlFor(crl, c.issuer) {
-			return Result{}, false, &InvalidResponseError{Source: SourceCRL, URL: u, Err: fmt.Errorf("the CRL is issued by %q, not by the certificate's issuer %q (or is a delta CRL)", crl.Issuer.String(), c.issuer.Subject.String())}
+		if why := crlMismatch(crl, c.issuer); why != "" {
+			return Result{}, false, &InvalidResponseError{Source: SourceCRL, URL: u, Err: errors.New(why)}
 		}
 		v, err := verifyCRL(crl, c.leaf, c.issuer, c.now, c.opts.Skew)
 		if err != nil {

@@ -326,3 +326,24 @@ func TestCheckCRLFilesNewestWins(t *testing.T) {
 		t.Errorf("key compromise in an older file: %s, want revoked", s)
 	}
 }
+
+// A distribution point serving the CRL of another CA gives an answer that
+// cannot be trusted, with a message naming both.
+func TestCheckForeignCRLAtDistributionPoint(t *testing.T) {
+	w := newWorld(t, ServiceConfig{})
+	other := testpki.NewRoot(t, testpki.CAOptions{CommonName: "other root"})
+	leaf := other.Leaf(t, testpki.LeafOptions{CRLDistributionPoints: []string{w.crlURL}}).Cert
+	_, err := Check(t.Context(), leaf, other.Cert, Options{})
+	want := `revocation: crl ` + w.crlURL + `: invalid answer: the CRL is issued by "CN=passerelle test root,O=passerelle tests", not by the certificate's issuer "CN=other root,O=passerelle tests"`
+	var ie *InvalidResponseError
+	if !errors.As(err, &ie) || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	// Same name, another key: a CA that was re-created.
+	twin := testpki.NewRoot(t, testpki.CAOptions{})
+	leaf = twin.Leaf(t, testpki.LeafOptions{CRLDistributionPoints: []string{w.crlURL}}).Cert
+	_, err = Check(t.Context(), leaf, twin.Cert, Options{})
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), `invalid answer: the CRL is signed by another key of "CN=passerelle test root,O=passerelle tests" (authority key identifier `) {
+		t.Errorf("twin CA: got %v", err)
+	}
+}

@@ -165,18 +165,23 @@ func checkCertID(der []byte, serial *big.Int, h crypto.Hash, issuer *x509.Certif
 // identifier when both are known, and not a delta CRL (which lists only
 // changes and proves nothing alone).
 func crlFor(crl *x509.RevocationList, issuer *x509.Certificate) bool {
+	return crlMismatch(crl, issuer) == ""
+}
+
+// crlMismatch says why crl is not a complete CRL of issuer, or "" if it is.
+func crlMismatch(crl *x509.RevocationList, issuer *x509.Certificate) string {
 	if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) {
-		return false
+		return fmt.Sprintf("the CRL is issued by %q, not by the certificate's issuer %q", crl.Issuer.String(), issuer.Subject.String())
 	}
 	if len(crl.AuthorityKeyId) > 0 && len(issuer.SubjectKeyId) > 0 && !bytes.Equal(crl.AuthorityKeyId, issuer.SubjectKeyId) {
-		return false
+		return fmt.Sprintf("the CRL is signed by another key of %q (authority key identifier %x, issuer key %x)", issuer.Subject.String(), crl.AuthorityKeyId, issuer.SubjectKeyId)
 	}
 	for _, ext := range crl.Extensions {
 		if ext.Id.Equal(oidDeltaCRLIndicator) {
-			return false
+			return "the CRL is a delta CRL, which cannot be used alone"
 		}
 	}
-	return true
+	return ""
 }
 
 var oidDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
