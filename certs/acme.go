@@ -203,35 +203,45 @@ func (m *Manager) acmeSource(ctx context.Context, names []string) (*Source, erro
 		stored[n] = m.storage.Exists(ctx, certmagic.StorageKeys.SiteCert(issuerKey, n))
 	}
 
-	manageErr := st.cfg.ManageSync(ctx, names)
+	// One name at a time: ManageSync stops at the first failure, and a
+	// failure for one name must not keep the stored certificates of the
+	// others from loading.
+	errs := map[string]error{}
+	for _, n := range names {
+		if err := st.cfg.ManageSync(ctx, []string{n}); err != nil {
+			errs[n] = err
+		}
+	}
 	var reachErr error
-	if manageErr != nil || anyTrue(stored) {
+	if len(errs) > 0 || anyTrue(stored) {
 		reachErr = st.probe(ctx)
 	}
-	if manageErr != nil {
-		var missing []string
-		for _, n := range names {
-			if !m.hasValidCert(n) {
-				missing = append(missing, n)
+	var missing []string
+	var firstErr error
+	for _, n := range names {
+		if errs[n] != nil && !m.hasValidCert(n) {
+			missing = append(missing, n)
+			if firstErr == nil {
+				firstErr = errs[n]
 			}
 		}
-		if len(missing) > 0 {
-			return nil, acmeFailure(st.dir, missing, m.cfg.ACME, reachErr, manageErr)
-		}
-		m.log.Warn("ACME CA could not renew the stored certificates; serving them while renewal is retried in the background",
-			"acme_ca", st.dir, "error", manageErr.Error())
+	}
+	if len(missing) > 0 {
+		return nil, acmeFailure(st.dir, missing, m.cfg.ACME, reachErr, firstErr)
 	}
 	for _, n := range names {
 		switch {
 		case !stored[n]:
 			m.logReady(n, "acme", "obtained")
+			continue
 		case reachErr != nil:
 			m.log.Warn("ACME CA unreachable: serving the stored certificate; renewal will be retried in the background",
 				"server_name", n, "acme_ca", st.dir, "error", reachErr.Error())
-			m.logReady(n, "acme", "storage")
-		default:
-			m.logReady(n, "acme", "storage")
+		case errs[n] != nil:
+			m.log.Warn("ACME CA did not renew the stored certificate: serving it while renewal is retried in the background",
+				"server_name", n, "acme_ca", st.dir, "error", errs[n].Error())
 		}
+		m.logReady(n, "acme", "storage")
 	}
 	return &Source{
 		GetCertificate: getCertificate(st.cfg, names[0]),

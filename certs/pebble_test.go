@@ -69,9 +69,11 @@ func startPebble(t *testing.T, tlsPort int, dnsAddr string, validity time.Durati
 	t.Helper()
 	// Validate at once instead of after a random pause of up to five
 	// seconds, and never reject a good nonce: both are Pebble's chaos
-	// features, not validation shortcuts.
+	// features, not validation shortcuts. Never reuse an authorization
+	// either, so every renewal is validated again through the listener.
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
+	t.Setenv("PEBBLE_AUTHZREUSE", "0")
 	logger := log.New(io.Discard, "pebble ", 0)
 	if testing.Verbose() {
 		logger = log.New(os.Stderr, "pebble ", log.Lmicroseconds)
@@ -210,5 +212,71 @@ func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
 	var ae *ACMEError
 	if !errors.As(err, &ae) || !ae.Unreachable {
 		t.Errorf("error is not an unreachable *ACMEError: %#v", err)
+	}
+}
+
+func TestACMERenewalThroughListener(t *testing.T) {
+	dnsAddr := startDNS(t)
+	l := newACMEListener(t)
+	// Certificates of 6 seconds, renewed once half their life is gone
+	// (RenewalWindowRatio 0.5) or earlier when Pebble's renewal information
+	// (ARI) picks an earlier time; checking every 200ms the test sees the
+	// renewal within about three seconds.
+	p := startPebble(t, l.port, dnsAddr, 6*time.Second)
+	dataDir := t.TempDir()
+	acmeCfg := acmeTestConfig(p, l.port)
+	logger, logs := testLogger(t)
+	m := newTestManager(t, ManagerConfig{DataDir: dataDir, Logger: logger, ACME: acmeCfg,
+		RenewCheckInterval: 200 * time.Millisecond, RenewalWindowRatio: 0.5})
+	addr := l.serve(t, m)
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	if err != nil {
+		t.Fatalf("obtain: %v\n%s", err, logs)
+	}
+	l.src.Store(src)
+	first, err := dialLeaf(t, addr, testACMEName, p.roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	challengesBefore := strings.Count(logs.String(), `msg="served key authentication certificate"`)
+	waitFor(t, "a renewed certificate", 20*time.Second, func() bool {
+		leaf, err := dialLeaf(t, addr, testACMEName, p.roots)
+		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+	// The renewal's challenge was answered by the listener through the
+	// source (nothing else listens on the port).
+	if n := strings.Count(logs.String(), `msg="served key authentication certificate"`); n <= challengesBefore {
+		t.Errorf("no challenge answered during renewal:\n%s", logs)
+	}
+	if testing.Verbose() {
+		t.Logf("log:\n%s", logs)
+	}
+}
+
+func TestACMEChallengeFailureSaysWhatToCheck(t *testing.T) {
+	dnsAddr := startDNS(t)
+	// Pebble validates on a port where nothing listens.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	p := startPebble(t, port, dnsAddr, 90*24*time.Hour)
+	cfg := acmeTestConfig(p, port)
+	// certmagic would bind the free port itself to answer the challenge;
+	// point it elsewhere so validation really fails.
+	cfg.ListenHost = "127.0.0.2"
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: cfg})
+	_, err = m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	var ae *ACMEError
+	if !errors.As(err, &ae) || ae.Unreachable {
+		t.Fatalf("error = %v, want a refusal *ACMEError", err)
+	}
+	prefix := "no certificate for " + testACMEName + ": the ACME CA " + p.dirURL + " refused to issue ("
+	suffix := fmt.Sprintf("); check that each name resolves to this host and that port %d (TLS-ALPN-01) reaches passerelle", port)
+	t.Log(err)
+	if msg := err.Error(); !strings.HasPrefix(msg, prefix) || !strings.HasSuffix(msg, suffix) {
+		t.Fatalf("error = %s\nwant %s...%s", msg, prefix, suffix)
 	}
 }

@@ -1,0 +1,132 @@
+package revocation
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// StaplerConfig describes the certificate a Stapler keeps stapled.
+type StaplerConfig struct {
+	// Leaf is the server's certificate; Issuer the CA that issued it.
+	// Both required; Leaf must name an OCSP responder.
+	Leaf, Issuer *x509.Certificate
+	// Client fetches the responses. Default: a DefaultTimeout client.
+	Client *http.Client
+	// MinInterval is the shortest wait between two fetches, also the first
+	// retry delay after a failure (doubled up to MaxInterval). Default 1m.
+	MinInterval time.Duration
+	// MaxInterval is the longest wait between two fetches. Default 12h.
+	MaxInterval time.Duration
+	// Logger receives a line per fetch. Default: discard.
+	Logger *slog.Logger
+}
+
+// Stapler keeps a server's OCSP staple fresh: Run fetches one, then fetches
+// again at RefreshTime (halfway through its validity), retrying with
+// back-off when the responder fails, while the previous staple stays in use
+// until its nextUpdate. A server reads the current staple with Staple, or
+// lets Certificate put it in a copy of its tls.Certificate, typically from
+// its GetCertificate callback. Safe for concurrent use.
+type Stapler struct {
+	cfg    StaplerConfig
+	log    *slog.Logger
+	staple atomic.Pointer[stapled]
+}
+
+type stapled struct {
+	der        []byte
+	nextUpdate time.Time
+}
+
+// NewStapler checks cfg and returns a stapler; call Run to start it.
+func NewStapler(cfg StaplerConfig) (*Stapler, error) {
+	if cfg.Leaf == nil || cfg.Issuer == nil {
+		return nil, errors.New("revocation: stapler: need both the certificate and its issuer")
+	}
+	if len(httpURLs(cfg.Leaf.OCSPServer)) == 0 {
+		return nil, fmt.Errorf("revocation: stapler: %q: %w", cfg.Leaf.Subject.String(), ErrNoOCSPServer)
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: DefaultTimeout}
+	}
+	if cfg.MinInterval <= 0 {
+		cfg.MinInterval = time.Minute
+	}
+	if cfg.MaxInterval <= 0 {
+		cfg.MaxInterval = 12 * time.Hour
+	}
+	if cfg.MaxInterval < cfg.MinInterval {
+		cfg.MaxInterval = cfg.MinInterval
+	}
+	return &Stapler{cfg: cfg, log: loggerOrDiscard(cfg.Logger)}, nil
+}
+
+// Staple returns the current staple, or nil when there is none or it has
+// passed its nextUpdate (an expired staple makes careful clients fail, so
+// none is better).
+func (s *Stapler) Staple() []byte {
+	st := s.staple.Load()
+	if st == nil || (!st.nextUpdate.IsZero() && time.Now().After(st.nextUpdate)) {
+		return nil
+	}
+	return st.der
+}
+
+// Certificate returns a copy of cert carrying the current staple, for a
+// GetCertificate callback. The copy shares cert's chain and key.
+func (s *Stapler) Certificate(cert *tls.Certificate) *tls.Certificate {
+	c := *cert
+	c.OCSPStaple = s.Staple()
+	return &c
+}
+
+// Refresh fetches a staple now. On failure the previous staple is kept.
+func (s *Stapler) Refresh(ctx context.Context) error {
+	der, err := Staple(ctx, s.cfg.Leaf, s.cfg.Issuer, s.cfg.Client)
+	if err != nil {
+		return err
+	}
+	resp, err := ocsp.ParseResponse(der, nil)
+	if err != nil {
+		return fmt.Errorf("revocation: stapler: %w", err) // cannot happen: Staple parsed it
+	}
+	s.staple.Store(&stapled{der: der, nextUpdate: resp.NextUpdate})
+	return nil
+}
+
+// Run keeps the staple fresh until ctx is cancelled, and returns nil then.
+func (s *Stapler) Run(ctx context.Context) error {
+	retry := s.cfg.MinInterval
+	for {
+		var wait time.Duration
+		if err := s.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			wait = retry
+			retry = min(2*retry, s.cfg.MaxInterval)
+			s.log.Warn("ocsp staple refresh failed", "server_name", s.cfg.Leaf.Subject.CommonName, "retry_in", wait.String(), "error", err)
+		} else {
+			retry = s.cfg.MinInterval
+			next, _ := RefreshTime(s.staple.Load().der)
+			wait = min(max(time.Until(next), s.cfg.MinInterval), s.cfg.MaxInterval)
+			s.log.Debug("ocsp staple refreshed", "server_name", s.cfg.Leaf.Subject.CommonName, "next_refresh_in", wait.String())
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
