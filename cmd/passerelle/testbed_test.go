@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/secure/testbed"
+)
+
+// runTestbedCLI runs the command tree in-process with ctx.
+func runTestbedCLI(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(ctx, strings.NewReader(""), &out, &errOut)
+	cmd.SetArgs(args)
+	err = cmd.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
+}
+
+// TestTestbedCommand starts the testbed, waits for its manifest, checks one
+// endpoint with "passerelle check", then interrupts it.
+func TestTestbedCommand(t *testing.T) {
+	dir := t.TempDir()
+	manifest, caOut := filepath.Join(dir, "manifest.json"), filepath.Join(dir, "testbed-ca.pem")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, e, err := runTestbedCLI(ctx, "testbed", "--data-dir", filepath.Join(dir, "data"),
+			"--base-port", "0", "--manifest", manifest, "--ca-out", caOut)
+		done <- result{o, e, err}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(manifest); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no manifest 20s after start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var eps []testbed.Endpoint
+	if err := json.Unmarshal(mustReadFile(t, manifest), &eps); err != nil {
+		t.Fatal(err)
+	}
+	var expired testbed.Endpoint
+	for _, e := range eps {
+		if e.CAFile != caOut {
+			t.Errorf("%s: ca_file %q, want the --ca-out file %q", e.Name, e.CAFile, caOut)
+		}
+		if e.Name == "expired" {
+			expired = e
+		}
+	}
+	out, _, err := runTestbedCLI(context.Background(), "check", expired.Address, "--json",
+		"--servername", expired.ServerName, "--ca", caOut)
+	if err == nil {
+		t.Error("check of the expired endpoint exited 0")
+	}
+	var verdict struct {
+		Status string `json:"status"`
+	}
+	if jerr := json.Unmarshal([]byte(out), &verdict); jerr != nil || verdict.Status != "expired" {
+		t.Errorf("check --json: %q (%v), want status expired", out, jerr)
+	}
+
+	cancel()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("testbed did not stop 10s after interruption")
+	}
+	if r.err != nil {
+		t.Fatalf("testbed: %v\n%s", r.err, r.errOut)
+	}
+	for _, want := range []string{"passerelle testbed: trust " + caOut, "ENDPOINT", "expired.testbed.localhost",
+		"10 (certificate has expired)", "client certificate: require", "status needs an AIA fetch"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.out)
+		}
+	}
+	if !bytes.Equal(mustReadFile(t, caOut), mustReadFile(t, filepath.Join(dir, "data", "testbed", "ca.crt"))) {
+		t.Error("--ca-out differs from the persisted root")
+	}
+}
+
+func TestTestbedClientCertsCommand(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "certs")
+	stdout, _, err := runTestbedCLI(context.Background(), "testbed", "client-certs", "--data-dir", filepath.Join(dir, "data"), "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"trusted", "expired", "notYetValid", "principalMismatch", "untrustedSigners", "invalidChain", "revoked", "invalid"} {
+		for _, ext := range []string{".crt", ".key", ".p12", "-legacy.p12"} {
+			if _, err := os.Stat(filepath.Join(out, s+ext)); err != nil {
+				t.Errorf("missing %s%s: %v", s, ext, err)
+			}
+		}
+	}
+	if !strings.Contains(stdout, `PKCS#12 password: "passerelle"`) {
+		t.Errorf("output does not give the password:\n%s", stdout)
+	}
+}
+
+func TestTestbedBadInput(t *testing.T) {
+	dataDir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"testbed", "client-certs"}, "testbed client-certs: --out DIR is required"},
+		{[]string{"testbed", "--base-port", "70000"}, "testbed: base port 70000: the 18 ports from it must lie within 1-65535"},
+		{[]string{"testbed", "--key-type", "dsa", "--base-port", "0"}, `testbed: key type "dsa": want ecdsa-p256 or rsa-2048`},
+		{[]string{"testbed", "extra"}, `unknown command "extra" for "passerelle testbed"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, _, err := runTestbedCLI(context.Background(), append(tc.args, "--data-dir", dataDir)...)
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func mustReadFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
