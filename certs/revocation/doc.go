@@ -29,8 +29,13 @@
 // (RFC 5280 section 3.3), except for certificateHold; it never proves that a
 // certificate is good.
 //
+// # Stapling
+//
+// Staple fetches one OCSP response for a server's own certificate; Stapler
+// keeps it fresh in the background for a long-running server.
+//
 // Files: list.go (the list and reason codes), responder.go, crl.go (the
 // publisher and CRL file loading), service.go, check.go (Check and its
 // options), verify.go (signature and freshness rules), fetch.go (HTTP and
-// Staple), errors.go.
+// Staple), stapler.go, cache.go (answers kept across checks), errors.go.
 package revocation

@@ -20,7 +20,7 @@ const maxOCSPResponse = 1 << 20
 
 // ErrNoOCSPServer is returned by Staple for a certificate without an OCSP
 // responder URL in its authorityInfoAccess extension.
-var ErrNoOCSPServer = errors.New("revocation: the certificate names no OCSP responder")
+var ErrNoOCSPServer = errors.New("the certificate names no OCSP responder")
 
 // fetchOCSP POSTs an OCSP request for leaf to url (RFC 6960 appendix A.1).
 // POST rather than GET so that no proxy or path cleaning can mangle the
@@ -88,7 +88,8 @@ func fetch(ctx context.Context, client *http.Client, req *http.Request, max int6
 // server stapling its own revocation tells clients the truth). A nil client
 // means one with a DefaultTimeout timeout.
 //
-// Errors: ErrNoOCSPServer when the certificate names no responder; an
+// Errors: one wrapping ErrNoOCSPServer when the certificate names no
+// responder; an
 // *UnreachableError or *InvalidResponseError otherwise; an "unknown" answer
 // is an error too, as stapling it would be useless.
 func Staple(ctx context.Context, leaf, issuer *x509.Certificate, client *http.Client) ([]byte, error) {
@@ -100,7 +101,7 @@ func Staple(ctx context.Context, leaf, issuer *x509.Certificate, client *http.Cl
 	}
 	urls := httpURLs(leaf.OCSPServer)
 	if len(urls) == 0 {
-		return nil, ErrNoOCSPServer
+		return nil, fmt.Errorf("revocation: staple %q: %w", leaf.Subject.String(), ErrNoOCSPServer)
 	}
 	var errs []error
 	for _, u := range urls {

@@ -37,7 +37,7 @@ func TestStaple(t *testing.T) {
 
 	t.Run("no responder", func(t *testing.T) {
 		_, err := Staple(t.Context(), w.leaf(t, false, true), w.ca.Cert, nil)
-		if !errors.Is(err, ErrNoOCSPServer) || err.Error() != "revocation: the certificate names no OCSP responder" {
+		if !errors.Is(err, ErrNoOCSPServer) || err.Error() != `revocation: staple "CN=localhost,O=passerelle tests": the certificate names no OCSP responder` {
 			t.Errorf("got %v", err)
 		}
 	})

@@ -53,7 +53,7 @@ func NewStapler(cfg StaplerConfig) (*Stapler, error) {
 		return nil, errors.New("revocation: stapler: need both the certificate and its issuer")
 	}
 	if len(httpURLs(cfg.Leaf.OCSPServer)) == 0 {
-		return nil, fmt.Errorf("revocation: stapler: %q: %w", cfg.Leaf.Subject.String(), ErrNoOCSPServer)
+		return nil, fmt.Errorf("revocation: stapler %q: %w", cfg.Leaf.Subject.String(), ErrNoOCSPServer)
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: DefaultTimeout}

@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net/http"
@@ -42,8 +43,9 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 // refresh, and a responder outage keeps the last good staple.
 func TestStaplerRun(t *testing.T) {
 	ca := testpki.NewRoot(t, testpki.CAOptions{})
-	// Answers valid one second: with the one-minute backdate their refresh
-	// time is always past, so the stapler refreshes every MinInterval.
+	// Answers valid two minutes and backdated one: their refresh time
+	// (halfway) is the moment they are signed, so the stapler refreshes
+	// every MinInterval.
 	svc, err := NewService(ServiceConfig{Issuer: ca.Cert, Signer: ca.Key, OCSPValidity: 2 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -70,8 +72,9 @@ func TestStaplerRun(t *testing.T) {
 	if s.Staple() != nil {
 		t.Fatal("a staple before Run")
 	}
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(t.Context()) }()
+	go func() { done <- s.Run(ctx) }()
 	pollUntil(t, "a good staple", func() bool { return stapleStatus(t, s, w, leaf) == ocsp.Good })
 	// The responder caches its answer for half of 2 minutes, so the
 	// revocation must also reach it: the list change clears that cache.
@@ -88,13 +91,17 @@ func TestStaplerRun(t *testing.T) {
 	if len(c.OCSPStaple) == 0 || len(c.Certificate) != 1 {
 		t.Error("Certificate did not carry the staple")
 	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v after cancellation", err)
+	}
 }
 
 func TestNewStaplerErrors(t *testing.T) {
 	ca := testpki.NewRoot(t, testpki.CAOptions{})
 	leaf := ca.Leaf(t, testpki.LeafOptions{})
 	_, err := NewStapler(StaplerConfig{Leaf: leaf.Cert, Issuer: ca.Cert})
-	if !errors.Is(err, ErrNoOCSPServer) || err.Error() != `revocation: stapler: "CN=localhost,O=passerelle tests": revocation: the certificate names no OCSP responder` {
+	if !errors.Is(err, ErrNoOCSPServer) || err.Error() != `revocation: stapler "CN=localhost,O=passerelle tests": the certificate names no OCSP responder` {
 		t.Errorf("got %v", err)
 	}
 	if _, err := NewStapler(StaplerConfig{Leaf: leaf.Cert}); err == nil || err.Error() != "revocation: stapler: need both the certificate and its issuer" {
