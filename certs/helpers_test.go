@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,3 +122,5 @@ func dialLeaf(t testing.TB, addr, serverName string, roots *x509.CertPool) (*x50
 	defer c.Close()
 	return leaf, nil
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
