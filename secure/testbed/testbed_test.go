@@ -39,6 +39,11 @@ func TestThreeClientsAgree(t *testing.T) {
 					if v.Status != ep.ExpectedStatus {
 						t.Errorf("secure.Dial: status %s (%s), want %s", v.Status, v.Reason, ep.ExpectedStatus)
 					}
+					// The stapled endpoint must be judged from its staple, the
+					// other from the responder its certificate names.
+					if src, ok := map[string]string{"revoked": "ocsp-staple", "revoked-no-staple": "ocsp"}[ep.Name]; ok && v.Revocation.Source != src {
+						t.Errorf("secure.Dial: revocation from %q, want %q", v.Revocation.Source, src)
+					}
 					st, code, err := opensslStatus(ctx, t, via.addr, ep.ServerName, ep.CAFile)
 					if err != nil {
 						t.Fatalf("openssl: %v", err)
