@@ -86,7 +86,9 @@ type ServerConfig struct {
 	Revocation RevocationMode
 	CRLs       []*x509.RevocationList
 	// HTTPClient fetches issuers, OCSP responses and CRLs when judging
-	// client certificates; nil means a client with a 5 second timeout.
+	// client certificates; nil means a client with a 5 second timeout that
+	// remembers identical answers for a minute, so a CRL is not downloaded
+	// again on every handshake.
 	HTTPClient *http.Client
 	// HandshakeTimeout bounds the TLS handshake, from accept to the end of
 	// the handshake: a client that connects and says nothing is dropped.
@@ -145,6 +147,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cfg.ShutdownGrace = DefaultShutdownGrace
 	}
 	cfg.Logger = orDiscard(cfg.Logger)
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = newFetchClient()
+	}
 	var tc *tls.Config
 	if !cfg.Plain {
 		var err error
