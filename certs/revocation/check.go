@@ -114,7 +114,9 @@ type Result struct {
 // also be signed by a delegated responder the issuer certified with the
 // OCSPSigning usage). The first source that revokes the certificate, or
 // current information that it is good, decides. An "unknown" OCSP answer
-// passes on to the next source.
+// passes on to the next source; if nothing decides after it, the Result is
+// Unknown with that responder as Source, and the error wraps
+// ErrUnknownCertificate.
 //
 // Errors: an answer that fails verification stops the check with an
 // *InvalidResponseError; it is never read as good. When no source decides
@@ -191,7 +193,8 @@ func (c *checker) run(ctx context.Context) (Result, error) {
 		}
 	}
 	if c.unknown != nil {
-		return *c.unknown, nil
+		u := &UnreachableError{Source: c.unknown.Source, URL: c.unknown.URL, Err: ErrUnknownCertificate}
+		return *c.unknown, errors.Join(append([]error{u}, c.unreachable...)...)
 	}
 	if len(c.unreachable) > 0 {
 		return Result{Status: Unknown}, errors.Join(c.unreachable...)

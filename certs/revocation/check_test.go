@@ -46,7 +46,12 @@ func TestCheckNetworkSources(t *testing.T) {
 				mustRevoke(t, w.svc.List, leaf, revokedAt, ReasonKeyCompromise)
 			}
 			res, err := Check(t.Context(), leaf, w.ca.Cert, Options{Sources: tt.sources})
-			if err != nil {
+			if tt.wantStatus == Unknown && tt.wantSource == SourceOCSP {
+				want := "revocation: ocsp " + w.ocspURL + ": no usable answer: the responder does not know the certificate (status unknown)"
+				if !errors.Is(err, ErrUnknownCertificate) || !SoftFailable(err) || err.Error() != want {
+					t.Fatalf("got %v, want %s", err, want)
+				}
+			} else if err != nil {
 				t.Fatalf("Check: %v", err)
 			}
 			if res.Status != tt.wantStatus || res.Source != tt.wantSource {

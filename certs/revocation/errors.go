@@ -12,10 +12,16 @@ import (
 // treated like no answer at all: soft-fail ignores it, hard-fail fails.
 var ErrStale = errors.New("answer is out of date")
 
+// ErrUnknownCertificate is wrapped by an UnreachableError when an OCSP
+// responder answered, validly signed, that it does not know the certificate
+// (status "unknown", RFC 6960 section 2.2) and no other source decided.
+var ErrUnknownCertificate = errors.New("the responder does not know the certificate (status unknown)")
+
 // UnreachableError means a revocation source could not give a usable, current
 // answer: the connection failed or timed out, the server answered with an
-// HTTP or OCSP error (tryLater, internalError), or its answer was stale
-// (errors.Is(err, ErrStale)). This is the error a soft-fail caller ignores and
+// HTTP or OCSP error (tryLater, internalError), its answer was stale
+// (errors.Is(err, ErrStale)) or "unknown" (errors.Is(err,
+// ErrUnknownCertificate)). This is the error a soft-fail caller ignores and
 // a hard-fail caller fails on.
 type UnreachableError struct {
 	Source string // SourceOCSP, SourceCRL, SourceCRLFile or SourceOCSPStaple

@@ -114,7 +114,7 @@ func Staple(ctx context.Context, leaf, issuer *x509.Certificate, client *http.Cl
 			case v.stale:
 				err = &UnreachableError{Err: fmt.Errorf("%w (thisUpdate %s, nextUpdate %s)", ErrStale, fmtTime(v.res.ThisUpdate), fmtTime(v.res.NextUpdate))}
 			case v.res.Status == Unknown:
-				err = &InvalidResponseError{Err: errors.New("the responder does not know the certificate (status unknown)")}
+				err = &InvalidResponseError{Err: ErrUnknownCertificate}
 			default:
 				return der, nil
 			}
