@@ -217,7 +217,7 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if err != nil {
 		r.log.Debug("ocsp malformed request", "remote_addr", req.RemoteAddr, "error", err)
-		writeOCSP(w, req, http.StatusBadRequest, ocsp.MalformedRequestErrorResponse, time.Time{}, time.Time{})
+		writeOCSP(w, req, http.StatusBadRequest, ocsp.MalformedRequestErrorResponse, answerInfo{})
 		return
 	}
 	resp, info, err := r.respond(der)
@@ -225,31 +225,33 @@ func (r *Responder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.log.Debug("ocsp refused request", "remote_addr", req.RemoteAddr, "error", err)
 		var re *requestError
 		if errors.As(err, &re) {
-			writeOCSP(w, req, re.httpStatus, re.body, time.Time{}, time.Time{})
+			writeOCSP(w, req, re.httpStatus, re.body, answerInfo{})
 			return
 		}
-		writeOCSP(w, req, http.StatusInternalServerError, ocsp.InternalErrorErrorResponse, time.Time{}, time.Time{})
+		writeOCSP(w, req, http.StatusInternalServerError, ocsp.InternalErrorErrorResponse, answerInfo{})
 		return
 	}
 	r.log.Debug("ocsp answered", "remote_addr", req.RemoteAddr, "serial", info.serial, "status", string(info.status))
-	var thisUpdate, nextUpdate time.Time
-	if req.Method != http.MethodPost {
+	if req.Method == http.MethodPost {
 		// Only GET answers are cacheable (RFC 5019 section 6.2).
-		thisUpdate, nextUpdate = info.thisUpdate, info.nextUpdate
+		info = answerInfo{}
 	}
-	writeOCSP(w, req, http.StatusOK, resp, thisUpdate, nextUpdate)
+	writeOCSP(w, req, http.StatusOK, resp, info)
 }
 
-func writeOCSP(w http.ResponseWriter, req *http.Request, code int, body []byte, thisUpdate, nextUpdate time.Time) {
+func writeOCSP(w http.ResponseWriter, req *http.Request, code int, body []byte, info answerInfo) {
 	h := w.Header()
 	h.Set("Content-Type", ContentTypeOCSPResponse)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if !nextUpdate.IsZero() {
+	if !info.nextUpdate.IsZero() {
 		// RFC 5019 section 6.2: caching headers derived from the response.
-		h.Set("Last-Modified", thisUpdate.UTC().Format(http.TimeFormat))
-		h.Set("Expires", nextUpdate.UTC().Format(http.TimeFormat))
-		if age := int(time.Until(nextUpdate).Seconds()); age > 0 {
+		// max-age stops at nextUpdate, counted from the responder's clock.
+		h.Set("Last-Modified", info.thisUpdate.UTC().Format(http.TimeFormat))
+		h.Set("Expires", info.nextUpdate.UTC().Format(http.TimeFormat))
+		if age := int(info.nextUpdate.Sub(info.now).Seconds()); age > 0 {
 			h.Set("Cache-Control", "max-age="+strconv.Itoa(age)+", public, no-transform, must-revalidate")
+		} else {
+			h.Set("Cache-Control", "no-cache")
 		}
 	} else {
 		h.Set("Cache-Control", "no-store")
@@ -303,9 +305,9 @@ func (e *requestError) Error() string { return e.err.Error() }
 func (e *requestError) Unwrap() error { return e.err }
 
 type answerInfo struct {
-	serial                 string
-	status                 Status
-	thisUpdate, nextUpdate time.Time
+	serial                      string
+	status                      Status
+	thisUpdate, nextUpdate, now time.Time
 }
 
 // Respond answers one DER-encoded OCSP request with a DER-encoded OCSP
@@ -364,7 +366,7 @@ func (r *Responder) sign(serial *big.Int, h crypto.Hash) ([]byte, answerInfo, er
 	// Re-sign once half the validity is gone, so a cached answer always
 	// leaves clients a comfortable margin before nextUpdate.
 	if ok && now.Before(c.thisUpdate.Add(r.cfg.Backdate+r.cfg.Validity/2)) && !now.Before(c.thisUpdate) {
-		return c.der, answerInfo{key.serial, c.status, c.thisUpdate, c.nextUpdate}, nil
+		return c.der, answerInfo{key.serial, c.status, c.thisUpdate, c.nextUpdate, now}, nil
 	}
 
 	thisUpdate := now.Add(-r.cfg.Backdate).UTC().Truncate(time.Second)
@@ -405,7 +407,7 @@ func (r *Responder) sign(serial *big.Int, h crypto.Hash) ([]byte, answerInfo, er
 		r.cache[key] = cachedResponse{der: der, thisUpdate: tmpl.ThisUpdate, nextUpdate: tmpl.NextUpdate, status: status}
 	}
 	r.mu.Unlock()
-	return der, answerInfo{key.serial, status, tmpl.ThisUpdate, tmpl.NextUpdate}, nil
+	return der, answerInfo{key.serial, status, tmpl.ThisUpdate, tmpl.NextUpdate, now}, nil
 }
 
 func loggerOrDiscard(l *slog.Logger) *slog.Logger {

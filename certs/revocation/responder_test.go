@@ -168,6 +168,26 @@ func TestResponderTimes(t *testing.T) {
 	if want := now.Add(-10*time.Minute + 4*time.Hour); !resp.NextUpdate.Equal(want) {
 		t.Errorf("nextUpdate %v, want %v", resp.NextUpdate, want)
 	}
+
+	// GET answers carry RFC 5019 caching headers, by the responder's clock.
+	leaf := ca.Leaf(t, testpki.LeafOptions{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}).Cert
+	reqDER := ocspRequest(t, leaf, ca.Cert, crypto.SHA1)
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/"+url.PathEscape(base64.StdEncoding.EncodeToString(reqDER)), nil))
+	for k, want := range map[string]string{
+		"Cache-Control": "max-age=13800, public, no-transform, must-revalidate",
+		"Last-Modified": "Wed, 02 Jan 2030 02:54:05 GMT",
+		"Expires":       "Wed, 02 Jan 2030 06:54:05 GMT",
+	} {
+		if got := rec.Header().Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	rec = httptest.NewRecorder()
+	r.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(reqDER)))
+	if got := rec.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("POST Cache-Control %q, want no-store", got)
+	}
 }
 
 func TestNewResponderErrors(t *testing.T) {
