@@ -29,9 +29,10 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	path, linkErrs := buildPath(certs)
 	top := path[len(path)-1]
 
-	// Rule 1: the path must reach a trusted root (untrustedSigners), unless
+	// Rule 2: the path must reach a trusted root (untrustedSigners), unless
 	// the only thing missing is an intermediate the AIA caIssuers URL leads to
-	// (invalidChain: the peer failed to send it, RFC 5246 section 7.4.2).
+	// (rule 3a, invalidChain: the peer failed to send it, RFC 5246 section
+	// 7.4.2).
 	anchor, err := anchorChain(top, opts.Roots, now, nil)
 	if err != nil {
 		if !opts.NoAIAFetch && len(top.IssuingCertificateURL) > 0 {
@@ -53,7 +54,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	}
 	v.Chain = append(append([]*x509.Certificate(nil), path...), anchor[1:]...)
 
-	// Rule 2: the chain must hold together in itself (invalidChain).
+	// Rule 3: the chain must hold together in itself (invalidChain).
 	if reason := chainDefect(v.Chain, linkErrs, now); reason != "" {
 		return v.with(StatusInvalidChain, reason)
 	}
@@ -68,7 +69,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 		}
 	}
 
-	// Rule 3: the leaf must be fit for its role (invalid).
+	// Rule 4: the leaf must be fit for its role (invalid); then rule 3h.
 	if reason := leafDefect(leaf, opts.Role); reason != "" {
 		return v.with(StatusInvalid, reason)
 	}
@@ -76,7 +77,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 		return v.with(StatusInvalidChain, fmt.Sprintf("an issuer does not allow %s authentication: %s", opts.Role, cleanErr(roleErr)))
 	}
 
-	// Rule 4: the leaf's validity window (RFC 5280 section 4.1.2.5).
+	// Rules 5 and 6: the leaf's validity window (RFC 5280 section 4.1.2.5).
 	if now.After(leaf.NotAfter) {
 		return v.with(StatusExpired, fmt.Sprintf("certificate expired on %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
@@ -84,7 +85,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 		return v.with(StatusNotYetValid, fmt.Sprintf("certificate is not valid before %s", leaf.NotBefore.UTC().Format(time.RFC3339)))
 	}
 
-	// Rule 5: the name asked for (RFC 6125; subjectAltName only, as Go and
+	// Rule 7: the name asked for (RFC 6125; subjectAltName only, as Go and
 	// browsers do).
 	if opts.Name != "" {
 		if err := leaf.VerifyHostname(strings.TrimSuffix(opts.Name, ".")); err != nil {
@@ -95,7 +96,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 		return v.with(StatusPrincipalMismatch, fmt.Sprintf("certificate is valid for %s, not for any of %s", coveredNames(leaf), strings.Join(opts.AcceptNames, ", ")))
 	}
 
-	// Rule 6: revocation (OCSP RFC 6960, CRL RFC 5280 section 5).
+	// Rules 8 and 9: revocation (OCSP RFC 6960, CRL RFC 5280 section 5).
 	v.Revocation = checkRevocation(ctx, v.Chain, opts)
 	switch {
 	case v.Revocation.Status == RevocationRevoked:

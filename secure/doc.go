@@ -45,7 +45,9 @@
 //	                     itself:
 //	                     a. an intermediate the peer failed to send, found at
 //	                        the certificate's AIA caIssuers URL (fetched over
-//	                        HTTP as browsers do; the peer is still at fault)
+//	                        HTTP as browsers do; the peer is still at fault;
+//	                        a Server follows a client's URL only with
+//	                        FetchClientIssuers)
 //	                     b. an issuer that is not a CA (basic constraints) or
 //	                        whose key usage forbids certificate signing
 //	                     c. a signature between two links that does not verify
@@ -94,6 +96,12 @@
 // everyone in and Conn.PeerStatus says what was wrong, and Authorize may
 // refuse on top. Every refusal is a log line with remote_addr, status and
 // reason.
+//
+// Revocation sources and AIA issuers are fetched over HTTP only for what
+// needs them: revocation only once the chain reached a trusted root (so the
+// URLs are a trusted CA's), AIA issuers before that (so a Server does not
+// follow them for client certificates unless told to). A Server remembers
+// identical answers for a minute (fetchcache.go).
 //
 // TLS 1.2 is the minimum; TLS 1.2 suites are ECDHE with AES-GCM or
 // ChaCha20-Poly1305 only (CipherSuites).

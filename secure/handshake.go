@@ -96,6 +96,7 @@ func (st *serveState) judgeClient(ctx context.Context, cs tls.ConnectionState) (
 			Roots:       st.cfg.ClientCAs,
 			AcceptNames: st.cfg.ClientNames,
 			Role:        RoleClient,
+			NoAIAFetch:  !st.cfg.FetchClientIssuers,
 			Revocation:  st.cfg.Revocation,
 			CRLs:        st.cfg.CRLs,
 			HTTPClient:  st.cfg.HTTPClient,

@@ -90,6 +90,12 @@ type ServerConfig struct {
 	// remembers identical answers for a minute, so a CRL is not downloaded
 	// again on every handshake.
 	HTTPClient *http.Client
+	// FetchClientIssuers lets the server follow the AIA caIssuers URL of a
+	// client certificate whose issuer the client did not send (rule 3a).
+	// Off by default: the URL is chosen by whoever made the certificate,
+	// before anything about it is trusted, and a server should not fetch
+	// arbitrary URLs on a stranger's word.
+	FetchClientIssuers bool
 	// HandshakeTimeout bounds the TLS handshake, from accept to the end of
 	// the handshake: a client that connects and says nothing is dropped.
 	// Default DefaultHandshakeTimeout.

@@ -545,3 +545,37 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 		contains(t, logs.String(), `msg="accept failed; backing off" listen_addr=`+ln.Addr().String()+` error="too many open files" retry_in=`+d)
 	}
 }
+
+// TestServerFollowsClientAIAOnlyWhenTold: a client certificate whose issuer
+// was not sent is untrustedSigners unless FetchClientIssuers is set.
+func TestServerFollowsClientAIAOnlyWhenTold(t *testing.T) {
+	w := newWorld(t)
+	inter := w.root.Intermediate(t, testpki.CAOptions{CommonName: "client issuing CA"})
+	url := w.publish(inter.Cert, "client-ca.der")
+	leaf := inter.Leaf(t, testpki.LeafOptions{Client: true, Emails: []string{"a@example.org"}, IssuingCertificateURL: []string{url}})
+	lone := leaf.TLS()
+	lone.Certificate = lone.Certificate[:1]
+	for _, tt := range []struct {
+		fetch bool
+		want  string
+	}{
+		{false, `status untrustedSigners` + "\n" + `reason issuer "CN=client issuing CA,O=passerelle tests" of "passerelle test leaf" is not a trusted root and was not sent` + "\n"},
+		{true, "status invalidChain\nreason the peer did not send the intermediate \"client issuing CA\" (found at " + url + ")\n"},
+	} {
+		ts := startServer(t, ServerConfig{
+			GetCertificate:     staticCert(w.root.Leaf(t, testpki.LeafOptions{}).TLS()),
+			ClientAuth:         ClientAuthRequest,
+			ClientCAs:          w.root.Pool(),
+			FetchClientIssuers: tt.fetch,
+		}, verdictHandler)
+		c, err := Dial(dialCtx(t), ts.addr, ClientConfig{ServerName: "localhost", RootCAs: w.root.Pool(), Certificates: []tls.Certificate{lone}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if string(got) != tt.want {
+			t.Errorf("FetchClientIssuers %v: server said %q, want %q", tt.fetch, got, tt.want)
+		}
+	}
+}
