@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -124,3 +125,12 @@ func dialLeaf(t testing.TB, addr, serverName string, roots *x509.CertPool) (*x50
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func readFile(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
