@@ -16,7 +16,11 @@
 //     verification is switched off so that every defect gets its own name.
 //   - Revocation (revocation.go): stapled OCSP, CRL files, OCSP responders
 //     and CRL distribution points, in RevocationOff, RevocationSoft (the
-//     default) or RevocationHard mode.
+//     default) or RevocationHard mode, checked by certs/revocation.
+//
+// Other files: verdict.go (Verdict, VerifyOptions, Role), conn.go (the
+// server-side Conn), tlsconfig.go (versions and cipher suites), fetch.go (AIA
+// issuers), fetchcache.go (the listener's short cache of HTTP answers).
 //
 // # Status rules
 //
