@@ -347,3 +347,35 @@ func TestCheckForeignCRLAtDistributionPoint(t *testing.T) {
 		t.Errorf("twin CA: got %v", err)
 	}
 }
+
+// openssl's own path validation with our CRL: good, then revoked.
+func TestOpenSSLVerifyWithCRL(t *testing.T) {
+	w := newWorld(t, ServiceConfig{})
+	leaf := w.leaf(t, false, true)
+	dir := t.TempDir()
+	caFile := w.ca.WriteCert(t, dir, "ca.pem")
+	leafFile := filepath.Join(dir, "leaf.pem")
+	if err := os.WriteFile(leafFile, testpki.CertPEM(leaf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verify := func() string {
+		t.Helper()
+		der, err := w.svc.CRL.CRL()
+		if err != nil {
+			t.Fatal(err)
+		}
+		crlFile := filepath.Join(dir, "ca.crl.pem")
+		if err := os.WriteFile(crlFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, _ := exec.CommandContext(t.Context(), "openssl", "verify", "-crl_check", "-CAfile", caFile, "-CRLfile", crlFile, leafFile).CombinedOutput()
+		return string(out)
+	}
+	if out := verify(); !strings.Contains(out, "leaf.pem: OK") {
+		t.Errorf("before revocation:\n%s", out)
+	}
+	mustRevoke(t, w.svc.List, leaf, time.Time{}, ReasonKeyCompromise)
+	if out := verify(); !strings.Contains(out, "certificate revoked") {
+		t.Errorf("after revocation:\n%s", out)
+	}
+}
