@@ -19,6 +19,13 @@ import (
 // before one Write: a full TLS record (RFC 8446, section 5.1: 2^14 bytes).
 const coalesceSize = 16 << 10
 
+// directFrame is the size from which a queued frame is written from its own
+// slice instead of being copied into a chunk.
+const directFrame = 2 << 10
+
+// maxIOV bounds the buffers handed to one writev.
+const maxIOV = 32
+
 // shrinkQueue is the queue capacity (in frames) above which a drained queue
 // is released rather than kept for reuse, so a burst does not pin memory on
 // a client that then goes idle.
@@ -59,6 +66,10 @@ type client struct {
 
 	wake       chan struct{} // one token: "the queue or closing changed"
 	writerDone chan struct{}
+
+	// wakes lists the receivers whose writers this client's frames need
+	// woken (see room.broadcast); reader goroutine only.
+	wakes []*client
 
 	// Flood control (token bucket), reader goroutine only.
 	tokens float64
@@ -137,6 +148,7 @@ func (c *client) run(ctx context.Context) (CloseReason, error) {
 		src = io.MultiReader(bytes.NewReader(prefix), c.conn)
 	}
 	rd := xmlsocket.NewReaderSize(src, cfg.MaxMessage, cfg.ReadBufferSize)
+	defer c.flushWakes()
 	first := true
 	for {
 		frame, err := rd.ReadFrame()
@@ -158,6 +170,21 @@ func (c *client) run(ctx context.Context) (CloseReason, error) {
 			continue
 		}
 		c.room.broadcast(c, frame)
+		if !rd.Ready() {
+			c.flushWakes() // about to wait for the network
+		}
+	}
+}
+
+// flushWakes wakes the writers collected by broadcast.
+func (c *client) flushWakes() {
+	for i, m := range c.wakes {
+		m.signal()
+		c.wakes[i] = nil
+	}
+	c.wakes = c.wakes[:0]
+	if cap(c.wakes) > 1024 {
+		c.wakes = nil
 	}
 }
 
@@ -209,26 +236,32 @@ func (c *client) answerPolicy() (CloseReason, error) {
 	return ReasonPolicy, nil
 }
 
-// enqueue queues a frame for this client without ever blocking the caller.
-// The frame is shared with the other receivers and must not be modified.
+// enqueue queues a frame for this client and wakes its writer.
 func (c *client) enqueue(frame []byte) {
+	if c.push(frame) {
+		c.signal()
+	}
+}
+
+// push queues a frame for this client without ever blocking the caller, and
+// reports whether the writer needs a wake-up (the queue was empty). The
+// frame is shared with the other receivers and must not be modified.
+func (c *client) push(frame []byte) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	if c.pending+len(frame) > c.h.cfg.QueueBytes {
 		c.mu.Unlock()
 		c.kill(ReasonSlowConsumer)
-		return
+		return false
 	}
 	c.queue = append(c.queue, frame)
 	c.pending += len(frame)
 	first := len(c.queue) == 1
 	c.mu.Unlock()
-	if first {
-		c.signal()
-	}
+	return first
 }
 
 func (c *client) signal() {
@@ -347,9 +380,10 @@ func (c *client) writeLoop() {
 }
 
 // writeBatch writes the frames in order and returns the bytes they held.
-// On plain TCP it uses writev; otherwise (TLS) it copies them into 16 KiB
-// buffers so that each Write makes one full record instead of one record per
-// frame.
+// Short frames are copied into a pooled 16 KiB chunk, long ones are sent from
+// where they are, and the resulting list goes out with net.Buffers: one
+// writev per round on plain TCP, and on TLS one Write (so one full record,
+// not one record per frame) per chunk.
 func (c *client) writeBatch(batch [][]byte) (int, error) {
 	total := 0
 	for _, f := range batch {
@@ -358,31 +392,44 @@ func (c *client) writeBatch(batch [][]byte) (int, error) {
 	if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
 		return total, err
 	}
-	if tc, ok := c.conn.(*net.TCPConn); ok {
-		bufs := net.Buffers(batch) // WriteTo reslices the headers only
-		_, err := bufs.WriteTo(tc)
-		return total, err
-	}
 	bp := c.h.bufs.Get().(*[]byte)
 	defer c.h.bufs.Put(bp)
-	buf := (*bp)[:0]
-	for _, f := range batch {
-		if len(buf)+len(f) > cap(buf) && len(buf) > 0 {
-			if _, err := c.conn.Write(buf); err != nil {
-				return total, err
-			}
-			buf = buf[:0]
+	var iovArr [maxIOV][]byte
+	iov := iovArr[:0]
+	chunk := (*bp)[:0]
+	flush := func() error {
+		if len(chunk) > 0 {
+			iov = append(iov, chunk)
 		}
-		if len(f) >= cap(buf) {
-			if _, err := c.conn.Write(f); err != nil {
-				return total, err
-			}
-			continue
-		}
-		buf = append(buf, f...)
+		bufs := net.Buffers(iov)
+		_, err := bufs.WriteTo(c.conn)
+		iov = iovArr[:0]
+		chunk = (*bp)[:0]
+		return err
 	}
-	if len(buf) > 0 {
-		if _, err := c.conn.Write(buf); err != nil {
+	for _, f := range batch {
+		if len(f) >= directFrame {
+			if len(chunk) > 0 {
+				iov = append(iov, chunk)
+				chunk = chunk[len(chunk):len(chunk)] // the rest of the pooled buffer
+			}
+			iov = append(iov, f)
+		} else {
+			if len(chunk)+len(f) > cap(chunk) {
+				if err := flush(); err != nil {
+					return total, err
+				}
+			}
+			chunk = append(chunk, f...)
+		}
+		if len(iov) >= maxIOV-1 {
+			if err := flush(); err != nil {
+				return total, err
+			}
+		}
+	}
+	if len(iov) > 0 || len(chunk) > 0 {
+		if err := flush(); err != nil {
 			return total, err
 		}
 	}

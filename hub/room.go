@@ -17,12 +17,15 @@ func (r *room) size() int {
 	return len(r.members)
 }
 
-// broadcast queues frame to every member but from.
+// broadcast queues frame to every member but from. The writers to wake are
+// collected in from.wakes and woken by from.flushWakes, once per read from
+// the network rather than once per frame (nats-server's pending client
+// deliveries): a burst of frames then reaches each writer as one batch.
 func (r *room) broadcast(from *client, frame []byte) {
 	r.mu.RLock()
 	for _, m := range r.members {
-		if m != from {
-			m.enqueue(frame)
+		if m != from && m.push(frame) {
+			from.wakes = append(from.wakes, m)
 		}
 	}
 	r.mu.RUnlock()

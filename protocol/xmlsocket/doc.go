@@ -4,12 +4,16 @@
 //
 // Start with Reader: NewReader(r, max) wraps a stream, and ReadFrame returns
 // one frame at a time, its trailing NUL included, so that a relay can forward
-// it byte for byte. The Reader's buffer starts small (DefaultBufferSize) and
-// grows only while a frame longer than it is being read, never beyond the
-// maximum frame size; once that frame is consumed the buffer shrinks back, so
-// an idle connection holds only the small buffer. A frame longer than the
-// maximum yields a *FrameTooLargeError as soon as the limit is crossed,
-// without reading the rest of the frame into memory.
+// it byte for byte. Memory stays bounded whatever the peer sends:
+//
+//   - the read buffer starts small (DefaultBufferSize), doubles while reads
+//     keep filling it (a busy sender, read with few system calls) up to
+//     MaxBufferSize, and returns to its small size after a short read, so an
+//     idle connection holds only the small buffer;
+//   - a frame longer than the buffer is gathered in a slice of its own, which
+//     becomes the returned frame, never beyond the maximum frame size;
+//   - a frame longer than the maximum yields a *FrameTooLargeError as soon as
+//     the limit is crossed, without reading the rest of the frame.
 //
 // WriteFrame appends the NUL for the caller.
 //

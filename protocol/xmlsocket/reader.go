@@ -14,6 +14,10 @@ import (
 // grows.
 const DefaultBufferSize = 512
 
+// MaxBufferSize is the size the read buffer may grow to while reads keep
+// filling it (a busy sender), one TLS record (RFC 8446, section 5.1).
+const MaxBufferSize = 16 << 10
+
 // DefaultMaxFrame is the maximum frame size used when NewReader is given a
 // maximum below 1.
 const DefaultMaxFrame = 64 << 10
@@ -46,6 +50,10 @@ type Reader struct {
 	// buf[start:end] holds bytes read from r and not yet returned.
 	buf        []byte
 	start, end int
+	// minBuf is the size buf returns to once reads are small again; grow
+	// and shrink are decided by the last read (see fill).
+	minBuf, maxBuf int
+	grow, shrink   bool
 	// acc holds the beginning of a frame longer than buf, while it is being
 	// read; it becomes the returned frame.
 	acc []byte
@@ -63,14 +71,16 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	return NewReaderSize(r, maxFrame, DefaultBufferSize)
 }
 
-// NewReaderSize is NewReader with a read buffer of size bytes (at least 16,
-// at most max).
+// NewReaderSize is NewReader with a read buffer of size bytes (at least 16).
+// The buffer is independent of the maximum frame size: it may hold several
+// frames, or part of one.
 func NewReaderSize(r io.Reader, maxFrame, size int) *Reader {
 	if maxFrame < 1 {
 		maxFrame = DefaultMaxFrame
 	}
-	size = min(max(size, 16), maxFrame)
-	return &Reader{r: r, max: maxFrame, buf: make([]byte, size)}
+	size = max(size, 16)
+	return &Reader{r: r, max: maxFrame, buf: make([]byte, size),
+		minBuf: size, maxBuf: max(size, MaxBufferSize)}
 }
 
 // Max returns the maximum frame size, the NUL included.
@@ -137,11 +147,19 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			r.acc = append(r.acc, r.buf[:r.end]...)
 			r.end = 0
 		}
+		r.resize()
+		free := len(r.buf) - r.end
 		n, err := r.r.Read(r.buf[r.end:])
-		if n < 0 || n > len(r.buf)-r.end {
+		if n < 0 || n > free {
 			return nil, errors.New("xmlsocket: reader returned an invalid count")
 		}
 		r.end += n
+		// A read that fills most of the buffer means more is waiting: take
+		// a bigger buffer next time, so a busy sender is read with few
+		// system calls. A short read means the burst is over: go back to
+		// the small buffer, so an idle connection holds little.
+		r.grow = n == free && free >= len(r.buf)/2
+		r.shrink = n < r.minBuf
 		r.err = err
 		if n == 0 && err == nil {
 			empty++
@@ -152,6 +170,30 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			empty = 0
 		}
 	}
+}
+
+// Ready reports whether a whole frame is already buffered, so that the next
+// ReadFrame returns without reading. A relay uses it to batch work (such as
+// waking writers) until it is about to wait for the network.
+func (r *Reader) Ready() bool {
+	return r.broken == nil && bytes.IndexByte(r.buf[r.start:r.end], 0) >= 0
+}
+
+// resize applies the decision of the last read, before the next one.
+func (r *Reader) resize() {
+	switch {
+	case r.grow && len(r.buf) < r.maxBuf:
+		nb := make([]byte, min(2*len(r.buf), r.maxBuf))
+		r.end = copy(nb, r.buf[r.start:r.end])
+		r.start = 0
+		r.buf = nb
+	case r.shrink && len(r.buf) > r.minBuf && r.end-r.start <= r.minBuf:
+		nb := make([]byte, r.minBuf)
+		r.end = copy(nb, r.buf[r.start:r.end])
+		r.start = 0
+		r.buf = nb
+	}
+	r.grow, r.shrink = false, false
 }
 
 func (r *Reader) tooLarge() error {

@@ -218,3 +218,44 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// burstReader serves its bursts one per Read call, as a socket does.
+type burstReader struct{ bursts [][]byte }
+
+func (b *burstReader) Read(p []byte) (int, error) {
+	if len(b.bursts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.bursts[0])
+	b.bursts[0] = b.bursts[0][n:]
+	if len(b.bursts[0]) == 0 {
+		b.bursts = b.bursts[1:]
+	}
+	return n, nil
+}
+
+func TestReaderBufferAdapts(t *testing.T) {
+	busy := bytes.Repeat([]byte("0123456789abcde\x00"), 4096) // 64 KiB of 16-byte frames
+	src := &burstReader{bursts: [][]byte{busy, []byte("idle\x00")}}
+	r := NewReader(src, 1024)
+	largest := 0
+	for range 4096 {
+		if _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, len(r.buf))
+	}
+	if largest != MaxBufferSize {
+		t.Fatalf("buffer grew to %d during the burst, want %d", largest, MaxBufferSize)
+	}
+	f, err := r.ReadFrame()
+	if err != nil || string(f) != "idle\x00" {
+		t.Fatalf("frame = %q, %v", f, err)
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("error = %v, want EOF", err)
+	}
+	if len(r.buf) != DefaultBufferSize {
+		t.Fatalf("buffer is %d bytes after a short read, want %d", len(r.buf), DefaultBufferSize)
+	}
+}

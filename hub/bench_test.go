@@ -1,0 +1,300 @@
+package hub
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/protocol/xmlsocket"
+)
+
+// BenchmarkFanout measures the relay's fan-out: 1 sender, 100 receivers,
+// 128-byte messages (NUL included), everything on loopback in this process.
+// Each message carries its send time; receivers 0-9 record the latency of
+// every message. The sender keeps at most fanoutWindow messages ahead of the
+// slowest receiver, so the figures are those of a room that keeps up (no
+// receiver is dropped), at the hub's saturation rate.
+//
+//	go test -run '^$' -bench 'Fanout' -benchtime 50000x ./hub
+func BenchmarkFanout(b *testing.B) {
+	for _, tr := range []transport{tlsTransport(), plainTransport()} {
+		b.Run(tr.name, func(b *testing.B) { benchFanout(b, tr) })
+	}
+}
+
+const (
+	fanoutReceivers = 100
+	fanoutRecorders = 10
+	fanoutMsgSize   = 128
+	fanoutBatch     = 16  // messages per sender write
+	fanoutWindow    = 512 // messages in flight at most
+)
+
+func benchFanout(b *testing.B, tr transport) {
+	s := startHub(b, tr, Config{FloodRate: -1, QueueBytes: 4 << 20})
+	sender := s.connect(1)
+	type receiver struct {
+		got  atomic.Int64
+		lat  []time.Duration
+		conn net.Conn
+	}
+	recv := make([]*receiver, fanoutReceivers)
+	for i := range recv {
+		recv[i] = &receiver{conn: s.connect(i + 2).conn}
+		if i < fanoutRecorders {
+			recv[i].lat = make([]time.Duration, 0, b.N)
+		}
+	}
+	s.ready()
+	base := time.Now()
+	var wg sync.WaitGroup
+	for _, r := range recv {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rd := xmlsocket.NewReaderSize(r.conn, 1024, 16<<10)
+			for r.got.Load() < int64(b.N) {
+				f, err := rd.ReadFrame()
+				if err != nil {
+					b.Errorf("receiver: %v", err)
+					return
+				}
+				if r.lat != nil {
+					end := strings.IndexByte(string(f[2:]), ';') + 2
+					sent, _ := strconv.ParseInt(string(f[2:end]), 10, 64)
+					r.lat = append(r.lat, time.Since(base)-time.Duration(sent))
+				}
+				r.got.Add(1)
+			}
+		}()
+	}
+	minGot := func() int64 {
+		m := int64(b.N)
+		for _, r := range recv {
+			m = min(m, r.got.Load())
+		}
+		return m
+	}
+	pad := strings.Repeat("x", fanoutMsgSize)
+	buf := make([]byte, 0, fanoutBatch*fanoutMsgSize)
+	b.SetBytes(fanoutMsgSize * fanoutReceivers)
+	b.ResetTimer()
+	start := time.Now()
+	for sent := 0; sent < b.N; {
+		for int64(sent)-minGot() > fanoutWindow {
+			time.Sleep(50 * time.Microsecond)
+		}
+		buf = buf[:0]
+		for j := 0; j < fanoutBatch && sent < b.N; j++ {
+			head := "t=" + strconv.FormatInt(int64(time.Since(base)), 10) + ";"
+			buf = append(buf, head...)
+			buf = append(buf, pad[:fanoutMsgSize-1-len(head)]...)
+			buf = append(buf, 0)
+			sent++
+		}
+		if _, err := sender.conn.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	var lat []time.Duration
+	for _, r := range recv[:fanoutRecorders] {
+		lat = append(lat, r.lat...)
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.ReportMetric(float64(b.N*fanoutReceivers)/elapsed.Seconds(), "msgs/s")
+	if st := s.hub.Stats(); st.Closed[ReasonSlowConsumer] > 0 {
+		b.Fatalf("receivers dropped: %v", st.Closed)
+	}
+}
+
+// Environment of the child process that holds the idle clients.
+const (
+	envIdleAddr = "PASSERELLE_HUB_BENCH_IDLE_ADDR"
+	envIdleCA   = "PASSERELLE_HUB_BENCH_IDLE_CA"
+	envIdleN    = "PASSERELLE_HUB_BENCH_IDLE_N"
+)
+
+// TestMain turns the test binary into the idle-client process when
+// BenchmarkIdleConnMemory re-executes it: 10,000 clients and 10,000 server
+// connections do not fit under one process's limit of 20,000 descriptors.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(envIdleAddr); addr != "" {
+		if err := holdIdleClients(addr, os.Getenv(envIdleCA), os.Getenv(envIdleN)); err != nil {
+			fmt.Fprintln(os.Stderr, "idle clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// holdIdleClients opens n TLS connections to addr, prints "ready", and keeps
+// them open until its standard input closes.
+func holdIdleClients(addr, caFile, nStr string) error {
+	n, err := strconv.Atoi(nStr)
+	if err != nil {
+		return fmt.Errorf("bad count %q: %w", nStr, err)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("no certificate in %s", caFile)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	conns := make([]net.Conn, n)
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				c, err := tls.Dial("tcp", addr, cfg)
+				if err != nil {
+					errs <- err
+					return
+				}
+				conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	fmt.Println("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n') // until the parent closes it
+	for _, c := range conns {
+		c.Close()
+	}
+	return nil
+}
+
+// BenchmarkIdleConnMemory measures what one idle TLS client costs the hub:
+// heap in use plus goroutine stacks, after GC, with idleClients clients
+// connected from a child process, divided by the number of clients. It
+// includes the server side of crypto/tls, the hub's client, its reader and
+// writer goroutines, and the listener's handler goroutine. Run it once:
+//
+//	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./hub
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const idleClients = 10000
+	root := testpki.NewRoot(b, testpki.CAOptions{})
+	leaf := root.Leaf(b, testpki.LeafOptions{})
+	caFile := root.WriteCert(b, b.TempDir(), "ca.pem")
+	for range b.N {
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
+		h := New(Config{PolicyWait: 50 * time.Millisecond})
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() { defer wg.Done(); h.ServeConn(ctx, c) }()
+			}
+		}()
+		before := memNow()
+
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envIdleAddr+"="+ln.Addr().String(), envIdleCA+"="+caFile,
+			envIdleN+"="+strconv.Itoa(idleClients))
+		stdin, _ := cmd.StdinPipe()
+		stdout, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || line != "ready\n" {
+			b.Fatalf("child: %q, %v", line, err)
+		}
+		srv := &server{t: b, hub: h}
+		waitFor(b, func() bool { return h.Stats().Clients == idleClients }, func() string {
+			return fmt.Sprintf("%d clients, want %d", h.Stats().Clients, idleClients)
+		})
+		srv.ready()
+		after := memNow()
+
+		perConn := float64(after.total()-before.total()) / idleClients
+		b.ReportMetric(perConn, "B/conn")
+		b.ReportMetric(float64(after.heap-before.heap)/idleClients, "heap-B/conn")
+		b.ReportMetric(float64(after.stack-before.stack)/idleClients, "stack-B/conn")
+		b.ReportMetric(float64(after.goroutines-before.goroutines)/idleClients, "goroutines/conn")
+
+		stdin.Close()
+		cmd.Wait()
+		ln.Close()
+		h.Close()
+		cancel()
+		wg.Wait()
+	}
+}
+
+type memSample struct {
+	heap, stack uint64
+	goroutines  int
+}
+
+func (m memSample) total() uint64 { return m.heap + m.stack }
+
+// memNow returns heap in use and stack in use once collections stop
+// reducing them. Each collection halves the stacks that use less than a
+// quarter of their size, so the stack a goroutine needed once (the TLS
+// handshake) is given back over a few cycles, as it is in a server that runs
+// for more than a few seconds.
+func memNow() memSample {
+	var ms runtime.MemStats
+	prev := uint64(0)
+	for range 10 {
+		runtime.GC()
+		debug.FreeOSMemory()
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse+ms.StackInuse == prev {
+			break
+		}
+		prev = ms.HeapInuse + ms.StackInuse
+	}
+	return memSample{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
