@@ -40,9 +40,9 @@ type ClientCert struct {
 	CommonName string        `json:"common_name"`
 	CertFile   string        `json:"cert_file"` // leaf then chain, PEM
 	KeyFile    string        `json:"key_file"`  // PKCS#8 PEM, 0600
-	// P12File uses modern algorithms (AES-256-CBC, PBKDF2-SHA-256, go-pkcs12's
-	// Modern2023), read by OpenSSL 1.1.1+ and 3, Python, Java 12+, Windows
-	// 10 1709+ and macOS 14+.
+	// P12File uses modern algorithms (go-pkcs12's Modern2023: PBKDF2-SHA-256
+	// and AES-256-CBC), read by OpenSSL 1.1.1+, Java 12+ and Windows Server
+	// 2019+.
 	P12File string `json:"p12_file"`
 	// LegacyP12File uses RC2/3DES with SHA-1 (go-pkcs12's LegacyRC2), for
 	// older stores: AIR on older Windows and macOS keychains, Java 8.

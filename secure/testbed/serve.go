@@ -90,6 +90,7 @@ func (t *Testbed) Serve(ctx context.Context) error {
 	scancel()
 	loops.Wait()
 	handlers.Wait()
+	t.log.Info("testbed stopped")
 	return err
 }
 
