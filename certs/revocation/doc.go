@@ -20,9 +20,10 @@
 // its CRL distribution points, and stops at the first verified answer that
 // decides. Everything it reads is verified against the issuer: a bad
 // signature is an *InvalidResponseError, never "good". A source that cannot
-// be reached, or whose answer is stale, is an *UnreachableError: the error a
-// soft-fail caller ignores and a hard-fail caller fails on (SoftFailable
-// tells them apart).
+// be reached, whose answer is stale, or that does not know the certificate
+// yields an *UnreachableError: the error a soft-fail caller ignores and a
+// hard-fail caller fails on (SoftFailable tells them apart). Options.Cache
+// keeps fetched answers for the next checks.
 //
 // Stale answers: a CRL or OCSP response past its nextUpdate (plus a clock
 // skew allowance) still proves a revocation, since revocation is final

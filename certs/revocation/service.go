@@ -18,6 +18,13 @@ const (
 	CRLPath  = "/crl"
 )
 
+// The three handlers of the package.
+var (
+	_ http.Handler = (*Service)(nil)
+	_ http.Handler = (*Responder)(nil)
+	_ http.Handler = (*CRLPublisher)(nil)
+)
+
 // ServiceConfig describes a Service: the CA, an optional delegated OCSP
 // responder, and the validity of what it signs.
 type ServiceConfig struct {
