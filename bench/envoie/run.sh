@@ -6,8 +6,8 @@
 #   bench/envoie/run.sh                 # 1 GiB file, 5 timed runs each
 #   SIZE_MIB=256 RUNS=3 bench/envoie/run.sh
 #
-# Needs go, openssl, curl; installs nginx (Debian package) when missing;
-# uses hyperfine when present, else a timing loop. Everything listens on
+# Needs go, openssl, curl and python3; installs nginx (Debian package) when
+# missing. Everything listens on
 # 127.0.0.1 only and is stopped on exit. Prints MB/s for each side and the
 # ratio passerelle/nginx.
 set -euo pipefail
@@ -34,7 +34,7 @@ trap cleanup EXIT
 say() { printf '%s\n' "$*" >&2; }
 die() { say "run.sh: $*"; exit 1; }
 
-for tool in go openssl curl; do
+for tool in go openssl curl python3; do
 	command -v "$tool" >/dev/null || die "$tool is required"
 done
 if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
@@ -60,6 +60,8 @@ chmod 600 "$work/server.key"
 
 say "writing a ${SIZE_MIB} MiB file of random bytes"
 mkdir -p "$work/assets" "$work/nginx-tmp" "$work/data"
+# nginx's workers drop root for www-data: let them reach the file.
+chmod 755 "$work" "$work/assets"
 head -c "$((SIZE_MIB * 1024 * 1024))" /dev/urandom >"$work/assets/big.bin"
 want=$(sha256sum "$work/assets/big.bin" | cut -d' ' -f1)
 
@@ -69,6 +71,7 @@ fill passerelle.yaml "$ENVOIE_PORT"
 
 "$NGINX" -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 pids+=($!)
+nginx_pid=$!
 "$work/passerelle" serve --config "$work/passerelle.yaml" --log-level warn 2>"$work/passerelle.log" &
 pids+=($!)
 passerelle_pid=$!
@@ -95,34 +98,12 @@ for f in via-envoie.bin via-nginx.bin; do
 done
 
 bytes=$((SIZE_MIB * 1024 * 1024))
-if command -v hyperfine >/dev/null; then
-	hyperfine --style basic --warmup 1 --runs "$RUNS" --export-json "$work/times.json" \
-		-n passerelle "$get_cmd" -n nginx "$curl_cmd" >&2
-	read -r t_envoie t_nginx < <(python3 -c '
-import json, sys
-r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-print(r["passerelle"], r["nginx"])' "$work/times.json")
-else
-	median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-	time_runs() {
-		for _ in $(seq 1 "$RUNS"); do
-			s=$(date +%s.%N); eval "$1"; e=$(date +%s.%N)
-			echo "$e - $s" | bc -l
-		done | median
-	}
-	eval "$get_cmd"; eval "$curl_cmd" # warm-up
-	t_envoie=$(time_runs "$get_cmd")
-	t_nginx=$(time_runs "$curl_cmd")
-fi
-
-rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo "?"; }
-python3 - "$bytes" "$t_envoie" "$t_nginx" "$(rss_kib "$passerelle_pid")" <<'PY'
-import sys
-size, te, tn, rss = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-mb = lambda t: size / t / 1e6
-print(f"file: {size} bytes, median of the timed runs")
-print(f"passerelle (ENVOIE over TLS, passerelle get): {te:.3f} s  {mb(te):8.1f} MB/s")
-print(f"nginx      (HTTPS, curl):                     {tn:.3f} s  {mb(tn):8.1f} MB/s")
-print(f"ratio passerelle/nginx throughput: {tn / te:.2f}")
-print(f"passerelle serve peak RSS: {rss} KiB")
-PY
+# The two sides alternate run by run, so that load from elsewhere on a shared
+# machine falls on both alike; measure.py reports the median wall time and
+# the CPU time of each client and server.
+say "timing: one warm-up each, then $RUNS alternating runs of each side"
+eval "$get_cmd"
+eval "$curl_cmd"
+python3 "$here/measure.py" "$RUNS" "$bytes" \
+	"passerelle:$passerelle_pid:$get_cmd" "nginx:$nginx_pid:$curl_cmd"
+awk '/VmHWM/ {print "passerelle serve peak RSS: " $2 " KiB"}' "/proc/$passerelle_pid/status"
