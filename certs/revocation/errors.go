@@ -63,7 +63,8 @@ func (e *InvalidResponseError) Unwrap() error { return e.Err }
 
 // SoftFailable reports whether err only says that revocation information was
 // unavailable (every error in it is an *UnreachableError), so that a
-// soft-fail caller may go on as if the certificate were not revoked.
+// soft-fail caller may go on as if the certificate were not revoked. A nil
+// error is soft-failable.
 func SoftFailable(err error) bool {
 	if err == nil {
 		return true
