@@ -71,6 +71,8 @@ certificates itself (a local CA, or ACME through certmagic).`,
 func subcommands(a *app) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCmd(a),
+		newServeCmd(a),
+		newChatCmd(a),
 		newCheckCmd(a),
 		newCACmd(a),
 		newCertCmd(a),
