@@ -264,7 +264,7 @@ func TestIssueClientCertsErrors(t *testing.T) {
 		{"no dir", ClientCertsConfig{Out: t.TempDir()}, "testbed: client certificates: no testbed folder (ClientCertsConfig.Dir)"},
 		{"no out", ClientCertsConfig{Dir: t.TempDir()}, "testbed: client certificates: no output folder"},
 		{"bad key type", ClientCertsConfig{Dir: t.TempDir(), Out: t.TempDir(), KeyType: "dsa"},
-			`testbed: client certificates: create testbed root: generate key for "passerelle testbed root (testing only)": key type "dsa": want ecdsa-p256 or rsa-2048`},
+			`testbed: client certificates: key type "dsa": want ecdsa-p256 or rsa-2048`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := IssueClientCerts(tc.cfg)

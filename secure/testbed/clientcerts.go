@@ -96,6 +96,9 @@ func IssueClientCerts(cfg ClientCertsConfig) ([]ClientCert, error) {
 	if cfg.Out == "" {
 		return nil, errors.New("testbed: client certificates: no output folder")
 	}
+	if err := cfg.KeyType.Validate(); err != nil {
+		return nil, fmt.Errorf("testbed: client certificates: %w", err)
+	}
 	if cfg.Password == "" {
 		cfg.Password = DefaultP12Password
 	}

@@ -30,16 +30,24 @@ const (
 	KeyRSA2048   KeyType = "rsa-2048"
 )
 
+// Validate reports a key type the testbed cannot make; "" means ecdsa-p256.
+func (kt KeyType) Validate() error {
+	switch kt {
+	case KeyECDSAP256, KeyRSA2048, "":
+		return nil
+	}
+	return fmt.Errorf("key type %q: want %s or %s", kt, KeyECDSAP256, KeyRSA2048)
+}
+
 // generateKey returns a fresh private key of type kt.
 func generateKey(kt KeyType) (crypto.Signer, error) {
-	switch kt {
-	case KeyECDSAP256, "":
-		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case KeyRSA2048:
-		return rsa.GenerateKey(rand.Reader, 2048)
-	default:
-		return nil, fmt.Errorf("key type %q: want %s or %s", kt, KeyECDSAP256, KeyRSA2048)
+	if err := kt.Validate(); err != nil {
+		return nil, err
 	}
+	if kt == KeyRSA2048 {
+		return rsa.GenerateKey(rand.Reader, 2048)
+	}
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 }
 
 // authority is a CA the testbed signs with. Only the root is persisted; every

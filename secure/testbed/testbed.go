@@ -115,7 +115,7 @@ func New(cfg Config) (_ *Testbed, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if _, err := generateKey(cfg.KeyType); err != nil && cfg.KeyType != "" {
+	if err := cfg.KeyType.Validate(); err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	t := &Testbed{
