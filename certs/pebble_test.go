@@ -84,6 +84,7 @@ func startPebble(t *testing.T, tlsPort int, dnsAddr string, validity time.Durati
 	validator := va.New(logger, 0, tlsPort, false, dnsAddr, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
 	srv := httptest.NewUnstartedServer(front.Handler())
+	srv.Config.ErrorLog = logger
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	root := filepath.Join(t.TempDir(), "pebble-https-root.pem")
@@ -278,5 +279,42 @@ func TestACMEChallengeFailureSaysWhatToCheck(t *testing.T) {
 	t.Log(err)
 	if msg := err.Error(); !strings.HasPrefix(msg, prefix) || !strings.HasSuffix(msg, suffix) {
 		t.Fatalf("error = %s\nwant %s...%s", msg, prefix, suffix)
+	}
+}
+
+func TestACMEUntrustedServerSaysSetCARoot(t *testing.T) {
+	p := startPebble(t, 443, startDNS(t), 90*24*time.Hour)
+	cfg := acmeTestConfig(p, 443)
+	cfg.CARoot = "" // Pebble's HTTPS certificate is not trusted
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: cfg})
+	_, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	want := fmt.Sprintf(`no certificate for %s: the ACME CA %s cannot be reached (Get %q: tls: failed to verify certificate: x509: certificate signed by unknown authority); its HTTPS certificate is not trusted: set acme.ca_root to the PEM file of its root`,
+		testACMEName, p.dirURL, p.dirURL)
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant    %s", err, want)
+	}
+}
+
+func TestACMEBadCARootFile(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.pem")
+	if err := os.WriteFile(junk, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		name, root, want string
+	}{
+		{"missing", missing, "acme.ca_root: open " + missing + ": no such file or directory"},
+		{"not PEM", junk, "acme.ca_root " + junk + ": no PEM certificate found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: ACMEConfig{Agree: true, CARoot: tt.root}})
+			_, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error = %v, want %q", err, tt.want)
+			}
+		})
 	}
 }
