@@ -46,8 +46,15 @@ type ClientConfig struct {
 // was judged trusted.
 type ClientConn struct {
 	*tls.Conn
-	verdict Verdict
+	verdict       Verdict
+	certRequested bool
 }
+
+// ClientCertRequested reports whether the server asked for a client
+// certificate during the handshake. In TLS 1.3 a server judges that
+// certificate after the client has finished, so a refusal shows up as an
+// alert on the first Read, not as a Dial error.
+func (c *ClientConn) ClientCertRequested() bool { return c.certRequested }
 
 // Status is the server certificate's status (always StatusTrusted on a
 // connection Dial returned).
@@ -117,18 +124,21 @@ func Client(ctx context.Context, raw net.Conn, host string, cfg ClientConfig) (*
 	var state *tls.ConnectionState
 	tc := baseConfig()
 	tc.ServerName = serverName
-	if len(cfg.Certificates) > 0 {
-		// Offer a certificate even when the server's list of acceptable CAs
-		// (RFC 8446 section 4.2.4) does not name its issuer: the server is the
-		// judge, and a server that reports verdicts (the testbed) must see it.
-		tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			for i := range cfg.Certificates {
-				if cri.SupportsCertificate(&cfg.Certificates[i]) == nil {
-					return &cfg.Certificates[i], nil
-				}
-			}
-			return &cfg.Certificates[0], nil
+	certRequested := false
+	// Offer a certificate even when the server's list of acceptable CAs
+	// (RFC 8446 section 4.2.4) does not name its issuer: the server is the
+	// judge, and a server that reports verdicts (the testbed) must see it.
+	tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		certRequested = true
+		if len(cfg.Certificates) == 0 {
+			return &tls.Certificate{}, nil // none: an empty Certificate message
 		}
+		for i := range cfg.Certificates {
+			if cri.SupportsCertificate(&cfg.Certificates[i]) == nil {
+				return &cfg.Certificates[i], nil
+			}
+		}
+		return &cfg.Certificates[0], nil
 	}
 	tc.NextProtos = cfg.NextProtos
 	// crypto/tls's own verification is replaced by Classify, so that every
@@ -174,7 +184,7 @@ func Client(ctx context.Context, raw net.Conn, host string, cfg ClientConfig) (*
 			"server_name", serverName, "status", verdict.Status, "reason", verdict.Reason)
 		return nil, &HandshakeError{Verdict: verdict, State: state, Err: err}
 	}
-	return &ClientConn{Conn: conn, verdict: verdict}, nil
+	return &ClientConn{Conn: conn, verdict: verdict, certRequested: certRequested}, nil
 }
 
 func isTimeout(err error) bool {

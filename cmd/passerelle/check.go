@@ -22,7 +22,11 @@ import (
 
 // checkExitCodes is the exit status of "passerelle check" per certificate
 // status. It is an interface for scripts: keep it stable (docs/check.md).
-// Exit 1 means no verdict at all: bad usage, or no TCP connection.
+// Exit 1 means no verdict at all: bad usage, or no TCP connection; exit
+// checkExitClientRefused means the server's certificate was trusted but the
+// server refused the client certificate given with --cert.
+const checkExitClientRefused = 10
+
 var checkExitCodes = map[secure.Status]int{
 	secure.StatusTrusted:           0,
 	secure.StatusUnknown:           2,
@@ -75,7 +79,9 @@ off.
 
 Exit status: 0 trusted, 2 unknown, 3 invalid, 4 invalidChain, 5 expired,
 6 notYetValid, 7 principalMismatch, 8 revoked, 9 untrustedSigners; 1 when no
-verdict could be reached at all (bad usage, no TCP connection).`,
+verdict could be reached at all (bad usage, no TCP connection); 10 when the
+server's certificate is trusted but the server refused the --cert client
+certificate.`,
 		Example: `  passerelle check localhost:10000
   passerelle check example.org:443 --json | jq -r .status
   passerelle check 127.0.0.1:10443 --servername chat.example.org --ca ./root.pem
@@ -114,13 +120,16 @@ verdict could be reached at all (bad usage, no TCP connection).`,
 // checkReport is the --json output. Its field names are an interface for
 // scripts: keep them stable.
 type checkReport struct {
-	Status     secure.Status           `json:"status"`
-	Reason     string                  `json:"reason,omitempty"`
-	Error      string                  `json:"error,omitempty"`
-	Address    string                  `json:"address"`
-	ServerName string                  `json:"server_name"`
-	TLS        *checkTLS               `json:"tls,omitempty"`
-	Revocation secure.RevocationResult `json:"revocation"`
+	Status secure.Status `json:"status"`
+	Reason string        `json:"reason,omitempty"`
+	Error  string        `json:"error,omitempty"`
+	// ClientCertificate says what became of --cert: "not requested",
+	// "accepted" or "refused: <alert>"; absent without --cert.
+	ClientCertificate string                  `json:"client_certificate,omitempty"`
+	Address           string                  `json:"address"`
+	ServerName        string                  `json:"server_name"`
+	TLS               *checkTLS               `json:"tls,omitempty"`
+	Revocation        secure.RevocationResult `json:"revocation"`
 	// Chain is what the server presented, leaf first.
 	Chain []certs.CertInfo `json:"chain"`
 	// Path is the path judged, leaf first, up to the trusted root when one
@@ -165,6 +174,9 @@ func runCheck(a *app, o checkOptions) error {
 		v = conn.Verdict()
 		cs := conn.ConnectionState()
 		state = &cs
+		if len(cfg.Certificates) > 0 {
+			rep.ClientCertificate = probeClientCert(conn)
+		}
 		conn.Close()
 	case errors.As(err, &he):
 		v, state = he.Verdict, he.State
@@ -207,7 +219,28 @@ func runCheck(a *app, o checkOptions) error {
 	if code := checkExitCodes[v.Status]; code != 0 {
 		return &exitError{code: code}
 	}
+	if strings.HasPrefix(rep.ClientCertificate, "refused") {
+		return &exitError{code: checkExitClientRefused}
+	}
 	return nil
+}
+
+// clientCertWait is how long check listens for a refusal of its client
+// certificate. In TLS 1.3 the server judges it after the client has
+// finished the handshake (RFC 8446 section 4.4.2), so a refusal can only
+// arrive as an alert on the first read.
+const clientCertWait = 500 * time.Millisecond
+
+func probeClientCert(conn *secure.ClientConn) string {
+	if !conn.ClientCertRequested() {
+		return "not requested"
+	}
+	conn.SetReadDeadline(time.Now().Add(clientCertWait))
+	_, err := conn.Read(make([]byte, 1))
+	if err != nil && strings.Contains(err.Error(), "remote error") {
+		return "refused: " + err.Error()
+	}
+	return "accepted"
 }
 
 // clientConfig turns the flags into a secure.ClientConfig.
@@ -297,6 +330,9 @@ func writeCheckText(w io.Writer, r checkReport) error {
 		fmt.Fprintf(&b, "error: %s\n", r.Error)
 	}
 	fmt.Fprintf(&b, "server: %s (server name %s)\n", r.Address, r.ServerName)
+	if r.ClientCertificate != "" {
+		fmt.Fprintf(&b, "client certificate: %s\n", r.ClientCertificate)
+	}
 	if r.TLS != nil {
 		alpn := r.TLS.ALPN
 		if alpn == "" {

@@ -223,8 +223,24 @@ func TestCheckMutualTLS(t *testing.T) {
 	})
 	certFile, keyFile := root.Leaf(t, testpki.LeafOptions{Client: true, Emails: []string{"alice@example.org"}}).WriteFiles(t, dir, "alice")
 	out, _, err := runCLI(t, "check", addr, "--ca", caFile, "--cert", certFile, "--key", keyFile, "--data-dir", dir)
-	if err != nil || !strings.HasPrefix(out, "status: trusted\n") {
+	if err != nil || !strings.Contains(out, "status: trusted\n") || !strings.Contains(out, "\nclient certificate: accepted\n") {
 		t.Errorf("check with a client certificate: %v\n%s", err, out)
+	}
+
+	// A client certificate from another CA: the server's certificate is
+	// fine, the server refuses ours.
+	other := testpki.NewRoot(t, testpki.CAOptions{CommonName: "someone else"})
+	certFile, keyFile = other.Leaf(t, testpki.LeafOptions{Client: true, Emails: []string{"mallory@example.org"}}).WriteFiles(t, dir, "mallory")
+	out, _, err = runCLI(t, "check", addr, "--ca", caFile, "--cert", certFile, "--key", keyFile, "--data-dir", dir)
+	if exitCode(err) != 10 || !strings.Contains(out, "status: trusted\n") || !strings.Contains(out, "\nclient certificate: refused: remote error: tls: bad certificate\n") {
+		t.Errorf("check with a refused client certificate: exit %d\n%s", exitCode(err), out)
+	}
+
+	// A server that does not ask.
+	plainAddr := serve(t, root.Leaf(t, testpki.LeafOptions{}))
+	out, _, err = runCLI(t, "check", plainAddr, "--ca", caFile, "--cert", certFile, "--key", keyFile, "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "\nclient certificate: not requested\n") {
+		t.Errorf("check against a server that asks for no certificate: %v\n%s", err, out)
 	}
 }
 
