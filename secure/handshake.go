@@ -45,7 +45,6 @@ func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
 	pc := &replayConn{Conn: raw, first: first[0], pending: true}
 	if first[0] != recordTypeHandshake {
 		if st.cfg.PlainFallback != nil {
-			raw.SetDeadline(time.Time{})
 			st.cfg.PlainFallback(ctx, pc)
 			return
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -115,8 +116,9 @@ type ServerConfig struct {
 	// PlainFallback, if set, is called instead of the TLS handshake when the
 	// first byte a client sends on a TLS listener cannot begin a TLS
 	// handshake record (0x16, RFC 8446 section 5.1), for example the Flash
-	// policy-file request. The connection replays that byte. It must not
-	// serve application data: that would downgrade the listener. When nil,
+	// policy-file request. The connection replays that byte and keeps the
+	// handshake deadline: the exchange must be short. It must not serve
+	// application data: that would downgrade the listener. When nil,
 	// such a client gets a one-line plain-text hint and is closed.
 	PlainFallback func(ctx context.Context, c net.Conn)
 	// Logger receives one line per refused or failed connection; nil
@@ -192,7 +194,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if ctx.Err() != nil {
 				break
 			}
-			if errors.Is(err, net.ErrClosed) {
+			if !temporary(err) {
 				acceptErr = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 				break
 			}
@@ -235,8 +237,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return acceptErr
 }
 
+// temporary reports whether an Accept error is worth retrying: running out
+// of descriptors or buffers, or a connection aborted before it was
+// accepted. Anything else (a closed or broken listener) ends Serve.
+func temporary(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var t interface{ Temporary() bool }
+	return !errors.Is(err, net.ErrClosed) && errors.As(err, &t) && t.Temporary()
+}
+
 // serverTLSConfig builds the shared TLS configuration. Client certificates
-// are requested but not verified by crypto/tls: verifyClient judges them with
+// are requested but not verified by crypto/tls: judgeClient judges them with
 // Classify so a bad certificate can be named (ClientAuthRequest) or refused
 // with a reason (ClientAuthRequire).
 func serverTLSConfig(cfg ServerConfig) (*tls.Config, error) {

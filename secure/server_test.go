@@ -579,3 +579,20 @@ func TestServerFollowsClientAIAOnlyWhenTold(t *testing.T) {
 		}
 	}
 }
+
+// brokenListener fails Accept for good.
+type brokenListener struct{ net.Listener }
+
+func (brokenListener) Accept() (net.Conn, error) { return nil, errors.New("listener is broken") }
+
+func TestServeReturnsOnPermanentAcceptError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = (&Server{Config: ServerConfig{Plain: true}, Handler: echoHandler}).Serve(context.Background(), brokenListener{ln})
+	if want := "accept on " + ln.Addr().String() + ": listener is broken"; err == nil || err.Error() != want {
+		t.Errorf("Serve: %v, want %q", err, want)
+	}
+}
