@@ -111,7 +111,7 @@ They are signed by the testbed root in <data_dir>/testbed, so a testbed run
 with the same data folder judges each as its status; the revoked one is
 recorded there, and a running testbed picks it up at once.`,
 		Example: `  passerelle testbed client-certs --out client-certs
-  openssl s_client -connect 127.0.0.1:10416 -servername client-cert-request.testbed.localhost \
+  openssl s_client -connect 127.0.0.1:10417 -servername client-cert-request.testbed.localhost \
       -CAfile client-certs/ca.crt -cert client-certs/expired.crt -key client-certs/expired.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -207,6 +207,25 @@ func (b *builder) addIssuer(a *authority) (*issuer, error) {
 	return iss, nil
 }
 
+func (b *builder) badSignature() (material, error) {
+	m, leaf, err := b.leafFrom(b.intermediate, b.leafSpec(), b.intermediate.cert)
+	if err != nil {
+		return material{}, err
+	}
+	// The signature value ends the DER certificate (RFC 5280 section 4.1:
+	// tbsCertificate, signatureAlgorithm, signatureValue). Flipping a bit
+	// of its last byte keeps the encoding valid (the last byte of an ECDSA
+	// or RSA signature is value, not structure) and the signature wrong.
+	der := append([]byte(nil), leaf.Raw...)
+	der[len(der)-1] ^= 0x01
+	bad, err := x509.ParseCertificate(der)
+	if err != nil {
+		return material{}, fmt.Errorf("endpoint %s: %w", b.endpoint, err)
+	}
+	m.cert.Certificate[0], m.cert.Leaf = der, bad
+	return m, nil
+}
+
 // revoked issues a leaf under root and revokes it at once (keyCompromise,
 // the reason clients least forgive).
 func (b *builder) revoked() (material, *x509.Certificate, error) {

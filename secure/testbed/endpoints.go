@@ -24,6 +24,7 @@ const (
 // can compare its raw code as well as the status.
 const (
 	osslOK                 = 0  // X509_V_OK
+	osslSignatureFailure   = 7  // X509_V_ERR_CERT_SIGNATURE_FAILURE
 	osslNotYetValid        = 9  // X509_V_ERR_CERT_NOT_YET_VALID
 	osslExpired            = 10 // X509_V_ERR_CERT_HAS_EXPIRED
 	osslSelfSignedLeaf     = 18 // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
@@ -40,6 +41,7 @@ const (
 // osslText is what "openssl s_client" prints after the code (OpenSSL 3.0).
 var osslText = map[int]string{
 	osslOK:                 "ok",
+	osslSignatureFailure:   "certificate signature failure",
 	osslNotYetValid:        "certificate is not yet valid",
 	osslExpired:            "certificate has expired",
 	osslSelfSignedLeaf:     "self-signed certificate",
@@ -100,6 +102,9 @@ var plans = []plan{
 	{name: "name-constraints", status: secure.StatusInvalidChain, openssl: osslPermittedViolation,
 		description: "the intermediate may only issue for " + constrainedDomain + "; the leaf names localhost",
 		build:       (*builder).nameConstraints},
+	{name: "bad-signature", status: secure.StatusInvalidChain, openssl: osslSignatureFailure,
+		description: "the intermediate is sent, but the signature on the leaf does not verify with its key",
+		build:       (*builder).badSignature},
 	{name: "revoked", status: secure.StatusRevoked, openssl: osslRevoked, needsRevoke: true,
 		description: "revoked: the server staples an OCSP response saying so, and the testbed's CRL and OCSP responder agree",
 		build:       (*builder).revokedStapled},
