@@ -68,6 +68,13 @@ func TestClassifyEdges(t *testing.T) {
 	if v := Classify(ctx, append([]*x509.Certificate{leaf.Cert}, leaf.Chain...), o); v.Status != StatusExpired {
 		t.Errorf("judged after notAfter: %s %q", v.Status, v.Reason)
 	}
+	// A self-signed certificate trusted by pinning it as a root.
+	self := selfSigned(t, false)
+	pin := x509.NewCertPool()
+	pin.AddCert(self.Cert)
+	if v := Classify(ctx, []*x509.Certificate{self.Cert}, VerifyOptions{Roots: pin, Name: "localhost"}); v.Status != StatusTrusted || len(v.Chain) != 1 {
+		t.Errorf("pinned self-signed: %s %q", v.Status, v.Reason)
+	}
 	// A client certificate role with no name to check.
 	cl := root.Leaf(t, testpki.LeafOptions{Client: true, Emails: []string{"a@example.org"}})
 	if v := Classify(ctx, []*x509.Certificate{cl.Cert}, VerifyOptions{Roots: root.Pool(), Role: RoleClient, Revocation: RevocationOff}); v.Status != StatusTrusted || v.Reason != "certificate chain verified for client authentication" {
