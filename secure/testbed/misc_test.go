@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/protocol/policy"
+	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -251,5 +254,38 @@ func TestRevokedClientsFile(t *testing.T) {
 	want := fmt.Sprintf(`testbed: %s line 3: "zz" is not a hexadecimal serial number`, path)
 	if err == nil || err.Error() != want {
 		t.Errorf("error %v, want %q", err, want)
+	}
+}
+
+// TestPolicyRequest: like every passerelle listener, the endpoints answer a
+// Flash socket policy request (sent as the first message) and close.
+func TestPolicyRequest(t *testing.T) {
+	tb := startTestbed(t)
+	want := string(policy.Response(policy.Default()))
+	for _, ep := range tb.Endpoints() {
+		if ep.Name != "trusted" && ep.ClientAuth != ClientAuthRequest {
+			continue
+		}
+		t.Run(ep.Name, func(t *testing.T) {
+			c, err := secure.Dial(context.Background(), ep.Address, secure.ClientConfig{ServerName: ep.ServerName, RootCAs: caPool(t, ep.CAFile)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r := xmlsocket.NewReader(c, maxFrame)
+			if ep.ClientCert {
+				readVerdict(t, r) // the verdict always comes first
+			}
+			if _, err := c.Write([]byte(policy.Request)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.ReadFrame()
+			if err != nil || string(got) != want {
+				t.Fatalf("policy answer %q, %v; want %q", got, err, want)
+			}
+			if _, err := r.ReadFrame(); !errors.Is(err, io.EOF) {
+				t.Errorf("after the policy: %v, want the connection closed", err)
+			}
+		})
 	}
 }

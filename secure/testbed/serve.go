@@ -13,18 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/passerelle/passerelle/protocol/echo"
+	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
 // maxFrame bounds an XMLSocket frame echoed by a client-certificate endpoint.
 const maxFrame = 64 << 10
-
-// echoGreeting and echoPrefix are the echo service of seed 001 (the AIR
-// ServerSocket example): "Connected." on connect, then "Echo -- " + data.
-const (
-	echoGreeting = "Connected."
-	echoPrefix   = "Echo -- "
-)
 
 // UnknownServerNameError is the reason a handshake on the SNI port fails: the
 // client asked for no name, or for a name no endpoint has.
@@ -159,8 +154,10 @@ func (t *Testbed) handle(ctx context.Context, raw net.Conn, cfg *tls.Config, ep 
 	log = log.With("endpoint", ep.name, "server_name", state.ServerName)
 
 	if ep.clientAuth == ClientAuthNone {
+		// The echo service of seed 001, policy requests included, like every
+		// passerelle listener.
 		log.Debug("connected", "tls_version", tls.VersionName(state.Version))
-		t.echo(conn, log)
+		(&echo.Server{WriteTimeout: t.cfg.IdleTimeout, Logger: log}).ServeConn(ctx, conn)
 		return
 	}
 	v := t.judgeClient(ctx, state.PeerCertificates)
@@ -188,38 +185,14 @@ func (t *Testbed) writeWithDeadline(c net.Conn, b []byte) error {
 	return err
 }
 
-// echo is the seed 001 echo service: the greeting, then every chunk read
-// sent back behind the prefix.
-func (t *Testbed) echo(c net.Conn, log *slog.Logger) {
-	if err := t.writeWithDeadline(c, []byte(echoGreeting)); err != nil {
-		log.Debug("connection closed", "error", err)
-		return
-	}
-	buf := make([]byte, 4096)
-	for {
-		if err := c.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
-			return
-		}
-		n, err := c.Read(buf)
-		if n > 0 {
-			if werr := t.writeWithDeadline(c, append([]byte(echoPrefix), buf[:n]...)); werr != nil {
-				log.Debug("connection closed", "error", werr)
-				return
-			}
-		}
-		if err != nil {
-			logClose(log, err)
-			return
-		}
-	}
-}
-
 // echoFrames is the echo of the client-certificate endpoints, which speak
-// XMLSocket: each NUL-terminated frame comes back whole behind the prefix,
-// so an XMLSocket client sees one reply per message.
+// XMLSocket: each NUL-terminated frame comes back whole behind the echo
+// prefix, so an XMLSocket client sees one reply per message. A policy
+// request as the first message is answered with the default policy, then the
+// connection closes, as on every passerelle listener.
 func (t *Testbed) echoFrames(c net.Conn, log *slog.Logger) {
 	r := xmlsocket.NewReader(c, maxFrame)
-	for {
+	for first := true; ; first = false {
 		if err := c.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
 			return
 		}
@@ -228,7 +201,13 @@ func (t *Testbed) echoFrames(c net.Conn, log *slog.Logger) {
 			logClose(log, err)
 			return
 		}
-		if err := t.writeWithDeadline(c, append([]byte(echoPrefix), frame...)); err != nil {
+		if first && policy.IsRequest(frame) {
+			if err := t.writeWithDeadline(c, policy.Response(policy.Default())); err != nil {
+				log.Debug("connection closed", "error", err)
+			}
+			return
+		}
+		if err := t.writeWithDeadline(c, append([]byte(echo.Prefix), frame...)); err != nil {
 			log.Debug("connection closed", "error", err)
 			return
 		}
