@@ -26,6 +26,18 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	}
 	now := opts.now()
 	leaf := certs[0]
+
+	// The common case first: a complete, good chain that crypto/x509
+	// verifies for the role in one pass. Only when it does not is the
+	// chain taken apart to name what is wrong.
+	if chain, ok := quickPath(leaf, certs[1:], now, opts); ok {
+		v.Chain = chain
+		if reason := chainDefect(chain, nil, now); reason != "" {
+			return v.with(StatusInvalidChain, reason)
+		}
+		return v.judgeLeaf(ctx, leaf, nil, now, opts)
+	}
+
 	path, linkErrs := buildPath(certs)
 	top := path[len(path)-1]
 
@@ -69,6 +81,12 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 		}
 	}
 
+	return v.judgeLeaf(ctx, leaf, roleErr, now, opts)
+}
+
+// judgeLeaf applies rules 4 to 10 once the chain is known to be sound;
+// roleErr is crypto/x509's answer for the role's usage over the path.
+func (v Verdict) judgeLeaf(ctx context.Context, leaf *x509.Certificate, roleErr error, now time.Time, opts VerifyOptions) Verdict {
 	// Rule 4: the leaf must be fit for its role (invalid); then rule 3h.
 	if reason := leafDefect(leaf, opts.Role); reason != "" {
 		return v.with(StatusInvalid, reason)
@@ -184,6 +202,30 @@ func signedBy(child, parent *x509.Certificate) error {
 
 func isSelfSigned(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawIssuer, c.RawSubject) && signedBy(c, c) == nil
+}
+
+// quickPath asks crypto/x509 for a path from leaf through the presented
+// intermediates to a trusted root, valid now for the role, leaving out only
+// the leaf's own dates and critical extensions (rules 4-6 name those).
+func quickPath(leaf *x509.Certificate, inter []*x509.Certificate, now time.Time, opts VerifyOptions) ([]*x509.Certificate, bool) {
+	pool := x509.NewCertPool()
+	for _, c := range inter {
+		if c != nil {
+			pool.AddCert(c)
+		}
+	}
+	chains, err := neutral(leaf).Verify(x509.VerifyOptions{
+		Roots:         opts.Roots,
+		Intermediates: pool,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{opts.Role.extKeyUsage()},
+	})
+	if err != nil {
+		return nil, false
+	}
+	chain := append([]*x509.Certificate(nil), chains[0]...)
+	chain[0] = leaf
+	return chain, true
 }
 
 // anchorChain asks crypto/x509 whether top chains to a trusted root. Top's
