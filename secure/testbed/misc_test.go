@@ -289,3 +289,40 @@ func TestPolicyRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestRSALeaf: RSA leaves also allow keyEncipherment, which TLS 1.2 RSA key
+// exchange needs (RFC 5246 section 7.4.2).
+func TestRSALeaf(t *testing.T) {
+	now := time.Now()
+	cert, _, err := issue(KeyRSA2048, nil, certSpec{commonName: "rsa", notBefore: now, notAfter: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.PublicKeyAlgorithm != x509.RSA || cert.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment {
+		t.Errorf("RSA leaf: algorithm %v, key usage %b", cert.PublicKeyAlgorithm, cert.KeyUsage)
+	}
+}
+
+// TestNames: what a leaf covers follows the bound address.
+func TestNames(t *testing.T) {
+	for _, tc := range []struct {
+		address string
+		dns     []string
+		ips     []string
+	}{
+		{"127.0.0.1", []string{"expired.testbed.localhost", "localhost"}, []string{"127.0.0.1", "::1"}},
+		{"0.0.0.0", []string{"expired.testbed.localhost", "localhost"}, []string{"127.0.0.1", "::1"}},
+		{"192.0.2.7", []string{"expired.testbed.localhost", "localhost"}, []string{"127.0.0.1", "::1", "192.0.2.7"}},
+		{"testbed.example", []string{"expired.testbed.localhost", "localhost", "testbed.example"}, []string{"127.0.0.1", "::1"}},
+	} {
+		tb := &Testbed{cfg: Config{Address: tc.address}}
+		dns, ips := tb.names("expired")
+		var gotIPs []string
+		for _, ip := range ips {
+			gotIPs = append(gotIPs, ip.String())
+		}
+		if fmt.Sprint(dns) != fmt.Sprint(tc.dns) || fmt.Sprint(gotIPs) != fmt.Sprint(tc.ips) {
+			t.Errorf("address %s: names %v %v, want %v %v", tc.address, dns, gotIPs, tc.dns, tc.ips)
+		}
+	}
+}
