@@ -7,6 +7,9 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -221,6 +224,9 @@ func TestRevocationModes(t *testing.T) {
 	revoked := w.root.Leaf(t, testpki.LeafOptions{CRLDistributionPoints: []string{w.crlURL}})
 	w.revoke(t, revoked)
 	crls := loadCRLs(t, w.crlFile(t))
+	garbage := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "not a CRL") }))
+	defer garbage.Close()
+	forged := w.root.Leaf(t, testpki.LeafOptions{CRLDistributionPoints: []string{garbage.URL + "/crl"}})
 
 	tests := []struct {
 		name   string
@@ -237,6 +243,7 @@ func TestRevocationModes(t *testing.T) {
 		{"soft, no source named", silent, RevocationSoft, nil, StatusTrusted, "certificate chain verified for localhost", RevocationUnknown},
 		{"off, revoked", revoked, RevocationOff, nil, StatusTrusted, "certificate chain verified for localhost", RevocationUnchecked},
 		{"hard, CRL file", silent, RevocationHard, crls, StatusTrusted, "certificate chain verified for localhost", RevocationGood},
+		{"soft, answer that does not parse", forged, RevocationSoft, nil, StatusInvalid, "revocation answer cannot be trusted: revocation: crl " + garbage.URL + "/crl: invalid answer: ", RevocationBad},
 		{"soft, revoked", revoked, RevocationSoft, nil, StatusRevoked, revokedReason(w, revoked, "crl "+w.crlURL), RevocationRevoked},
 	}
 	for _, tt := range tests {
