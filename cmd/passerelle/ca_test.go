@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -115,44 +113,22 @@ func TestCAInstallReportsSkippedStores(t *testing.T) {
 	}
 }
 
-// The system store round trip through the command; the library test covers
-// the details (a fresh Go process, repeated installs).
-func TestCAInstallUninstallSystem(t *testing.T) {
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("not root on Linux: installing into the system store needs root")
-	}
-	if _, err := exec.LookPath("update-ca-certificates"); err != nil {
-		t.Skip("update-ca-certificates not installed: no Debian-style system store here")
-	}
-	dataDir, work := t.TempDir(), t.TempDir()
-	if _, _, err := runCLI(t, "--data-dir", dataDir, "cert", "issue", "localhost", "--out", work); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _, _ = runCLI(t, "--data-dir", dataDir, "ca", "uninstall", "--store", "system") })
-	ca, err := certs.LoadCA(filepath.Join(dataDir, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	anchor := "/usr/local/share/ca-certificates/" + certs.TrustEntryName(certs.TrustName(dataDir), ca.Certificate()) + ".crt"
-	verify := func() bool {
-		return exec.Command("openssl", "verify", "-verify_hostname", "localhost", filepath.Join(work, "localhost.crt")).Run() == nil
-	}
-	if verify() {
-		t.Fatal("trusted before install")
-	}
-
-	out, _, err := runCLI(t, "--data-dir", dataDir, "ca", "install", "--store", "system")
-	if err != nil || out != "system  installed ("+anchor+")\n" {
-		t.Fatalf("install: %v\n%s", err, out)
-	}
-	if !verify() {
-		t.Fatal("openssl does not trust the issued certificate after install")
-	}
-	out, _, err = runCLI(t, "--data-dir", dataDir, "ca", "uninstall", "--store", "system")
-	if err != nil || out != "system  removed ("+anchor+")\n" {
-		t.Fatalf("uninstall: %v\n%s", err, out)
-	}
-	if verify() {
-		t.Fatal("openssl still trusts the issued certificate after uninstall")
+// The stores themselves are exercised in the certs package (a real system
+// store round trip checked by fresh processes, a Java store); here, how the
+// command reports each outcome.
+func TestWriteTrustResults(t *testing.T) {
+	var sb strings.Builder
+	writeTrustResults(&sb, []certs.TrustResult{
+		{Store: "system", Outcome: certs.TrustInstalled, Detail: "/usr/local/share/ca-certificates/x.crt"},
+		{Store: "nss", Outcome: certs.TrustSkipped, Detail: "certutil not found"},
+		{Store: "java", Outcome: certs.TrustFailed, Detail: "failed to execute keytool: exit status 1"},
+		{Store: "system", Outcome: certs.TrustNotInstalled, Detail: "/usr/local/share/ca-certificates/x.crt"},
+	})
+	want := "system  installed (/usr/local/share/ca-certificates/x.crt)\n" +
+		"nss     skipped: certutil not found\n" +
+		"java    failed: failed to execute keytool: exit status 1\n" +
+		"system  not installed (/usr/local/share/ca-certificates/x.crt)\n"
+	if sb.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", sb.String(), want)
 	}
 }
