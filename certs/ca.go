@@ -85,7 +85,7 @@ func LoadCA(dir string) (*CA, error) {
 	case errors.Is(cerr, fs.ErrNotExist) && errors.Is(kerr, fs.ErrNotExist):
 		return nil, fmt.Errorf("%w (looked in %s)", ErrNoCA, dir)
 	case errors.Is(cerr, fs.ErrNotExist):
-		return nil, fmt.Errorf("local CA incomplete: %s exists but %s is missing", keyFile, certFile)
+		return nil, &caKeyOnlyError{keyFile: keyFile, certFile: certFile}
 	case errors.Is(kerr, fs.ErrNotExist):
 		return nil, fmt.Errorf("local CA incomplete: %s exists but its key %s is missing", certFile, keyFile)
 	case cerr != nil:
@@ -119,14 +119,53 @@ func LoadOrCreateCA(dir string) (ca *CA, created bool, err error) {
 	if err == nil {
 		return ca, false, nil
 	}
+	var keyOnly *caKeyOnlyError
+	if errors.As(err, &keyOnly) && keyOnly.beingCreated() {
+		return waitForCA(dir)
+	}
 	if !errors.Is(err, ErrNoCA) {
 		return nil, false, err
 	}
 	ca, err = CreateCA(dir)
-	if err != nil {
+	if err == nil {
+		return ca, true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
 		return nil, false, err
 	}
-	return ca, true, nil
+	// Another process is creating it at this very moment.
+	return waitForCA(dir)
+}
+
+// waitForCA waits for another process to finish writing the CA: it writes
+// the certificate right after the key.
+func waitForCA(dir string) (*CA, bool, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ca, err := LoadCA(dir)
+		if err == nil {
+			return ca, false, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, false, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// caKeyOnlyError is a CA folder holding a key but no certificate: either a
+// creation in progress in another process, or a CA damaged by hand.
+type caKeyOnlyError struct{ keyFile, certFile string }
+
+func (e *caKeyOnlyError) Error() string {
+	return fmt.Sprintf("local CA incomplete: %s exists but %s is missing", e.keyFile, e.certFile)
+}
+
+// beingCreated tells a creation in progress (a key written seconds ago)
+// from a damaged CA.
+func (e *caKeyOnlyError) beingCreated() bool {
+	fi, err := os.Stat(e.keyFile)
+	return err == nil && time.Since(fi.ModTime()) < 5*time.Second
 }
 
 // CreateCA makes a new local CA in dir, creating the folder (0700). It
@@ -139,7 +178,7 @@ func CreateCA(dir string) (*CA, error) {
 	keyFile := filepath.Join(dir, CAKeyFileName)
 	for _, f := range []string{certFile, keyFile} {
 		if _, err := os.Lstat(f); err == nil {
-			return nil, fmt.Errorf("local CA already exists: %s", f)
+			return nil, &caExistsError{path: f}
 		}
 	}
 	key, err := GenerateKey(KeyECDSAP256)
@@ -187,15 +226,24 @@ func CreateCA(dir string) (*CA, error) {
 	}
 	// Key first: a certificate without its key is useless, and LoadCA reports
 	// the half-written state clearly if we stop in between.
-	if err := WriteFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+	// Both written exclusively: of two processes creating a CA at once,
+	// exactly one wins and the other loads the winner's.
+	if err := writeFileExclusive(keyFile, keyPEM, 0o600); err != nil {
 		return nil, fmt.Errorf("save local CA key: %w", err)
 	}
 	ca := &CA{cert: cert, key: key, certFile: certFile, keyFile: keyFile}
-	if err := WriteFileAtomic(certFile, ca.CertPEM(), 0o644); err != nil {
+	if err := writeFileExclusive(certFile, ca.CertPEM(), 0o644); err != nil {
 		return nil, fmt.Errorf("save local CA certificate: %w", err)
 	}
 	return ca, nil
 }
+
+// caExistsError is CreateCA refusing to replace a CA; it matches
+// fs.ErrExist.
+type caExistsError struct{ path string }
+
+func (e *caExistsError) Error() string        { return "local CA already exists: " + e.path }
+func (e *caExistsError) Is(target error) bool { return target == fs.ErrExist }
 
 // randomSerial is a positive 128-bit random serial, as CA/Browser Forum
 // baseline requirements ask for (at least 64 bits of entropy) and mkcert does.

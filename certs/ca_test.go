@@ -127,6 +127,12 @@ func TestLoadCAErrors(t *testing.T) {
 				if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 					t.Fatal(err)
 				}
+				// Damaged in the past: a key written seconds ago means
+				// a creation in progress, which LoadOrCreateCA waits for.
+				old := time.Now().Add(-time.Hour)
+				if err := os.Chtimes(filepath.Join(dir, name), old, old); err != nil {
+					t.Fatal(err)
+				}
 			}
 			_, err := LoadCA(dir)
 			want := strings.ReplaceAll(tt.want, "DIR", dir)
@@ -174,4 +180,45 @@ func TestLoadCAOpensslCompatible(t *testing.T) {
 		}
 	}
 	runCmd(t, "openssl", "pkey", "-in", ca.KeyFile(), "-noout")
+}
+
+// Processes starting together on a fresh data folder end up with one CA.
+func TestLoadOrCreateCAConcurrent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	const n = 8
+	type result struct {
+		ca      *CA
+		created bool
+		err     error
+	}
+	results := make(chan result, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			ca, created, err := LoadOrCreateCA(dir)
+			results <- result{ca, created, err}
+		}()
+	}
+	var first *CA
+	createdCount := 0
+	for i := 0; i < n; i++ {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.created {
+			createdCount++
+		}
+		if first == nil {
+			first = r.ca
+		} else if !r.ca.Certificate().Equal(first.Certificate()) {
+			t.Fatal("two different CAs came out of concurrent creation")
+		}
+	}
+	if createdCount != 1 {
+		t.Errorf("%d callers report creating the CA, want 1", createdCount)
+	}
+	onDisk, err := LoadCA(dir)
+	if err != nil || !onDisk.Certificate().Equal(first.Certificate()) {
+		t.Fatalf("CA on disk differs from the one handed out: %v", err)
+	}
 }

@@ -96,3 +96,22 @@ func TestWriteFileAtomicMissingFolder(t *testing.T) {
 		t.Fatalf("error = %v", err)
 	}
 }
+
+func TestWriteFileExclusiveNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "k.pem")
+	if err := writeFileExclusive(p, []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := writeFileExclusive(p, []byte("second"), 0o600)
+	if !errors.Is(err, fs.ErrExist) || err.Error() != "write "+p+": file already exists" {
+		t.Fatalf("error = %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "first" {
+		t.Errorf("content = %q, want the first write", b)
+	}
+	assertMode(t, p, 0o600)
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}
