@@ -31,12 +31,12 @@ const maxIOV = 32
 // a client that then goes idle.
 const shrinkQueue = 256
 
+// controlPrefix starts every control message (see control.go).
+const controlPrefix = "<passerelle:"
+
 // aLongTimeAgo is a deadline in the past: setting it makes blocked reads and
 // writes return at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// controlPrefix starts every control message (see control.go).
-var controlPrefix = []byte("<passerelle:")
+func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 
 // client is one connection. The reader side (run) belongs to ServeConn's
 // goroutine; the writer side (writeLoop) to its own goroutine; the queue
@@ -165,7 +165,7 @@ func (c *client) run(ctx context.Context) (CloseReason, error) {
 		if !c.allow() {
 			return ReasonFlood, nil
 		}
-		if bytes.HasPrefix(frame, controlPrefix) {
+		if len(frame) > len(controlPrefix) && string(frame[:len(controlPrefix)]) == controlPrefix {
 			c.h.control(c, frame)
 			continue
 		}
@@ -294,11 +294,11 @@ func (c *client) kill(reason CloseReason) CloseReason {
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.mu.Unlock()
 	c.signal()
-	c.conn.SetReadDeadline(aLongTimeAgo)
+	c.conn.SetReadDeadline(aLongTimeAgo())
 	if reason != ReasonPolicy {
 		// A policy answer is written after the writer stopped; for every
 		// other reason a write in progress is cut short.
-		c.conn.SetWriteDeadline(aLongTimeAgo)
+		c.conn.SetWriteDeadline(aLongTimeAgo())
 	}
 	return reason
 }

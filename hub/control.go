@@ -117,7 +117,7 @@ func (c *client) reply(frame []byte) { c.enqueue(frame) }
 // the command name (as far as it could be read) and the attributes.
 func parseControl(frame []byte) (string, map[string]string, error) {
 	body := bytes.TrimSuffix(frame, []byte{0})
-	cmd := string(body[len(controlPrefix):])
+	cmd := string(body[min(len(controlPrefix), len(body)):])
 	if i := strings.IndexAny(cmd, " \t\r\n/>"); i >= 0 {
 		cmd = cmd[:i]
 	}

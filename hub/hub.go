@@ -2,13 +2,12 @@ package hub
 
 import (
 	"context"
+	"net"
 	"sort"
 	"sync"
 	"sync/atomic"
 
 	"github.com/passerelle/passerelle/protocol/policy"
-
-	"net"
 )
 
 // DefaultRoom is the room of every client that has not joined another one.
@@ -32,7 +31,7 @@ type Hub struct {
 	nicks   map[string]*client
 	wg      sync.WaitGroup // one per registered client
 
-	closes    [len(reasons)]atomic.Uint64
+	closes    [numReasons]atomic.Uint64
 	delivered atomic.Uint64
 }
 
@@ -59,6 +58,7 @@ func New(cfg Config) *Hub {
 // Cancelling ctx disconnects the client with reason shutdown.
 func (h *Hub) ServeConn(ctx context.Context, conn net.Conn) {
 	c := newClient(h, conn)
+	h.cfg.Logger.Debug("chat client connected", "remote_addr", c.addr)
 	if !h.register(c) {
 		conn.Close()
 		h.logClose(c, ReasonShutdown, nil)
@@ -150,7 +150,7 @@ func (h *Hub) Stats() Stats {
 		}
 	}
 	h.mu.Unlock()
-	for i, r := range reasons {
+	for i, r := range allReasons() {
 		if n := h.closes[i].Load(); n > 0 {
 			s.Closed[r] = n
 		}

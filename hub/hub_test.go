@@ -206,3 +206,13 @@ func TestFlood(t *testing.T) {
 		t.Fatalf("Closed[flood] = %d, want 1", got)
 	}
 }
+
+func TestCloseReasonIndex(t *testing.T) {
+	seen := map[CloseReason]bool{}
+	for i, r := range allReasons() {
+		if r == "" || seen[r] || r.index() != i {
+			t.Fatalf("reason %d %q: empty, repeated or misnumbered (index %d)", i, r, r.index())
+		}
+		seen[r] = true
+	}
+}

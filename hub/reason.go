@@ -31,18 +31,24 @@ const (
 	ReasonPolicy CloseReason = "policy"
 )
 
-// reasons lists every CloseReason, for Stats.
-var reasons = [...]CloseReason{
-	ReasonClientClosed, ReasonTooLarge, ReasonSlowConsumer, ReasonFlood,
-	ReasonWriteTimeout, ReasonWriteError, ReasonReadError, ReasonHandshake,
-	ReasonShutdown, ReasonPolicy,
-}
+// numReasons is the number of CloseReason values, for the counters.
+const numReasons = 10
 
+// index numbers the reasons for Hub's counters, in the order of allReasons.
 func (r CloseReason) index() int {
-	for i, x := range reasons {
+	for i, x := range allReasons() {
 		if x == r {
 			return i
 		}
 	}
-	return len(reasons) - 1
+	return numReasons - 1
+}
+
+// allReasons lists every CloseReason.
+func allReasons() [numReasons]CloseReason {
+	return [numReasons]CloseReason{
+		ReasonClientClosed, ReasonTooLarge, ReasonSlowConsumer, ReasonFlood,
+		ReasonWriteTimeout, ReasonWriteError, ReasonReadError, ReasonHandshake,
+		ReasonShutdown, ReasonPolicy,
+	}
 }
