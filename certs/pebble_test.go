@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -316,5 +317,55 @@ func TestACMEBadCARootFile(t *testing.T) {
 				t.Fatalf("error = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// With no acme.email, certmagic would ask for one on the terminal during a
+// synchronous obtain; passerelle must not: an account without contact is
+// made instead.
+func TestACMEWithoutEmailNeverPrompts(t *testing.T) {
+	// certmagic remembers the first account e-mail it sees in a package
+	// variable, and later configurations without one reuse it; only a fresh
+	// process shows what happens with none at all.
+	if os.Getenv("PASSERELLE_TEST_FRESH_PROCESS") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestACMEWithoutEmailNeverPrompts$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "PASSERELLE_TEST_FRESH_PROCESS=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("in a fresh process: %v\n%s", err, out)
+		}
+		return
+	}
+	dnsAddr := startDNS(t)
+	l := newACMEListener(t)
+	p := startPebble(t, l.port, dnsAddr, 90*24*time.Hour)
+	cfg := acmeTestConfig(p, l.port)
+	cfg.Email = ""
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: cfg})
+	addr := l.serve(t, m)
+
+	// certmagic prints its prompt on os.Stdout: catch anything written.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout = w
+	printed := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		printed <- string(b)
+	}()
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	os.Stdout = stdout
+	w.Close()
+	if out := <-printed; out != "" {
+		t.Errorf("printed on stdout: %q", out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.src.Store(src)
+	if _, err := dialLeaf(t, addr, testACMEName, p.roots); err != nil {
+		t.Fatal(err)
 	}
 }
