@@ -259,3 +259,27 @@ func TestReaderBufferAdapts(t *testing.T) {
 		t.Fatalf("buffer is %d bytes after a short read, want %d", len(r.buf), DefaultBufferSize)
 	}
 }
+
+func TestReady(t *testing.T) {
+	r := NewReader(&burstReader{bursts: [][]byte{[]byte("a\x00b\x00c"), []byte("\x00")}}, 100)
+	if r.Ready() {
+		t.Fatal("Ready before any read")
+	}
+	steps := []struct {
+		frame string
+		ready bool
+	}{
+		{"a\x00", true},  // "b\x00" is buffered
+		{"b\x00", false}, // only "c" is: the next ReadFrame must read
+		{"c\x00", false},
+	}
+	for _, s := range steps {
+		f, err := r.ReadFrame()
+		if err != nil || string(f) != s.frame {
+			t.Fatalf("frame = %q, %v; want %q", f, err, s.frame)
+		}
+		if r.Ready() != s.ready {
+			t.Fatalf("after %q Ready() = %v, want %v", s.frame, !s.ready, s.ready)
+		}
+	}
+}
