@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -70,7 +71,7 @@ func readVerdict(tb testing.TB, r *xmlsocket.Reader) ClientVerdict {
 // testbed runs (so the revoked one must be picked up live), then presents
 // each to both client-certificate endpoints, on their own port and by SNI,
 // from the PKCS#12 files (modern and legacy) with secure.Dial, and from the
-// PEM files with openssl s_client. The verdict frame must name the status
+// PEM files with openssl s_client and Python. The verdict frame must name the status
 // the certificate was issued for, and the echo must follow.
 func TestClientCertificateVerdicts(t *testing.T) {
 	tb := startTestbed(t)
@@ -89,6 +90,41 @@ func TestClientCertificateVerdicts(t *testing.T) {
 
 	// The parallel subtests run inside this group, so ctx outlives them.
 	t.Run("clients", func(t *testing.T) {
+		// Python starts slowly: one process per endpoint covers every
+		// certificate.
+		for _, ep := range eps {
+			t.Run("python/"+ep.Name, func(t *testing.T) {
+				t.Parallel()
+				args := []string{filepath.Join("testdata", "pyclient.py"), "--verdict", ep.SNIAddress, ep.ServerName, filepath.Join(out, "ca.crt")}
+				want := map[string]secure.Status{}
+				for _, cc := range certs {
+					args = append(args, cc.CertFile, cc.KeyFile)
+					want[cc.CertFile] = cc.Status
+				}
+				outp, err := exec.CommandContext(ctx, "python3", args...).Output()
+				if err != nil {
+					t.Fatalf("pyclient.py --verdict: %v\n%s", err, outp)
+				}
+				sc := bufio.NewScanner(bytes.NewReader(outp))
+				for sc.Scan() {
+					var res struct{ Cert, Frame string }
+					if err := json.Unmarshal(sc.Bytes(), &res); err != nil {
+						t.Fatalf("pyclient.py --verdict: %q: %v", sc.Text(), err)
+					}
+					v, err := ParseVerdict([]byte(res.Frame))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if v.Status != want[res.Cert] || v.Endpoint != ep.Name {
+						t.Errorf("python client with %s got %+v, want status %s", res.Cert, v, want[res.Cert])
+					}
+					delete(want, res.Cert)
+				}
+				if len(want) != 0 {
+					t.Errorf("python client gave no verdict for %v", want)
+				}
+			})
+		}
 		for _, cc := range certs {
 			for _, ep := range eps {
 				for _, via := range []struct{ name, addr, p12 string }{

@@ -3,12 +3,18 @@
 a verdict per connection in AIR's CertificateStatus vocabulary.
 
 Usage: pyclient.py MANIFEST.json [address|sni_address ...]
+       pyclient.py --verdict ADDRESS SERVER_NAME CA_FILE CERT_FILE KEY_FILE [CERT_FILE KEY_FILE ...]
 
 For each endpoint of the manifest, and for each access (its own port,
 "address", and/or the shared SNI port, "sni_address"), one JSON line:
 
   {"name": "expired", "via": "address", "status": "expired",
    "verify_code": 10, "detail": "certificate has expired"}
+
+The --verdict form presents each client certificate (PEM, leaf then chain)
+to a client-certificate endpoint and prints, one JSON line per certificate,
+the server's verdict message, the first NUL-terminated frame:
+  {"cert": "expired.crt", "frame": "<passerelle:client-certificate .../>"}
 
 How a verdict is reached, like a careful client would:
   1. fetch the leaf without verifying, to read its CRL distribution points
@@ -150,7 +156,29 @@ def judge(address, server_name, ca_file):
     return CODE_TO_STATUS.get(code, "invalid"), code, detail
 
 
+def client_verdict(address, server_name, ca_file, cert_file, key_file):
+    host, port = address.rsplit(":", 1)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(cafile=ca_file)
+    ctx.load_cert_chain(cert_file, key_file)
+    with connect(host.strip("[]"), int(port), server_name, ctx) as s:
+        data = b""
+        while not data.endswith(b"\0"):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise SystemExit("connection closed before the verdict: %r" % data)
+            data += chunk
+    return data[:data.index(b"\0")].decode("utf-8")
+
+
 def main():
+    if len(sys.argv) >= 7 and len(sys.argv) % 2 == 1 and sys.argv[1] == "--verdict":
+        address, server_name, ca_file = sys.argv[2:5]
+        pairs = sys.argv[5:]
+        for cert_file, key_file in zip(pairs[0::2], pairs[1::2]):
+            frame = client_verdict(address, server_name, ca_file, cert_file, key_file)
+            print(json.dumps({"cert": cert_file, "frame": frame}), flush=True)
+        return
     if len(sys.argv) < 2:
         sys.exit("usage: pyclient.py MANIFEST.json [address|sni_address ...]")
     with open(sys.argv[1]) as f:
