@@ -30,8 +30,8 @@ func TestLocalSourceServesAndRestartsFromStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ca, created, err := m.LocalCA()
-	if err != nil || created {
-		t.Fatalf("LocalCA after Source: created=%v err=%v (Source made it)", created, err)
+	if err != nil || !created {
+		t.Fatalf("LocalCA after Source: created=%v err=%v, want true (Source made it)", created, err)
 	}
 	if ca.CertFile() != filepath.Join(dir, "ca", "ca.pem") {
 		t.Errorf("CA file %s", ca.CertFile())
@@ -187,5 +187,31 @@ func TestManagerRefusesBrokenCA(t *testing.T) {
 	}
 	if errors.Is(err, ErrNoCA) {
 		t.Error("a broken CA reported as absent")
+	}
+}
+
+// After the local CA is replaced (its folder deleted), certificates signed
+// by the old one are never served again: clients trust only the new one.
+func TestLocalSourceAfterNewCA(t *testing.T) {
+	dir := t.TempDir()
+	m := newTestManager(t, ManagerConfig{DataDir: dir})
+	if _, err := m.Source(context.Background(), TLSSpec{Names: []string{"localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "ca")); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newTestManager(t, ManagerConfig{DataDir: dir})
+	src, err := m2.Source(context.Background(), TLSSpec{Names: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, created, _ := m2.LocalCA()
+	if !created {
+		t.Error("LocalCA does not report the CA that Source made")
+	}
+	if _, err := dialLeaf(t, echoServer(t, src.GetCertificate, nil), "localhost", ca.Pool()); err != nil {
+		t.Fatalf("certificate after a new CA: %v", err)
 	}
 }

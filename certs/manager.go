@@ -150,7 +150,8 @@ func (m *Manager) newCertmagicConfig(onEvent func(context.Context, string, map[s
 }
 
 // LocalCA loads the local CA from DataDir/ca, creating it the first time.
-// created is true only on the call that made it, so the caller can tell the
+// created reports whether this Manager made it (on this call or during an
+// earlier Source) rather than finding it on disk, so the caller can tell the
 // operator how to trust the new CA.
 func (m *Manager) LocalCA() (ca *CA, created bool, err error) {
 	m.mu.Lock()
@@ -160,7 +161,7 @@ func (m *Manager) LocalCA() (ca *CA, created bool, err error) {
 
 func (m *Manager) localCA() (*CA, bool, error) {
 	if m.ca != nil {
-		return m.ca, false, nil
+		return m.ca, m.caCreated, nil
 	}
 	ca, created, err := LoadOrCreateCA(CADir(m.cfg.DataDir))
 	if err != nil {
