@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Times two download commands alternately and reports, per side, the median
+"""Times download commands alternately and reports, per side, the median
 wall time (throughput), the client's CPU time and the server's CPU time.
 
 Usage: measure.py RUNS BYTES NAME:SERVER_PID:COMMAND ...
@@ -69,8 +69,8 @@ def main():
         r = {k: statistics.median(v) for k, v in results[name].items()}
         med[name] = r
         print(f"{name:12s} {r['wall']:8.3f} {size / r['wall'] / 1e6:8.1f} {r['client']:13.2f} {r['server']:13.2f}")
-    if len(sides) == 2:
-        a, b = sides[0][0], sides[1][0]
+    a = sides[0][0]
+    for b, _, _ in sides[1:]:
         print(f"ratio {a}/{b}: throughput {med[b]['wall'] / med[a]['wall']:.2f}, "
               f"server cpu {med[a]['server'] / med[b]['server']:.2f}, client cpu {med[a]['client'] / med[b]['client']:.2f}")
 

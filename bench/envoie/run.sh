@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Throughput of one large file over TLS on loopback: passerelle's ENVOIE
-# stream (passerelle serve + passerelle get) against nginx over HTTPS
-# (nginx + curl), same file, same certificate, same cipher, same run.
+# stream (passerelle serve + passerelle get) against nginx over HTTPS, same
+# file, same certificate, same cipher, same run. nginx is fetched twice: with
+# curl, and with Go's net/http (httpget/), the TLS stack passerelle get uses,
+# so the servers can be compared apart from the clients.
 #
 #   bench/envoie/run.sh                 # 1 GiB file, 5 timed runs each
 #   SIZE_MIB=256 RUNS=3 bench/envoie/run.sh
 #
 # Needs go, openssl, curl and python3; installs nginx (Debian package) when
 # missing. Everything listens on
-# 127.0.0.1 only and is stopped on exit. Prints MB/s for each side and the
-# ratio passerelle/nginx.
+# 127.0.0.1 only and is stopped on exit. Prints MB/s and CPU time for each
+# side and the ratios of passerelle to each nginx side.
 set -euo pipefail
 
 SIZE_MIB=${SIZE_MIB:-1024}
@@ -46,7 +48,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 say "building passerelle"
-(cd "$repo" && go build -o "$work/passerelle" ./cmd/passerelle)
+(cd "$repo" && go build -o "$work/passerelle" ./cmd/passerelle && go build -o "$work/httpget" ./bench/envoie/httpget)
 
 say "making a CA and a certificate for localhost and 127.0.0.1"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
@@ -87,6 +89,7 @@ wait_port "$NGINX_PORT" "$work/nginx-error.log"
 wait_port "$ENVOIE_PORT" "$work/passerelle.log"
 
 get_cmd="$work/passerelle get 127.0.0.1:$ENVOIE_PORT big.bin --data-dir $work/data --ca $work/ca.pem --servername localhost -o /dev/null"
+gohttp_cmd="$work/httpget -ca $work/ca.pem https://localhost:$NGINX_PORT/big.bin"
 curl_cmd="curl -sS --fail --cacert $work/ca.pem --tls13-ciphers $CURL_CIPHER -o /dev/null https://localhost:$NGINX_PORT/big.bin"
 
 say "checking both sides deliver the file intact"
@@ -104,6 +107,7 @@ bytes=$((SIZE_MIB * 1024 * 1024))
 say "timing: one warm-up each, then $RUNS alternating runs of each side"
 eval "$get_cmd"
 eval "$curl_cmd"
+eval "$gohttp_cmd"
 python3 "$here/measure.py" "$RUNS" "$bytes" \
-	"passerelle:$passerelle_pid:$get_cmd" "nginx:$nginx_pid:$curl_cmd"
+	"passerelle:$passerelle_pid:$get_cmd" "nginx+curl:$nginx_pid:$curl_cmd" "nginx+go:$nginx_pid:$gohttp_cmd"
 awk '/VmHWM/ {print "passerelle serve peak RSS: " $2 " KiB"}' "/proc/$passerelle_pid/status"
