@@ -180,6 +180,11 @@ func (c *serveConfig) validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s.tls.client_auth %q: want none, request or require", where, l.TLS.ClientAuth))
 		}
+		if !l.TLS.Allow.Empty() && l.TLS.ClientAuth == "none" {
+			// No client would ever send a certificate, so the list would
+			// refuse everyone.
+			errs = append(errs, fmt.Errorf("%s.tls.allow: an allow-list needs tls.client_auth request or require", where))
+		}
 	}
 	if c.Chat.MaxMessage < 2 {
 		errs = append(errs, fmt.Errorf("chat.max_message %d: want at least 2 bytes", c.Chat.MaxMessage))

@@ -97,6 +97,12 @@ listeners:
     service: chat
     tls: {client_auth: require, allow: {spki_pins: ["not base64!"]}}
 `, `listener 127.0.0.1:0: tls.allow: `},
+		{"allow-list without client auth", `
+listeners:
+  - address: 127.0.0.1:0
+    service: chat
+    tls: {allow: {common_names: [alice]}}
+`, `listeners[0].tls.allow: an allow-list needs tls.client_auth request or require`},
 		{"missing client CA", `
 listeners:
   - address: 127.0.0.1:0
