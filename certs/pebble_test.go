@@ -102,9 +102,10 @@ func startPebble(t *testing.T, tlsPort int, dnsAddr string, validity time.Durati
 // source exists, handshakes go straight to the manager's ACME config, which
 // answers challenges; afterwards to the source.
 type acmeListener struct {
-	ln   net.Listener
-	port int
-	src  atomic.Pointer[Source]
+	ln     net.Listener
+	port   int
+	src    atomic.Pointer[Source]
+	refuse atomic.Bool // fail every handshake, challenges included
 }
 
 func newACMEListener(t *testing.T) *acmeListener {
@@ -125,6 +126,9 @@ func (l *acmeListener) serve(t *testing.T, m *Manager) string {
 		t.Fatal(err)
 	}
 	get := func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if l.refuse.Load() {
+			return nil, errors.New("refusing handshakes")
+		}
 		if s := l.src.Load(); s != nil {
 			return s.GetCertificate(h)
 		}
@@ -367,5 +371,57 @@ func TestACMEWithoutEmailNeverPrompts(t *testing.T) {
 	l.src.Store(src)
 	if _, err := dialLeaf(t, addr, testACMEName, p.roots); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A stored certificate due for renewal is still served when the CA is up
+// but renewal fails, and the log says why.
+func TestACMEStoredCertificateServedWhenRenewalFails(t *testing.T) {
+	dnsAddr := startDNS(t)
+	l := newACMEListener(t)
+	p := startPebble(t, l.port, dnsAddr, 10*time.Second)
+	dataDir := t.TempDir()
+	acmeCfg := acmeTestConfig(p, l.port)
+	// Renew in the last 90% of the life: due a second after issuance.
+	mcfg := ManagerConfig{DataDir: dataDir, ACME: acmeCfg, RenewalWindowRatio: 0.9}
+	m := newTestManager(t, mcfg)
+	addr := l.serve(t, m)
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.src.Store(src)
+	first, err := dialLeaf(t, addr, testACMEName, p.roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+
+	// The listener now fails Pebble's validation; wait until the stored
+	// certificate is due for renewal.
+	l.refuse.Store(true)
+	due := first.NotBefore.Add(first.NotAfter.Sub(first.NotBefore) / 10).Add(time.Second)
+	waitFor(t, "the certificate to be due for renewal", 5*time.Second, func() bool { return time.Now().After(due) })
+
+	logger, logs := testLogger(t)
+	mcfg.Logger = logger
+	m2 := newTestManager(t, mcfg)
+	src2, err := m2.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	if err != nil {
+		t.Fatalf("renewal failure with a valid stored certificate: %v\n%s", err, logs)
+	}
+	want := `level=WARN msg="ACME CA did not renew the stored certificate: serving it while renewal is retried in the background" server_name=` + testACMEName + ` acme_ca=` + p.dirURL + ` error=`
+	if !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs)
+	}
+	if testing.Verbose() {
+		t.Logf("restart:\n%s", logs)
+	}
+	leaf, err := dialLeaf(t, echoServer(t, src2.GetCertificate, nil), testACMEName, p.roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Errorf("served serial %x, want the stored %x", leaf.SerialNumber, first.SerialNumber)
 	}
 }
