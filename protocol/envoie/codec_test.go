@@ -116,3 +116,23 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadHeader(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 5})
+	f.Add(AppendError(nil, CodeNotFound, "gone"))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 'x'})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		n, err := ReadHeader(bytes.NewReader(in))
+		var re *RemoteError
+		switch {
+		case err == nil:
+			if n < 0 || n > MaxFileSize {
+				t.Fatalf("length %d accepted", n)
+			}
+		case errors.As(err, &re):
+			if len(re.Message) > 0xFFFF {
+				t.Fatalf("message of %d bytes", len(re.Message))
+			}
+		}
+	})
+}

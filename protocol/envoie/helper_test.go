@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 type testServer struct {
 	addr   string
 	tlsCfg *tls.Config // client side
+	caCert *x509.Certificate
 	srv    *Server
 	active atomic.Int64 // connections inside ServeConn
 	logs   *syncBuffer
@@ -64,6 +66,7 @@ func startServerWrap(tb testing.TB, files Files, tweak func(*Server), wrap bool)
 	ts := &testServer{
 		addr:   ln.Addr().String(),
 		tlsCfg: &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"},
+		caCert: root.Cert,
 		logs:   &syncBuffer{},
 		wrap:   wrap,
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -351,7 +352,7 @@ func TestClientDisconnectMidway(t *testing.T) {
 	must(t, f.Truncate(256<<20))
 	must(t, f.Close())
 	ts := startServer(t, openDir(t, dir), nil)
-	before := openFDs(t)
+	before, goroutines := openFDs(t), runtime.NumGoroutine()
 
 	conn := ts.dial(t)
 	if _, err := io.WriteString(conn, "ENVOIE long.bin\n"); err != nil {
@@ -366,6 +367,7 @@ func TestClientDisconnectMidway(t *testing.T) {
 
 	waitFor(t, "the server to drop the connection", func() bool { return ts.active.Load() == 0 })
 	waitFor(t, "descriptors to be released", func() bool { return openFDs(t) <= before })
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
 	if logs := ts.logs.String(); !strings.Contains(logs, "envoie: transfer aborted") || !strings.Contains(logs, "name=long.bin") {
 		t.Fatalf("no log line for the aborted transfer:\n%s", logs)
 	}
