@@ -28,7 +28,7 @@ type fileSource struct {
 	cur atomic.Pointer[tls.Certificate]
 
 	mu               sync.Mutex // serialises reloads and guards the fields below
-	lastCert, lastKy []byte
+	lastCert, lastKey []byte
 	ocspCancel       func()
 
 	staple func(*fileSource, *tls.Certificate) // OCSP stapling, run in the background after each load
@@ -58,6 +58,9 @@ func (m *Manager) filesSource(spec TLSSpec) (*Source, error) {
 	}
 	fs.install(certPEM, keyPEM, c)
 	if err := m.watch(fs); err != nil {
+		if fs.ocspCancel != nil {
+			fs.ocspCancel()
+		}
 		return nil, err
 	}
 	m.files = append(m.files, fs)
@@ -106,7 +109,7 @@ func (fs *fileSource) read() (certPEM, keyPEM []byte, c *tls.Certificate, err er
 // install makes c the served certificate. Callers hold fs.mu or own fs
 // exclusively.
 func (fs *fileSource) install(certPEM, keyPEM []byte, c *tls.Certificate) {
-	fs.lastCert, fs.lastKy = certPEM, keyPEM
+	fs.lastCert, fs.lastKey = certPEM, keyPEM
 	fs.cur.Store(c)
 	if now := time.Now(); now.After(c.Leaf.NotAfter) {
 		fs.log.Warn("the certificate in tls.cert_file has expired", "not_after", c.Leaf.NotAfter)
@@ -130,7 +133,7 @@ func (fs *fileSource) reload(trigger string) error {
 		fs.log.Warn("certificate files not reloaded; still serving the previous certificate", "trigger", trigger, "error", err.Error())
 		return err
 	}
-	if bytes.Equal(certPEM, fs.lastCert) && bytes.Equal(keyPEM, fs.lastKy) {
+	if bytes.Equal(certPEM, fs.lastCert) && bytes.Equal(keyPEM, fs.lastKey) {
 		return nil
 	}
 	old := fs.cur.Load()
