@@ -167,9 +167,9 @@ func (c *client) run(ctx context.Context) (CloseReason, error) {
 		}
 		if len(frame) > len(controlPrefix) && string(frame[:len(controlPrefix)]) == controlPrefix {
 			c.h.control(c, frame)
-			continue
+		} else {
+			c.room.broadcast(c, frame)
 		}
-		c.room.broadcast(c, frame)
 		if !rd.Ready() {
 			c.flushWakes() // about to wait for the network
 		}

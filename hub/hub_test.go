@@ -216,3 +216,14 @@ func TestCloseReasonIndex(t *testing.T) {
 		seen[r] = true
 	}
 }
+
+func TestRelayThenControlInOneWrite(t *testing.T) {
+	// A relayed frame followed by a control message in the same read: the
+	// receiver's writer must be woken before the relay waits for more.
+	s := startHub(t, plainTransport(), Config{})
+	a, b := s.connect(1), s.connect(2)
+	s.ready()
+	a.send("for b\x00<passerelle:ping/>\x00")
+	b.expect("for b\x00")
+	a.expect("<passerelle:pong/>\x00")
+}
