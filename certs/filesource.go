@@ -27,9 +27,9 @@ type fileSource struct {
 
 	cur atomic.Pointer[tls.Certificate]
 
-	mu               sync.Mutex // serialises reloads and guards the fields below
+	mu                sync.Mutex // serialises reloads and guards the fields below
 	lastCert, lastKey []byte
-	ocspCancel       func()
+	ocspCancel        func()
 
 	staple func(*fileSource, *tls.Certificate) // OCSP stapling, run in the background after each load
 }
