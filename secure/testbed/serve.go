@@ -157,7 +157,7 @@ func (t *Testbed) handle(ctx context.Context, raw net.Conn, cfg *tls.Config, ep 
 		// The echo service of seed 001, policy requests included, like every
 		// passerelle listener.
 		log.Debug("connected", "tls_version", tls.VersionName(state.Version))
-		(&echo.Server{WriteTimeout: t.cfg.IdleTimeout, Logger: log}).ServeConn(ctx, conn)
+		(&echo.Server{Logger: log}).ServeConn(ctx, conn)
 		return
 	}
 	v := t.judgeClient(ctx, state.PeerCertificates)

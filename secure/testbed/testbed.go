@@ -49,7 +49,10 @@ type Config struct {
 	KeyType KeyType
 	// HandshakeTimeout bounds each TLS handshake (default 10s).
 	HandshakeTimeout time.Duration
-	// IdleTimeout closes a connection silent for that long (default 5m).
+	// IdleTimeout closes a client-certificate endpoint's connection silent
+	// for that long and bounds each of its writes (default 5m). The echo of
+	// the server-certificate endpoints (protocol/echo) keeps a connection
+	// until the client leaves or the testbed stops; MaxConns bounds them all.
 	IdleTimeout time.Duration
 	// MaxConns bounds concurrent connections over all listeners (default 1000).
 	MaxConns int
