@@ -121,7 +121,7 @@ func TestTestbedBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"testbed", "client-certs"}, "testbed client-certs: --out DIR is required"},
-		{[]string{"testbed", "--base-port", "70000"}, "testbed: base port 70000: the 19 ports from it must lie within 1-65535"},
+		{[]string{"testbed", "--base-port", "70000"}, "testbed: base port 70000: the 21 ports from it must lie within 1-65535"},
 		{[]string{"testbed", "--key-type", "dsa", "--base-port", "0"}, `testbed: key type "dsa": want ecdsa-p256 or rsa-2048`},
 		{[]string{"testbed", "extra"}, `unknown command "extra" for "passerelle testbed"`},
 	} {

@@ -53,6 +53,7 @@ var osslText = map[int]string{
 	osslUnhandledCritical:  "unhandled critical extension",
 	osslPermittedViolation: "permitted subtree violation",
 	osslHostnameMismatch:   "hostname mismatch",
+	osslNoHandshake:        "no TLS handshake",
 }
 
 // plan is one endpoint to build: its name, what a client should conclude and
@@ -64,6 +65,9 @@ type plan struct {
 	clientAuth  ClientAuth
 	needsAIA    bool // the status shows only for a client that fetches AIA issuers
 	needsRevoke bool // the status shows only for a client that checks revocation
+	// noTLS endpoints never complete a TLS handshake: they have no
+	// certificate and are not on the SNI port.
+	noTLS       noTLS
 	description string
 	build       func(b *builder) (material, error)
 }
@@ -123,7 +127,24 @@ var plans = []plan{
 	{name: "client-cert-require", status: secure.StatusTrusted, openssl: osslOK, clientAuth: ClientAuthRequire,
 		description: "refuses a client without a certificate; otherwise tells the verdict, then echoes",
 		build:       (*builder).trusted},
+	{name: "plain-text", status: secure.StatusInvalid, openssl: osslNoHandshake, noTLS: plainText,
+		description: "no TLS at all: the echo service in clear text, so the handshake fails"},
+	{name: "silent", status: secure.StatusUnknown, openssl: osslNoHandshake, noTLS: silent,
+		description: "accepts the connection and never answers: no handshake result, so the status stays unknown"},
 }
+
+// noTLS says how an endpoint without TLS behaves.
+type noTLS uint8
+
+const (
+	withTLS   noTLS = iota
+	plainText       // the seed echo in clear text: the client's handshake fails
+	silent          // accepts and never answers: the client gives up
+)
+
+// osslNoHandshake stands for "no verify code": OpenSSL completes no
+// handshake (in clear text it still prints 0 with cipher NONE).
+const osslNoHandshake = -1
 
 // Port layout relative to the base port.
 const (
@@ -140,7 +161,7 @@ type Endpoint struct {
 	// Address is the endpoint's own host:port; it ignores SNI.
 	Address string `json:"address"`
 	// SNIAddress is the shared host:port where ServerName selects this
-	// endpoint.
+	// endpoint; empty for the endpoints that do not speak TLS.
 	SNIAddress string `json:"sni_address"`
 	// ServerName is the name a client should ask for (and verify).
 	ServerName string `json:"server_name"`
@@ -153,7 +174,8 @@ type Endpoint struct {
 	ClientCert bool `json:"client_cert"`
 	// ClientAuth is "request" or "require" for those endpoints.
 	ClientAuth ClientAuth `json:"client_auth,omitempty"`
-	// OpenSSLVerifyCode is the verify return code of
+	// OpenSSLVerifyCode is -1 when no TLS handshake completes, else the
+	// verify return code of
 	//   openssl s_client -connect ADDRESS -servername SERVER_NAME
 	//     -verify_hostname SERVER_NAME -CAfile CA_FILE -verify_return_error
 	//     -crl_check -crl_download

@@ -156,10 +156,20 @@ func sClient(ctx context.Context, addr, serverName, caFile string, extra ...stri
 // with the AIA step browsers take for "unable to get local issuer
 // certificate": fetch the issuer the leaf names and verify again; success
 // means the server did not send an intermediate (invalidChain).
+//
+// Without a handshake there is no verify code (-1): a server that never
+// answers leaves the status unknown, one that answers in clear text fails
+// the handshake, which is invalid (OpenSSL then prints code 0 with cipher
+// NONE).
 func opensslStatus(ctx context.Context, tb testing.TB, addr, serverName, caFile string) (secure.Status, int, error) {
-	code, _, _, err := sClient(ctx, addr, serverName, caFile)
-	if err != nil {
+	code, _, out, err := sClient(ctx, addr, serverName, caFile)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return secure.StatusUnknown, -1, nil
+	case err != nil:
 		return secure.StatusUnknown, code, err
+	case strings.Contains(out, "Cipher is (NONE)"):
+		return secure.StatusInvalid, -1, nil
 	}
 	if code == 20 {
 		if url := opensslAIAIssuer(ctx, tb, addr, serverName); url != "" {
@@ -237,6 +247,10 @@ func httpGetPEM(ctx context.Context, url string) ([]byte, error) {
 	return cmd.Output()
 }
 
+// clientPatience is how long the clients wait for a server that never
+// answers (the silent endpoint).
+const clientPatience = 2 * time.Second
+
 // pyResult is one line of testdata/pyclient.py.
 type pyResult struct {
 	Name       string        `json:"name"`
@@ -251,6 +265,7 @@ type pyResult struct {
 func runPython(ctx context.Context, tb testing.TB, manifest string) map[string]pyResult {
 	tb.Helper()
 	cmd := exec.CommandContext(ctx, "python3", filepath.Join("testdata", "pyclient.py"), manifest)
+	cmd.Env = append(os.Environ(), "PYCLIENT_TIMEOUT="+strconv.Itoa(int(clientPatience/time.Second)))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -38,6 +38,8 @@ func WriteTable(w io.Writer, eps []Endpoint) error {
 	for _, e := range eps {
 		note := ""
 		switch {
+		case e.OpenSSLVerifyCode == osslNoHandshake:
+			note = "no TLS"
 		case e.ClientAuth != ClientAuthNone:
 			note = "client certificate: " + string(e.ClientAuth)
 		case e.NeedsAIAFetch:
@@ -45,8 +47,11 @@ func WriteTable(w io.Writer, eps []Endpoint) error {
 		case e.NeedsRevocationCheck:
 			note = "status needs a revocation check"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Address, e.ServerName, e.ExpectedStatus,
-			strconv.Itoa(e.OpenSSLVerifyCode)+" ("+e.OpenSSLVerifyText+")", note)
+		ossl := strconv.Itoa(e.OpenSSLVerifyCode) + " (" + e.OpenSSLVerifyText + ")"
+		if e.OpenSSLVerifyCode == osslNoHandshake {
+			ossl = e.OpenSSLVerifyText
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Address, e.ServerName, e.ExpectedStatus, ossl, note)
 	}
 	return tw.Flush()
 }

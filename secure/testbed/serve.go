@@ -129,6 +129,10 @@ func (t *Testbed) acceptLoop(ctx context.Context, ln net.Listener, cfg *tls.Conf
 // handle runs one connection: the handshake under a deadline, then the
 // endpoint's service.
 func (t *Testbed) handle(ctx context.Context, raw net.Conn, cfg *tls.Config, ep *endpoint) {
+	if ep != nil && ep.noTLS != withTLS {
+		t.handleNoTLS(ctx, raw, ep)
+		return
+	}
 	conn := tls.Server(raw, cfg)
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
@@ -168,6 +172,33 @@ func (t *Testbed) handle(ctx context.Context, raw net.Conn, cfg *tls.Config, ep 
 		return
 	}
 	t.echoFrames(conn, log)
+}
+
+// handleNoTLS serves the endpoints that never complete a handshake.
+func (t *Testbed) handleNoTLS(ctx context.Context, raw net.Conn, ep *endpoint) {
+	log := t.log.With("remote_addr", raw.RemoteAddr().String(), "local_addr", raw.LocalAddr().String(), "endpoint", ep.name)
+	switch ep.noTLS {
+	case plainText:
+		// A TLS client's ClientHello meets "Connected." in clear text,
+		// which is no TLS record: the client fails its handshake.
+		(&echo.Server{Logger: log}).ServeConn(ctx, raw)
+	case silent:
+		defer raw.Close()
+		stop := context.AfterFunc(ctx, func() { raw.Close() })
+		defer stop()
+		// Read and drop whatever comes, answer nothing, until the client
+		// gives up or the idle timeout passes.
+		buf := make([]byte, 4096)
+		for {
+			if err := raw.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
+				return
+			}
+			if _, err := raw.Read(buf); err != nil {
+				log.Debug("silent connection closed", "error", err)
+				return
+			}
+		}
+	}
 }
 
 func nameOf(ep *endpoint) string {

@@ -251,9 +251,12 @@ func (t *Testbed) makeEndpoints() error {
 	sniAddr := t.sniLn.Addr().String()
 	for _, ep := range t.endpoints {
 		b.endpoint = ep.name
-		m, err := ep.build(b)
-		if err != nil {
-			return fmt.Errorf("testbed: %w", err)
+		var m material
+		if ep.noTLS == withTLS {
+			var err error
+			if m, err = ep.build(b); err != nil {
+				return fmt.Errorf("testbed: %w", err)
+			}
 		}
 		ep.info = Endpoint{
 			Name:                 ep.name,
@@ -269,6 +272,10 @@ func (t *Testbed) makeEndpoints() error {
 			NeedsAIAFetch:        ep.needsAIA,
 			NeedsRevocationCheck: ep.needsRevoke,
 			Description:          ep.description,
+		}
+		if ep.noTLS != withTLS {
+			ep.info.SNIAddress = ""
+			continue
 		}
 		ep.tls = t.tlsConfig(ep, m)
 		t.byName[strings.ToLower(ep.info.ServerName)] = ep
