@@ -157,8 +157,7 @@ func (c *client) run(ctx context.Context) (CloseReason, error) {
 		}
 		if first && policy.IsRequest(frame) {
 			// The request came in pieces slower than PolicyWait: the
-			// writer is running; stop it before answering.
-			c.stopWriter(ReasonPolicy)
+			// writer is running; answerPolicy stops it first.
 			return c.answerPolicy()
 		}
 		first = false
@@ -223,9 +222,11 @@ func (c *client) allow() bool {
 	return true
 }
 
-// answerPolicy writes the policy and a NUL; the queue was never written.
+// answerPolicy drops the queue, stops the writer if it had started, and
+// writes the policy and a NUL.
 func (c *client) answerPolicy() (CloseReason, error) {
 	c.kill(ReasonPolicy)
+	c.waitWriter()
 	c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
 	if _, err := c.conn.Write(c.h.policyResp); err != nil {
 		c.mu.Lock()
@@ -257,10 +258,23 @@ func (c *client) push(frame []byte) bool {
 		c.kill(ReasonSlowConsumer)
 		return false
 	}
+	start := false
+	if !c.started && c.pending+len(frame) > c.h.cfg.QueueBytes/2 {
+		// Still in its policy wait, yet silent while half a queue's worth
+		// of messages came in: a seed client that only listens (a Flash
+		// client asks for the policy as soon as it connects). Start
+		// draining now, with half the budget left for the burst, rather
+		// than let it overflow.
+		c.started = true
+		start = true
+	}
 	c.queue = append(c.queue, frame)
 	c.pending += len(frame)
 	first := len(c.queue) == 1
 	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
 	return first
 }
 
@@ -313,12 +327,6 @@ func (c *client) startWriter() {
 	c.started = true
 	c.mu.Unlock()
 	go c.writeLoop()
-}
-
-// stopWriter marks the client closing and waits for its writer to return.
-func (c *client) stopWriter(reason CloseReason) {
-	c.kill(reason)
-	c.waitWriter()
 }
 
 // waitWriter waits for the writer goroutine, if it was started.

@@ -35,7 +35,8 @@ type Config struct {
 	// "<policy-file-request/>"; policy.Default() when nil.
 	Policy []byte
 	// PolicyWait is how long a silent new client may take before it is
-	// taken for a chat client and starts receiving. Default 500ms.
+	// taken for a chat client and starts receiving (sooner if half its
+	// QueueBytes fill up meanwhile). Default 500ms.
 	PolicyWait time.Duration
 	// ReadBufferSize is each client's fixed read buffer. Default
 	// xmlsocket.DefaultBufferSize (512 bytes); longer frames use a

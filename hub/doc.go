@@ -24,7 +24,8 @@
 // The policy file: Flash asks "<policy-file-request/>" on every port it
 // connects to. A new client is registered at once, so it loses no message,
 // but its writer only starts once its first bytes show that it is not asking
-// for the policy, or after Config.PolicyWait of silence; a policy requester
+// for the policy, after Config.PolicyWait of silence, or when half its queue
+// budget has filled meanwhile (a listener in a busy room); a policy requester
 // gets the policy and a NUL, its queue is dropped, and it is closed.
 //
 // Every disconnection has a CloseReason, logged with remote_addr and reason

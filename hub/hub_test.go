@@ -227,3 +227,37 @@ func TestRelayThenControlInOneWrite(t *testing.T) {
 	b.expect("for b\x00")
 	a.expect("<passerelle:pong/>\x00")
 }
+
+func TestSilentClientInBusyRoom(t *testing.T) {
+	// More than a queue's worth of messages while a listening client is in
+	// its policy wait: it starts receiving early instead of being dropped.
+	s := startHub(t, plainTransport(), Config{PolicyWait: time.Minute, QueueBytes: 64 << 10, FloodRate: -1})
+	a := s.connect(1)
+	a.send("<passerelle:ping/>\x00") // a speaks, so its writer runs
+	a.expect("<passerelle:pong/>\x00")
+	listener := s.connect(2)
+	msg := strings.Repeat("m", 1023) + "\x00"
+	// 40 KiB at once, more than half the budget, then one frame per frame
+	// read, so that the listener is never behind by more than that.
+	credits := make(chan struct{}, 40)
+	for range cap(credits) {
+		credits <- struct{}{}
+	}
+	go func() {
+		for range 256 { // 256 KiB, four times the budget
+			<-credits
+			a.conn.Write([]byte(msg))
+		}
+	}()
+	for i := range 256 {
+		listener.conn.SetReadDeadline(timeIn(10))
+		f, err := listener.rd.ReadFrame()
+		if err != nil || string(f) != msg {
+			t.Fatalf("frame %d: %v\n%s", i, err, s.logs.String())
+		}
+		credits <- struct{}{}
+	}
+	if got := s.hub.Stats().Closed; len(got) != 0 {
+		t.Fatalf("closed = %v, want none", got)
+	}
+}
