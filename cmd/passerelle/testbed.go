@@ -21,9 +21,10 @@ func newTestbedCmd(a *app) *cobra.Command {
 		Short: "Run TLS endpoints that each present one certificate defect",
 		Long: `testbed starts TLS endpoints on loopback, each presenting one certificate
 defect (expired, not yet valid, wrong name, untrusted signers, broken chains,
-revoked, not for servers), so that a client developer can check that each
-yields the right status: trusted, expired, notYetValid, principalMismatch,
-untrustedSigners, invalidChain, revoked or invalid.
+revoked, not for servers, no TLS at all, no answer), so that a client
+developer can check that each yields the right status: trusted, expired,
+notYetValid, principalMismatch, untrustedSigners, invalidChain, revoked,
+invalid or unknown.
 
 Every endpoint has its own port (base-port+2 onwards, for socket clients that
 cannot choose a server name) and a server name <endpoint>.testbed.localhost

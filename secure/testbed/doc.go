@@ -24,7 +24,9 @@
 // the manifest) asks for a certificate, judges it with secure.Classify for the
 // client role plus the testbed root's CRL and an allow-list (secure/allow),
 // sends the verdict as its first XMLSocket frame (verdictMessage), then
-// echoes each frame.
+// echoes each frame. Two endpoints speak no TLS at all (plain-text answers
+// in clear, silent never answers) for the invalid and unknown outcomes of a
+// handshake that does not happen.
 //
 // Revocation is real: every issuer has a certs/revocation List with an OCSP
 // responder and a CRL publisher on the HTTP server; the revoked endpoint's
