@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -63,6 +64,7 @@ func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
 		verdict, refused = st.judgeClient(hsCtx, cs)
 		return refused
 	}
+	tc.GetConfigForClient = alpnFallback(tc)
 	conn := tls.Server(pc, tc)
 	err := conn.HandshakeContext(hsCtx)
 	cancel()
@@ -137,4 +139,29 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return 1, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// alpnFallback lets a client whose ALPN offer shares nothing with the
+// server's NextProtos in without ALPN. crypto/tls would otherwise end such a
+// handshake with no_application_protocol (RFC 7301 section 3.2 allows either),
+// and a listener that offers "acme-tls/1" only to answer ACME's TLS-ALPN-01
+// challenge (RFC 8737) must not refuse a chat client offering, say, "xmpp".
+func alpnFallback(tc *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	if len(tc.NextProtos) == 0 {
+		return nil
+	}
+	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		for _, p := range hello.SupportedProtos {
+			if slices.Contains(tc.NextProtos, p) {
+				return nil, nil
+			}
+		}
+		if len(hello.SupportedProtos) == 0 {
+			return nil, nil
+		}
+		c := tc.Clone()
+		c.NextProtos = nil
+		c.GetConfigForClient = nil
+		return c, nil
+	}
 }

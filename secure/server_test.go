@@ -596,3 +596,30 @@ func TestServeReturnsOnPermanentAcceptError(t *testing.T) {
 		t.Errorf("Serve: %v, want %q", err, want)
 	}
 }
+
+// TestALPNMismatchFallsBack checks that a listener offering only
+// "acme-tls/1" (an ACME listener) still serves clients that offer other
+// protocols, without ALPN, and still negotiates acme-tls/1 when asked.
+func TestALPNMismatchFallsBack(t *testing.T) {
+	root := testpki.NewRoot(t, testpki.CAOptions{})
+	leaf := root.Leaf(t, testpki.LeafOptions{})
+	ts := startServer(t, ServerConfig{GetCertificate: staticCert(leaf.TLS()), NextProtos: []string{"acme-tls/1"}}, nil)
+	tests := []struct {
+		offer []string
+		want  string
+	}{
+		{nil, ""},
+		{[]string{"xmpp-client", "h2"}, ""},
+		{[]string{"acme-tls/1"}, "acme-tls/1"},
+	}
+	for _, tt := range tests {
+		c, err := Dial(dialCtx(t), ts.addr, ClientConfig{ServerName: "localhost", RootCAs: root.Pool(), NextProtos: tt.offer})
+		if err != nil {
+			t.Fatalf("offering %q: %v", tt.offer, err)
+		}
+		if got := c.ConnectionState().NegotiatedProtocol; got != tt.want {
+			t.Errorf("offering %q negotiated %q, want %q", tt.offer, got, tt.want)
+		}
+		c.Close()
+	}
+}
