@@ -43,6 +43,22 @@ func BenchmarkGet1GiB(b *testing.B) {
 	}
 }
 
+// BenchmarkGetPlain is BenchmarkGet1GiB with TLS off: the server hands the
+// file to the kernel (sendfile).
+func BenchmarkGetPlain(b *testing.B) {
+	size := *benchSize
+	ts := startServerMode(b, openDir(b, sparseFile(b, size)), nil, modePlain)
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		conn := ts.dialPlain(b)
+		if err := NewClient(conn).Get(context.Background(), "big.bin", io.Discard, nil); err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
+	}
+}
+
 // BenchmarkBufferSize compares copy buffer sizes on a 64 MiB file.
 func BenchmarkBufferSize(b *testing.B) {
 	const size = 64 << 20

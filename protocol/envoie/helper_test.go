@@ -28,7 +28,7 @@ type testServer struct {
 	srv    *Server
 	active atomic.Int64 // connections inside ServeConn
 	logs   *syncBuffer
-	wrap   bool // hand ServeConn a conn without CloseWrite
+	mode   connMode
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -50,12 +50,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// connMode is what the test server hands to ServeConn.
+type connMode int
+
+const (
+	modeTLS     connMode = iota // a *tls.Conn
+	modeWrapped                 // a *tls.Conn hidden behind net.Conn, as secure.Conn does: no CloseWrite
+	modePlain                   // the *net.TCPConn itself (TLS off)
+)
+
 func startServer(tb testing.TB, files Files, tweak func(*Server)) *testServer {
 	tb.Helper()
-	return startServerWrap(tb, files, tweak, false)
+	return startServerMode(tb, files, tweak, modeTLS)
 }
 
-func startServerWrap(tb testing.TB, files Files, tweak func(*Server), wrap bool) *testServer {
+func startServerMode(tb testing.TB, files Files, tweak func(*Server), mode connMode) *testServer {
 	tb.Helper()
 	root := testpki.NewRoot(tb, testpki.CAOptions{})
 	leaf := root.Leaf(tb, testpki.LeafOptions{})
@@ -68,7 +77,7 @@ func startServerWrap(tb testing.TB, files Files, tweak func(*Server), wrap bool)
 		tlsCfg: &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"},
 		caCert: root.Cert,
 		logs:   &syncBuffer{},
-		wrap:   wrap,
+		mode:   mode,
 	}
 	ts.srv = &Server{Files: files, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if tweak != nil {
@@ -90,6 +99,10 @@ func startServerWrap(tb testing.TB, files Files, tweak func(*Server), wrap bool)
 			go func() {
 				defer ts.wg.Done()
 				defer ts.active.Add(-1)
+				if ts.mode == modePlain {
+					ts.srv.ServeConn(ctx, c)
+					return
+				}
 				tc := tls.Server(c, srvCfg)
 				_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 				if err := tc.HandshakeContext(ctx); err != nil {
@@ -97,7 +110,7 @@ func startServerWrap(tb testing.TB, files Files, tweak func(*Server), wrap bool)
 					return
 				}
 				_ = tc.SetDeadline(time.Time{})
-				if ts.wrap {
+				if ts.mode == modeWrapped {
 					// As secure.Conn does: a net.Conn without CloseWrite.
 					ts.srv.ServeConn(ctx, struct{ net.Conn }{tc})
 					return
@@ -116,6 +129,9 @@ func startServerWrap(tb testing.TB, files Files, tweak func(*Server), wrap bool)
 
 func (ts *testServer) dial(tb testing.TB) *tls.Conn {
 	tb.Helper()
+	if ts.mode == modePlain {
+		tb.Fatal("dial on a plain server: use dialPlain")
+	}
 	d := &tls.Dialer{Config: ts.tlsCfg}
 	c, err := d.DialContext(context.Background(), "tcp", ts.addr)
 	if err != nil {
@@ -125,7 +141,20 @@ func (ts *testServer) dial(tb testing.TB) *tls.Conn {
 	return c.(*tls.Conn)
 }
 
+func (ts *testServer) dialPlain(tb testing.TB) net.Conn {
+	tb.Helper()
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		tb.Fatalf("dial: %v", err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
 func (ts *testServer) client(tb testing.TB) *Client {
+	if ts.mode == modePlain {
+		return NewClient(ts.dialPlain(tb))
+	}
 	return NewClient(ts.dial(tb))
 }
 
@@ -183,4 +212,8 @@ func remoteErr(tb testing.TB, err error, code Code, msg string) {
 	if re.Code != code || re.Message != msg {
 		tb.Fatalf("got %s: %q\nwant %s: %q", re.Code, re.Message, code, msg)
 	}
+}
+
+func (m connMode) String() string {
+	return [...]string{"tls", "tls-without-closewrite", "plain"}[m]
 }

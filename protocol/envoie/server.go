@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -212,7 +213,32 @@ func (s *Server) send(ctx context.Context, conn net.Conn, req Request, log *slog
 	}
 	remaining := size - req.Offset
 	start := time.Now()
+	var sent int64
+	if osf, ok := f.(*os.File); ok && remaining > 0 {
+		if rf, ok := conn.(io.ReaderFrom); ok {
+			// A plain TCP connection: the kernel copies file to socket
+			// (sendfile), no buffer at all.
+			sent, err = s.sendDirect(ctx, conn, rf, osf, remaining)
+		} else {
+			sent, err = s.sendBuffered(ctx, conn, f, remaining)
+		}
+	} else {
+		sent, err = s.sendBuffered(ctx, conn, f, remaining)
+	}
+	if err != nil {
+		return fmt.Errorf("send %s after %d of %d bytes: %w", req.Name, sent, remaining, err)
+	}
+	log.Info("envoie: sent", "command", req.Command, "name", req.Name, "offset", req.Offset, "bytes", sent, "duration", time.Since(start))
+	return nil
+}
 
+// errShrank: the file ended before the length already promised. The only
+// honest move left is to close, leaving the client short.
+var errShrank = errors.New("the file ended early")
+
+// sendBuffered sends the length word and the file through one pooled
+// buffer, whatever the file's size.
+func (s *Server) sendBuffered(ctx context.Context, conn net.Conn, f io.Reader, remaining int64) (int64, error) {
 	bp := s.getBuf()
 	defer s.bufs.Put(bp)
 	buf := *bp
@@ -226,22 +252,51 @@ func (s *Server) send(ctx context.Context, conn net.Conn, req Request, log *slog
 		n, rerr := io.ReadAtLeast(f, buf[head:head+want], min(want, 1))
 		if n > 0 || head > 0 {
 			if _, err := w.Write(buf[:head+n]); err != nil {
-				return fmt.Errorf("send %s after %d of %d bytes: %w", req.Name, sent, remaining, err)
+				return sent, err
 			}
 			sent += int64(n)
 			head = 0
 		}
 		if rerr != nil && sent < remaining {
-			// The file shrank under us: the length is already promised, so
-			// the only honest move is to close, leaving the client short.
-			return fmt.Errorf("send %s: file ended after %d of %d bytes: %w", req.Name, sent, remaining, rerr)
+			return sent, fmt.Errorf("%w: %w", errShrank, rerr)
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return sent, err
 		}
 	}
-	log.Info("envoie: sent", "command", req.Command, "name", req.Name, "offset", req.Offset, "bytes", sent, "duration", time.Since(start))
-	return nil
+	return sent, nil
+}
+
+// directChunk is how much one sendfile call may send before the deadline is
+// pushed forward and cancellation looked at.
+const directChunk = 4 << 20
+
+// sendDirect sends the length word, then lets the connection pull the file
+// itself (net.TCPConn.ReadFrom uses sendfile(2) for an *os.File).
+func (s *Server) sendDirect(ctx context.Context, conn net.Conn, rf io.ReaderFrom, f *os.File, remaining int64) (int64, error) {
+	w := &progressWriter{conn: conn, timeout: s.writeTimeout()}
+	if _, err := w.Write(AppendHeader(nil, remaining)); err != nil {
+		return 0, err
+	}
+	var sent int64
+	for sent < remaining {
+		chunk := min(remaining-sent, directChunk)
+		if err := conn.SetWriteDeadline(time.Now().Add(s.writeTimeout())); err != nil {
+			return sent, err
+		}
+		n, err := rf.ReadFrom(io.LimitReader(f, chunk))
+		sent += n
+		if err != nil {
+			return sent, err
+		}
+		if n < chunk {
+			return sent, errShrank
+		}
+		if err := ctx.Err(); err != nil {
+			return sent, err
+		}
+	}
+	return sent, nil
 }
 
 // open opens a regular file and returns its size, or a refusal.

@@ -127,25 +127,36 @@ func TestClientDisconnectMidway(t *testing.T) {
 	must(t, err)
 	must(t, f.Truncate(256<<20))
 	must(t, f.Close())
-	ts := startServer(t, openDir(t, dir), nil)
-	before, goroutines := openFDs(t), runtime.NumGoroutine()
+	for _, mode := range []connMode{modeTLS, modePlain} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ts := startServerMode(t, openDir(t, dir), nil, mode)
+			before, goroutines := openFDs(t), runtime.NumGoroutine()
 
-	conn := ts.dial(t)
-	if _, err := io.WriteString(conn, "ENVOIE long.bin\n"); err != nil {
-		t.Fatal(err)
-	}
-	// Take a little of the stream, then hang up without a word.
-	if _, err := io.ReadFull(conn, make([]byte, 1<<20)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the transfer to be under way", func() bool { return ts.active.Load() == 1 })
-	conn.NetConn().Close()
+			var conn, raw net.Conn
+			if mode == modePlain {
+				conn = ts.dialPlain(t)
+				raw = conn
+			} else {
+				tc := ts.dial(t)
+				conn, raw = tc, tc.NetConn()
+			}
+			if _, err := io.WriteString(conn, "ENVOIE long.bin\n"); err != nil {
+				t.Fatal(err)
+			}
+			// Take a little of the stream, then hang up without a word.
+			if _, err := io.ReadFull(conn, make([]byte, 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the transfer to be under way", func() bool { return ts.active.Load() == 1 })
+			raw.Close()
 
-	waitFor(t, "the server to drop the connection", func() bool { return ts.active.Load() == 0 })
-	waitFor(t, "descriptors to be released", func() bool { return openFDs(t) <= before })
-	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
-	if logs := ts.logs.String(); !strings.Contains(logs, "envoie: transfer aborted") || !strings.Contains(logs, "name=long.bin") {
-		t.Fatalf("no log line for the aborted transfer:\n%s", logs)
+			waitFor(t, "the server to drop the connection", func() bool { return ts.active.Load() == 0 })
+			waitFor(t, "descriptors to be released", func() bool { return openFDs(t) <= before })
+			waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
+			if logs := ts.logs.String(); !strings.Contains(logs, "envoie: transfer aborted") || !strings.Contains(logs, "name=long.bin") {
+				t.Fatalf("no log line for the aborted transfer:\n%s", logs)
+			}
+		})
 	}
 }
 

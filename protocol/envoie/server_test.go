@@ -354,14 +354,48 @@ func TestClientCancel(t *testing.T) {
 // turn the close into a reset that destroys the error response, with or
 // without a half-close.
 func TestRefusalSurvivesPipelining(t *testing.T) {
-	for _, wrap := range []bool{false, true} {
-		t.Run(fmt.Sprintf("wrapped=%v", wrap), func(t *testing.T) {
-			ts := startServerWrap(t, Samples(), nil, wrap)
-			conn := ts.dial(t)
+	for _, mode := range []connMode{modeTLS, modeWrapped, modePlain} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			ts := startServerMode(t, Samples(), nil, mode)
+			var conn net.Conn
+			if mode == modePlain {
+				conn = ts.dialPlain(t)
+			} else {
+				conn = ts.dial(t)
+			}
 			reqs := "ENVOIE absent\n" + strings.Repeat("ENVOIE blason.png\n", 2000)
 			go func() { _, _ = io.WriteString(conn, reqs) }()
 			_, err := ReadHeader(conn)
 			remoteErr(t, err, CodeNotFound, `no such file "absent"`)
 		})
+	}
+}
+
+// TestPlainSendfile: over plain TCP the file goes through sendfile(2), in
+// chunks; the bytes must be the same, from any offset.
+func TestPlainSendfile(t *testing.T) {
+	dir := t.TempDir()
+	data := randomBytes(t, 2*directChunk+12345)
+	writeFile(t, dir, "big.bin", data)
+	writeFile(t, dir, "empty", nil)
+	ts := startServerMode(t, openDir(t, dir), nil, modePlain)
+	c := ts.client(t)
+	for _, tt := range []struct {
+		name string
+		off  int64
+		want []byte
+	}{
+		{"big.bin", 0, data},
+		{"big.bin", directChunk + 1, data[directChunk+1:]},
+		{"big.bin", int64(len(data)), nil},
+		{"empty", 0, nil},
+	} {
+		var got bytes.Buffer
+		if err := c.GetFrom(context.Background(), tt.name, tt.off, &got, nil); err != nil {
+			t.Fatalf("%s from %d: %v", tt.name, tt.off, err)
+		}
+		if !bytes.Equal(got.Bytes(), tt.want) {
+			t.Fatalf("%s from %d: got %d bytes, want %d", tt.name, tt.off, got.Len(), len(tt.want))
+		}
 	}
 }
