@@ -31,6 +31,9 @@ const maxIOV = 32
 // a client that then goes idle.
 const shrinkQueue = 256
 
+// errSkipped reports a batch not written because the client was closing.
+var errSkipped = errors.New("hub: client closing, batch not written")
+
 // controlPrefix starts every control message (see control.go).
 const controlPrefix = "<passerelle:"
 
@@ -132,8 +135,9 @@ func (c *client) run(ctx context.Context) (CloseReason, error) {
 	}
 
 	// Hold the writer back until the first bytes rule out a policy
-	// request, so a Flash client asking for the policy never receives a
-	// relayed message first (Adobe: the answer must be the policy alone).
+	// request: the requester expects the policy, a NUL and the close, and
+	// nothing before them (Adobe, "Setting up a socket policy file
+	// server").
 	prefix, isReq, _ := policy.Sniff(c.conn, cfg.PolicyWait)
 	if r, closing := c.closeReason(); closing {
 		return r, nil
@@ -370,7 +374,7 @@ func (c *client) writeLoop() {
 
 		c.mu.Lock()
 		c.pending -= n
-		c.writeFailed = err != nil
+		c.writeFailed = err != nil && err != errSkipped
 		if !c.closing {
 			c.spare = batch[:0]
 		}
@@ -399,6 +403,11 @@ func (c *client) writeBatch(batch [][]byte) (int, error) {
 	}
 	if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
 		return total, err
+	}
+	// kill sets closing before it cuts writes with a past deadline; a kill
+	// that came before the deadline above was set is seen here.
+	if _, closing := c.closeReason(); closing {
+		return total, errSkipped
 	}
 	bp := c.h.bufs.Get().(*[]byte)
 	defer c.h.bufs.Put(bp)
