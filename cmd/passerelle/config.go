@@ -43,10 +43,14 @@ type tlsConfig struct {
 }
 
 type acmeConfig struct {
-	CA     string `mapstructure:"ca"`
-	Email  string `mapstructure:"email"`
-	Agree  bool   `mapstructure:"agree"`
-	CARoot string `mapstructure:"ca_root"`
+	CA          string `mapstructure:"ca"`
+	Email       string `mapstructure:"email"`
+	Agree       bool   `mapstructure:"agree"`
+	CARoot      string `mapstructure:"ca_root"`
+	TLSALPNPort int    `mapstructure:"tls_alpn_port"`
+	HTTPPort    int    `mapstructure:"http_port"`
+	ListenHost  string `mapstructure:"listen_host"`
+	Profile     string `mapstructure:"profile"`
 }
 
 type chatConfig struct {
@@ -184,6 +188,14 @@ func (c *serveConfig) validate() error {
 			// No client would ever send a certificate, so the list would
 			// refuse everyone.
 			errs = append(errs, fmt.Errorf("%s.tls.allow: an allow-list needs tls.client_auth request or require", where))
+		}
+	}
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"acme.tls_alpn_port", c.ACME.TLSALPNPort}, {"acme.http_port", c.ACME.HTTPPort}} {
+		if p.port < 0 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("%s %d: want a port between 1 and 65535 (0: the default)", p.key, p.port))
 		}
 	}
 	if c.Chat.MaxMessage < 2 {

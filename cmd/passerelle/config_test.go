@@ -76,6 +76,9 @@ listeners:
 		{"empty listeners", `
 listeners: []
 `, `listeners: no listener configured`},
+		{"acme port", `
+acme: {tls_alpn_port: 70000}
+`, `acme.tls_alpn_port 70000: want a port between 1 and 65535 (0: the default)`},
 		{"tiny max message", `
 chat: {max_message: 1}
 `, `chat.max_message 1: want at least 2 bytes`},

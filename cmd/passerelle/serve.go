@@ -102,7 +102,8 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	mgr, err := certs.NewManager(ctx, certs.ManagerConfig{
 		DataDir: cfg.DataDir,
 		Logger:  log,
-		ACME:    certs.ACMEConfig{CA: cfg.ACME.CA, Email: cfg.ACME.Email, Agree: cfg.ACME.Agree, CARoot: cfg.ACME.CARoot},
+		ACME: certs.ACMEConfig{CA: cfg.ACME.CA, Email: cfg.ACME.Email, Agree: cfg.ACME.Agree, CARoot: cfg.ACME.CARoot,
+			TLSALPNPort: cfg.ACME.TLSALPNPort, HTTPPort: cfg.ACME.HTTPPort, ListenHost: cfg.ACME.ListenHost, Profile: cfg.ACME.Profile},
 	})
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
