@@ -11,7 +11,8 @@
 // (https://www.adobe.com/devnet-docs/acrobatetk/tools/AppSec/CrossDomain_PolicyFile_Specification.pdf).
 //
 // Start with Request, IsRequest and Default. Sniff tells, from the first bytes
-// of a connection, whether the peer is asking for the policy, without
-// consuming any byte of a normal session; Server is the handler of a master
+// of a connection, whether the peer is asking for the policy; it reads no
+// further than the request's length and hands back what it read, so a normal
+// session carries on from those bytes. Server is the handler of a master
 // policy listener.
 package policy
