@@ -138,7 +138,9 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 			} else if ctx.Err() != nil {
 				log.Info("envoie: transfer stopped by shutdown", "name", req.Name)
 			} else {
-				log.Warn("envoie: transfer aborted", "name", req.Name, "error", err)
+				// Usually a client that hung up mid-file: worth a line,
+				// not an alarm.
+				log.Info("envoie: transfer aborted", "name", req.Name, "error", err)
 			}
 			return
 		}
@@ -195,8 +197,8 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, req Request, log *sl
 	return refuse(CodeUnknownCommand, "unknown command %q", req.Command)
 }
 
-// send streams one file: the length word, then exactly that many bytes, from
-// one pooled buffer whatever the file's size.
+// send streams one file: the length word, then exactly that many bytes, in
+// memory that does not depend on the file's size.
 func (s *Server) send(ctx context.Context, conn net.Conn, req Request, log *slog.Logger) error {
 	f, size, err := s.open(req.Name)
 	if err != nil {
