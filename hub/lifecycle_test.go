@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -153,13 +154,14 @@ func TestShutdownContext(t *testing.T) {
 	waitGoroutines(t, base)
 }
 
-func TestJoinLeaveLeavesNoGoroutine(t *testing.T) {
+func TestJoinLeaveLeavesNoGoroutineOrFD(t *testing.T) {
 	for _, tr := range transports() {
 		t.Run(tr.name, func(t *testing.T) {
 			s := startHub(t, tr, Config{})
 			keep := s.connect(1)
 			s.ready()
 			base := runtime.NumGoroutine()
+			baseFDs := openFDs(t)
 			for round := range 3 {
 				var cs []*tclient
 				for i := range 20 {
@@ -177,6 +179,9 @@ func TestJoinLeaveLeavesNoGoroutine(t *testing.T) {
 				s.waitRoom(DefaultRoom, 1)
 				s.waitRoom("r", 0)
 				waitGoroutines(t, base)
+				waitFor(t, func() bool { return openFDs(t) <= baseFDs }, func() string {
+					return fmt.Sprintf("%d open descriptors, want at most %d", openFDs(t), baseFDs)
+				})
 			}
 			if got := s.hub.Stats(); got.Clients != 1 || len(got.Rooms) != 1 || got.Closed[ReasonClientClosed] != 60 {
 				t.Fatalf("stats = %+v, want 1 client in 1 room, 60 client_closed", got)
@@ -190,3 +195,13 @@ func TestJoinLeaveLeavesNoGoroutine(t *testing.T) {
 func timeIn(seconds int) time.Time { return time.Now().Add(time.Duration(seconds) * time.Second) }
 
 func newTextLogger(w *syncBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// openFDs counts this process's open file descriptors (Linux).
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("counting descriptors: %v", err)
+	}
+	return len(ents)
+}
