@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/passerelle/passerelle/protocol/policy"
@@ -76,7 +77,18 @@ func (s *Server) serve(ctx context.Context, conn net.Conn) (string, error) {
 			return "handshake_failed", err
 		}
 	}
-	prefix, isReq, err := policy.Sniff(conn, orDefault(s.PolicyWait, 500*time.Millisecond))
+	size := s.BufferSize
+	if size <= 0 {
+		size = 4096
+	}
+	buf := make([]byte, len(Prefix)+max(size, len(policy.Request)))
+	copy(buf, Prefix)
+	chunk := buf[len(Prefix):]
+
+	// The first chunk decides: the policy request alone, or a session. It
+	// is read whole (not cut at the request's length, as policy.Sniff
+	// would), so that it is echoed in one piece like every other chunk.
+	n, isReq, err := firstChunk(conn, chunk, orDefault(s.PolicyWait, 500*time.Millisecond))
 	if isReq {
 		doc := s.Policy
 		if doc == nil {
@@ -90,13 +102,6 @@ func (s *Server) serve(ctx context.Context, conn net.Conn) (string, error) {
 	if err := s.write(conn, []byte(Greeting)); err != nil {
 		return "write_error", err
 	}
-	size := s.BufferSize
-	if size <= 0 {
-		size = 4096
-	}
-	buf := make([]byte, len(Prefix)+max(size, len(policy.Request)))
-	copy(buf, Prefix)
-	n := copy(buf[len(Prefix):], prefix)
 	for {
 		if n > 0 {
 			if werr := s.write(conn, buf[:len(Prefix)+n]); werr != nil {
@@ -106,12 +111,38 @@ func (s *Server) serve(ctx context.Context, conn net.Conn) (string, error) {
 		if err != nil {
 			break
 		}
-		n, err = conn.Read(buf[len(Prefix) : len(Prefix)+size])
+		n, err = conn.Read(chunk[:size])
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return "client_closed", nil
 	}
 	return "read_error", err
+}
+
+// firstChunk reads into buf for at most wait: one read, or more while what
+// came is a strict prefix of the policy request. Silence is not an error: it
+// returns n == 0 and a nil error.
+func firstChunk(conn net.Conn, buf []byte, wait time.Duration) (n int, isReq bool, err error) {
+	if err := conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return 0, false, err
+	}
+	for {
+		m, rerr := conn.Read(buf[n:])
+		n += m
+		if rerr != nil {
+			if !errors.Is(rerr, os.ErrDeadlineExceeded) {
+				err = rerr
+			}
+			break
+		}
+		if n >= len(policy.Request) || string(buf[:n]) != policy.Request[:n] {
+			break
+		}
+	}
+	if derr := conn.SetReadDeadline(time.Time{}); derr != nil && err == nil {
+		err = derr
+	}
+	return n, string(buf[:n]) == policy.Request, err
 }
 
 func (s *Server) write(conn net.Conn, b []byte) error {

@@ -111,10 +111,12 @@ func TestEcho(t *testing.T) {
 			c.Close()
 			waitLog(t, logs, "reason=client_closed")
 
-			// A client that speaks first gets the greeting, then its echo.
+			// A client that speaks first gets the greeting, then the echo of
+			// its first chunk in one piece (longer than a policy request).
 			c = dial()
-			c.Write([]byte("first"))
-			if got := readN(t, c, len(Greeting)+len(Prefix)+5); got != Greeting+Prefix+"first" {
+			first := "first chunk, longer than <policy-file-request/> is"
+			c.Write([]byte(first))
+			if got := readN(t, c, len(Greeting)+len(Prefix)+len(first)); got != Greeting+Prefix+first {
 				t.Fatalf("got %q", got)
 			}
 		})
