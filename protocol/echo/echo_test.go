@@ -125,18 +125,39 @@ func TestEcho(t *testing.T) {
 
 func TestEchoPolicy(t *testing.T) {
 	doc := policy.Default(8087)
-	logs := &syncBuffer{}
-	dial, _ := serve(t, &Server{Policy: doc, PolicyWait: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(logs, nil))}, true)
-	c := dial()
-	c.Write([]byte(policy.Request))
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{"request", []string{policy.Request}, string(doc) + "\x00"},
+		{"request in two writes", []string{"<policy-file-", "request/>\x00"}, string(doc) + "\x00"},
+		{"a prefix, then silence", []string{"<pol"}, Greeting + Prefix + "<pol"},
 	}
-	if string(got) != string(doc)+"\x00" {
-		t.Fatalf("reply = %q, want the policy alone", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			dial, _ := serve(t, &Server{Policy: doc, PolicyWait: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}, true)
+			c := dial()
+			for _, w := range tt.writes {
+				c.Write([]byte(w))
+			}
+			if tt.want != string(doc)+"\x00" {
+				if got := readN(t, c, len(tt.want)); got != tt.want {
+					t.Fatalf("got %q, want %q", got, tt.want)
+				}
+				return
+			}
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Fatalf("reply = %q, want the policy alone", got)
+			}
+			waitLog(t, logs, "reason=policy")
+		})
 	}
-	waitLog(t, logs, "reason=policy")
 }
 
 func TestEchoShutdown(t *testing.T) {
