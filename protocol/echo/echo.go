@@ -85,7 +85,7 @@ func (s *Server) serve(ctx context.Context, conn net.Conn) (string, error) {
 	copy(buf, Prefix)
 	chunk := buf[len(Prefix):]
 
-	// The first chunk decides: the policy request alone, or a session. It
+	// The first chunk decides: the policy request alone, or an echo. It
 	// is read whole (not cut at the request's length, as policy.Sniff
 	// would), so that it is echoed in one piece like every other chunk.
 	n, isReq, err := firstChunk(conn, chunk, orDefault(s.PolicyWait, 500*time.Millisecond))

@@ -13,6 +13,6 @@
 // Start with Request, IsRequest and Default. Sniff tells, from the first bytes
 // of a connection, whether the peer is asking for the policy; it reads no
 // further than the request's length and hands back what it read, so a normal
-// session carries on from those bytes. Server is the handler of a master
+// connection carries on from those bytes. Server is the handler of a master
 // policy listener.
 package policy

@@ -11,7 +11,7 @@ import (
 // Sniff reads the first bytes of conn, for at most wait, to tell whether the
 // peer is asking for the policy file. It reads no more than len(Request)
 // bytes, and stops as soon as the bytes differ from Request, so nothing past
-// the first read of a normal session is consumed; the bytes read are
+// the first read of an ordinary connection is consumed; the bytes read are
 // returned in prefix and must be processed by the caller before the rest of
 // the stream.
 //
@@ -32,7 +32,7 @@ func Sniff(conn net.Conn, wait time.Duration) (prefix []byte, isRequest bool, er
 		m, rerr := conn.Read(buf[n:])
 		n += m
 		if string(buf[:n]) != Request[:n] {
-			break // diverged: an ordinary session
+			break // diverged: an ordinary connection
 		}
 		if rerr != nil {
 			if errors.Is(rerr, os.ErrDeadlineExceeded) {
