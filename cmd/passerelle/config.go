@@ -59,6 +59,7 @@ type chatConfig struct {
 	FloodRate    float64       `mapstructure:"flood_rate"`
 	FloodBurst   int           `mapstructure:"flood_burst"`
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	PolicyWait   time.Duration `mapstructure:"policy_wait"`
 }
 
 type limitsConfig struct {
@@ -91,6 +92,7 @@ func setServeDefaults(v *viper.Viper) {
 	v.SetDefault("chat.flood_rate", 200.0)
 	v.SetDefault("chat.flood_burst", 400)
 	v.SetDefault("chat.write_timeout", 10*time.Second)
+	v.SetDefault("chat.policy_wait", 500*time.Millisecond)
 	v.SetDefault("limits.max_conns", 10000)
 	v.SetDefault("limits.handshake_timeout", 10*time.Second)
 }
@@ -206,6 +208,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Chat.FloodRate < 0 || c.Chat.FloodBurst < 0 {
 		errs = append(errs, errors.New("chat.flood_rate and chat.flood_burst: want 0 (no limit) or more"))
+	}
+	if c.Chat.PolicyWait <= 0 {
+		errs = append(errs, fmt.Errorf("chat.policy_wait %s: want a positive duration", c.Chat.PolicyWait))
 	}
 	if c.Limits.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("limits.max_conns %d: want at least 1", c.Limits.MaxConns))

@@ -85,6 +85,14 @@ chat: {max_message: 1}
 		{"queue below message", `
 chat: {max_message: 1000, queue_bytes: 10}
 `, `chat.queue_bytes 10: want at least chat.max_message (1000)`},
+		{"policy wait", `
+chat: {policy_wait: 0s}
+`, `chat.policy_wait 0s: want a positive duration`},
+		{"bad policy file", `
+policy: {file: /dev/null}
+listeners:
+  - {address: "127.0.0.1:0", service: chat}
+`, `policy.file /dev/null: `},
 		{"max conns", `
 limits: {max_conns: 0}
 `, `limits.max_conns 0: want at least 1`},

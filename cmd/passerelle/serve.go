@@ -145,6 +145,7 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 		FloodRate:    floodRate(cfg.Chat.FloodRate),
 		FloodBurst:   cfg.Chat.FloodBurst,
 		WriteTimeout: cfg.Chat.WriteTimeout,
+		PolicyWait:   cfg.Chat.PolicyWait,
 		Policy:       policyXML,
 		Logger:       log,
 	})
@@ -237,10 +238,13 @@ func usesLocalCA(cfg *serveConfig) bool {
 func serviceHandler(l listenerConfig, relay *hub.Hub, policyXML []byte, log *slog.Logger) (func(context.Context, *secure.Conn), error) {
 	switch l.Service {
 	case serviceChat:
-		return func(ctx context.Context, c *secure.Conn) { relay.ServeConn(ctx, c) }, nil
+		// The services get the *tls.Conn itself (c.Conn), not the wrapper:
+		// after a cut write they close the socket under TLS rather than
+		// send a close alert in the middle of a record.
+		return func(ctx context.Context, c *secure.Conn) { relay.ServeConn(ctx, c.Conn) }, nil
 	case serviceEcho:
 		e := &echo.Server{Policy: policyXML, Logger: log}
-		return func(ctx context.Context, c *secure.Conn) { e.ServeConn(ctx, c) }, nil
+		return func(ctx context.Context, c *secure.Conn) { e.ServeConn(ctx, c.Conn) }, nil
 	case serviceEnvoie:
 		files := envoie.Samples()
 		if l.Root != "" {
@@ -251,7 +255,7 @@ func serviceHandler(l listenerConfig, relay *hub.Hub, policyXML []byte, log *slo
 			files = dir
 		}
 		s := &envoie.Server{Files: files, Policy: policyXML, Logger: log}
-		return func(ctx context.Context, c *secure.Conn) { s.ServeConn(ctx, c) }, nil
+		return func(ctx context.Context, c *secure.Conn) { s.ServeConn(ctx, c.Conn) }, nil
 	}
 	return nil, fmt.Errorf("listener %s: unknown service %q", l.Address, l.Service)
 }
@@ -336,6 +340,9 @@ func loadPolicy(cfg *serveConfig, lns []net.Listener) ([]byte, error) {
 		b, err := os.ReadFile(cfg.Policy.File)
 		if err != nil {
 			return nil, fmt.Errorf("policy.file: %w", err)
+		}
+		if err := policy.Validate(b); err != nil {
+			return nil, fmt.Errorf("policy.file %s: %w", cfg.Policy.File, err)
 		}
 		return b, nil
 	}
