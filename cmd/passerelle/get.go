@@ -383,8 +383,8 @@ func (a *app) newGetBar(name string) *getBar {
 }
 
 func (b *getBar) update(n, total int64) {
-	if b.w == nil {
-		return
+	if b.w == nil || total == 0 {
+		return // nothing to draw for an empty file
 	}
 	if b.bar == nil {
 		b.bar = progressbar.NewOptions64(total,
