@@ -43,7 +43,9 @@ func assetServer(t *testing.T, dataDir string, files envoie.Files, plain bool) s
 	srv := &secure.Server{
 		Config: secure.ServerConfig{Plain: plain, Logger: slog.New(slog.DiscardHandler)},
 		Handler: func(ctx context.Context, c *secure.Conn) {
-			es.ServeConn(ctx, c)
+			// The wiring docs/assets.md recommends: the *tls.Conn (or
+			// *net.TCPConn when plain) itself.
+			es.ServeConn(ctx, c.Conn)
 		},
 	}
 	if !plain {
