@@ -78,7 +78,7 @@ func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, pla
 		}
 		return c, nil
 	}
-	roots, err := getRoots(a.dataDir(), caFile)
+	roots, err := clientRoots(a.dataDir(), caFile)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -134,7 +132,7 @@ func (a *app) dialAssets(ctx context.Context, o getOptions) (net.Conn, error) {
 		}
 		return c, nil
 	}
-	roots, err := getRoots(o.dataDir, o.caFile)
+	roots, err := clientRoots(o.dataDir, o.caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -147,28 +145,6 @@ func (a *app) dialAssets(ctx context.Context, o getOptions) (net.Conn, error) {
 		return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 	}
 	return c, nil
-}
-
-// getRoots trusts the system roots, the local CA of the data folder when
-// there is one, and caFile.
-func getRoots(dataDir, caFile string) (*x509.CertPool, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if ca, err := certs.LoadCA(certs.CADir(dataDir)); err == nil {
-		pool.AddCert(ca.Certificate())
-	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", caFile)
-		}
-	}
-	return pool, nil
 }
 
 func (a *app) listAssets(ctx context.Context, c *envoie.Client, dir string) error {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -157,8 +158,17 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 		l   listenerConfig
 	}
 	var servers []bound
+	// Asset folders stay open (os.Root) while their listener serves; they
+	// close when serve returns, whether it started or failed half-way.
+	var folders []io.Closer
+	defer func() {
+		for _, f := range folders {
+			f.Close()
+		}
+	}()
+	keep := func(c io.Closer) { folders = append(folders, c) }
 	for i, l := range cfg.Listeners {
-		handler, err := serviceHandler(l, relay, policyXML, log)
+		handler, err := serviceHandler(l, relay, policyXML, log, keep)
 		if err != nil {
 			closeAll()
 			return err
@@ -235,7 +245,8 @@ func usesLocalCA(cfg *serveConfig) bool {
 }
 
 // serviceHandler returns the connection handler of a listener's service.
-func serviceHandler(l listenerConfig, relay *hub.Hub, policyXML []byte, log *slog.Logger) (func(context.Context, *secure.Conn), error) {
+// keep receives what must be closed at shutdown.
+func serviceHandler(l listenerConfig, relay *hub.Hub, policyXML []byte, log *slog.Logger, keep func(io.Closer)) (func(context.Context, *secure.Conn), error) {
 	switch l.Service {
 	case serviceChat:
 		// The services get the *tls.Conn itself (c.Conn), not the wrapper:
@@ -252,6 +263,7 @@ func serviceHandler(l listenerConfig, relay *hub.Hub, policyXML []byte, log *slo
 			if err != nil {
 				return nil, fmt.Errorf("listener %s: assets: %w", l.Address, err)
 			}
+			keep(dir)
 			files = dir
 		}
 		s := &envoie.Server{Files: files, Policy: policyXML, Logger: log}
