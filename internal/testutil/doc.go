@@ -1,0 +1,18 @@
+// Package testutil holds the small test helpers that several packages of
+// passerelle used to carry as near-identical private copies: a log sink safe
+// for concurrent writers, a logger writing into it, a polling wait used
+// instead of sleeps, and leak checks for goroutines and file descriptors.
+//
+// Every function takes a testing.TB, so tests, benchmarks and fuzz targets
+// can all use them, and reports failures at the caller's line.
+//
+// Start with Logger (or a bare Buffer) for anything that writes logs from
+// background goroutines, and Eventually for anything that happens "soon":
+// Eventually, EventuallyReport and EventuallyContains poll a condition until
+// it holds or a deadline passes. WaitGoroutines and OpenFDs check that a
+// server let go of what it held.
+//
+// Helpers specific to one package (its test servers, its clients, its
+// fixtures) stay in that package's _test.go files; certificates come from
+// internal/testpki.
+package testutil

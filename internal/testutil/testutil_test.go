@@ -1,0 +1,161 @@
+package testutil
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeTB records a fatal failure instead of ending the real test; like
+// testing.T it stops the calling goroutine, so run it on its own goroutine.
+type fakeTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fakeTB) Helper() {}
+
+func (f *fakeTB) Fatal(args ...any) {
+	f.msg = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// run calls fn with a fakeTB and returns its failure message ("" if none).
+func run(fn func(tb testing.TB)) string {
+	f := &fakeTB{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(f)
+	}()
+	<-done
+	return f.msg
+}
+
+func TestBufferConcurrentWrites(t *testing.T) {
+	var b Buffer
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				b.Write([]byte("x"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if got := len(b.String()); got != 800 {
+		t.Fatalf("len = %d, want 800", got)
+	}
+}
+
+func TestLoggerLevel(t *testing.T) {
+	log, buf := Logger(t, slog.LevelInfo)
+	log.Debug("hidden")
+	log.Info("shown", "status", "ok")
+	if s := buf.String(); strings.Contains(s, "hidden") || !strings.Contains(s, "msg=shown status=ok") {
+		t.Fatalf("log = %q", s)
+	}
+	log, buf = Logger(t, slog.LevelDebug)
+	log.Debug("detail")
+	if !strings.Contains(buf.String(), "msg=detail") {
+		t.Fatalf("log = %q", buf.String())
+	}
+}
+
+func TestEventually(t *testing.T) {
+	var n atomic.Int32
+	go func() {
+		for range 3 {
+			time.Sleep(time.Millisecond)
+			n.Add(1)
+		}
+	}()
+	if msg := run(func(tb testing.TB) {
+		Eventually(tb, "three ticks", 10*time.Second, func() bool { return n.Load() == 3 })
+	}); msg != "" {
+		t.Fatalf("failed: %s", msg)
+	}
+
+	start := time.Now()
+	msg := run(func(tb testing.TB) { Eventually(tb, "never", 30*time.Millisecond, func() bool { return false }) })
+	if msg != "timed out after 30ms waiting for never" {
+		t.Fatalf("message = %q", msg)
+	}
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Fatalf("gave up after %s, before the timeout", d)
+	}
+}
+
+// A condition that turns true while the last sleep runs still passes: it is
+// checked once more after the deadline.
+func TestEventuallyLastCheck(t *testing.T) {
+	start := time.Now()
+	msg := run(func(tb testing.TB) {
+		Eventually(tb, "late", 10*time.Millisecond, func() bool { return time.Since(start) > 10*time.Millisecond })
+	})
+	if msg != "" {
+		t.Fatalf("failed: %s", msg)
+	}
+}
+
+func TestEventuallyReport(t *testing.T) {
+	calls := 0
+	msg := run(func(tb testing.TB) {
+		EventuallyReport(tb, 10*time.Millisecond, func() bool { calls++; return false }, func() string {
+			return fmt.Sprintf("still false after %d calls", calls)
+		})
+	})
+	if !strings.HasPrefix(msg, "still false after ") || calls < 2 {
+		t.Fatalf("message = %q, calls = %d", msg, calls)
+	}
+}
+
+func TestEventuallyContains(t *testing.T) {
+	var b Buffer
+	b.Write([]byte("level=INFO msg=started\n"))
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		b.Write([]byte("level=INFO msg=stopped reason=shutdown\n"))
+	}()
+	if msg := run(func(tb testing.TB) { EventuallyContains(tb, &b, "reason=shutdown", 10*time.Second) }); msg != "" {
+		t.Fatalf("failed: %s", msg)
+	}
+	msg := run(func(tb testing.TB) { EventuallyContains(tb, &b, "reason=error", 10*time.Millisecond) })
+	if !strings.Contains(msg, `"reason=error"`) || !strings.Contains(msg, "msg=started") {
+		t.Fatalf("message does not show the wanted text and the buffer: %q", msg)
+	}
+}
+
+func TestWaitGoroutines(t *testing.T) {
+	base := runtime.NumGoroutine() + 1 // run's own goroutine
+	stop := make(chan struct{})
+	go func() { <-stop }()
+	msg := run(func(tb testing.TB) { WaitGoroutines(tb, base, 10*time.Millisecond) })
+	if !strings.HasPrefix(msg, "goroutines ") || !strings.Contains(msg, "TestWaitGoroutines") {
+		t.Fatalf("message lacks the count or the stacks: %.200q", msg)
+	}
+	close(stop)
+	if msg := run(func(tb testing.TB) { WaitGoroutines(tb, base, 10*time.Second) }); msg != "" {
+		t.Fatalf("failed: %.200s", msg)
+	}
+}
+
+func TestOpenFDs(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc/self/fd")
+	}
+	if n := OpenFDs(t); n < 3 {
+		t.Fatalf("OpenFDs = %d, want at least stdin, stdout and stderr", n)
+	}
+}
