@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
@@ -267,7 +268,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			b.Fatalf("child: %q, %v", line, err)
 		}
 		srv := &server{t: b, hub: h}
-		waitFor(b, func() bool { return h.Stats().Clients == idleClients }, func() string {
+		testutil.EventuallyReport(b, waitTimeout, func() bool { return h.Stats().Clients == idleClients }, func() string {
 			return fmt.Sprintf("%d clients, want %d", h.Stats().Clients, idleClients)
 		})
 		srv.ready()

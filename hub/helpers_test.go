@@ -1,12 +1,10 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
@@ -79,30 +78,15 @@ func tlsTransport() transport {
 	}
 }
 
-// syncBuffer collects log lines from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// waitTimeout bounds every wait for the hub to reach a state.
+const waitTimeout = 10 * time.Second
 
 // server is a hub behind a real listener.
 type server struct {
 	t    testing.TB
 	hub  *Hub
 	addr string
-	logs *syncBuffer
+	logs *testutil.Buffer
 	tr   transport
 }
 
@@ -110,9 +94,9 @@ type server struct {
 // that listen-only clients start receiving quickly.
 func startHub(t testing.TB, tr transport, cfg Config) *server {
 	t.Helper()
-	logs := &syncBuffer{}
+	log, logs := testutil.Logger(t, slog.LevelInfo)
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		cfg.Logger = log
 	}
 	if cfg.PolicyWait == 0 {
 		cfg.PolicyWait = 50 * time.Millisecond
@@ -166,7 +150,7 @@ func (s *server) connect(want int) *tclient {
 // policy wait), so that frames sent from now on flow at once.
 func (s *server) ready() {
 	s.t.Helper()
-	waitFor(s.t, func() bool {
+	testutil.EventuallyReport(s.t, waitTimeout, func() bool {
 		s.hub.mu.Lock()
 		defer s.hub.mu.Unlock()
 		for c := range s.hub.clients {
@@ -183,14 +167,14 @@ func (s *server) ready() {
 
 func (s *server) waitRoom(room string, n int) {
 	s.t.Helper()
-	waitFor(s.t, func() bool { return s.hub.RoomSize(room) == n },
+	testutil.EventuallyReport(s.t, waitTimeout, func() bool { return s.hub.RoomSize(room) == n },
 		func() string { return "room " + room + " size " + itoa(s.hub.RoomSize(room)) + ", want " + itoa(n) })
 }
 
 // waitLog waits for a log line holding every given fragment.
 func (s *server) waitLog(fragments ...string) {
 	s.t.Helper()
-	waitFor(s.t, func() bool {
+	testutil.EventuallyReport(s.t, waitTimeout, func() bool {
 		for _, line := range strings.Split(s.logs.String(), "\n") {
 			ok := true
 			for _, f := range fragments {
@@ -252,27 +236,6 @@ func (c *tclient) expectClosed() {
 		}
 		return
 	}
-}
-
-// waitFor polls cond until it holds or 10 seconds pass.
-func waitFor(t testing.TB, cond func() bool, msg func() string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(msg())
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// waitGoroutines waits until the goroutine count is back to at most base.
-func waitGoroutines(t testing.TB, base int) {
-	t.Helper()
-	waitFor(t, func() bool { return runtime.NumGoroutine() <= base }, func() string {
-		buf := make([]byte, 1<<20)
-		return "goroutines " + itoa(runtime.NumGoroutine()) + " > " + itoa(base) + ":\n" + string(buf[:runtime.Stack(buf, true)])
-	})
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/policy"
 )
 
@@ -111,7 +112,7 @@ func TestPolicyRequest(t *testing.T) {
 			// it has not spoken; what it gets is the policy alone.
 			p := s.connect(2)
 			a.send("chatter before the request\x00")
-			waitFor(t, func() bool { return s.hub.Stats().Delivered == 0 && queued(s.hub, 1) }, func() string { return "frame not queued" })
+			testutil.EventuallyReport(t, waitTimeout, func() bool { return s.hub.Stats().Delivered == 0 && queued(s.hub, 1) }, func() string { return "frame not queued" })
 			p.send(policy.Request)
 			p.expect(string(doc) + "\x00")
 			p.expectClosed()
@@ -142,7 +143,7 @@ func TestPolicySlowRequest(t *testing.T) {
 	s := startHub(t, plainTransport(), Config{PolicyWait: 10 * time.Millisecond})
 	p := s.connect(1)
 	p.send("<policy-file-")
-	waitFor(t, func() bool { return writerStarted(s.hub) }, func() string { return "writer not started" })
+	testutil.EventuallyReport(t, waitTimeout, func() bool { return writerStarted(s.hub) }, func() string { return "writer not started" })
 	p.send("request/>\x00")
 	p.expect(string(policy.Default()) + "\x00")
 	p.expectClosed()

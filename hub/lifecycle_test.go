@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func TestSlowConsumer(t *testing.T) {
@@ -121,8 +122,8 @@ func TestShutdownClose(t *testing.T) {
 func TestShutdownContext(t *testing.T) {
 	base := runtime.NumGoroutine()
 	tr := tlsTransport()
-	logs := &syncBuffer{}
-	h := New(Config{Logger: newTextLogger(logs), PolicyWait: 20 * time.Millisecond})
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	h := New(Config{Logger: log, PolicyWait: 20 * time.Millisecond})
 	ln := tr.listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan struct{})
@@ -151,7 +152,7 @@ func TestShutdownContext(t *testing.T) {
 	<-served
 	a.conn.Close()
 	b.conn.Close()
-	waitGoroutines(t, base)
+	testutil.WaitGoroutines(t, base, waitTimeout)
 }
 
 func TestJoinLeaveLeavesNoGoroutineOrFD(t *testing.T) {
@@ -161,7 +162,7 @@ func TestJoinLeaveLeavesNoGoroutineOrFD(t *testing.T) {
 			keep := s.connect(1)
 			s.ready()
 			base := runtime.NumGoroutine()
-			baseFDs := openFDs(t)
+			baseFDs := testutil.OpenFDs(t)
 			for round := range 3 {
 				var cs []*tclient
 				for i := range 20 {
@@ -178,9 +179,9 @@ func TestJoinLeaveLeavesNoGoroutineOrFD(t *testing.T) {
 				}
 				s.waitRoom(DefaultRoom, 1)
 				s.waitRoom("r", 0)
-				waitGoroutines(t, base)
-				waitFor(t, func() bool { return openFDs(t) <= baseFDs }, func() string {
-					return fmt.Sprintf("%d open descriptors, want at most %d", openFDs(t), baseFDs)
+				testutil.WaitGoroutines(t, base, waitTimeout)
+				testutil.EventuallyReport(t, waitTimeout, func() bool { return testutil.OpenFDs(t) <= baseFDs }, func() string {
+					return fmt.Sprintf("%d open descriptors, want at most %d", testutil.OpenFDs(t), baseFDs)
 				})
 			}
 			if got := s.hub.Stats(); got.Clients != 1 || len(got.Rooms) != 1 || got.Closed[ReasonClientClosed] != 60 {
@@ -193,15 +194,3 @@ func TestJoinLeaveLeavesNoGoroutineOrFD(t *testing.T) {
 }
 
 func timeIn(seconds int) time.Time { return time.Now().Add(time.Duration(seconds) * time.Second) }
-
-func newTextLogger(w *syncBuffer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
-
-// openFDs counts this process's open file descriptors (Linux).
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("counting descriptors: %v", err)
-	}
-	return len(ents)
-}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/policy"
 )
 
@@ -92,7 +93,7 @@ func TestOpenSSLClients(t *testing.T) {
 	// Go client to openssl: byte for byte, NULs included.
 	want := "hello\x00<msg>été</msg>\x00"
 	g.send(want)
-	waitFor(t, func() bool { return recv.output() == want }, func() string {
+	testutil.EventuallyReport(t, waitTimeout, func() bool { return recv.output() == want }, func() string {
 		return "openssl received " + quote(recv.output()) + ", want " + quote(want)
 	})
 	// openssl to Go client.
@@ -100,7 +101,7 @@ func TestOpenSSLClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.expect("from openssl\x00")
-	waitFor(t, func() bool { return recv.output() == want+"from openssl\x00" }, func() string {
+	testutil.EventuallyReport(t, waitTimeout, func() bool { return recv.output() == want+"from openssl\x00" }, func() string {
 		return "openssl received " + quote(recv.output())
 	})
 
