@@ -1,7 +1,6 @@
 package echo
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -13,25 +12,9 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/policy"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serve runs an echo server on loopback, over TLS when useTLS is set, and
 // returns a dial function.
@@ -94,8 +77,8 @@ func TestEcho(t *testing.T) {
 	for _, useTLS := range []bool{false, true} {
 		name := map[bool]string{false: "tcp", true: "tls"}[useTLS]
 		t.Run(name, func(t *testing.T) {
-			logs := &syncBuffer{}
-			dial, _ := serve(t, &Server{PolicyWait: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}, useTLS)
+			log, logs := testutil.Logger(t, slog.LevelInfo)
+			dial, _ := serve(t, &Server{PolicyWait: 20 * time.Millisecond, Logger: log}, useTLS)
 
 			// A client that waits gets the greeting after the policy wait.
 			c := dial()
@@ -109,7 +92,7 @@ func TestEcho(t *testing.T) {
 				}
 			}
 			c.Close()
-			waitLog(t, logs, "reason=client_closed")
+			testutil.EventuallyContains(t, logs, "reason=client_closed", 10*time.Second)
 
 			// A client that speaks first gets the greeting, then the echo of
 			// its first chunk in one piece (longer than a policy request).
@@ -136,8 +119,8 @@ func TestEchoPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncBuffer{}
-			dial, _ := serve(t, &Server{Policy: doc, PolicyWait: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}, true)
+			log, logs := testutil.Logger(t, slog.LevelInfo)
+			dial, _ := serve(t, &Server{Policy: doc, PolicyWait: 300 * time.Millisecond, Logger: log}, true)
 			c := dial()
 			for _, w := range tt.writes {
 				c.Write([]byte(w))
@@ -155,30 +138,19 @@ func TestEchoPolicy(t *testing.T) {
 			if string(got) != tt.want {
 				t.Fatalf("reply = %q, want the policy alone", got)
 			}
-			waitLog(t, logs, "reason=policy")
+			testutil.EventuallyContains(t, logs, "reason=policy", 10*time.Second)
 		})
 	}
 }
 
 func TestEchoShutdown(t *testing.T) {
-	logs := &syncBuffer{}
-	dial, stop := serve(t, &Server{PolicyWait: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))}, false)
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	dial, stop := serve(t, &Server{PolicyWait: 10 * time.Millisecond, Logger: log}, false)
 	c := dial()
 	readN(t, c, len(Greeting))
 	stop()
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("read after shutdown = %v, want EOF", err)
 	}
-	waitLog(t, logs, "reason=shutdown")
-}
-
-func waitLog(t *testing.T, logs *syncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log %q lacks %q", logs.String(), want)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.EventuallyContains(t, logs, "reason=shutdown", 10*time.Second)
 }

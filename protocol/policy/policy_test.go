@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func TestIsRequest(t *testing.T) {
@@ -168,30 +169,12 @@ func TestSniffClosed(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServer(t *testing.T) {
-	var logs syncBuffer
+	log, logs := testutil.Logger(t, slog.LevelDebug)
 	srv := &Server{
 		Policy:      Default(10000),
 		ReadTimeout: 200 * time.Millisecond,
-		Logger:      slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:      log,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -229,13 +212,7 @@ func TestServer(t *testing.T) {
 			if string(got) != tt.reply {
 				t.Fatalf("reply = %q, want %q", got, tt.reply)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for !strings.Contains(logs.String(), tt.wantLog) {
-				if time.Now().After(deadline) {
-					t.Fatalf("log %q does not contain %q", logs.String(), tt.wantLog)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			testutil.EventuallyContains(t, logs, tt.wantLog, 5*time.Second)
 		})
 	}
 	cancel()
