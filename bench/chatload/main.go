@@ -1,0 +1,268 @@
+// Command chatload measures a running passerelle chat relay from outside,
+// through its real TLS listener, as an operator would:
+//
+//   - idle: opens N TLS clients that stay silent and reports the growth of the
+//     server's resident memory (VmRSS of --pid) divided by N;
+//   - fanout: one sender and R receivers in one room; reports delivered
+//     messages per second and the p50/p99 latency from the sender's write to
+//     each receiver's read.
+//
+// It only dials the address given (loopback in bench/chatload/run.sh) and
+// stops by itself. See docs/chat.md for the figures.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "chatload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("chatload", flag.ContinueOnError)
+	mode := fs.String("mode", "idle", "idle or fanout")
+	addr := fs.String("addr", "127.0.0.1:10000", "the relay's TLS address")
+	caFile := fs.String("ca", "", "PEM CA file to trust (passerelle ca path)")
+	pid := fs.Int("pid", 0, "idle: the server's process id, to read its VmRSS")
+	conns := fs.Int("conns", 10000, "idle: clients to open")
+	receivers := fs.Int("receivers", 100, "fanout: receivers")
+	messages := fs.Int("messages", 20000, "fanout: messages sent")
+	size := fs.Int("size", 128, "fanout: message size in bytes, NUL included")
+	window := fs.Int("window", 256, "fanout: messages the sender may be ahead of the slowest receiver")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(*caFile)
+	if err != nil {
+		return fmt.Errorf("--ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("--ca %s: no certificate", *caFile)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	switch *mode {
+	case "idle":
+		if *pid <= 0 {
+			return errors.New("idle needs --pid of the server")
+		}
+		return idle(*addr, cfg, *pid, *conns)
+	case "fanout":
+		if *size < 16 {
+			return errors.New("--size must be at least 16 bytes")
+		}
+		return fanout(*addr, cfg, *receivers, *messages, *size, *window)
+	}
+	return fmt.Errorf("--mode %q: want idle or fanout", *mode)
+}
+
+// rss reads a process's resident set size in bytes.
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS line")
+}
+
+// ping sends a control ping and waits for the pong: the relay has taken
+// the client in.
+func ping(c *tls.Conn, r *bufio.Reader) error {
+	if _, err := io.WriteString(c, "<passerelle:ping/>\x00"); err != nil {
+		return err
+	}
+	line, err := r.ReadString(0)
+	if err != nil {
+		return err
+	}
+	if line != "<passerelle:pong/>\x00" {
+		return fmt.Errorf("ping answered %q", line)
+	}
+	return nil
+}
+
+func idle(addr string, cfg *tls.Config, pid, n int) error {
+	time.Sleep(time.Second) // let the server settle after its start
+	before, err := rss(pid)
+	if err != nil {
+		return err
+	}
+	clients := make([]*tls.Conn, 0, n)
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return fmt.Errorf("client %d: %w", i, err)
+		}
+		clients = append(clients, c)
+		if err := ping(c, bufio.NewReaderSize(c, 64)); err != nil {
+			return fmt.Errorf("client %d: %w", i, err)
+		}
+	}
+	time.Sleep(3 * time.Second) // past the policy wait; let the runtime settle
+	after, err := rss(pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("idle: %d TLS clients; server VmRSS %.1f MiB -> %.1f MiB; %.1f KiB per connection\n",
+		n, float64(before)/(1<<20), float64(after)/(1<<20), float64(after-before)/float64(n)/1024)
+	return nil
+}
+
+func fanout(addr string, cfg *tls.Config, receivers, messages, size, window int) error {
+	type rx struct {
+		c *tls.Conn
+		r *bufio.Reader
+	}
+	dial := func() (rx, error) {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return rx{}, err
+		}
+		r := bufio.NewReaderSize(c, 64<<10)
+		return rx{c, r}, ping(c, r)
+	}
+	room := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	join := func(x rx) error {
+		if _, err := fmt.Fprintf(x.c, "<passerelle:join room=%q/>\x00", room); err != nil {
+			return err
+		}
+		_, err := x.r.ReadString(0)
+		return err
+	}
+	sender, err := dial()
+	if err != nil {
+		return fmt.Errorf("sender: %w", err)
+	}
+	defer sender.c.Close()
+	if err := join(sender); err != nil {
+		return err
+	}
+	rxs := make([]rx, receivers)
+	for i := range rxs {
+		if rxs[i], err = dial(); err != nil {
+			return fmt.Errorf("receiver %d: %w", i, err)
+		}
+		defer rxs[i].c.Close()
+		if err := join(rxs[i]); err != nil {
+			return err
+		}
+	}
+	time.Sleep(time.Second) // past the policy wait
+
+	// Each message carries its sequence number and send time (ns).
+	start := time.Now()
+	var minSeen atomic.Int64 // messages received by the slowest receiver
+	seen := make([]atomic.Int64, receivers)
+	lat := make([][]time.Duration, receivers)
+	var wg sync.WaitGroup
+	errc := make(chan error, receivers)
+	for i := range rxs {
+		wg.Go(func() {
+			x := rxs[i]
+			x.c.SetReadDeadline(time.Now().Add(5 * time.Minute))
+			for n := 0; n < messages; n++ {
+				msg, err := x.r.ReadSlice(0)
+				if err != nil {
+					errc <- fmt.Errorf("receiver %d after %d messages: %w", i, n, err)
+					return
+				}
+				if len(msg) != size {
+					errc <- fmt.Errorf("receiver %d: message of %d bytes, want %d", i, len(msg), size)
+					return
+				}
+				sent := int64(binary.BigEndian.Uint64(hexDecode(msg[8:24])))
+				if i < 10 {
+					lat[i] = append(lat[i], time.Since(start)-time.Duration(sent))
+				}
+				seen[i].Add(1)
+			}
+		})
+	}
+	go func() {
+		for {
+			m := int64(messages)
+			for i := range seen {
+				m = min(m, seen[i].Load())
+			}
+			minSeen.Store(m)
+			if m >= int64(messages) {
+				return
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	w := bufio.NewWriterSize(sender.c, 32<<10)
+	msg := bytes.Repeat([]byte("x"), size)
+	msg[size-1] = 0
+	for n := 0; n < messages; n++ {
+		for int64(n)-minSeen.Load() > int64(window) {
+			w.Flush()
+			time.Sleep(50 * time.Microsecond)
+		}
+		copy(msg, fmt.Sprintf("%08x", n))
+		copy(msg[8:], hexEncode(uint64(time.Since(start))))
+		if _, err := w.Write(msg); err != nil {
+			return fmt.Errorf("send: %w", err)
+		}
+		if n%16 == 15 {
+			w.Flush()
+		}
+	}
+	w.Flush()
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	q := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
+	fmt.Printf("fanout: 1 sender, %d receivers, %d messages of %d bytes in %s: %.0f delivered msgs/s; latency p50 %s, p99 %s\n",
+		receivers, messages, size, elapsed.Round(time.Millisecond), float64(messages*receivers)/elapsed.Seconds(),
+		q(0.50).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond))
+	return nil
+}
+
+func hexEncode(v uint64) []byte { return []byte(fmt.Sprintf("%016x", v)) }
+
+func hexDecode(b []byte) []byte {
+	v, _ := strconv.ParseUint(string(b), 16, 64)
+	var out [8]byte
+	binary.BigEndian.PutUint64(out[:], v)
+	return out[:]
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The chat relay measured from outside, through the real binary and its TLS
+# listener on loopback: memory per idle TLS client (server VmRSS growth / N)
+# and fan-out (1 sender, 100 receivers, 128-byte messages).
+#
+#   bench/chatload/run.sh                    # 10,000 idle clients, 20,000 messages
+#   CONNS=2000 MESSAGES=5000 bench/chatload/run.sh
+#
+# Needs go. Listens on 127.0.0.1 only, stops everything on exit.
+set -euo pipefail
+CONNS=${CONNS:-10000}
+MESSAGES=${MESSAGES:-20000}
+RECEIVERS=${RECEIVERS:-100}
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/chatload.XXXXXX")
+pid=
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+(cd "$repo" && go build -o "$work/passerelle" ./cmd/passerelle && go build -o "$work/chatload" ./bench/chatload)
+
+start() {
+	# No flood limit: the sender is a load generator, not a chat user.
+	GOGC=${GOGC:-100} PASSERELLE_CHAT_FLOOD_RATE=0 PASSERELLE_LIMITS_MAX_CONNS=$((CONNS + 100)) \
+		"$work/passerelle" --data-dir "$work/data" --log-level warn serve \
+		--chat-address 127.0.0.1:0 --assets-address 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
+	pid=$!
+	for _ in $(seq 100); do
+		addr=$(sed -n 's/^passerelle: chat on \([^ ]*\).*/\1/p' "$work/serve.out")
+		[ -n "$addr" ] && return
+		sleep 0.1
+	done
+	echo "serve did not start:" >&2; cat "$work/serve.err" >&2; exit 1
+}
+stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+start
+"$work/chatload" -mode fanout -addr "$addr" -ca "$work/data/ca/ca.pem" -receivers "$RECEIVERS" -messages "$MESSAGES"
+stop
+start
+"$work/chatload" -mode idle -addr "$addr" -ca "$work/data/ca/ca.pem" -pid "$pid" -conns "$CONNS"
+stop
