@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 var benchSize = flag.Int64("envoie.size", 1<<30, "file size in bytes for BenchmarkGet1GiB (for a quicker run: -envoie.size=67108864)")
@@ -112,13 +114,13 @@ func BenchmarkMemoryPerTransfer(b *testing.B) {
 			})
 		}
 		wg.Wait()
-		waitFor(b, "every transfer to be in flight", func() bool { return ts.active.Load() == n })
+		testutil.Eventually(b, "every transfer to be in flight", waitTimeout, func() bool { return ts.active.Load() == n })
 		after := live()
 		perTransfer = float64(after-min(before, after)) / n
 		for _, c := range conns {
 			c.Close()
 		}
-		waitFor(b, "every transfer to end", func() bool { return ts.active.Load() == 0 })
+		testutil.Eventually(b, "every transfer to end", waitTimeout, func() bool { return ts.active.Load() == 0 })
 	}
 	b.ReportMetric(perTransfer, "B/transfer")
 }

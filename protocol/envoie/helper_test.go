@@ -1,7 +1,6 @@
 package envoie
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // testServer is a Server behind a real TLS listener on loopback, with its
@@ -27,27 +27,10 @@ type testServer struct {
 	caCert *x509.Certificate
 	srv    *Server
 	active atomic.Int64 // connections inside ServeConn
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 	mode   connMode
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // connMode is what the test server hands to ServeConn.
@@ -72,14 +55,15 @@ func startServerMode(tb testing.TB, files Files, tweak func(*Server), mode connM
 	if err != nil {
 		tb.Fatal(err)
 	}
+	log, logs := testutil.Logger(tb, slog.LevelDebug)
 	ts := &testServer{
 		addr:   ln.Addr().String(),
 		tlsCfg: &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"},
 		caCert: root.Cert,
-		logs:   &syncBuffer{},
+		logs:   logs,
 		mode:   mode,
 	}
-	ts.srv = &Server{Files: files, Logger: slog.New(slog.NewTextHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	ts.srv = &Server{Files: files, Logger: log}
 	if tweak != nil {
 		tweak(ts.srv)
 	}
@@ -158,17 +142,8 @@ func (ts *testServer) client(tb testing.TB) *Client {
 	return NewClient(ts.dial(tb))
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// waitTimeout bounds every wait for the server to reach a state.
+const waitTimeout = 10 * time.Second
 
 // writeFile writes data under dir, creating folders.
 func writeFile(tb testing.TB, dir, name string, data []byte) string {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func TestHostileNames(t *testing.T) {
@@ -111,16 +113,6 @@ func TestHostileNames(t *testing.T) {
 	}
 }
 
-// openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatalf("count descriptors: %v", err)
-	}
-	return len(ents)
-}
-
 func TestClientDisconnectMidway(t *testing.T) {
 	dir := t.TempDir()
 	f, err := os.Create(filepath.Join(dir, "long.bin"))
@@ -130,7 +122,7 @@ func TestClientDisconnectMidway(t *testing.T) {
 	for _, mode := range []connMode{modeTLS, modePlain} {
 		t.Run(mode.String(), func(t *testing.T) {
 			ts := startServerMode(t, openDir(t, dir), nil, mode)
-			before, goroutines := openFDs(t), runtime.NumGoroutine()
+			before, goroutines := testutil.OpenFDs(t), runtime.NumGoroutine()
 
 			var conn, raw net.Conn
 			if mode == modePlain {
@@ -147,12 +139,12 @@ func TestClientDisconnectMidway(t *testing.T) {
 			if _, err := io.ReadFull(conn, make([]byte, 1<<20)); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the transfer to be under way", func() bool { return ts.active.Load() == 1 })
+			testutil.Eventually(t, "the transfer to be under way", waitTimeout, func() bool { return ts.active.Load() == 1 })
 			raw.Close()
 
-			waitFor(t, "the server to drop the connection", func() bool { return ts.active.Load() == 0 })
-			waitFor(t, "descriptors to be released", func() bool { return openFDs(t) <= before })
-			waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
+			testutil.Eventually(t, "the server to drop the connection", waitTimeout, func() bool { return ts.active.Load() == 0 })
+			testutil.Eventually(t, "descriptors to be released", waitTimeout, func() bool { return testutil.OpenFDs(t) <= before })
+			testutil.WaitGoroutines(t, goroutines, waitTimeout)
 			if logs := ts.logs.String(); !strings.Contains(logs, "envoie: transfer aborted") || !strings.Contains(logs, "name=long.bin") {
 				t.Fatalf("no log line for the aborted transfer:\n%s", logs)
 			}

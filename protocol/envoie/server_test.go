@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/policy"
 )
 
@@ -254,10 +255,10 @@ func TestStalledReaderDropped(t *testing.T) {
 	if _, err := io.WriteString(conn, "ENVOIE long.bin\n"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the stalled transfer to be dropped", func() bool {
+	testutil.Eventually(t, "the stalled transfer to be dropped", waitTimeout, func() bool {
 		return strings.Contains(ts.logs.String(), "i/o timeout")
 	})
-	waitFor(t, "the connection to end", func() bool { return ts.active.Load() == 0 })
+	testutil.Eventually(t, "the connection to end", waitTimeout, func() bool { return ts.active.Load() == 0 })
 }
 
 func TestIdleConnectionClosed(t *testing.T) {
@@ -266,7 +267,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 	if n, err := conn.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("read on an idle connection: %d, %v; want EOF", n, err)
 	}
-	waitFor(t, "the idle log line", func() bool { return strings.Contains(ts.logs.String(), "envoie: idle connection closed") })
+	testutil.EventuallyContains(t, ts.logs, "envoie: idle connection closed", waitTimeout)
 }
 
 func TestShutdownStopsTransfers(t *testing.T) {
@@ -284,7 +285,7 @@ func TestShutdownStopsTransfers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.cancel()
-	waitFor(t, "handlers to return", func() bool { return ts.active.Load() == 0 })
+	testutil.Eventually(t, "handlers to return", waitTimeout, func() bool { return ts.active.Load() == 0 })
 	// The client sees a short stream, never a complete one.
 	if _, err := io.Copy(io.Discard, conn); err == nil && false {
 		t.Fatal("unreachable")
