@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
@@ -50,6 +52,13 @@ pipe), it sends what it read, waits --linger for answers, then closes.`,
 			conn, err := a.dialChat(cmd.Context(), addr, caFile, serverName, plain)
 			if err != nil {
 				return err
+			}
+			if isTerminal(a.in) {
+				how := "TLS, certificate trusted"
+				if plain {
+					how = "plain TCP, not encrypted"
+				}
+				fmt.Fprintf(a.errOut, "connected to %s (%s). Type a line and press Enter to send it; Ctrl-D leaves.\n", addr, how)
 			}
 			return runChat(cmd.Context(), conn, a.in, a.out, chatOptions{
 				room: room, nick: nick, linger: linger, maxMessage: maxMessage,
@@ -188,4 +197,10 @@ func exactArgs(n int, msg string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// isTerminal reports whether r is an interactive terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
