@@ -97,9 +97,11 @@
 // policy-file request uses). Client certificates are requested, never
 // verified by crypto/tls, and judged by Classify during the handshake:
 // ClientAuthRequire refuses anything but trusted, ClientAuthRequest lets
-// everyone in and Conn.PeerStatus says what was wrong, and Authorize may
-// refuse on top. Every refusal is a log line with remote_addr, status and
-// reason.
+// everyone in and Conn.PeerStatus says what was wrong, ClientAuthRequireAny
+// refuses only a client that sends no certificate, and Authorize may refuse
+// on top. GetClientPolicy chooses that policy per ClientHello (per server
+// name, say, beside GetCertificate). Every refusal is a log line with
+// remote_addr, status and reason.
 //
 // Revocation sources and AIA issuers are fetched over HTTP only for what
 // needs them: revocation only once the chain reached a trusted root (so the

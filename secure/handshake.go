@@ -59,12 +59,16 @@ func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
 	hsCtx, cancel := context.WithDeadline(ctx, deadline)
 	verdict := Verdict{Status: StatusUnknown}
 	var refused error
+	policy := st.cfg.policy()
 	tc := st.tls.Clone()
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		verdict, refused = st.judgeClient(hsCtx, cs)
+		verdict, refused = st.judgeClient(hsCtx, policy, cs)
 		return refused
 	}
 	tc.GetConfigForClient = alpnFallback(tc)
+	if st.cfg.GetClientPolicy != nil {
+		tc.GetConfigForClient = withClientPolicy(tc, st.cfg.GetClientPolicy, &policy)
+	}
 	conn := tls.Server(pc, tc)
 	err := conn.HandshakeContext(hsCtx)
 	cancel()
@@ -90,21 +94,21 @@ func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
 // judgeClient classifies the client certificate, if any, and decides whether
 // the client may go on. It runs inside the handshake (VerifyConnection), so a
 // refusal is a bad_certificate alert the client sees at once.
-func (st *serveState) judgeClient(ctx context.Context, cs tls.ConnectionState) (Verdict, error) {
+func (st *serveState) judgeClient(ctx context.Context, p ClientPolicy, cs tls.ConnectionState) (Verdict, error) {
 	verdict := Verdict{Status: StatusUnknown}
 	if len(cs.PeerCertificates) > 0 {
 		verdict = Classify(ctx, cs.PeerCertificates, VerifyOptions{
-			Roots:       st.cfg.ClientCAs,
-			AcceptNames: st.cfg.ClientNames,
+			Roots:       p.ClientCAs,
+			AcceptNames: p.ClientNames,
 			Role:        RoleClient,
 			NoAIAFetch:  !st.cfg.FetchClientIssuers,
 			Revocation:  st.cfg.Revocation,
-			CRLs:        st.cfg.CRLs,
+			CRLs:        p.CRLs,
 			HTTPClient:  st.cfg.HTTPClient,
 			Logger:      st.cfg.Logger,
 		})
 	}
-	if st.cfg.ClientAuth == ClientAuthRequire && verdict.Status != StatusTrusted {
+	if p.ClientAuth == ClientAuthRequire && verdict.Status != StatusTrusted {
 		if len(cs.PeerCertificates) == 0 {
 			verdict.Reason = "no client certificate sent"
 		}
@@ -139,6 +143,32 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return 1, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// withClientPolicy asks get for the client-certificate policy of a
+// ClientHello, stores it in *policy for judgeClient, and returns tc adjusted
+// to it (and to alpnFallback).
+func withClientPolicy(tc *tls.Config, get func(*tls.ClientHelloInfo) (ClientPolicy, error), policy *ClientPolicy) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	alpn := alpnFallback(tc)
+	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		p, err := get(hello)
+		if err != nil {
+			return nil, err
+		}
+		c := tc
+		if alpn != nil {
+			if a, _ := alpn(hello); a != nil {
+				c = a
+			}
+		}
+		c = c.Clone()
+		c.GetConfigForClient = nil
+		if err := setClientAuth(c, p); err != nil {
+			return nil, err
+		}
+		*policy = p
+		return c, nil
+	}
 }
 
 // alpnFallback lets a client whose ALPN offer shares nothing with the

@@ -27,6 +27,14 @@ const (
 	// ClientAuthRequire refuses, during the handshake, a client that sends no
 	// certificate or one whose verdict is not trusted.
 	ClientAuthRequire
+	// ClientAuthRequireAny refuses, during the handshake, a client that sends
+	// no certificate (crypto/tls's certificate_required alert in TLS 1.3,
+	// handshake_failure before), and lets in any certificate that is sent,
+	// whatever its verdict: the handler reads it with Conn.PeerVerdict. It
+	// is for servers whose job is to tell each client what is wrong with its
+	// certificate (the certificate testbed); ParseClientAuth does not offer
+	// it, as a listener guarding anything wants ClientAuthRequire.
+	ClientAuthRequireAny
 )
 
 // ParseClientAuth reads "none", "request" and "require".
@@ -48,6 +56,8 @@ func (c ClientAuth) String() string {
 		return "request"
 	case ClientAuthRequire:
 		return "require"
+	case ClientAuthRequireAny:
+		return "require-any"
 	default:
 		return "none"
 	}
@@ -73,6 +83,14 @@ type ServerConfig struct {
 	// ClientCAs are the roots client certificates are judged against; nil
 	// means the system roots.
 	ClientCAs *x509.CertPool
+	// GetClientPolicy, if set, is called with each ClientHello and returns
+	// the client-certificate policy of that connection, in place of
+	// ClientAuth, ClientCAs, ClientNames and CRLs. A listener that serves
+	// several names can ask for different client certificates per name
+	// (GetCertificate picking the server certificate by the same name), and
+	// CRLs can change while the server runs. An error refuses the handshake
+	// (internal_error alert) and is logged.
+	GetClientPolicy func(*tls.ClientHelloInfo) (ClientPolicy, error)
 	// Authorize, if set, is called with the verdict on the client
 	// certificate of every TLS connection (StatusUnknown when none was sent,
 	// including with ClientAuthNone); an error refuses the client during the
@@ -124,6 +142,15 @@ type ServerConfig struct {
 	// Logger receives one line per refused or failed connection; nil
 	// discards.
 	Logger *slog.Logger
+}
+
+// ClientPolicy is how one connection asks for and judges a client
+// certificate; see the ServerConfig fields of the same names.
+type ClientPolicy struct {
+	ClientAuth  ClientAuth
+	ClientCAs   *x509.CertPool
+	ClientNames []string
+	CRLs        []*x509.RevocationList
 }
 
 // Server accepts connections, runs the TLS handshake with a deadline, judges
@@ -258,21 +285,8 @@ func serverTLSConfig(cfg ServerConfig) (*tls.Config, error) {
 	tc := baseConfig()
 	tc.GetCertificate = cfg.GetCertificate
 	tc.NextProtos = cfg.NextProtos
-	switch cfg.ClientAuth {
-	case ClientAuthNone:
-		tc.ClientAuth = tls.NoClientCert
-	case ClientAuthRequest, ClientAuthRequire:
-		// Require is enforced by judgeClient, so that a client without a
-		// certificate is refused with the same log line as a bad one.
-		tc.ClientAuth = tls.RequestClientCert
-	default:
-		return nil, fmt.Errorf("secure: unknown ClientAuth %d", cfg.ClientAuth)
-	}
-	if cfg.ClientCAs != nil {
-		// Only used to fill the certificate_authorities hint of the
-		// CertificateRequest (RFC 8446 section 4.2.4), so clients pick the
-		// right certificate; verification is ours.
-		tc.ClientCAs = cfg.ClientCAs
+	if err := setClientAuth(tc, cfg.policy()); err != nil {
+		return nil, err
 	}
 	// Per-connection configurations are clones of this one; a shared ticket
 	// key keeps session resumption working across them.
@@ -282,6 +296,32 @@ func serverTLSConfig(cfg ServerConfig) (*tls.Config, error) {
 	}
 	tc.SetSessionTicketKeys([][32]byte{key})
 	return tc, nil
+}
+
+// setClientAuth applies a client-certificate policy to a TLS configuration.
+func setClientAuth(tc *tls.Config, p ClientPolicy) error {
+	switch p.ClientAuth {
+	case ClientAuthNone:
+		tc.ClientAuth = tls.NoClientCert
+	case ClientAuthRequest, ClientAuthRequire:
+		// Require is enforced by judgeClient, so that a client without a
+		// certificate is refused with the same log line as a bad one.
+		tc.ClientAuth = tls.RequestClientCert
+	case ClientAuthRequireAny:
+		tc.ClientAuth = tls.RequireAnyClientCert
+	default:
+		return fmt.Errorf("secure: unknown ClientAuth %d", p.ClientAuth)
+	}
+	// Only used to fill the certificate_authorities hint of the
+	// CertificateRequest (RFC 8446 section 4.2.4), so clients pick the right
+	// certificate; verification is ours.
+	tc.ClientCAs = p.ClientCAs
+	return nil
+}
+
+// policy is the client-certificate policy of the configuration's fields.
+func (cfg ServerConfig) policy() ClientPolicy {
+	return ClientPolicy{ClientAuth: cfg.ClientAuth, ClientCAs: cfg.ClientCAs, ClientNames: cfg.ClientNames, CRLs: cfg.CRLs}
 }
 
 // serveState is what the accept loop shares with its connection goroutines.
