@@ -21,8 +21,9 @@
 // (defects.go) that issues its certificate. A server-certificate endpoint
 // speaks the echo service of seed 001 after the handshake ("Connected.", then
 // "Echo -- " and each chunk). A client-certificate endpoint (client_cert in
-// the manifest) asks for a certificate, judges it with secure.Classify for the
-// client role plus the testbed root's CRL and an allow-list (secure/allow),
+// the manifest) asks for a certificate, has secure.Server judge it for the
+// client role against the testbed root and its CRL, adds an allow-list
+// (secure/allow),
 // sends the verdict as its first XMLSocket frame (verdictMessage), then
 // echoes each frame. Two endpoints speak no TLS at all (plain-text answers
 // in clear, silent never answers) for the invalid and unknown outcomes of a
@@ -37,8 +38,11 @@
 // # Where to start reading
 //
 // endpoints.go (the plan table and the manifest entry), defects.go (how each
-// defect is made), testbed.go (New), serve.go (Serve, the accept loop and the
-// services), verdict.go (client certificates), clientcerts.go, http.go.
+// defect is made), testbed.go (New), serve.go (Serve: a secure.Server per
+// port, which owns the accept loop, handshake and client-certificate
+// judgement, and the services after the handshake), verdict.go (client
+// certificates), limit.go (one connection limit over every port),
+// clientcerts.go, http.go.
 // The tests in testbed_test.go run the manifest through three independent
 // clients: secure.Dial, openssl s_client and testdata/pyclient.py.
 package testbed

@@ -90,7 +90,7 @@ func TestRootPersisted(t *testing.T) {
 		t.Error("the root changed between two starts")
 	}
 	leaf := func(tb *Testbed) *x509.Certificate {
-		c, err := tb.endpoints[0].tls.GetCertificate(nil)
+		c, err := tb.endpoints[0].getCertificate(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -325,4 +325,47 @@ func TestNames(t *testing.T) {
 			t.Errorf("address %s: names %v %v, want %v %v", tc.address, dns, gotIPs, tc.dns, tc.ips)
 		}
 	}
+}
+
+// TestMaxConnsOverAllPorts: Config.MaxConns bounds the connections of every
+// port together, so a client of one endpoint waits while another endpoint
+// holds the only slot.
+func TestMaxConnsOverAllPorts(t *testing.T) {
+	tb, err := New(Config{Dir: t.TempDir(), MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tb.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	eps := tb.Endpoints()
+	dial := func(ep Endpoint) (net.Conn, error) {
+		// The certificates do not matter here (the second is expired): a
+		// finished handshake means the connection had a slot.
+		d := tls.Dialer{Config: &tls.Config{ServerName: ep.ServerName, InsecureSkipVerify: true}}
+		dctx, dcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer dcancel()
+		return d.DialContext(dctx, "tcp", ep.Address)
+	}
+	first, err := dial(eps[0])
+	if err != nil {
+		t.Fatalf("first client: %v", err)
+	}
+	if second, err := dial(eps[1]); err == nil {
+		second.Close()
+		t.Fatal("a second client was served while the first held the only slot")
+	}
+	first.Close()
+	var second net.Conn
+	waitFor(t, "the slot given back", func() bool {
+		second, err = dial(eps[1])
+		return err == nil
+	})
+	second.Close()
 }

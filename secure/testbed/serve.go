@@ -16,6 +16,7 @@ import (
 	"github.com/passerelle/passerelle/protocol/echo"
 	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
+	"github.com/passerelle/passerelle/secure"
 )
 
 // maxFrame bounds an XMLSocket frame echoed by a client-certificate endpoint.
@@ -36,6 +37,12 @@ func (e *UnknownServerNameError) Error() string {
 // cancelled, then closes the listeners and every connection and returns once
 // every handler has returned. It returns nil after a cancellation, or the
 // first error that stopped a listener.
+//
+// Every port but HTTP is a secure.Server: it owns the accept loop, the
+// handshake deadline, the judgement of client certificates and the
+// shutdown. What the testbed adds is which certificate and client-auth
+// policy each connection gets (per endpoint, or per server name on the SNI
+// port) and what is said after the handshake.
 func (t *Testbed) Serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -43,33 +50,22 @@ func (t *Testbed) Serve(ctx context.Context) error {
 
 	httpSrv := t.httpServer(ctx)
 	fail := make(chan error, 2+len(t.endpoints))
-	var loops, handlers sync.WaitGroup
+	var loops sync.WaitGroup
 	loops.Go(func() {
 		if err := httpSrv.Serve(t.httpLn); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
 			fail <- fmt.Errorf("testbed: HTTP server: %w", err)
 		}
 	})
-	sni := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-			ep, ok := t.byName[strings.ToLower(strings.TrimSuffix(h.ServerName, "."))]
-			if !ok {
-				return nil, &UnknownServerNameError{Name: h.ServerName}
-			}
-			return ep.tls, nil
-		},
-	}
-	loops.Go(func() {
-		if err := t.acceptLoop(ctx, t.sniLn, sni, nil, &handlers); err != nil {
-			fail <- err
-		}
-	})
-	for _, ep := range t.endpoints {
+	serve := func(ln net.Listener, srv *secure.Server) {
 		loops.Go(func() {
-			if err := t.acceptLoop(ctx, ep.ln, ep.tls, ep, &handlers); err != nil {
-				fail <- err
+			if err := srv.Serve(ctx, t.limitListener(ln)); err != nil {
+				fail <- fmt.Errorf("testbed: %w", err)
 			}
 		})
+	}
+	serve(t.sniLn, t.server(t.sniLn, nil))
+	for _, ep := range t.endpoints {
+		serve(ep.ln, t.server(ep.ln, ep))
 	}
 	t.log.Info("testbed serving", "http_address", t.HTTPAddress(), "sni_address", t.SNIAddress(), "endpoints", len(t.endpoints), "ca_file", t.caFile)
 
@@ -78,125 +74,138 @@ func (t *Testbed) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-fail:
 	}
-	cancel() // handlers close their connections on cancellation
+	cancel() // each secure.Server closes its listener and waits for its handlers
 	t.closeListeners()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = httpSrv.Shutdown(sctx)
 	scancel()
 	loops.Wait()
-	handlers.Wait()
 	t.log.Info("testbed stopped")
 	return err
 }
 
-// acceptLoop accepts on ln until ctx is done. ep is nil on the SNI port,
-// where the endpoint is known only after the handshake. Accept errors are
-// retried with a growing back-off (as net/http does), so a burst of
-// "too many open files" does not spin the CPU.
-func (t *Testbed) acceptLoop(ctx context.Context, ln net.Listener, cfg *tls.Config, ep *endpoint, handlers *sync.WaitGroup) error {
-	var delay time.Duration
-	for {
-		select {
-		case t.sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		raw, err := ln.Accept()
-		if err != nil {
-			<-t.sem
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.log.Warn("accept failed", "address", ln.Addr().String(), "error", err, "retry_in", delay)
-			timer := time.NewTimer(delay)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				timer.Stop()
-				return nil
-			}
-			continue
-		}
-		delay = 0
-		handlers.Go(func() {
-			defer func() { <-t.sem }()
-			t.handle(ctx, raw, cfg, ep)
-		})
+// server is the secure.Server of one port: endpoint ep's own port, or the
+// SNI port when ep is nil, where the server name picks the endpoint.
+func (t *Testbed) server(ln net.Listener, ep *endpoint) *secure.Server {
+	cfg := secure.ServerConfig{
+		HandshakeTimeout: t.cfg.HandshakeTimeout,
+		MaxConns:         t.cfg.MaxConns,
+		Logger:           t.log.With("endpoint", nameOf(ep), "local_addr", ln.Addr().String()),
 	}
+	if ep != nil && ep.noTLS != withTLS {
+		cfg.Plain = true
+		return &secure.Server{Config: cfg, Handler: func(ctx context.Context, c *secure.Conn) { t.handle(ctx, c, ep) }}
+	}
+	pick := func(*tls.ClientHelloInfo) (*endpoint, error) { return ep, nil }
+	if ep == nil {
+		pick = t.endpointByName
+	}
+	// Most handshake failures are the point of the testbed: a client that
+	// rejects the certificate aborts the handshake, and secure.Server logs
+	// it. Client certificates are judged by secure.Server too, against the
+	// testbed root and its current CRL; the allow-list is applied after
+	// (clientVerdict) because a name outside it is told, not refused.
+	cfg.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		e, err := pick(h)
+		if err != nil {
+			return nil, err
+		}
+		return e.getCertificate(h)
+	}
+	cfg.GetClientPolicy = func(h *tls.ClientHelloInfo) (secure.ClientPolicy, error) {
+		e, err := pick(h)
+		if err != nil {
+			return secure.ClientPolicy{}, err
+		}
+		return t.clientPolicy(e), nil
+	}
+	return &secure.Server{Config: cfg, Handler: func(ctx context.Context, c *secure.Conn) {
+		e := ep
+		if e == nil {
+			// GetClientPolicy refused every name without an endpoint.
+			e = t.byName[normalName(c.TLS().ServerName)]
+		}
+		t.handle(ctx, c, e)
+	}}
 }
 
-// handle runs one connection: the handshake under a deadline, then the
-// endpoint's service.
-func (t *Testbed) handle(ctx context.Context, raw net.Conn, cfg *tls.Config, ep *endpoint) {
-	if ep != nil && ep.noTLS != withTLS {
-		t.handleNoTLS(ctx, raw, ep)
+// endpointByName is the endpoint a ClientHello names on the SNI port.
+func (t *Testbed) endpointByName(h *tls.ClientHelloInfo) (*endpoint, error) {
+	ep, ok := t.byName[normalName(h.ServerName)]
+	if !ok {
+		return nil, &UnknownServerNameError{Name: h.ServerName}
+	}
+	return ep, nil
+}
+
+// normalName is a server name as byName holds it: lower case, no final dot.
+func normalName(s string) string { return strings.ToLower(strings.TrimSuffix(s, ".")) }
+
+// clientPolicy is how endpoint ep asks for client certificates. The testbed's
+// "require" is secure.ClientAuthRequireAny: a client without a certificate is
+// refused, but a bad one is let in to hear its verdict.
+func (t *Testbed) clientPolicy(ep *endpoint) secure.ClientPolicy {
+	var p secure.ClientPolicy
+	switch ep.clientAuth {
+	case ClientAuthNone:
+		return p
+	case ClientAuthRequest:
+		p.ClientAuth = secure.ClientAuthRequest
+	case ClientAuthRequire:
+		p.ClientAuth = secure.ClientAuthRequireAny
+	}
+	p.ClientCAs = t.rootPool
+	p.CRLs = t.clientCRLs()
+	return p
+}
+
+// handle runs an endpoint's service once the handshake is done (or at once,
+// for the endpoints without TLS).
+func (t *Testbed) handle(ctx context.Context, c *secure.Conn, ep *endpoint) {
+	log := t.log.With("remote_addr", c.RemoteAddr().String(), "endpoint", ep.name)
+	switch {
+	case ep.noTLS == plainText:
+		// A TLS client's ClientHello meets "Connected." in clear text,
+		// which is no TLS record: the client fails its handshake.
+		(&echo.Server{Logger: log}).ServeConn(ctx, c)
+		return
+	case ep.noTLS == silent:
+		t.silence(ctx, c, log)
 		return
 	}
-	conn := tls.Server(raw, cfg)
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	defer stop()
-
-	log := t.log.With("remote_addr", raw.RemoteAddr().String(), "local_addr", raw.LocalAddr().String())
-	hctx, cancel := context.WithTimeout(ctx, t.cfg.HandshakeTimeout)
-	err := conn.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
-		// Most failures here are the point of the testbed: a client that
-		// rejects the certificate aborts the handshake.
-		log.Info("handshake ended", "endpoint", nameOf(ep), "error", err)
-		return
-	}
-	state := conn.ConnectionState()
-	if ep == nil {
-		ep = t.byName[strings.ToLower(strings.TrimSuffix(state.ServerName, "."))]
-		if ep == nil { // GetConfigForClient guarantees a match
-			return
-		}
-	}
-	log = log.With("endpoint", ep.name, "server_name", state.ServerName)
-
+	state := c.TLS()
+	log = log.With("server_name", state.ServerName)
 	if ep.clientAuth == ClientAuthNone {
 		// The echo service of seed 001, policy requests included, like every
 		// passerelle listener.
 		log.Debug("connected", "tls_version", tls.VersionName(state.Version))
-		(&echo.Server{Logger: log}).ServeConn(ctx, conn)
+		(&echo.Server{Logger: log}).ServeConn(ctx, c)
 		return
 	}
-	v := t.judgeClient(ctx, state.PeerCertificates)
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	v := t.clientVerdict(c.PeerVerdict())
 	log.Info("client certificate judged", "status", string(v.Status), "subject", subjectOf(v.Leaf()), "reason", v.Reason)
-	msg := verdictMessage(ep.name, v)
-	if err := t.writeWithDeadline(conn, msg); err != nil {
+	if err := t.writeWithDeadline(c, verdictMessage(ep.name, v)); err != nil {
 		log.Info("verdict not delivered", "error", err)
 		return
 	}
-	t.echoFrames(conn, log)
+	t.echoFrames(c, log)
 }
 
-// handleNoTLS serves the endpoints that never complete a handshake.
-func (t *Testbed) handleNoTLS(ctx context.Context, raw net.Conn, ep *endpoint) {
-	log := t.log.With("remote_addr", raw.RemoteAddr().String(), "local_addr", raw.LocalAddr().String(), "endpoint", ep.name)
-	switch ep.noTLS {
-	case plainText:
-		// A TLS client's ClientHello meets "Connected." in clear text,
-		// which is no TLS record: the client fails its handshake.
-		(&echo.Server{Logger: log}).ServeConn(ctx, raw)
-	case silent:
-		defer raw.Close()
-		stop := context.AfterFunc(ctx, func() { raw.Close() })
-		defer stop()
-		// Read and drop whatever comes, answer nothing, until the client
-		// gives up or the idle timeout passes.
-		buf := make([]byte, 4096)
-		for {
-			if err := raw.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
-				return
-			}
-			if _, err := raw.Read(buf); err != nil {
-				log.Debug("silent connection closed", "error", err)
-				return
-			}
+// silence reads and drops whatever comes, answering nothing, until the
+// client gives up, the idle timeout passes or the testbed stops.
+func (t *Testbed) silence(ctx context.Context, c net.Conn, log *slog.Logger) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	buf := make([]byte, 4096)
+	for {
+		if err := c.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		if _, err := c.Read(buf); err != nil {
+			log.Debug("silent connection closed", "error", err)
+			return
 		}
 	}
 }

@@ -59,6 +59,8 @@ type Config struct {
 	// Logger receives one line per connection; nil discards.
 	Logger *slog.Logger
 	// Now is the clock certificates are dated from (default time.Now).
+	// Client certificates are judged at the time of the handshake, as
+	// secure.Server judges them.
 	Now func() time.Time
 }
 
@@ -79,7 +81,7 @@ type Testbed struct {
 	sniLn     net.Listener
 	endpoints []*endpoint
 	byName    map[string]*endpoint // by lower-case server name
-	sem       chan struct{}
+	limit     chan struct{}        // a slot per connection, over every port
 
 	revokedMu  sync.Mutex // guards revokedMod
 	revokedMod time.Time  // mtime of the revoked-clients file last read
@@ -90,7 +92,8 @@ type endpoint struct {
 	plan
 	info Endpoint
 	ln   net.Listener
-	tls  *tls.Config
+	// getCertificate serves the endpoint's certificate (nil without TLS).
+	getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // New loads or creates the testbed root in cfg.Dir, binds every listener and
@@ -126,7 +129,7 @@ func New(cfg Config) (_ *Testbed, err error) {
 		log:    orDiscard(cfg.Logger),
 		allow:  allow.List{CommonNames: []string{ClientNamePattern}},
 		byName: make(map[string]*endpoint),
-		sem:    make(chan struct{}, cfg.MaxConns),
+		limit:  make(chan struct{}, cfg.MaxConns),
 	}
 	defer func() {
 		if err != nil {
@@ -277,46 +280,31 @@ func (t *Testbed) makeEndpoints() error {
 			ep.info.SNIAddress = ""
 			continue
 		}
-		ep.tls = t.tlsConfig(ep, m)
-		t.byName[strings.ToLower(ep.info.ServerName)] = ep
+		ep.getCertificate = t.certificate(ep, m)
+		t.byName[normalName(ep.info.ServerName)] = ep
 	}
 	t.extra = b.extra
 	return nil
 }
 
-// tlsConfig is the server configuration of one endpoint.
-func (t *Testbed) tlsConfig(ep *endpoint, m material) *tls.Config {
+// certificate serves the certificate of one endpoint. The stapled endpoint
+// asks the responder at each handshake; the responder caches its signed
+// answer until half its validity has passed, so the staple never goes stale
+// on a long run.
+func (t *Testbed) certificate(ep *endpoint, m material) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	cert := m.cert
-	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// The stapled endpoint asks the responder at each handshake; the
-		// responder caches its signed answer until half its validity has
-		// passed, so the staple never goes stale on a long run.
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if cert.OCSPStaple == nil {
-				return &cert, nil
-			}
-			c := cert
-			staple, err := t.root.responder.Response(cert.Leaf.SerialNumber)
-			if err != nil {
-				return nil, fmt.Errorf("testbed: staple for %s: %w", ep.name, err)
-			}
-			c.OCSPStaple = staple
-			return &c, nil
-		},
+	return func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if cert.OCSPStaple == nil {
+			return &cert, nil
+		}
+		c := cert
+		staple, err := t.root.responder.Response(cert.Leaf.SerialNumber)
+		if err != nil {
+			return nil, fmt.Errorf("testbed: staple for %s: %w", ep.name, err)
+		}
+		c.OCSPStaple = staple
+		return &c, nil
 	}
-	switch ep.clientAuth {
-	case ClientAuthRequest:
-		// Any certificate is taken; the testbed judges it itself so that it
-		// can tell the client what was wrong instead of failing the
-		// handshake.
-		cfg.ClientAuth = tls.RequestClientCert
-		cfg.ClientCAs = t.rootPool // sent as certificate_authorities hints
-	case ClientAuthRequire:
-		cfg.ClientAuth = tls.RequireAnyClientCert
-		cfg.ClientCAs = t.rootPool
-	}
-	return cfg
 }
 
 // serverName is the SNI name of an endpoint.

@@ -3,7 +3,6 @@ package testbed
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/x509"
 	"encoding/xml"
 	"errors"
@@ -23,19 +22,11 @@ import (
 // VerdictNamespace is the XML namespace of the verdict element.
 const VerdictNamespace = "urn:passerelle:testbed"
 
-// judgeClient gives the server-side verdict on a client's certificates, in
-// the same vocabulary clients use for servers:
-//
-//   - no certificate: unknown;
-//   - otherwise secure.Classify for the client role against the testbed root,
-//     with the root's current CRL (which holds the client certificates
-//     "testbed client-certs" revoked);
-//   - a trusted certificate whose common name is outside ClientNamePattern:
-//     principalMismatch (the endpoint's allow-list, secure/allow).
-func (t *Testbed) judgeClient(ctx context.Context, peer []*x509.Certificate) secure.Verdict {
-	if len(peer) == 0 {
-		return secure.Verdict{Status: secure.StatusUnknown, Reason: "no client certificate presented"}
-	}
+// clientCRLs are the CRLs client certificates are judged against: every
+// testbed issuer's current list, the root's holding the client certificates
+// "testbed client-certs" revoked (reread here, so certificates issued while
+// the testbed runs are judged right).
+func (t *Testbed) clientCRLs() []*x509.RevocationList {
 	if err := t.syncRevokedClients(); err != nil {
 		t.log.Warn("revoked client list unreadable", "error", err)
 	}
@@ -53,14 +44,23 @@ func (t *Testbed) judgeClient(ctx context.Context, peer []*x509.Certificate) sec
 		}
 		crls = append(crls, crl)
 	}
-	v := secure.Classify(ctx, peer, secure.VerifyOptions{
-		Roots:      t.rootPool,
-		Role:       secure.RoleClient,
-		Now:        t.cfg.Now(),
-		CRLs:       crls,
-		NoAIAFetch: true, // client certificates name no testbed URL
-		Logger:     t.log,
-	})
+	return crls
+}
+
+// clientVerdict completes secure.Server's verdict on a client's
+// certificates, in the same vocabulary clients use for servers:
+//
+//   - no certificate: unknown;
+//   - otherwise secure.Classify for the client role against the testbed root
+//     with clientCRLs, as secure.Server judged it (clientPolicy);
+//   - a trusted certificate whose common name is outside ClientNamePattern:
+//     principalMismatch (the endpoint's allow-list, secure/allow). This is
+//     not secure.ServerConfig.ClientNames, which matches subjectAltNames
+//     and not a common-name pattern.
+func (t *Testbed) clientVerdict(v secure.Verdict) secure.Verdict {
+	if v.Leaf() == nil {
+		return secure.Verdict{Status: secure.StatusUnknown, Reason: "no client certificate presented"}
+	}
 	if v.Status == secure.StatusTrusted {
 		if err := allow.Authorize(t.allow)(v); err != nil {
 			v.Status = secure.StatusPrincipalMismatch
