@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -25,18 +26,6 @@ func stapleStatus(t *testing.T, s *Stapler, w *world, leaf *testpki.Leaf) int {
 		t.Fatalf("staple: %v", err)
 	}
 	return r.Status
-}
-
-// pollUntil retries cond until it holds or the deadline passes.
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // The stapler follows the list: a revocation shows in the staple at the next
@@ -75,15 +64,15 @@ func TestStaplerRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	pollUntil(t, "a good staple", func() bool { return stapleStatus(t, s, w, leaf) == ocsp.Good })
+	testutil.Eventually(t, "a good staple", 5*time.Second, func() bool { return stapleStatus(t, s, w, leaf) == ocsp.Good })
 	// The responder caches its answer for half of 2 minutes, so the
 	// revocation must also reach it: the list change clears that cache.
 	mustRevoke(t, svc.List, leaf.Cert, time.Time{}, ReasonKeyCompromise)
-	pollUntil(t, "a revoked staple", func() bool { return stapleStatus(t, s, w, leaf) == ocsp.Revoked })
+	testutil.Eventually(t, "a revoked staple", 5*time.Second, func() bool { return stapleStatus(t, s, w, leaf) == ocsp.Revoked })
 
 	down.Store(true)
 	n := fetches.Load()
-	pollUntil(t, "retries while the responder is down", func() bool { return fetches.Load() >= n+3 })
+	testutil.Eventually(t, "retries while the responder is down", 5*time.Second, func() bool { return fetches.Load() >= n+3 })
 	if stapleStatus(t, s, w, leaf) != ocsp.Revoked {
 		t.Error("the last staple was dropped during an outage")
 	}
