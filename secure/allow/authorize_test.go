@@ -2,45 +2,26 @@ package allow
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/secure"
 )
 
-// syncBuffer collects the server's log lines from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // mtlsServer runs a secure.Server on loopback that greets every admitted
 // client with "hello <peer status>\n".
-func mtlsServer(t *testing.T, root *testpki.CA, auth secure.ClientAuth, list List) (addr string, log *syncBuffer) {
+func mtlsServer(t *testing.T, root *testpki.CA, auth secure.ClientAuth, list List) (addr string, log *testutil.Buffer) {
 	t.Helper()
 	serverCert := root.Leaf(t, testpki.LeafOptions{}).TLS()
-	log = &syncBuffer{}
+	logger, log := testutil.Logger(t, slog.LevelInfo)
 	srv := &secure.Server{
 		Config: secure.ServerConfig{
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &serverCert, nil },
@@ -48,7 +29,7 @@ func mtlsServer(t *testing.T, root *testpki.CA, auth secure.ClientAuth, list Lis
 			ClientCAs:      root.Pool(),
 			Authorize:      Authorize(list),
 			Revocation:     secure.RevocationOff,
-			Logger:         slog.New(slog.NewTextHandler(log, nil)),
+			Logger:         logger,
 		},
 		Handler: func(_ context.Context, c *secure.Conn) {
 			_, _ = c.Write([]byte("hello " + string(c.PeerStatus()) + "\n"))
@@ -99,18 +80,6 @@ func greet(t *testing.T, addr string, root *testpki.CA, cert *testpki.Leaf) (str
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
-}
-
-// waitLog polls the server log for a refusal line naming want.
-func waitLog(t *testing.T, log *syncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(log.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server log lacks %q:\n%s", want, log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestAuthorizeOverMutualTLS(t *testing.T) {
@@ -171,7 +140,7 @@ func TestAuthorizeOverMutualTLS(t *testing.T) {
 			if err == nil {
 				t.Fatalf("admitted with greeting %q, want a refusal", line)
 			}
-			waitLog(t, log, `reason="not authorized: `+tt.wantLog)
+			testutil.EventuallyContains(t, log, `reason="not authorized: `+tt.wantLog, 5*time.Second)
 		})
 	}
 }
