@@ -20,15 +20,21 @@ const recordTypeHandshake = 0x16
 // way net/http answers plain HTTP on an HTTPS port.
 const plainHint = "passerelle: this port speaks TLS; connect with a TLS client (SecureSocket, openssl s_client)\n"
 
-// serveConn runs one connection: handshake under a deadline, client
-// certificate verdict, then the handler.
-func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
-	defer raw.Close()
-	log := st.cfg.Logger.With("remote_addr", raw.RemoteAddr().String())
+// handshake runs one connection's TLS handshake under a deadline and judges
+// the client certificate. It returns the connection for the handler, or nil
+// when the connection ended there (refused, failed, timed out, or answered
+// by PlainFallback); it has then closed it.
+func (st *serveState) handshake(ctx context.Context, raw net.Conn) *Conn {
 	if st.cfg.Plain {
-		st.handler(ctx, &Conn{Conn: raw, verdict: Verdict{Status: StatusUnknown}})
-		return
+		return &Conn{Conn: raw, verdict: Verdict{Status: StatusUnknown}}
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			raw.Close()
+		}
+	}()
+	log := st.cfg.Logger.With("remote_addr", raw.RemoteAddr().String())
 	deadline := time.Now().Add(st.cfg.HandshakeTimeout)
 	raw.SetDeadline(deadline)
 
@@ -41,17 +47,17 @@ func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
 		} else {
 			log.Debug("client closed before the handshake", "error", err)
 		}
-		return
+		return nil
 	}
 	pc := &replayConn{Conn: raw, first: first[0], pending: true}
 	if first[0] != recordTypeHandshake {
 		if st.cfg.PlainFallback != nil {
 			st.cfg.PlainFallback(ctx, pc)
-			return
+			return nil
 		}
 		log.Info("client sent plain text to a TLS port; closing", "first_byte", fmt.Sprintf("%#02x", first[0]))
 		io.WriteString(raw, plainHint)
-		return
+		return nil
 	}
 
 	// The handshake context bounds the judgement too: revocation and AIA
@@ -81,14 +87,14 @@ func (st *serveState) serveConn(ctx context.Context, raw net.Conn) {
 		default:
 			log.Info("tls handshake failed", "error", err)
 		}
-		return
+		return nil
 	}
 	raw.SetDeadline(time.Time{})
 	cs := conn.ConnectionState()
 	log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
 		"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
-	st.handler(ctx, &Conn{Conn: conn, tlsConn: conn, verdict: verdict})
-	conn.Close()
+	ok = true
+	return &Conn{Conn: conn, tlsConn: conn, verdict: verdict}
 }
 
 // judgeClient classifies the client certificate, if any, and decides whether

@@ -240,11 +240,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		backoff = 0
 		st.track(raw, true)
 		wg.Add(1)
+		release := func() {
+			st.track(raw, false)
+			<-sem
+			wg.Done()
+		}
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			defer st.track(raw, false)
-			st.serveConn(connCtx, raw)
+			c := st.handshake(connCtx, raw)
+			if c == nil {
+				release()
+				return
+			}
+			// The handler gets a goroutine of its own so that the stack
+			// the handshake grew (about 16 KiB) ends with this one: an
+			// idle client then costs only what its handler's stack needs.
+			go func() {
+				defer release()
+				defer c.Close()
+				st.handler(connCtx, c)
+			}()
 		}()
 	}
 
