@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // writePair writes a leaf's chain and key where a files-mode listener
@@ -36,7 +38,7 @@ func TestFilesSourceHotReload(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	writePair(t, a, certFile, keyFile)
 
-	log, logs := testLogger(t)
+	log, logs := testutil.Logger(t, slog.LevelDebug)
 	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), Logger: log, FileDebounce: 20 * time.Millisecond})
 	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeFiles, CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
@@ -76,25 +78,23 @@ func TestFilesSourceHotReload(t *testing.T) {
 	echo(open, "before")
 
 	writePair(t, b, certFile, keyFile)
-	waitFor(t, "certificate B served after the file change", 5*time.Second, func() bool {
+	testutil.Eventually(t, "certificate B served after the file change", 5*time.Second, func() bool {
 		return serial() == b.Cert.SerialNumber.Text(16)
 	})
 	echo(open, "after")
 	if got := open.ConnectionState().PeerCertificates[0].SerialNumber.Text(16); got != a.Cert.SerialNumber.Text(16) {
 		t.Errorf("open connection's certificate changed to %s", got)
 	}
-	waitFor(t, "the reload logged", 5*time.Second, func() bool {
-		return strings.Contains(logs.String(), `msg="certificate reloaded" cert_file=`+certFile+` trigger="file change" old_serial=`+a.Cert.SerialNumber.Text(16)+` serial=`+b.Cert.SerialNumber.Text(16))
-	})
+	testutil.EventuallyContains(t, logs, `msg="certificate reloaded" cert_file=`+certFile+` trigger="file change" old_serial=`+a.Cert.SerialNumber.Text(16)+` serial=`+b.Cert.SerialNumber.Text(16),
+		5*time.Second)
 
 	// A bad file keeps B and says why, both on the watcher and on Reload.
 	if err := WriteFileAtomic(certFile, []byte("not a certificate\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	wantErr := "tls.cert_file " + certFile + ": no PEM certificate found"
-	waitFor(t, "the bad file logged", 5*time.Second, func() bool {
-		return strings.Contains(logs.String(), `msg="certificate files not reloaded; still serving the previous certificate" cert_file=`+certFile+` trigger="file change" error="`+wantErr+`"`)
-	})
+	testutil.EventuallyContains(t, logs, `msg="certificate files not reloaded; still serving the previous certificate" cert_file=`+certFile+` trigger="file change" error="`+wantErr+`"`,
+		5*time.Second)
 	if got := serial(); got != b.Cert.SerialNumber.Text(16) {
 		t.Errorf("after a bad file, served %s, want B", got)
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func newTestManager(t testing.TB, cfg ManagerConfig) *Manager {
@@ -23,7 +26,7 @@ func newTestManager(t testing.TB, cfg ManagerConfig) *Manager {
 
 func TestLocalSourceServesAndRestartsFromStorage(t *testing.T) {
 	dir := t.TempDir()
-	log, logs := testLogger(t)
+	log, logs := testutil.Logger(t, slog.LevelDebug)
 	m := newTestManager(t, ManagerConfig{DataDir: dir, Logger: log})
 	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeLocal})
 	if err != nil {
@@ -115,7 +118,7 @@ func TestLocalSourceRenews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a renewed certificate", 10*time.Second, func() bool {
+	testutil.Eventually(t, "a renewed certificate", 10*time.Second, func() bool {
 		leaf, err := dialLeaf(t, addr, "renew.test", ca.Pool())
 		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
 	})

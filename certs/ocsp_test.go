@@ -3,6 +3,7 @@ package certs
 import (
 	"context"
 	"crypto/tls"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // TestFilesSourceStaplesOCSP serves a files-mode certificate whose leaf
@@ -38,7 +40,7 @@ func TestFilesSourceStaplesOCSP(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	writePair(t, good, certFile, keyFile)
 
-	log, _ := testLogger(t)
+	log, _ := testutil.Logger(t, slog.LevelDebug)
 	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), Logger: log, FileDebounce: 20 * time.Millisecond})
 	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeFiles, CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
@@ -61,10 +63,10 @@ func TestFilesSourceStaplesOCSP(t *testing.T) {
 		}
 		return resp.Status
 	}
-	waitFor(t, "a good staple", 5*time.Second, func() bool { return stapled(good.Cert.SerialNumber.Text(16)) == ocsp.Good })
+	testutil.Eventually(t, "a good staple", 5*time.Second, func() bool { return stapled(good.Cert.SerialNumber.Text(16)) == ocsp.Good })
 
 	writePair(t, revoked, certFile, keyFile)
-	waitFor(t, "a revoked staple after the swap", 5*time.Second, func() bool {
+	testutil.Eventually(t, "a revoked staple after the swap", 5*time.Second, func() bool {
 		return stapled(revoked.Cert.SerialNumber.Text(16)) == ocsp.Revoked
 	})
 }

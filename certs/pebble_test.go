@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -24,6 +25,8 @@ import (
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // testACMEName is the name the tests get ACME certificates for; the test
@@ -149,7 +152,7 @@ func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
 	dataDir := t.TempDir()
 	acmeCfg := acmeTestConfig(p, l.port)
 
-	logger, logs := testLogger(t)
+	logger, logs := testutil.Logger(t, slog.LevelDebug)
 	m := newTestManager(t, ManagerConfig{DataDir: dataDir, Logger: logger, ACME: acmeCfg})
 	addr := l.serve(t, m)
 	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
@@ -184,7 +187,7 @@ func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
 
 	// Pebble goes away; a restart serves the stored certificate and says so.
 	p.srv.Close()
-	logger2, logs2 := testLogger(t)
+	logger2, logs2 := testutil.Logger(t, slog.LevelDebug)
 	m2 := newTestManager(t, ManagerConfig{DataDir: dataDir, Logger: logger2, ACME: acmeCfg})
 	src2, err := m2.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
 	if err != nil {
@@ -231,7 +234,7 @@ func TestACMERenewalThroughListener(t *testing.T) {
 	p := startPebble(t, l.port, dnsAddr, 6*time.Second)
 	dataDir := t.TempDir()
 	acmeCfg := acmeTestConfig(p, l.port)
-	logger, logs := testLogger(t)
+	logger, logs := testutil.Logger(t, slog.LevelDebug)
 	m := newTestManager(t, ManagerConfig{DataDir: dataDir, Logger: logger, ACME: acmeCfg,
 		RenewCheckInterval: 200 * time.Millisecond, RenewalWindowRatio: 0.5})
 	addr := l.serve(t, m)
@@ -245,7 +248,7 @@ func TestACMERenewalThroughListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	challengesBefore := strings.Count(logs.String(), `msg="served key authentication certificate"`)
-	waitFor(t, "a renewed certificate", 20*time.Second, func() bool {
+	testutil.Eventually(t, "a renewed certificate", 20*time.Second, func() bool {
 		leaf, err := dialLeaf(t, addr, testACMEName, p.roots)
 		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
 	})
@@ -401,9 +404,9 @@ func TestACMEStoredCertificateServedWhenRenewalFails(t *testing.T) {
 	// certificate is due for renewal.
 	l.refuse.Store(true)
 	due := first.NotBefore.Add(first.NotAfter.Sub(first.NotBefore) / 10).Add(time.Second)
-	waitFor(t, "the certificate to be due for renewal", 5*time.Second, func() bool { return time.Now().After(due) })
+	testutil.Eventually(t, "the certificate to be due for renewal", 5*time.Second, func() bool { return time.Now().After(due) })
 
-	logger, logs := testLogger(t)
+	logger, logs := testutil.Logger(t, slog.LevelDebug)
 	mcfg.Logger = logger
 	m2 := newTestManager(t, mcfg)
 	src2, err := m2.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})

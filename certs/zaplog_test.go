@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func TestZapLogsReachSlog(t *testing.T) {
@@ -33,7 +35,7 @@ func TestZapLogsReachSlog(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			buf := &syncBuffer{}
+			buf := &testutil.Buffer{}
 			log := slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: tt.minLevel,
 				ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 					if a.Key == slog.TimeKey {
