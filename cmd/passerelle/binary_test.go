@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // buildBinary builds the passerelle binary once per test run.
@@ -31,7 +33,7 @@ func TestBinarySignals(t *testing.T) {
 	dataDir := t.TempDir()
 	cmd := exec.Command(bin, "--data-dir", dataDir, "serve", "--chat-address", "127.0.0.1:0", "--assets-address", "127.0.0.1:0")
 	stdout, _ := cmd.StdoutPipe()
-	stderr := &syncBuffer{}
+	stderr := &testutil.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -68,7 +70,7 @@ func TestBinarySignals(t *testing.T) {
 	ping(t, c)
 
 	cmd.Process.Signal(syscall.SIGHUP)
-	eventually(t, "the reload log line", func() bool { return strings.Contains(stderr.String(), "certificates reloaded") })
+	testutil.EventuallyContains(t, stderr, "certificates reloaded", waitTimeout)
 	ping(t, c) // still connected
 
 	cmd.Process.Signal(syscall.SIGTERM)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // TestChatCommand drives `passerelle chat` in-process against a running
@@ -20,8 +22,8 @@ func TestChatCommand(t *testing.T) {
 	ping(t, peer)
 
 	stdin, typing := io.Pipe()
-	out := &syncBuffer{}
-	errOut := &syncBuffer{}
+	out := &testutil.Buffer{}
+	errOut := &testutil.Buffer{}
 	cmd := newRootCmd(context.Background(), stdin, out, errOut)
 	cmd.SetArgs([]string{"--data-dir", dataDir, "chat", addr, "--linger", "200ms"})
 	done := make(chan error, 1)
@@ -32,7 +34,7 @@ func TestChatCommand(t *testing.T) {
 		t.Fatalf("peer got %q, want the typed line as one message", got)
 	}
 	io.WriteString(peer, "<b>welcome</b>\x00")
-	eventually(t, "chat to print the message", func() bool { return strings.Contains(out.String(), "<b>welcome</b>\n") })
+	testutil.EventuallyContains(t, out, "<b>welcome</b>\n", waitTimeout)
 	typing.Close()
 	select {
 	case err := <-done:

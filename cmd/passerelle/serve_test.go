@@ -16,47 +16,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
 )
 
-// syncBuffer is a bytes.Buffer safe to write from serve's goroutines while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitTimeout bounds every wait for a command to reach a state.
+const waitTimeout = 10 * time.Second
 
 var listenLine = regexp.MustCompile(`(?m)^passerelle: (chat|envoie|echo|policy) on (\S+)`)
 
 // served is a running in-process `passerelle serve`.
 type served struct {
-	out, errOut *syncBuffer
+	out, errOut *testutil.Buffer
 	addrs       map[string][]string // service -> addresses, in order
 	stop        func() error
 }
@@ -66,7 +39,7 @@ type served struct {
 func startServe(t *testing.T, dataDir string, extra ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{out: &syncBuffer{}, errOut: &syncBuffer{}, addrs: map[string][]string{}}
+	s := &served{out: &testutil.Buffer{}, errOut: &testutil.Buffer{}, addrs: map[string][]string{}}
 	args := append([]string{"--data-dir", dataDir, "serve",
 		"--chat-address", "127.0.0.1:0", "--assets-address", "127.0.0.1:0"}, extra...)
 	cmd := newRootCmd(ctx, strings.NewReader(""), s.out, s.errOut)
@@ -88,7 +61,7 @@ func startServe(t *testing.T, dataDir string, extra ...string) *served {
 	}
 	t.Cleanup(func() { s.stop() })
 	want := 2 + strings.Count(strings.Join(extra, " "), "-address")
-	eventually(t, "serve to listen", func() bool {
+	testutil.Eventually(t, "serve to listen", waitTimeout, func() bool {
 		select {
 		case err := <-done:
 			done <- err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/secure/testbed"
 )
 
@@ -39,16 +40,10 @@ func TestTestbedCommand(t *testing.T) {
 			"--base-port", "0", "--manifest", manifest, "--ca-out", caOut)
 		done <- result{o, e, err}
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := os.Stat(manifest); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no manifest 20s after start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, "the manifest", 20*time.Second, func() bool {
+		_, err := os.Stat(manifest)
+		return err == nil
+	})
 	var eps []testbed.Endpoint
 	if err := json.Unmarshal(mustReadFile(t, manifest), &eps); err != nil {
 		t.Fatal(err)
