@@ -93,6 +93,11 @@ func (st *serveState) handshake(ctx context.Context, raw net.Conn) *Conn {
 	cs := conn.ConnectionState()
 	log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
 		"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
+	// The connection keeps its configuration for life; drop the hooks
+	// that hold the handshake's state (its context, the policy, the
+	// verdict variables) so an idle client does not keep them.
+	tc.VerifyConnection = nil
+	tc.GetConfigForClient = nil
 	ok = true
 	return &Conn{Conn: conn, tlsConn: conn, verdict: verdict}
 }
