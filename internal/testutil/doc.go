@@ -3,14 +3,14 @@
 // for concurrent writers, a logger writing into it, a polling wait used
 // instead of sleeps, and leak checks for goroutines and file descriptors.
 //
-// Every function takes a testing.TB, so tests, benchmarks and fuzz targets
-// can all use them, and reports failures at the caller's line.
+// Every function that can fail takes a testing.TB, so tests, benchmarks and
+// fuzz targets can all use it, and reports failures at the caller's line.
 //
 // Start with Logger (or a bare Buffer) for anything that writes logs from
 // background goroutines, and Eventually for anything that happens "soon":
 // Eventually, EventuallyReport and EventuallyContains poll a condition until
-// it holds or a deadline passes. WaitGoroutines and OpenFDs check that a
-// server let go of what it held.
+// it holds or a deadline passes. Serve runs the accept loop of a test
+// server; WaitGoroutines and OpenFDs check that it let go of what it held.
 //
 // Helpers specific to one package (its test servers, its clients, its
 // fixtures) stay in that package's _test.go files; certificates come from

@@ -3,6 +3,7 @@ package testutil
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -141,7 +142,8 @@ func TestWaitGoroutines(t *testing.T) {
 	base := runtime.NumGoroutine() + 1 // run's own goroutine
 	stop := make(chan struct{})
 	go func() { <-stop }()
-	msg := run(func(tb testing.TB) { WaitGoroutines(tb, base, 10*time.Millisecond) })
+	// No process runs zero goroutines: this wait fails whatever else runs.
+	msg := run(func(tb testing.TB) { WaitGoroutines(tb, 0, 10*time.Millisecond) })
 	if !strings.HasPrefix(msg, "goroutines ") || !strings.Contains(msg, "TestWaitGoroutines") {
 		t.Fatalf("message lacks the count or the stacks: %.200q", msg)
 	}
@@ -158,4 +160,38 @@ func TestOpenFDs(t *testing.T) {
 	if n := OpenFDs(t); n < 3 {
 		t.Fatalf("OpenFDs = %d, want at least stdin, stdout and stderr", n)
 	}
+}
+
+// Serve hands every connection to the handler, and wait returns only once
+// the loop and the handlers have.
+func TestServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var handled atomic.Int32
+	wait := Serve(ln, func(c net.Conn) {
+		defer c.Close()
+		handled.Add(1)
+		<-release
+	})
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	Eventually(t, "three handlers", 10*time.Second, func() bool { return handled.Load() == 3 })
+	ln.Close()
+	waited := make(chan struct{})
+	go func() { wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("wait returned while handlers were running")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	<-waited
 }
