@@ -8,9 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
@@ -39,24 +40,11 @@ func echoServer(t testing.TB, getCert func(*tls.ClientHelloInfo) (*tls.Certifica
 func echoOn(t testing.TB, ln net.Listener, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), nextProtos []string) string {
 	t.Helper()
 	tl := tls.NewListener(ln, &tls.Config{GetCertificate: getCert, NextProtos: nextProtos})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := tl.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { _ = tl.Close(); wg.Wait() })
+	wait := testutil.Serve(tl, func(c net.Conn) {
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	})
+	t.Cleanup(func() { _ = tl.Close(); wait() })
 	return ln.Addr().String()
 }
 

@@ -239,19 +239,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
 		h := New(Config{PolicyWait: 50 * time.Millisecond})
 		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); h.ServeConn(ctx, c) }()
-			}
-		}()
+		wait := testutil.Serve(ln, func(c net.Conn) { h.ServeConn(ctx, c) })
 		before := memNow()
 
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -285,7 +273,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		ln.Close()
 		h.Close()
 		cancel()
-		wg.Wait()
+		wait()
 	}
 }
 

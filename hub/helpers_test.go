@@ -104,27 +104,12 @@ func startHub(t testing.TB, tr transport, cfg Config) *server {
 	h := New(cfg)
 	ln := tr.listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				h.ServeConn(ctx, c)
-			}()
-		}
-	}()
+	wait := testutil.Serve(ln, func(c net.Conn) { h.ServeConn(ctx, c) })
 	t.Cleanup(func() {
 		ln.Close()
 		h.Close()
 		cancel()
-		wg.Wait()
+		wait()
 	})
 	return &server{t: t, hub: h, addr: ln.Addr().String(), logs: logs, tr: tr}
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,20 +126,7 @@ func TestShutdownContext(t *testing.T) {
 	h := New(Config{Logger: log, PolicyWait: 20 * time.Millisecond})
 	ln := tr.listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); h.ServeConn(ctx, c) }()
-		}
-	}()
+	wait := testutil.Serve(ln, func(c net.Conn) { h.ServeConn(ctx, c) })
 	s := &server{t: t, hub: h, addr: ln.Addr().String(), logs: logs, tr: tr}
 	a, b := s.connect(1), s.connect(2)
 	a.send("hi\x00")
@@ -149,7 +136,7 @@ func TestShutdownContext(t *testing.T) {
 	b.expectClosed()
 	s.waitLog("reason=shutdown")
 	ln.Close()
-	<-served
+	wait()
 	a.conn.Close()
 	b.conn.Close()
 	testutil.WaitGoroutines(t, base, waitTimeout)

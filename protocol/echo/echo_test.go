@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,20 +31,8 @@ func serve(t *testing.T, srv *Server, useTLS bool) (dial func() net.Conn, cancel
 		cliCfg = &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"}
 	}
 	ctx, cancelCtx := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); srv.ServeConn(ctx, c) }()
-		}
-	}()
-	stop := func() { cancelCtx(); ln.Close(); wg.Wait() }
+	wait := testutil.Serve(ln, func(c net.Conn) { srv.ServeConn(ctx, c) })
+	stop := func() { cancelCtx(); ln.Close(); wait() }
 	t.Cleanup(stop)
 	return func() net.Conn {
 		var c net.Conn
