@@ -195,3 +195,21 @@ func TestServe(t *testing.T) {
 	close(release)
 	<-waited
 }
+
+func TestListenAndClosedAddr(t *testing.T) {
+	ln := Listen(t)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("dial the listener: %v", err)
+	}
+	c.Close()
+
+	addr := ClosedAddr(t)
+	if !addr.IP.IsLoopback() || addr.Port == 0 {
+		t.Fatalf("ClosedAddr = %v", addr)
+	}
+	if c, err := net.Dial("tcp", addr.String()); err == nil {
+		c.Close()
+		t.Fatalf("dial %v: connected, want refused", addr)
+	}
+}
