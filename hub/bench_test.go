@@ -232,10 +232,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	leaf := root.Leaf(b, testpki.LeafOptions{})
 	caFile := root.WriteCert(b, b.TempDir(), "ca.pem")
 	for range b.N {
-		raw, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
+		raw := testutil.Listen(b)
 		ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
 		h := New(Config{PolicyWait: 50 * time.Millisecond})
 		ctx, cancel := context.WithCancel(context.Background())

@@ -32,11 +32,7 @@ func plainTransport() transport {
 	return transport{
 		name: "tcp",
 		listen: func(t testing.TB) net.Listener {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return ln
+			return testutil.Listen(t)
 		},
 		dial: func(t testing.TB, addr string) net.Conn {
 			c, err := net.Dial("tcp", addr)

@@ -19,10 +19,7 @@ import (
 // returns a dial function.
 func serve(t *testing.T, srv *Server, useTLS bool) (dial func() net.Conn, cancel func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	var cliCfg *tls.Config
 	if useTLS {
 		root := testpki.NewRoot(t, testpki.CAOptions{})

@@ -51,10 +51,7 @@ func startServerMode(tb testing.TB, files Files, tweak func(*Server), mode connM
 	tb.Helper()
 	root := testpki.NewRoot(tb, testpki.CAOptions{})
 	leaf := root.Leaf(tb, testpki.LeafOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ln := testutil.Listen(tb)
 	log, logs := testutil.Logger(tb, slog.LevelDebug)
 	ts := &testServer{
 		addr:   ln.Addr().String(),

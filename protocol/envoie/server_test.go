@@ -311,8 +311,7 @@ func TestClientRefusesFramingBytes(t *testing.T) {
 
 func TestClientShortStream(t *testing.T) {
 	// A server that promises 10 bytes and sends 3.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
+	ln := testutil.Listen(t)
 	defer ln.Close()
 	go func() {
 		c, err := ln.Accept()
