@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -25,10 +25,7 @@ import (
 // test ends, and returns its address.
 func checkServer(t *testing.T, cfg secure.ServerConfig) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	srv := &secure.Server{Config: cfg, Handler: func(_ context.Context, c *secure.Conn) {
 		io.WriteString(c, "Connected.")
@@ -78,10 +75,7 @@ func TestCheckStatusesAndExitCodes(t *testing.T) {
 	crlFile := filepath.Join(dir, "root.crl")
 	os.WriteFile(crlFile, crlDER, 0o600)
 
-	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never speaks
-	if err != nil {
-		t.Fatal(err)
-	}
+	silent := testutil.Listen(t) // accepts, never speaks
 	defer silent.Close()
 
 	tests := []struct {
@@ -250,12 +244,7 @@ func TestCheckBadInput(t *testing.T) {
 	caFile := root.WriteCert(t, dir, "root.pem")
 	notPEM := filepath.Join(dir, "notpem.txt")
 	os.WriteFile(notPEM, []byte("hello"), 0o600)
-	closed := func() string {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		a := ln.Addr().String()
-		ln.Close()
-		return a
-	}()
+	closed := testutil.ClosedAddr(t).String()
 	tests := []struct {
 		name string
 		args []string

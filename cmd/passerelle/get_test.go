@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -35,10 +35,7 @@ func assetServer(t *testing.T, dataDir string, files envoie.Files, plain bool) s
 		t.Fatal(err)
 	}
 	cert := issued.TLSCertificate()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	es := &envoie.Server{Files: files}
 	srv := &secure.Server{
 		Config: secure.ServerConfig{Plain: plain, Logger: slog.New(slog.DiscardHandler)},

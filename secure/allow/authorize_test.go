@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -35,10 +34,7 @@ func mtlsServer(t *testing.T, root *testpki.CA, auth secure.ClientAuth, list Lis
 			_, _ = c.Write([]byte("hello " + string(c.PeerStatus()) + "\n"))
 		},
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
