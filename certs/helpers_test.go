@@ -30,11 +30,7 @@ func runCmd(t *testing.T, name string, args ...string) string {
 // the end of the test.
 func echoServer(t testing.TB, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), nextProtos []string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return echoOn(t, ln, getCert, nextProtos)
+	return echoOn(t, testutil.Listen(t), getCert, nextProtos)
 }
 
 func echoOn(t testing.TB, ln net.Listener, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error), nextProtos []string) string {

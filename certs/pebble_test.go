@@ -37,10 +37,7 @@ const testACMEName = "chat.passerelle.test"
 // TCP) answering 127.0.0.1 to every A question and nothing to the rest.
 func startDNS(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
@@ -113,10 +110,7 @@ type acmeListener struct {
 
 func newACMEListener(t *testing.T) *acmeListener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	return &acmeListener{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
 }
 
@@ -265,19 +259,14 @@ func TestACMERenewalThroughListener(t *testing.T) {
 func TestACMEChallengeFailureSaysWhatToCheck(t *testing.T) {
 	dnsAddr := startDNS(t)
 	// Pebble validates on a port where nothing listens.
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := closed.Addr().(*net.TCPAddr).Port
-	closed.Close()
+	port := testutil.ClosedAddr(t).Port
 	p := startPebble(t, port, dnsAddr, 90*24*time.Hour)
 	cfg := acmeTestConfig(p, port)
 	// certmagic would bind the free port itself to answer the challenge;
 	// point it elsewhere so validation really fails.
 	cfg.ListenHost = "127.0.0.2"
 	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: cfg})
-	_, err = m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
+	_, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
 	var ae *ACMEError
 	if !errors.As(err, &ae) || ae.Unreachable {
 		t.Fatalf("error = %v, want a refusal *ACMEError", err)

@@ -6,13 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/big"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -119,10 +119,7 @@ func TestStapleOverTLS(t *testing.T) {
 func TestCheckCancelled(t *testing.T) {
 	// A server that accepts and never answers, so only the cancellation
 	// can end the request.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testutil.Listen(t)
 	defer ln.Close()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })}
 	go srv.Serve(ln)
@@ -137,7 +134,7 @@ func TestCheckCancelled(t *testing.T) {
 		errc <- err
 	}()
 	cancel()
-	err = <-errc
+	err := <-errc
 	if !errors.Is(err, context.Canceled) || SoftFailable(err) || err.Error() != "revocation: context canceled" {
 		t.Errorf("got %v", err)
 	}

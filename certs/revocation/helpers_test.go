@@ -2,12 +2,12 @@ package revocation
 
 import (
 	"crypto/x509"
-	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // world is a CA with a revocation service served over loopback HTTP.
@@ -52,13 +52,7 @@ func (w *world) leaf(t *testing.T, ocsp, crl bool) *x509.Certificate {
 // closedURL returns an http URL on a loopback port nobody listens on.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + testutil.ClosedAddr(t).String()
 }
 
 func mustRevoke(t *testing.T, l *List, c *x509.Certificate, at time.Time, r Reason) {
