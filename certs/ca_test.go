@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func TestLoadOrCreateCACreatesOnceThenReloads(t *testing.T) {
@@ -165,9 +167,7 @@ func TestCreateCARefusesToOverwrite(t *testing.T) {
 }
 
 func TestLoadCAOpensslCompatible(t *testing.T) {
-	if _, err := lookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testutil.Tool(t, "openssl")
 	dir := t.TempDir()
 	ca, err := CreateCA(dir)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 func TestDescribe(t *testing.T) {
@@ -217,9 +218,7 @@ func TestFetchChain(t *testing.T) {
 
 func opensslOut(t *testing.T, stdin []byte, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testutil.Tool(t, "openssl")
 	cmd := exec.Command("openssl", args...)
 	cmd.Stdin = strings.NewReader(string(stdin))
 	out, err := cmd.CombinedOutput()
@@ -231,9 +230,7 @@ func opensslOut(t *testing.T, stdin []byte, args ...string) string {
 
 func opensslPipe(t *testing.T, stdin []byte, script string) string {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testutil.Tool(t, "openssl")
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Stdin = strings.NewReader(string(stdin))
 	out, err := cmd.CombinedOutput()

@@ -12,14 +12,13 @@ import (
 
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // opensslRun runs openssl and returns its combined output and error.
 func opensslRun(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("openssl not installed")
-	}
+	testutil.Tool(t, "openssl")
 	out, err := exec.Command("openssl", args...).CombinedOutput()
 	return string(out), err
 }

@@ -11,15 +11,13 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // TestOpenSSLClient fetches a sample through openssl s_client, a TLS stack
 // that is not Go's, speaking the seed's request.
 func TestOpenSSLClient(t *testing.T) {
-	openssl, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl is not installed")
-	}
+	openssl := testutil.Tool(t, "openssl")
 	ts := startServer(t, Samples(), func(s *Server) { s.IdleTimeout = 300 * time.Millisecond })
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	must(t, os.WriteFile(caFile, testpki.CertPEM(ts.caCert), 0o644))
