@@ -22,6 +22,7 @@ import (
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
+	"github.com/passerelle/passerelle/secure"
 )
 
 // BenchmarkFanout measures the relay's fan-out: 1 sender, 100 receivers,
@@ -226,17 +227,48 @@ func holdIdleClients(addr, caFile, nStr string) error {
 // writer goroutines, and the listener's handler goroutine. Run it once:
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./hub
+//
+// Two listeners: "tls" hands crypto/tls connections straight to the hub (the
+// hub's own cost); "secure" accepts through secure.Server as passerelle
+// serve does (handshake deadline, client verdict, a handler goroutine).
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const idleClients = 10000
 	root := testpki.NewRoot(b, testpki.CAOptions{})
 	leaf := root.Leaf(b, testpki.LeafOptions{})
 	caFile := root.WriteCert(b, b.TempDir(), "ca.pem")
+	cert := leaf.TLS()
+	listeners := []struct {
+		name  string
+		serve func(ctx context.Context, ln net.Listener, h *Hub) (wait func())
+	}{
+		{"tls", func(ctx context.Context, ln net.Listener, h *Hub) func() {
+			tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
+			return testutil.Serve(tl, func(c net.Conn) { h.ServeConn(ctx, c) })
+		}},
+		{"secure", func(ctx context.Context, ln net.Listener, h *Hub) func() {
+			srv := &secure.Server{
+				Config: secure.ServerConfig{
+					GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
+					MaxConns:       2 * idleClients,
+				},
+				Handler: func(ctx context.Context, c *secure.Conn) { h.ServeConn(ctx, c.Conn) },
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); srv.Serve(ctx, ln) }()
+			return func() { <-done }
+		}},
+	}
+	for _, l := range listeners {
+		b.Run(l.name, func(b *testing.B) { benchIdle(b, idleClients, caFile, l.serve) })
+	}
+}
+
+func benchIdle(b *testing.B, idleClients int, caFile string, serve func(context.Context, net.Listener, *Hub) func()) {
 	for range b.N {
-		raw := testutil.Listen(b)
-		ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
+		ln := testutil.Listen(b)
 		h := New(Config{PolicyWait: 50 * time.Millisecond})
 		ctx, cancel := context.WithCancel(context.Background())
-		wait := testutil.Serve(ln, func(c net.Conn) { h.ServeConn(ctx, c) })
+		wait := serve(ctx, ln, h)
 		before := memNow()
 
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -259,17 +291,17 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		srv.ready()
 		after := memNow()
 
-		perConn := float64(after.total()-before.total()) / idleClients
+		perConn := float64(after.total()-before.total()) / float64(idleClients)
 		b.ReportMetric(perConn, "B/conn")
-		b.ReportMetric(float64(after.heap-before.heap)/idleClients, "heap-B/conn")
-		b.ReportMetric(float64(after.stack-before.stack)/idleClients, "stack-B/conn")
-		b.ReportMetric(float64(after.goroutines-before.goroutines)/idleClients, "goroutines/conn")
+		b.ReportMetric(float64(after.heap-before.heap)/float64(idleClients), "heap-B/conn")
+		b.ReportMetric(float64(after.stack-before.stack)/float64(idleClients), "stack-B/conn")
+		b.ReportMetric(float64(after.goroutines-before.goroutines)/float64(idleClients), "goroutines/conn")
 
 		stdin.Close()
 		cmd.Wait()
-		ln.Close()
 		h.Close()
 		cancel()
+		ln.Close()
 		wait()
 	}
 }
