@@ -62,4 +62,10 @@
 //   - manager.go then source.go: NewManager, (*Manager).Source, TLSSpec.
 //   - acme.go, localissuer.go, filesource.go: one file per mode.
 //   - names.go, keys.go, files.go: names, keys, atomic writes.
+//   - inspect.go: Describe, ReadCertificates (PEM, DER, PKCS#12) and
+//     FetchChain, behind passerelle cert inspect.
+//   - pkcs12.go: EncodePKCS12 and DecodePKCS12, for the files AIR and
+//     OpenFL applications load.
+//   - truststore.go: InstallTrust and UninstallTrust (system, NSS and Java
+//     stores through smallstep/truststore), each store's outcome reported.
 package certs
