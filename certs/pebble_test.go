@@ -3,15 +3,11 @@ package certs
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,82 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
-	"github.com/letsencrypt/pebble/v2/wfe"
-	"github.com/miekg/dns"
-
+	"github.com/passerelle/passerelle/internal/testacme"
 	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // testACMEName is the name the tests get ACME certificates for; the test
 // DNS server resolves every name to 127.0.0.1.
-const testACMEName = "chat.passerelle.test"
-
-// startDNS runs a DNS server on 127.0.0.1 (TCP, as Pebble's VA asks over
-// TCP) answering 127.0.0.1 to every A question and nothing to the rest.
-func startDNS(t *testing.T) string {
-	t.Helper()
-	ln := testutil.Listen(t)
-	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		for _, q := range r.Question {
-			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{
-					Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-					A:   net.IPv4(127, 0, 0, 1),
-				})
-			}
-		}
-		_ = w.WriteMsg(m)
-	})}
-	go func() { _ = srv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
-	return ln.Addr().String()
-}
-
-// pebble is an in-process Pebble ACME server: the real CA, VA and WFE
-// packages behind an HTTPS test server. Its VA validates TLS-ALPN-01 by
-// connecting to tlsPort of whatever the DNS server says a name is.
-type pebble struct {
-	srv       *httptest.Server
-	dirURL    string
-	httpsRoot string         // PEM file of the WFE's HTTPS certificate (acme.ca_root)
-	roots     *x509.CertPool // Pebble's issuing root
-}
-
-func startPebble(t *testing.T, tlsPort int, dnsAddr string, validity time.Duration) *pebble {
-	t.Helper()
-	// Validate at once instead of after a random pause of up to five
-	// seconds, and never reject a good nonce: both are Pebble's chaos
-	// features, not validation shortcuts. Never reuse an authorization
-	// either, so every renewal is validated again through the listener.
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")
-	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0")
-	t.Setenv("PEBBLE_AUTHZREUSE", "0")
-	logger := log.New(io.Discard, "pebble ", 0)
-	if testing.Verbose() {
-		logger = log.New(os.Stderr, "pebble ", log.Lmicroseconds)
-	}
-	store := db.NewMemoryStore()
-	authority := ca.New(logger, store, "", "ecdsa", 0, 1,
-		map[string]ca.Profile{"default": {Description: "test", ValidityPeriod: uint64(validity / time.Second)}})
-	validator := va.New(logger, 0, tlsPort, false, dnsAddr, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 0, 0)
-	srv := httptest.NewUnstartedServer(front.Handler())
-	srv.Config.ErrorLog = logger
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	root := filepath.Join(t.TempDir(), "pebble-https-root.pem")
-	if err := os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	return &pebble{srv: srv, dirURL: srv.URL + wfe.DirectoryPath, httpsRoot: root, roots: roots}
-}
+const testACMEName = testacme.Name
 
 // acmeListener is the passerelle TLS listener under test, bound before the
 // manager asks for a certificate so that Pebble's VA reaches it. Until the
@@ -134,15 +61,14 @@ func (l *acmeListener) serve(t *testing.T, m *Manager) string {
 	return echoOn(t, l.ln, get, []string{acmeTLS1Protocol})
 }
 
-func acmeTestConfig(p *pebble, port int) ACMEConfig {
-	return ACMEConfig{CA: p.dirURL, Email: "ops@passerelle.test", Agree: true, CARoot: p.httpsRoot,
+func acmeTestConfig(p *testacme.Pebble, port int) ACMEConfig {
+	return ACMEConfig{CA: p.DirectoryURL(), Email: "ops@passerelle.test", Agree: true, CARoot: p.HTTPSRootFile(),
 		TLSALPNPort: port, ListenHost: "127.0.0.1"}
 }
 
 func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
-	dnsAddr := startDNS(t)
 	l := newACMEListener(t)
-	p := startPebble(t, l.port, dnsAddr, 90*24*time.Hour)
+	p := testacme.Start(t, l.port, 90*24*time.Hour)
 	dataDir := t.TempDir()
 	acmeCfg := acmeTestConfig(p, l.port)
 
@@ -164,7 +90,7 @@ func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
 		t.Errorf("the challenge was not answered by the listener:\n%s", logs)
 	}
 	// A real client verifies the chain up to Pebble's root.
-	leaf, err := dialLeaf(t, addr, testACMEName, p.roots)
+	leaf, err := dialLeaf(t, addr, testACMEName, p.Roots())
 	if err != nil {
 		t.Fatalf("verify against Pebble's root: %v", err)
 	}
@@ -180,18 +106,18 @@ func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
 	}
 
 	// Pebble goes away; a restart serves the stored certificate and says so.
-	p.srv.Close()
+	p.Close()
 	logger2, logs2 := testutil.Logger(t, slog.LevelDebug)
 	m2 := newTestManager(t, ManagerConfig{DataDir: dataDir, Logger: logger2, ACME: acmeCfg})
 	src2, err := m2.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
 	if err != nil {
 		t.Fatalf("restart with the CA down: %v\n%s", err, logs2)
 	}
-	want := `level=WARN msg="ACME CA unreachable: serving the stored certificate; renewal will be retried in the background" server_name=` + testACMEName + ` acme_ca=` + p.dirURL
+	want := `level=WARN msg="ACME CA unreachable: serving the stored certificate; renewal will be retried in the background" server_name=` + testACMEName + ` acme_ca=` + p.DirectoryURL()
 	if !strings.Contains(logs2.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, logs2)
 	}
-	leaf2, err := dialLeaf(t, echoServer(t, src2.GetCertificate, src2.NextProtos), testACMEName, p.roots)
+	leaf2, err := dialLeaf(t, echoServer(t, src2.GetCertificate, src2.NextProtos), testACMEName, p.Roots())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,9 +132,9 @@ func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
 	// With nothing stored and the CA down, the error says what to fix.
 	m3 := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: acmeCfg})
 	_, err = m3.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
-	host := strings.TrimPrefix(p.srv.URL, "https://")
+	host := p.Addr()
 	wantErr := fmt.Sprintf(`no certificate for %s: the ACME CA %s cannot be reached (Get %q: dial tcp %s: connect: connection refused); check acme.ca and the network`,
-		testACMEName, p.dirURL, p.dirURL, host)
+		testACMEName, p.DirectoryURL(), p.DirectoryURL(), host)
 	if err == nil || err.Error() != wantErr {
 		t.Fatalf("error = %v\nwant    %s", err, wantErr)
 	}
@@ -219,13 +145,12 @@ func TestACMEObtainServeAndRestartWithCADown(t *testing.T) {
 }
 
 func TestACMERenewalThroughListener(t *testing.T) {
-	dnsAddr := startDNS(t)
 	l := newACMEListener(t)
 	// Certificates of 6 seconds, renewed once half their life is gone
 	// (RenewalWindowRatio 0.5) or earlier when Pebble's renewal information
 	// (ARI) picks an earlier time; checking every 200ms the test sees the
 	// renewal within about three seconds.
-	p := startPebble(t, l.port, dnsAddr, 6*time.Second)
+	p := testacme.Start(t, l.port, 6*time.Second)
 	dataDir := t.TempDir()
 	acmeCfg := acmeTestConfig(p, l.port)
 	logger, logs := testutil.Logger(t, slog.LevelDebug)
@@ -237,13 +162,13 @@ func TestACMERenewalThroughListener(t *testing.T) {
 		t.Fatalf("obtain: %v\n%s", err, logs)
 	}
 	l.src.Store(src)
-	first, err := dialLeaf(t, addr, testACMEName, p.roots)
+	first, err := dialLeaf(t, addr, testACMEName, p.Roots())
 	if err != nil {
 		t.Fatal(err)
 	}
 	challengesBefore := strings.Count(logs.String(), `msg="served key authentication certificate"`)
 	testutil.Eventually(t, "a renewed certificate", 20*time.Second, func() bool {
-		leaf, err := dialLeaf(t, addr, testACMEName, p.roots)
+		leaf, err := dialLeaf(t, addr, testACMEName, p.Roots())
 		return err == nil && leaf.SerialNumber.Cmp(first.SerialNumber) != 0
 	})
 	// The renewal's challenge was answered by the listener through the
@@ -257,10 +182,9 @@ func TestACMERenewalThroughListener(t *testing.T) {
 }
 
 func TestACMEChallengeFailureSaysWhatToCheck(t *testing.T) {
-	dnsAddr := startDNS(t)
 	// Pebble validates on a port where nothing listens.
 	port := testutil.ClosedAddr(t).Port
-	p := startPebble(t, port, dnsAddr, 90*24*time.Hour)
+	p := testacme.Start(t, port, 90*24*time.Hour)
 	cfg := acmeTestConfig(p, port)
 	// certmagic would bind the free port itself to answer the challenge;
 	// point it elsewhere so validation really fails.
@@ -271,7 +195,7 @@ func TestACMEChallengeFailureSaysWhatToCheck(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Unreachable {
 		t.Fatalf("error = %v, want a refusal *ACMEError", err)
 	}
-	prefix := "no certificate for " + testACMEName + ": the ACME CA " + p.dirURL + " refused to issue ("
+	prefix := "no certificate for " + testACMEName + ": the ACME CA " + p.DirectoryURL() + " refused to issue ("
 	suffix := fmt.Sprintf("); check that each name resolves to this host and that port %d (TLS-ALPN-01) reaches passerelle", port)
 	t.Log(err)
 	if msg := err.Error(); !strings.HasPrefix(msg, prefix) || !strings.HasSuffix(msg, suffix) {
@@ -280,13 +204,13 @@ func TestACMEChallengeFailureSaysWhatToCheck(t *testing.T) {
 }
 
 func TestACMEUntrustedServerSaysSetCARoot(t *testing.T) {
-	p := startPebble(t, 443, startDNS(t), 90*24*time.Hour)
+	p := testacme.Start(t, 443, 90*24*time.Hour)
 	cfg := acmeTestConfig(p, 443)
 	cfg.CARoot = "" // Pebble's HTTPS certificate is not trusted
 	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: cfg})
 	_, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName}})
 	want := fmt.Sprintf(`no certificate for %s: the ACME CA %s cannot be reached (Get %q: tls: failed to verify certificate: x509: certificate signed by unknown authority); its HTTPS certificate is not trusted: set acme.ca_root to the PEM file of its root`,
-		testACMEName, p.dirURL, p.dirURL)
+		testACMEName, p.DirectoryURL(), p.DirectoryURL())
 	if err == nil || err.Error() != want {
 		t.Fatalf("error = %v\nwant    %s", err, want)
 	}
@@ -331,9 +255,8 @@ func TestACMEWithoutEmailNeverPrompts(t *testing.T) {
 		}
 		return
 	}
-	dnsAddr := startDNS(t)
 	l := newACMEListener(t)
-	p := startPebble(t, l.port, dnsAddr, 90*24*time.Hour)
+	p := testacme.Start(t, l.port, 90*24*time.Hour)
 	cfg := acmeTestConfig(p, l.port)
 	cfg.Email = ""
 	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), ACME: cfg})
@@ -361,7 +284,7 @@ func TestACMEWithoutEmailNeverPrompts(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.src.Store(src)
-	if _, err := dialLeaf(t, addr, testACMEName, p.roots); err != nil {
+	if _, err := dialLeaf(t, addr, testACMEName, p.Roots()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -369,9 +292,8 @@ func TestACMEWithoutEmailNeverPrompts(t *testing.T) {
 // A stored certificate due for renewal is still served when the CA is up
 // but renewal fails, and the log says why.
 func TestACMEStoredCertificateServedWhenRenewalFails(t *testing.T) {
-	dnsAddr := startDNS(t)
 	l := newACMEListener(t)
-	p := startPebble(t, l.port, dnsAddr, 10*time.Second)
+	p := testacme.Start(t, l.port, 10*time.Second)
 	dataDir := t.TempDir()
 	acmeCfg := acmeTestConfig(p, l.port)
 	// Renew in the last 90% of the life: due a second after issuance.
@@ -383,7 +305,7 @@ func TestACMEStoredCertificateServedWhenRenewalFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.src.Store(src)
-	first, err := dialLeaf(t, addr, testACMEName, p.roots)
+	first, err := dialLeaf(t, addr, testACMEName, p.Roots())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,14 +324,14 @@ func TestACMEStoredCertificateServedWhenRenewalFails(t *testing.T) {
 	if err != nil {
 		t.Fatalf("renewal failure with a valid stored certificate: %v\n%s", err, logs)
 	}
-	want := `level=WARN msg="ACME CA did not renew the stored certificate: serving it while renewal is retried in the background" server_name=` + testACMEName + ` acme_ca=` + p.dirURL + ` error=`
+	want := `level=WARN msg="ACME CA did not renew the stored certificate: serving it while renewal is retried in the background" server_name=` + testACMEName + ` acme_ca=` + p.DirectoryURL() + ` error=`
 	if !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, logs)
 	}
 	if testing.Verbose() {
 		t.Logf("restart:\n%s", logs)
 	}
-	leaf, err := dialLeaf(t, echoServer(t, src2.GetCertificate, nil), testACMEName, p.roots)
+	leaf, err := dialLeaf(t, echoServer(t, src2.GetCertificate, nil), testACMEName, p.Roots())
 	if err != nil {
 		t.Fatal(err)
 	}
