@@ -124,8 +124,26 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 		fmt.Fprintf(a.out, "passerelle: clients on this machine trust it with `passerelle ca install`, or give them that file (openssl s_client -CAfile %s)\n", ca.CertFile())
 	}
 
-	// Bind every address first: a port taken fails the start before any
-	// client is served, and the policy can name the ports really bound.
+	// Certificates come before the addresses are bound. The first ACME
+	// obtain answers TLS-ALPN-01 (RFC 8737) through certmagic's own
+	// challenge server, which binds acme.tls_alpn_port while the challenge
+	// lasts; were a listener already bound to that port (and not yet
+	// serving), the CA would connect to it and never get an answer, so a
+	// listener on :443 could never get its first certificate. Once serving,
+	// a listener answers its renewals' challenges itself
+	// (Source.GetCertificate).
+	configs := make([]secure.ServerConfig, len(cfg.Listeners))
+	for i, l := range cfg.Listeners {
+		sc, err := serverConfig(ctx, mgr, l, cfg.Limits, log)
+		if err != nil {
+			return fmt.Errorf("listener %s: %w", l.Address, err)
+		}
+		configs[i] = sc
+	}
+
+	// Bind every address before serving any: a port taken fails the start
+	// before any client is served, and the policy can name the ports
+	// really bound.
 	lns, err := listenAll(cfg)
 	if err != nil {
 		return err
@@ -173,10 +191,13 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 			closeAll()
 			return err
 		}
-		sc, err := serverConfig(ctx, mgr, l, cfg.Limits, policyXML, log)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("listener %s: %w", l.Address, err)
+		sc := configs[i]
+		if !sc.Plain {
+			// Flash asks for the socket policy in plain text on the very
+			// port a SecureSocket will then use for TLS, so a TLS listener
+			// answers that request (and nothing else) before any handshake.
+			ps := &policy.Server{Policy: policyXML, Logger: sc.Logger}
+			sc.PlainFallback = ps.ServeConn
 		}
 		servers = append(servers, bound{ln: lns[i], srv: &secure.Server{Config: sc, Handler: handler}, l: l})
 	}
@@ -272,8 +293,10 @@ func serviceHandler(l listenerConfig, relay *hub.Hub, policyXML []byte, log *slo
 	return nil, fmt.Errorf("listener %s: unknown service %q", l.Address, l.Service)
 }
 
-// serverConfig builds the secure server configuration of one listener.
-func serverConfig(ctx context.Context, mgr *certs.Manager, l listenerConfig, lim limitsConfig, policyXML []byte, log *slog.Logger) (secure.ServerConfig, error) {
+// serverConfig builds the secure server configuration of one listener, its
+// certificates ready; runServe adds the policy answer once the ports are
+// bound.
+func serverConfig(ctx context.Context, mgr *certs.Manager, l listenerConfig, lim limitsConfig, log *slog.Logger) (secure.ServerConfig, error) {
 	log = log.With("listener", l.Address, "service", l.Service)
 	sc := secure.ServerConfig{
 		HandshakeTimeout: lim.HandshakeTimeout,
@@ -284,11 +307,6 @@ func serverConfig(ctx context.Context, mgr *certs.Manager, l listenerConfig, lim
 		sc.Plain = true
 		return sc, nil
 	}
-	// Flash asks for the socket policy in plain text on the very port a
-	// SecureSocket will then use for TLS, so a TLS listener answers that
-	// request (and nothing else) before any handshake.
-	ps := &policy.Server{Policy: policyXML, Logger: log}
-	sc.PlainFallback = ps.ServeConn
 	src, err := mgr.Source(ctx, certs.TLSSpec{Mode: certs.TLSMode(l.TLS.Mode), Names: l.TLS.Names, CertFile: l.TLS.CertFile, KeyFile: l.TLS.KeyFile})
 	if err != nil {
 		return sc, err
