@@ -121,7 +121,7 @@ func (st *serveState) judgeClient(ctx context.Context, p ClientPolicy, cs tls.Co
 	}
 	if p.ClientAuth == ClientAuthRequire && verdict.Status != StatusTrusted {
 		if len(cs.PeerCertificates) == 0 {
-			verdict.Reason = "no client certificate sent"
+			verdict.Reason = "no client certificate presented"
 		}
 		return verdict, fmt.Errorf("%w: client certificate %s", errUntrusted, verdict.Status)
 	}

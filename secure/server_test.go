@@ -194,7 +194,7 @@ func TestRequireRefuses(t *testing.T) {
 		authorize func(Verdict) error
 		log       string // "" when the client is let in
 	}{
-		{"no certificate", nil, nil, `level=WARN msg="client refused" remote_addr=%s status=unknown reason="no client certificate sent"`},
+		{"no certificate", nil, nil, `level=WARN msg="client refused" remote_addr=%s status=unknown reason="no client certificate presented"`},
 		{"expired", expired, nil, `level=WARN msg="client refused" remote_addr=%s status=expired reason="certificate expired on ` + expired.Cert.NotAfter.UTC().Format(time.RFC3339) + `"`},
 		{"trusted", good, nil, ""},
 		{"trusted but not authorized", good, func(v Verdict) error { return errors.New("not on the allow-list") }, `level=WARN msg="client refused" remote_addr=%s status=trusted reason="not authorized: not on the allow-list"`},

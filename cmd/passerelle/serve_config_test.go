@@ -210,7 +210,7 @@ listeners:
 		log    string
 	}{
 		{"mallory", as(mallory), `msg="client refused" listener=127.0.0.1:0 service=chat remote_addr=%s status=trusted reason="not authorized: client certificate CN \"mallory\" not in allow-list"` + "\n"},
-		{"no certificate", as(), `msg="client refused" listener=127.0.0.1:0 service=chat remote_addr=%s status=unknown reason="no client certificate sent"` + "\n"},
+		{"no certificate", as(), `msg="client refused" listener=127.0.0.1:0 service=chat remote_addr=%s status=unknown reason="no client certificate presented"` + "\n"},
 	}
 	for _, r := range refusals {
 		t.Run(r.name, func(t *testing.T) {
