@@ -110,18 +110,8 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	defer mgr.Close()
-
-	if usesLocalCA(cfg) {
-		ca, created, err := mgr.LocalCA()
-		if err != nil {
-			return fmt.Errorf("local CA: %w", err)
-		}
-		verb := "using"
-		if created {
-			verb = "created"
-		}
-		fmt.Fprintf(a.out, "passerelle: %s local CA %s\n", verb, ca.CertFile())
-		fmt.Fprintf(a.out, "passerelle: clients on this machine trust it with `passerelle ca install`, or give them that file (openssl s_client -CAfile %s)\n", ca.CertFile())
+	if err := announceLocalCA(a.out, cfg, mgr); err != nil {
+		return err
 	}
 
 	// Certificates come before the addresses are bound. The first ACME
@@ -134,28 +124,25 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	// (Source.GetCertificate).
 	configs := make([]secure.ServerConfig, len(cfg.Listeners))
 	for i, l := range cfg.Listeners {
-		sc, err := serverConfig(ctx, mgr, l, cfg.Limits, log)
-		if err != nil {
+		if configs[i], err = serverConfig(ctx, mgr, l, cfg.Limits, log); err != nil {
 			return fmt.Errorf("listener %s: %w", l.Address, err)
 		}
-		configs[i] = sc
 	}
 
 	// Bind every address before serving any: a port taken fails the start
 	// before any client is served, and the policy can name the ports
-	// really bound.
+	// really bound. Serve closes its listener; closing again is harmless.
 	lns, err := listenAll(cfg)
 	if err != nil {
 		return err
 	}
-	closeAll := func() {
+	defer func() {
 		for _, ln := range lns {
 			ln.Close()
 		}
-	}
+	}()
 	policyXML, err := loadPolicy(cfg, lns)
 	if err != nil {
-		closeAll()
 		return err
 	}
 	relay := hub.New(hub.Config{
@@ -170,12 +157,6 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	})
 	defer relay.Close()
 
-	type bound struct {
-		ln  net.Listener
-		srv *secure.Server
-		l   listenerConfig
-	}
-	var servers []bound
 	// Asset folders stay open (os.Root) while their listener serves; they
 	// close when serve returns, whether it started or failed half-way.
 	var folders []io.Closer
@@ -185,10 +166,10 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 		}
 	}()
 	keep := func(c io.Closer) { folders = append(folders, c) }
+	servers := make([]*secure.Server, len(cfg.Listeners))
 	for i, l := range cfg.Listeners {
 		handler, err := serviceHandler(l, relay, policyXML, log, keep)
 		if err != nil {
-			closeAll()
 			return err
 		}
 		sc := configs[i]
@@ -199,48 +180,70 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 			ps := &policy.Server{Policy: policyXML, Logger: sc.Logger}
 			sc.PlainFallback = ps.ServeConn
 		}
-		servers = append(servers, bound{ln: lns[i], srv: &secure.Server{Config: sc, Handler: handler}, l: l})
-	}
-	var policyLn net.Listener
-	if cfg.Policy.Listen != "" {
-		policyLn = lns[len(lns)-1]
+		servers[i] = &secure.Server{Config: sc, Handler: handler}
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(servers)+1)
-	for _, b := range servers {
-		tlsMode := b.l.TLS.Mode
-		fmt.Fprintf(a.out, "passerelle: %s on %s (tls %s)\n", b.l.Service, b.ln.Addr(), tlsMode)
+	errc := make(chan error, len(lns))
+	for i, srv := range servers {
+		ln := lns[i]
+		fmt.Fprintf(a.out, "passerelle: %s on %s (tls %s)\n", cfg.Listeners[i].Service, ln.Addr(), cfg.Listeners[i].TLS.Mode)
 		wg.Go(func() {
-			if err := b.srv.Serve(ctx, b.ln); err != nil && !errors.Is(err, net.ErrClosed) {
-				errc <- fmt.Errorf("listener %s: %w", b.ln.Addr(), err)
+			if err := srv.Serve(ctx, ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				errc <- fmt.Errorf("listener %s: %w", ln.Addr(), err)
 			}
 		})
 	}
-	if policyLn != nil {
-		fmt.Fprintf(a.out, "passerelle: policy on %s\n", policyLn.Addr())
+	if cfg.Policy.Listen != "" {
+		ln := lns[len(lns)-1] // listenAll binds the policy listener last
+		fmt.Fprintf(a.out, "passerelle: policy on %s\n", ln.Addr())
 		ps := &policy.Server{Policy: policyXML, Logger: log}
 		wg.Go(func() {
-			if err := ps.Serve(ctx, policyLn); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := ps.Serve(ctx, ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				errc <- fmt.Errorf("policy listener: %w", err)
 			}
 		})
 	}
 
-	// SIGHUP swaps certificate files in without dropping connections.
+	runErr := awaitShutdown(ctx, errc, mgr, log)
+	log.Info("shutting down")
+	cancel()
+	relay.Close()
+	wg.Wait()
+	return runErr
+}
+
+// announceLocalCA tells the operator where the local CA is and how clients
+// come to trust it, when a listener uses it.
+func announceLocalCA(out io.Writer, cfg *serveConfig, mgr *certs.Manager) error {
+	if !usesLocalCA(cfg) {
+		return nil
+	}
+	ca, created, err := mgr.LocalCA()
+	if err != nil {
+		return fmt.Errorf("local CA: %w", err)
+	}
+	verb := "using"
+	if created {
+		verb = "created"
+	}
+	fmt.Fprintf(out, "passerelle: %s local CA %s\n", verb, ca.CertFile())
+	fmt.Fprintf(out, "passerelle: clients on this machine trust it with `passerelle ca install`, or give them that file (openssl s_client -CAfile %s)\n", ca.CertFile())
+	return nil
+}
+
+// awaitShutdown blocks until ctx ends or a listener fails, reloading
+// certificate files on SIGHUP meanwhile (open connections stay up).
+func awaitShutdown(ctx context.Context, errc <-chan error, mgr *certs.Manager, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-
-	var runErr error
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			return nil
 		case err := <-errc:
-			runErr = err
-			break loop
+			return err
 		case <-hup:
 			if err := mgr.Reload(); err != nil {
 				log.Error("reload certificates", "error", err)
@@ -249,11 +252,6 @@ loop:
 			}
 		}
 	}
-	log.Info("shutting down")
-	cancel()
-	relay.Close()
-	wg.Wait()
-	return runErr
 }
 
 func usesLocalCA(cfg *serveConfig) bool {
