@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,44 +34,7 @@ func startServeConfig(t *testing.T, config string, listeners int) *served {
 	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{out: &testutil.Buffer{}, errOut: &testutil.Buffer{}, addrs: map[string][]string{}}
-	cmd := newRootCmd(ctx, strings.NewReader(""), s.out, s.errOut)
-	cmd.SetArgs([]string{"--config", file, "serve"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	var once sync.Once
-	var runErr error
-	s.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(20 * time.Second):
-				t.Errorf("serve did not stop within 20s; log:\n%s", s.errOut.String())
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { s.stop() })
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("serve stdout:\n%s\nserve log:\n%s", s.out.String(), s.errOut.String())
-		}
-	})
-	testutil.Eventually(t, "serve to listen", waitTimeout, func() bool {
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("serve ended early: %v", err)
-		default:
-		}
-		return len(listenLine.FindAllString(s.out.String(), -1)) >= listeners
-	})
-	for _, m := range listenLine.FindAllStringSubmatch(s.out.String(), -1) {
-		s.addrs[m[1]] = append(s.addrs[m[1]], m[2])
-	}
-	return s
+	return runServeCLI(t, []string{"--config", file, "serve"}, listeners)
 }
 
 // dialSecure connects like a SecureSocket and returns the connection, whose

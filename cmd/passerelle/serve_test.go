@@ -38,10 +38,18 @@ type served struct {
 // ephemeral loopback port, plus extra args, and waits until it listens.
 func startServe(t *testing.T, dataDir string, extra ...string) *served {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{out: &testutil.Buffer{}, errOut: &testutil.Buffer{}, addrs: map[string][]string{}}
 	args := append([]string{"--data-dir", dataDir, "serve",
 		"--chat-address", "127.0.0.1:0", "--assets-address", "127.0.0.1:0"}, extra...)
+	return runServeCLI(t, args, 2+strings.Count(strings.Join(extra, " "), "-address"))
+}
+
+// runServeCLI runs passerelle with args in-process until it has printed
+// listeners "<service> on <address>" lines, and stops it when the test
+// ends (or earlier through stop). On failure the test shows serve's output.
+func runServeCLI(t *testing.T, args []string, listeners int) *served {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &served{out: &testutil.Buffer{}, errOut: &testutil.Buffer{}, addrs: map[string][]string{}}
 	cmd := newRootCmd(ctx, strings.NewReader(""), s.out, s.errOut)
 	cmd.SetArgs(args)
 	done := make(chan error, 1)
@@ -60,15 +68,19 @@ func startServe(t *testing.T, dataDir string, extra ...string) *served {
 		return runErr
 	}
 	t.Cleanup(func() { s.stop() })
-	want := 2 + strings.Count(strings.Join(extra, " "), "-address")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serve stdout:\n%s\nserve log:\n%s", s.out.String(), s.errOut.String())
+		}
+	})
 	testutil.Eventually(t, "serve to listen", waitTimeout, func() bool {
 		select {
 		case err := <-done:
 			done <- err
-			t.Fatalf("serve ended early: %v\nstdout:\n%s\nstderr:\n%s", err, s.out.String(), s.errOut.String())
+			t.Fatalf("serve ended early: %v", err)
 		default:
 		}
-		return len(listenLine.FindAllString(s.out.String(), -1)) >= want
+		return len(listenLine.FindAllString(s.out.String(), -1)) >= listeners
 	})
 	for _, m := range listenLine.FindAllStringSubmatch(s.out.String(), -1) {
 		s.addrs[m[1]] = append(s.addrs[m[1]], m[2])
