@@ -5,6 +5,7 @@
 #
 #   bench/chatload/run.sh                    # 10,000 idle clients, 20,000 messages
 #   CONNS=2000 MESSAGES=5000 bench/chatload/run.sh
+#   GOGC=100 bench/chatload/run.sh           # Go's default GC target instead of runtime.gc_percent (50)
 #
 # Needs go. Listens on 127.0.0.1 only, stops everything on exit.
 set -euo pipefail
@@ -26,7 +27,7 @@ trap cleanup EXIT
 
 start() {
 	# No flood limit: the sender is a load generator, not a chat user.
-	GOGC=${GOGC:-100} PASSERELLE_CHAT_FLOOD_RATE=0 PASSERELLE_LIMITS_MAX_CONNS=$((CONNS + 100)) \
+	PASSERELLE_CHAT_FLOOD_RATE=0 PASSERELLE_LIMITS_MAX_CONNS=$((CONNS + 100)) \
 		"$work/passerelle" --data-dir "$work/data" --log-level warn serve \
 		--chat-address 127.0.0.1:0 --assets-address 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
 	pid=$!

@@ -23,6 +23,11 @@ type serveConfig struct {
 	Chat      chatConfig       `mapstructure:"chat"`
 	Limits    limitsConfig     `mapstructure:"limits"`
 	Policy    policyConfig     `mapstructure:"policy"`
+	Runtime   runtimeConfig    `mapstructure:"runtime"`
+}
+
+type runtimeConfig struct {
+	GCPercent int `mapstructure:"gc_percent"`
 }
 
 type listenerConfig struct {
@@ -79,6 +84,13 @@ const (
 	serviceEcho   = "echo"
 )
 
+// defaultGCPercent is serve's garbage-collector target. A relay spends its
+// memory on many long-lived idle connections, so it trades some throughput
+// for a smaller heap: measured with 10,000 idle TLS clients, 50 instead of
+// Go's 100 takes resident memory from about 28 to 23 KiB per connection for
+// about 15% less fan-out (docs/chat.md).
+const defaultGCPercent = 50
+
 // defaultNames are the names the local CA certifies when a local-mode
 // listener names none: every way a client on this machine reaches loopback.
 var defaultNames = []string{"localhost", "127.0.0.1", "::1"}
@@ -93,6 +105,7 @@ func setServeDefaults(v *viper.Viper) {
 	v.SetDefault("chat.flood_burst", 400)
 	v.SetDefault("chat.write_timeout", 10*time.Second)
 	v.SetDefault("chat.policy_wait", 500*time.Millisecond)
+	v.SetDefault("runtime.gc_percent", defaultGCPercent)
 	v.SetDefault("limits.max_conns", 10000)
 	v.SetDefault("limits.handshake_timeout", 10*time.Second)
 }
@@ -211,6 +224,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Chat.PolicyWait <= 0 {
 		errs = append(errs, fmt.Errorf("chat.policy_wait %s: want a positive duration", c.Chat.PolicyWait))
+	}
+	if c.Runtime.GCPercent < 1 {
+		errs = append(errs, fmt.Errorf("runtime.gc_percent %d: want at least 1 (Go's default is 100)", c.Runtime.GCPercent))
 	}
 	if c.Limits.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("limits.max_conns %d: want at least 1", c.Limits.MaxConns))

@@ -93,6 +93,9 @@ policy: {file: /dev/null}
 listeners:
   - {address: "127.0.0.1:0", service: chat}
 `, `policy.file /dev/null: `},
+		{"gc percent", `
+runtime: {gc_percent: 0}
+`, `runtime.gc_percent 0: want at least 1 (Go's default is 100)`},
 		{"max conns", `
 limits: {max_conns: 0}
 `, `limits.max_conns 0: want at least 1`},

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 
@@ -99,6 +100,7 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	log := a.log
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	setGCPercent(cfg.Runtime.GCPercent, log)
 
 	mgr, err := certs.NewManager(ctx, certs.ManagerConfig{
 		DataDir: cfg.DataDir,
@@ -211,6 +213,16 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	relay.Close()
 	wg.Wait()
 	return runErr
+}
+
+// setGCPercent applies runtime.gc_percent, unless the operator set Go's own
+// GOGC in the environment, which then wins as Go users expect.
+func setGCPercent(percent int, log *slog.Logger) {
+	if env := os.Getenv("GOGC"); env != "" {
+		log.Debug("GOGC is set: runtime.gc_percent ignored", "gogc", env)
+		return
+	}
+	debug.SetGCPercent(percent)
 }
 
 // announceLocalCA tells the operator where the local CA is and how clients
