@@ -33,6 +33,10 @@ type Server struct {
 	HandshakeTimeout time.Duration
 	// WriteTimeout bounds each write. Default 10s.
 	WriteTimeout time.Duration
+	// IdleTimeout, when positive, closes a connection that sends nothing
+	// for that long (reason idle_timeout). Zero keeps it until the client
+	// leaves.
+	IdleTimeout time.Duration
 	// Logger receives one line per closed connection; nil means none.
 	Logger *slog.Logger
 }
@@ -111,10 +115,18 @@ func (s *Server) serve(ctx context.Context, conn net.Conn) (string, error) {
 		if err != nil {
 			break
 		}
+		if s.IdleTimeout > 0 {
+			if err := conn.SetReadDeadline(time.Now().Add(s.IdleTimeout)); err != nil {
+				return "read_error", err
+			}
+		}
 		n, err = conn.Read(chunk[:size])
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		return "client_closed", nil
+	}
+	if s.IdleTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return "idle_timeout", nil
 	}
 	return "read_error", err
 }

@@ -138,3 +138,23 @@ func TestEchoShutdown(t *testing.T) {
 	}
 	testutil.EventuallyContains(t, logs, "reason=shutdown", 10*time.Second)
 }
+
+// TestEchoIdleTimeout closes a client that falls silent for IdleTimeout,
+// and keeps one that keeps talking.
+func TestEchoIdleTimeout(t *testing.T) {
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	dial, _ := serve(t, &Server{PolicyWait: 10 * time.Millisecond, IdleTimeout: 200 * time.Millisecond, Logger: log}, false)
+	c := dial()
+	readN(t, c, len(Greeting))
+	for range 3 { // talking every 100ms keeps it open past the timeout
+		time.Sleep(100 * time.Millisecond)
+		c.Write([]byte("x"))
+		if got := readN(t, c, len(Prefix)+1); got != Prefix+"x" {
+			t.Fatalf("echo = %q", got)
+		}
+	}
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read from a silent client's connection = %v, want EOF after the idle timeout", err)
+	}
+	testutil.EventuallyContains(t, logs, "reason=idle_timeout", 10*time.Second)
+}

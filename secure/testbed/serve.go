@@ -167,7 +167,7 @@ func (t *Testbed) handle(ctx context.Context, c *secure.Conn, ep *endpoint) {
 	case ep.noTLS == plainText:
 		// A TLS client's ClientHello meets "Connected." in clear text,
 		// which is no TLS record: the client fails its handshake.
-		(&echo.Server{Logger: log}).ServeConn(ctx, c)
+		(&echo.Server{Logger: log, IdleTimeout: t.cfg.IdleTimeout}).ServeConn(ctx, c)
 		return
 	case ep.noTLS == silent:
 		t.silence(ctx, c, log)
@@ -179,7 +179,7 @@ func (t *Testbed) handle(ctx context.Context, c *secure.Conn, ep *endpoint) {
 		// The echo service of seed 001, policy requests included, like every
 		// passerelle listener.
 		log.Debug("connected", "tls_version", tls.VersionName(state.Version))
-		(&echo.Server{Logger: log}).ServeConn(ctx, c)
+		(&echo.Server{Logger: log, IdleTimeout: t.cfg.IdleTimeout}).ServeConn(ctx, c)
 		return
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })

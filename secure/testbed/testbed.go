@@ -49,10 +49,8 @@ type Config struct {
 	KeyType KeyType
 	// HandshakeTimeout bounds each TLS handshake (default 10s).
 	HandshakeTimeout time.Duration
-	// IdleTimeout closes a client-certificate endpoint's connection silent
-	// for that long and bounds each of its writes (default 5m). The echo of
-	// the server-certificate endpoints (protocol/echo) keeps a connection
-	// until the client leaves or the testbed stops; MaxConns bounds them all.
+	// IdleTimeout closes an endpoint's connection silent for that long
+	// (default 5m), and bounds each write of a client-certificate endpoint.
 	IdleTimeout time.Duration
 	// MaxConns bounds concurrent connections over all listeners (default 1000).
 	MaxConns int
