@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // TestRequireAnyLetsEveryCertificateIn: ClientAuthRequireAny refuses a
@@ -50,7 +51,7 @@ func TestRequireAnyLetsEveryCertificateIn(t *testing.T) {
 		t.Fatal("TLS 1.2 handshake without a client certificate succeeded")
 	}
 	contains(t, err.Error(), "handshake failure")
-	waitFor(t, "the refusal in the log", func() bool {
+	testutil.Eventually(t, "the refusal in the log", 5*time.Second, func() bool {
 		return strings.Contains(ts.logs.String(), "client didn't provide a certificate")
 	})
 	if got := ClientAuthRequireAny.String(); got != "require-any" {
@@ -103,14 +104,14 @@ func TestGetClientPolicyPerServerName(t *testing.T) {
 	if got, err := dial("members.example"); err == nil || !strings.Contains(err.Error(), "bad certificate") {
 		t.Errorf("revoked member: %q, %v; want a bad certificate alert", got, err)
 	}
-	waitFor(t, "the refusal in the log", func() bool {
+	testutil.Eventually(t, "the refusal in the log", 5*time.Second, func() bool {
 		return strings.Contains(ts.logs.String(), `msg="client refused"`) && strings.Contains(ts.logs.String(), "status=revoked")
 	})
 
 	if got, err := dial("elsewhere.example"); err == nil {
 		t.Errorf("elsewhere.example: %q, want a refused handshake", got)
 	}
-	waitFor(t, "the unknown name in the log", func() bool {
+	testutil.Eventually(t, "the unknown name in the log", 5*time.Second, func() bool {
 		return strings.Contains(ts.logs.String(), "no site is named elsewhere.example")
 	})
 }

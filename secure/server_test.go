@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // verdictHandler tells the client what the server thought of its
@@ -228,7 +229,7 @@ func TestRequireRefuses(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "remote error: tls: bad certificate") {
 				t.Errorf("refused client got %q, err %v; want a bad certificate alert", got, err)
 			}
-			waitFor(t, "refusal log line", func() bool { return strings.Contains(ts.logs.String(), `msg="client refused"`) })
+			testutil.Eventually(t, "refusal log line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), `msg="client refused"`) })
 			line := logLine(ts.logs.String(), `msg="client refused"`)
 			if !matchesLog(line, tt.log) {
 				t.Errorf("log line\n got %s\nwant %s", line, tt.log)
@@ -280,7 +281,7 @@ func TestHandshakeTimeoutDropsSilentClient(t *testing.T) {
 	if n != 0 || err != io.EOF {
 		t.Fatalf("silent client read %d, %v; want EOF from the server", n, err)
 	}
-	waitFor(t, "timeout log line", func() bool { return strings.Contains(ts.logs.String(), "handshake timeout") })
+	testutil.Eventually(t, "timeout log line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "handshake timeout") })
 	line := logLine(ts.logs.String(), "handshake timeout")
 	if !matchesLog(line, `level=INFO msg="client sent nothing before the handshake timeout; closing" remote_addr=%s timeout=100ms`) {
 		t.Errorf("log line %s", line)
@@ -305,7 +306,7 @@ func TestStalledHandshakeTimesOut(t *testing.T) {
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("read: %v; want the server to close", err)
 	}
-	waitFor(t, "timeout log line", func() bool { return strings.Contains(ts.logs.String(), "tls handshake timed out") })
+	testutil.Eventually(t, "timeout log line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "tls handshake timed out") })
 }
 
 func TestPlainTextOnTLSPort(t *testing.T) {
@@ -321,7 +322,7 @@ func TestPlainTextOnTLSPort(t *testing.T) {
 	if string(got) != plainHint {
 		t.Errorf("plain client got %q, want %q", got, plainHint)
 	}
-	waitFor(t, "plain text log line", func() bool { return strings.Contains(ts.logs.String(), "plain text") })
+	testutil.Eventually(t, "plain text log line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "plain text") })
 	if line := logLine(ts.logs.String(), "plain text"); !matchesLog(line, `level=INFO msg="client sent plain text to a TLS port; closing" remote_addr=%s first_byte=0x68`) {
 		t.Errorf("log line %s", line)
 	}
@@ -527,7 +528,7 @@ func TestAcceptErrorsBackOff(t *testing.T) {
 	}
 	fl := &flakyListener{Listener: ln}
 	fl.fails.Store(3)
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	srv := &Server{Config: ServerConfig{Plain: true, Logger: slog.New(slog.NewTextHandler(logs, nil))}, Handler: echoHandler}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

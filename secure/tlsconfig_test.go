@@ -3,8 +3,10 @@ package secure
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // TestTLSPolicyWithOpenSSL offers the server old versions and non-AEAD
@@ -37,7 +39,7 @@ func TestTLSPolicyWithOpenSSL(t *testing.T) {
 				}
 				return
 			}
-			waitFor(t, "handshake failure log", func() bool { return strings.Contains(ts.logs.String(), "tls handshake failed") })
+			testutil.Eventually(t, "handshake failure log", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "tls handshake failed") })
 			contains(t, ts.logs.String(), tt.log)
 		})
 	}

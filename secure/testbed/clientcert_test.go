@@ -17,6 +17,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -244,7 +245,7 @@ func TestClientCertificateAbsent(t *testing.T) {
 			t.Errorf("handshake error %q, want the handshake_failure alert", err)
 		}
 	})
-	waitFor(t, "the refusal in the log", func() bool {
+	testutil.Eventually(t, "the refusal in the log", 10*time.Second, func() bool {
 		return strings.Contains(tb.logs.String(), "client didn't provide a certificate")
 	})
 }

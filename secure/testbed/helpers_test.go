@@ -17,10 +17,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -29,7 +29,7 @@ type running struct {
 	*Testbed
 	dir      string // Config.Dir
 	manifest string // manifest file
-	logs     *syncBuffer
+	logs     *testutil.Buffer
 }
 
 // startTestbed runs a testbed on ephemeral loopback ports until the test
@@ -38,7 +38,7 @@ func startTestbed(tb testing.TB) *running {
 	tb.Helper()
 	tmp := tb.TempDir()
 	dir := filepath.Join(tmp, "testbed")
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	t, err := New(Config{Dir: dir, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		tb.Fatalf("New: %v", err)
@@ -282,34 +282,4 @@ func runPython(ctx context.Context, tb testing.TB, manifest string) map[string]p
 		res[r.Name+"/"+r.Via] = r
 	}
 	return res
-}
-
-// syncBuffer is a log sink the test reads while handlers write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
@@ -121,7 +122,7 @@ func TestSNIRefusesUnknownNames(t *testing.T) {
 			c.Close()
 			t.Fatalf("handshake for %q succeeded", tc.serverName)
 		}
-		waitFor(t, "the refusal of "+strconv.Quote(tc.serverName)+" in the log", func() bool {
+		testutil.Eventually(t, "the refusal of "+strconv.Quote(tc.serverName)+" in the log", 10*time.Second, func() bool {
 			return strings.Contains(tb.logs.String(), tc.log)
 		})
 	}
@@ -363,7 +364,7 @@ func TestMaxConnsOverAllPorts(t *testing.T) {
 	}
 	first.Close()
 	var second net.Conn
-	waitFor(t, "the slot given back", func() bool {
+	testutil.Eventually(t, "the slot given back", 10*time.Second, func() bool {
 		second, err = dial(eps[1])
 		return err == nil
 	})
