@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -279,29 +278,9 @@ func (o checkOptions) clientConfig() (secure.ClientConfig, error) {
 // system roots plus the local CA.
 func checkRoots(caFile, dataDir string) (*x509.CertPool, error) {
 	if caFile != "" {
-		data, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(data) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", caFile)
-		}
-		return pool, nil
+		return addCAFile(x509.NewCertPool(), caFile)
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	ca, err := certs.LoadCA(certs.CADir(dataDir))
-	switch {
-	case err == nil:
-		pool.AddCert(ca.Certificate())
-	case errors.Is(err, certs.ErrNoCA):
-	default:
-		return nil, fmt.Errorf("local CA: %w", err)
-	}
-	return pool, nil
+	return clientRoots(dataDir, "")
 }
 
 func stapleSummary(state *tls.ConnectionState, v secure.Verdict) string {

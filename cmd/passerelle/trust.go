@@ -27,13 +27,19 @@ func clientRoots(dataDir, caFile string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("local CA: %w", err)
 	}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--ca: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", caFile)
-		}
+		return addCAFile(pool, caFile)
+	}
+	return pool, nil
+}
+
+// addCAFile adds the certificates of the PEM file given with --ca to pool.
+func addCAFile(pool *x509.CertPool, caFile string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", caFile)
 	}
 	return pool, nil
 }
