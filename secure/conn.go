@@ -6,10 +6,11 @@ import (
 )
 
 // Conn is one accepted connection as a handler sees it: already past its TLS
-// handshake (unless the listener is plain), with the verdict on the client's
-// certificate.
+// handshake (unless the listener is plain) and past the Preface, with the
+// verdict on the client's certificate.
 type Conn struct {
 	net.Conn // the *tls.Conn, or the raw connection when plain
+	raw      net.Conn
 	tlsConn  *tls.Conn
 	verdict  Verdict
 }
@@ -29,3 +30,9 @@ func (c *Conn) TLS() *tls.ConnectionState {
 	cs := c.tlsConn.ConnectionState()
 	return &cs
 }
+
+// Abort closes the TCP connection under any TLS layer at once, without a
+// close_notify alert. It is the close to use after a write was cut short
+// (an alert after half a record would reach the peer as a corrupt record)
+// or when the peer is not reading (the alert's write would block).
+func (c *Conn) Abort() error { return c.raw.Close() }

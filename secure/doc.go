@@ -3,10 +3,13 @@
 //
 // # Where to start
 //
-//   - Server (server.go, handshake.go): an accept loop with a connection
-//     limit, back-off on accept errors, a handshake deadline, client
-//     certificate verdicts, and a shutdown that waits for handlers. Handlers
-//     receive a *Conn already past its handshake.
+//   - Server (server.go, handshake.go, limit.go): passerelle's one accept
+//     loop, with connection limits in all and per address (Limiter),
+//     back-off on accept errors, a deadline for everything before the
+//     handler, the Preface hook (the policy-file request), the TLS
+//     handshake, client certificate verdicts, and a shutdown that waits for
+//     handlers. Handlers receive a *Conn already past its Preface and
+//     handshake; Conn.Abort closes it without a TLS alert.
 //   - Dial (client.go): the SecureSocket. It connects, judges the server
 //     certificate and returns a *ClientConn only when the status is trusted;
 //     otherwise a *HandshakeError whose Verdict says why, so the status can
@@ -89,12 +92,18 @@
 //
 // # Server behaviour
 //
-// A Server takes a connection slot before it accepts, so at MaxConns further
-// clients wait in the kernel's listen backlog: they are never accepted and
-// dropped. The handshake (and a peek at the first byte) must end within
-// HandshakeTimeout. A client that sends plain text to a TLS port gets a
-// one-line hint and is closed (or is handed to PlainFallback, which the Flash
-// policy-file request uses). Client certificates are requested, never
+// A Server's Limiter admits each accepted connection: one over the
+// per-address limit is closed at once; at the overall limit the connection
+// waits for a slot and the listener accepts no other meanwhile, so further
+// clients wait in the kernel's listen backlog. Both are logged, at most once
+// every ten seconds each. Everything before the handler, the Preface (the
+// Flash policy-file request: protocol/policy's Gate) and the handshake, must
+// end within HandshakeTimeout. A client that sends plain text to a TLS port
+// is shown to the Preface, and unless it was a policy request gets a one-line
+// hint and is closed. Each connection's TLS configuration is made for it by
+// the listener's GetConfigForClient hook, so no configuration is changed
+// once crypto/tls has it, and session tickets use keys that crypto/tls
+// rotates. Client certificates are requested, never
 // verified by crypto/tls, and judged by Classify during the handshake:
 // ClientAuthRequire refuses anything but trusted, ClientAuthRequest lets
 // everyone in and Conn.PeerStatus says what was wrong, ClientAuthRequireAny

@@ -20,26 +20,104 @@ const recordTypeHandshake = 0x16
 // way net/http answers plain HTTP on an HTTPS port.
 const plainHint = "passerelle: this port speaks TLS; connect with a TLS client (SecureSocket, openssl s_client)\n"
 
-// handshake runs one connection's TLS handshake under a deadline and judges
-// the client certificate. It returns the connection for the handler, or nil
-// when the connection ended there (refused, failed, timed out, or answered
-// by PlainFallback); it has then closed it.
-func (st *serveState) handshake(ctx context.Context, raw net.Conn) *Conn {
-	if st.cfg.Plain {
-		return &Conn{Conn: raw, verdict: Verdict{Status: StatusUnknown}}
+// buildTLS makes the listener's TLS configurations, once. No configuration
+// is changed after it is handed to crypto/tls: base, the one every
+// tls.Server gets, only holds GetConfigForClient, which returns a fresh
+// clone of tmpl for each connection with that connection's hooks
+// (configForClient). Session tickets are encrypted with base's keys, which
+// crypto/tls creates and rotates itself (a new key every day, the previous
+// ones kept for a week to decrypt): a per-connection configuration without
+// keys of its own uses those of the original one.
+func (st *serveState) buildTLS() error {
+	tmpl := baseConfig()
+	tmpl.GetCertificate = st.cfg.GetCertificate
+	tmpl.NextProtos = st.cfg.NextProtos
+	if err := setClientAuth(tmpl, st.cfg.policy()); err != nil {
+		return err
 	}
+	st.tmpl = tmpl
+	st.base = baseConfig()
+	st.base.GetCertificate = st.cfg.GetCertificate
+	st.base.GetConfigForClient = st.configForClient
+	return nil
+}
+
+// hsState is one connection's handshake: what configForClient and
+// VerifyConnection need and what they find out. The connection handed to
+// tls.Server carries it, as ClientHelloInfo.Conn.
+type hsState struct {
+	ctx     context.Context
+	policy  ClientPolicy
+	verdict Verdict
+	refused error
+}
+
+// configForClient builds one connection's TLS configuration: the client
+// policy (fixed, or from GetClientPolicy), the ALPN fallback, and the hook
+// that judges the client certificate into the connection's hsState.
+func (st *serveState) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	pc, ok := hello.Conn.(*replayConn)
+	if !ok || pc.hs == nil {
+		return nil, errors.New("secure: handshake on a connection the server did not prepare")
+	}
+	hs := pc.hs
+	hs.policy = st.cfg.policy()
+	if st.cfg.GetClientPolicy != nil {
+		p, err := st.cfg.GetClientPolicy(hello)
+		if err != nil {
+			return nil, err
+		}
+		hs.policy = p
+	}
+	c := st.tmpl.Clone()
+	if err := setClientAuth(c, hs.policy); err != nil {
+		return nil, err
+	}
+	if !alpnOverlap(c.NextProtos, hello.SupportedProtos) {
+		c.NextProtos = nil
+	}
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		hs.verdict, hs.refused = st.judgeClient(hs.ctx, hs.policy, cs)
+		return hs.refused
+	}
+	return c, nil
+}
+
+// open takes one accepted connection through everything before its handler:
+// the Preface, and on a TLS listener the handshake and the judgement of the
+// client certificate, all under the handshake deadline. It returns the
+// connection for the handler, or nil when the connection ended there
+// (refused, failed, timed out, or answered by the Preface); it has then
+// closed it.
+func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 	ok := false
 	defer func() {
 		if !ok {
 			raw.Close()
 		}
 	}()
-	log := st.cfg.Logger.With("remote_addr", raw.RemoteAddr().String())
 	deadline := time.Now().Add(st.cfg.HandshakeTimeout)
 	raw.SetDeadline(deadline)
+	// The Preface and the handshake share one deadline.
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if st.cfg.Plain {
+		c := raw
+		if st.cfg.Preface != nil {
+			next, goOn := st.cfg.Preface(ctx, raw)
+			if !goOn {
+				return nil
+			}
+			c = next
+		}
+		raw.SetDeadline(time.Time{})
+		ok = true
+		return &Conn{Conn: c, raw: raw, verdict: Verdict{Status: StatusUnknown}}
+	}
+	log := st.cfg.Logger.With("remote_addr", raw.RemoteAddr().String())
 
 	// Peek at the first byte: a client speaking plain text is told so (or
-	// handed to PlainFallback) instead of failing deep in the handshake.
+	// handed to the Preface) instead of failing deep in the handshake.
 	var first [1]byte
 	if _, err := io.ReadFull(raw, first[:]); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -51,9 +129,10 @@ func (st *serveState) handshake(ctx context.Context, raw net.Conn) *Conn {
 	}
 	pc := &replayConn{Conn: raw, first: first[0], pending: true}
 	if first[0] != recordTypeHandshake {
-		if st.cfg.PlainFallback != nil {
-			st.cfg.PlainFallback(ctx, pc)
-			return nil
+		if st.cfg.Preface != nil {
+			if _, notMine := st.cfg.Preface(ctx, pc); !notMine {
+				return nil
+			}
 		}
 		log.Info("client sent plain text to a TLS port; closing", "first_byte", fmt.Sprintf("%#02x", first[0]))
 		io.WriteString(raw, plainHint)
@@ -62,22 +141,16 @@ func (st *serveState) handshake(ctx context.Context, raw net.Conn) *Conn {
 
 	// The handshake context bounds the judgement too: revocation and AIA
 	// fetches for a client certificate end with the handshake deadline.
-	hsCtx, cancel := context.WithDeadline(ctx, deadline)
-	verdict := Verdict{Status: StatusUnknown}
-	var refused error
-	policy := st.cfg.policy()
-	tc := st.tls.Clone()
-	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		verdict, refused = st.judgeClient(hsCtx, policy, cs)
-		return refused
-	}
-	tc.GetConfigForClient = alpnFallback(tc)
-	if st.cfg.GetClientPolicy != nil {
-		tc.GetConfigForClient = withClientPolicy(tc, st.cfg.GetClientPolicy, &policy)
-	}
-	conn := tls.Server(pc, tc)
-	err := conn.HandshakeContext(hsCtx)
+	hs := &hsState{ctx: ctx, verdict: Verdict{Status: StatusUnknown}}
+	pc.hs = hs
+	conn := tls.Server(pc, st.base)
+	err := conn.HandshakeContext(ctx)
 	cancel()
+	verdict, refused := hs.verdict, hs.refused
+	// The connection keeps its configuration, and so the hook's hsState,
+	// for life: let go of what only the handshake needed.
+	*hs = hsState{}
+	pc.hs = nil
 	if err != nil {
 		switch {
 		case refused != nil:
@@ -93,13 +166,8 @@ func (st *serveState) handshake(ctx context.Context, raw net.Conn) *Conn {
 	cs := conn.ConnectionState()
 	log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
 		"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
-	// The connection keeps its configuration for life; drop the hooks
-	// that hold the handshake's state (its context, the policy, the
-	// verdict variables) so an idle client does not keep them.
-	tc.VerifyConnection = nil
-	tc.GetConfigForClient = nil
 	ok = true
-	return &Conn{Conn: conn, tlsConn: conn, verdict: verdict}
+	return &Conn{Conn: conn, raw: raw, tlsConn: conn, verdict: verdict}
 }
 
 // judgeClient classifies the client certificate, if any, and decides whether
@@ -140,11 +208,13 @@ func refusalReason(v Verdict, err error) string {
 	return err.Error()
 }
 
-// replayConn gives back the byte peeked before the handshake.
+// replayConn gives back the byte peeked before the handshake, and carries
+// the connection's handshake state to configForClient.
 type replayConn struct {
 	net.Conn
 	first   byte
 	pending bool
+	hs      *hsState
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {
@@ -156,53 +226,20 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// withClientPolicy asks get for the client-certificate policy of a
-// ClientHello, stores it in *policy for judgeClient, and returns tc adjusted
-// to it (and to alpnFallback).
-func withClientPolicy(tc *tls.Config, get func(*tls.ClientHelloInfo) (ClientPolicy, error), policy *ClientPolicy) func(*tls.ClientHelloInfo) (*tls.Config, error) {
-	alpn := alpnFallback(tc)
-	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		p, err := get(hello)
-		if err != nil {
-			return nil, err
-		}
-		c := tc
-		if alpn != nil {
-			if a, _ := alpn(hello); a != nil {
-				c = a
-			}
-		}
-		c = c.Clone()
-		c.GetConfigForClient = nil
-		if err := setClientAuth(c, p); err != nil {
-			return nil, err
-		}
-		*policy = p
-		return c, nil
+// alpnOverlap reports whether a client's ALPN offer shares a protocol with
+// the server's. A client whose offer shares nothing is let in without ALPN:
+// crypto/tls would otherwise end its handshake with no_application_protocol
+// (RFC 7301 section 3.2 allows either), and a listener that offers
+// "acme-tls/1" only to answer ACME's TLS-ALPN-01 challenge (RFC 8737) must
+// not refuse a chat client offering, say, "xmpp".
+func alpnOverlap(server, client []string) bool {
+	if len(server) == 0 || len(client) == 0 {
+		return true
 	}
-}
-
-// alpnFallback lets a client whose ALPN offer shares nothing with the
-// server's NextProtos in without ALPN. crypto/tls would otherwise end such a
-// handshake with no_application_protocol (RFC 7301 section 3.2 allows either),
-// and a listener that offers "acme-tls/1" only to answer ACME's TLS-ALPN-01
-// challenge (RFC 8737) must not refuse a chat client offering, say, "xmpp".
-func alpnFallback(tc *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
-	if len(tc.NextProtos) == 0 {
-		return nil
-	}
-	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		for _, p := range hello.SupportedProtos {
-			if slices.Contains(tc.NextProtos, p) {
-				return nil, nil
-			}
+	for _, p := range client {
+		if slices.Contains(server, p) {
+			return true
 		}
-		if len(hello.SupportedProtos) == 0 {
-			return nil, nil
-		}
-		c := tc.Clone()
-		c.NextProtos = nil
-		c.GetConfigForClient = nil
-		return c, nil
 	}
+	return false
 }

@@ -2,7 +2,6 @@ package secure
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -66,7 +65,6 @@ func (c ClientAuth) String() string {
 // Defaults of ServerConfig.
 const (
 	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultMaxConns         = 10000
 	DefaultShutdownGrace    = 5 * time.Second
 )
 
@@ -115,15 +113,16 @@ type ServerConfig struct {
 	// before anything about it is trusted, and a server should not fetch
 	// arbitrary URLs on a stranger's word.
 	FetchClientIssuers bool
-	// HandshakeTimeout bounds the TLS handshake, from accept to the end of
-	// the handshake: a client that connects and says nothing is dropped.
-	// Default DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds everything before the handler: the Preface
+	// and the TLS handshake, from accept on. A client that connects and
+	// says nothing is dropped. Default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
-	// MaxConns bounds the connections handled at once. When the limit is
-	// reached the server stops accepting: further clients wait in the
-	// kernel's listen backlog until a connection ends, and are never
-	// accepted then dropped. Default DefaultMaxConns.
-	MaxConns int
+	// Limiter bounds the connections handled at once, in all and per client
+	// address; several Servers may share one. When nil, Serve makes one from
+	// MaxConns and MaxConnsPerAddress (see NewLimiter for their defaults).
+	Limiter            *Limiter
+	MaxConns           int
+	MaxConnsPerAddress int
 	// ShutdownGrace is how long Serve waits, once its context is cancelled,
 	// for handlers to return before it closes their connections. Default
 	// DefaultShutdownGrace.
@@ -131,14 +130,20 @@ type ServerConfig struct {
 	// Plain turns TLS off: the handler gets the raw TCP connection (legacy
 	// XMLSocket clients that cannot speak TLS).
 	Plain bool
-	// PlainFallback, if set, is called instead of the TLS handshake when the
-	// first byte a client sends on a TLS listener cannot begin a TLS
-	// handshake record (0x16, RFC 8446 section 5.1), for example the Flash
-	// policy-file request. The connection replays that byte and keeps the
-	// handshake deadline: the exchange must be short. It must not serve
-	// application data: that would downgrade the listener. When nil,
-	// such a client gets a one-line plain-text hint and is closed.
-	PlainFallback func(ctx context.Context, c net.Conn)
+	// Preface, if set, reads what a client may send before the service's
+	// own protocol (the Flash policy-file request: protocol/policy's
+	// Gate.Check). It returns the connection to go on with (replaying any
+	// bytes it read) and true, or false when it has dealt with the client
+	// itself; the Server then closes the connection.
+	//
+	// On a plain listener every connection passes through it before the
+	// handler. On a TLS listener it sees only a client whose first byte
+	// cannot begin a TLS handshake record (0x16, RFC 8446 section 5.1);
+	// if it hands such a client back, the client gets a one-line plain-text
+	// hint that the port speaks TLS and is closed, so nothing but the
+	// Preface's own short answer is ever served in clear on a TLS port.
+	// The Preface runs under the handshake deadline.
+	Preface func(ctx context.Context, c net.Conn) (net.Conn, bool)
 	// Logger receives one line per refused or failed connection; nil
 	// discards.
 	Logger *slog.Logger
@@ -154,7 +159,8 @@ type ClientPolicy struct {
 }
 
 // Server accepts connections, runs the TLS handshake with a deadline, judges
-// client certificates, and hands each connection to Handler.
+// client certificates, and hands each connection to Handler. It is the one
+// accept loop of passerelle: every listener of every service runs one.
 type Server struct {
 	Config  ServerConfig
 	Handler func(ctx context.Context, c *Conn)
@@ -175,87 +181,77 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
-	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = DefaultShutdownGrace
 	}
 	cfg.Logger = orDiscard(cfg.Logger)
+	if cfg.Limiter == nil {
+		cfg.Limiter = NewLimiter(cfg.MaxConns, cfg.MaxConnsPerAddress, cfg.Logger)
+	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = newFetchClient()
 	}
-	var tc *tls.Config
+	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{})}
 	if !cfg.Plain {
-		var err error
-		if tc, err = serverTLSConfig(cfg); err != nil {
+		if err := st.buildTLS(); err != nil {
 			return err
 		}
 	}
 
 	connCtx, cancelConns := context.WithCancel(ctx)
 	defer cancelConns()
-	st := &serveState{cfg: cfg, tls: tc, handler: s.Handler, conns: make(map[net.Conn]struct{})}
 
 	// Closing the listener is what unblocks Accept on shutdown.
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 
-	sem := make(chan struct{}, cfg.MaxConns)
+	listenAddr := ln.Addr().String()
 	var wg sync.WaitGroup
 	var acceptErr error
-	backoff := time.Duration(0)
-	for {
-		// Take a slot before accepting, so excess clients wait in the
-		// backlog rather than being accepted and dropped.
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	var retry backoff
+	for ctx.Err() == nil {
 		raw, err := ln.Accept()
 		if err != nil {
-			<-sem
 			if ctx.Err() != nil {
 				break
 			}
 			if !temporary(err) {
-				acceptErr = fmt.Errorf("accept on %s: %w", ln.Addr(), err)
+				acceptErr = fmt.Errorf("accept on %s: %w", listenAddr, err)
 				break
 			}
 			// Temporary failures (EMFILE, ECONNABORTED...): back off
-			// from 5ms doubling to 1s, as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			cfg.Logger.Warn("accept failed; backing off", "listen_addr", ln.Addr().String(), "error", err, "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+			// and try again, as net/http does.
+			d := retry.next()
+			cfg.Logger.Warn("accept failed; backing off", "listen_addr", listenAddr, "error", err, "retry_in", d)
+			retry.wait(ctx, d)
 			continue
 		}
-		backoff = 0
+		retry.reset()
+		// Waiting here for a slot keeps further clients in the listen
+		// backlog rather than accepting and dropping them.
+		release, err := cfg.Limiter.Admit(ctx, raw.RemoteAddr(), listenAddr)
+		if err != nil {
+			raw.Close()
+			continue
+		}
 		st.track(raw, true)
 		wg.Add(1)
-		release := func() {
+		done := func() {
 			st.track(raw, false)
-			<-sem
+			release()
 			wg.Done()
 		}
 		go func() {
-			c := st.handshake(connCtx, raw)
+			c := st.open(connCtx, raw)
 			if c == nil {
-				release()
+				done()
 				return
 			}
 			// The handler gets a goroutine of its own so that the stack
 			// the handshake grew (about 16 KiB) ends with this one: an
 			// idle client then costs only what its handler's stack needs.
 			go func() {
-				defer release()
+				defer done()
 				defer c.Close()
 				st.handler(connCtx, c)
 			}()
@@ -263,19 +259,40 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 
 	cancelConns()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
 	t := time.NewTimer(cfg.ShutdownGrace)
 	defer t.Stop()
 	select {
-	case <-done:
+	case <-waited:
 	case <-t.C:
 		n := st.closeAll()
 		cfg.Logger.Warn("handlers still running after shutdown grace; closing their connections",
-			"listen_addr", ln.Addr().String(), "connections", n, "grace", cfg.ShutdownGrace)
-		<-done
+			"listen_addr", listenAddr, "connections", n, "grace", cfg.ShutdownGrace)
+		<-waited
 	}
 	return acceptErr
+}
+
+// backoff is the delay between retries of a failing Accept: from 5ms,
+// doubling up to one second.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(2*b.d, 5*time.Millisecond), time.Second)
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+// wait sleeps for d or until ctx ends.
+func (b *backoff) wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // temporary reports whether an Accept error is worth retrying: running out
@@ -289,27 +306,6 @@ func temporary(err error) bool {
 	}
 	var t interface{ Temporary() bool }
 	return !errors.Is(err, net.ErrClosed) && errors.As(err, &t) && t.Temporary()
-}
-
-// serverTLSConfig builds the shared TLS configuration. Client certificates
-// are requested but not verified by crypto/tls: judgeClient judges them with
-// Classify so a bad certificate can be named (ClientAuthRequest) or refused
-// with a reason (ClientAuthRequire).
-func serverTLSConfig(cfg ServerConfig) (*tls.Config, error) {
-	tc := baseConfig()
-	tc.GetCertificate = cfg.GetCertificate
-	tc.NextProtos = cfg.NextProtos
-	if err := setClientAuth(tc, cfg.policy()); err != nil {
-		return nil, err
-	}
-	// Per-connection configurations are clones of this one; a shared ticket
-	// key keeps session resumption working across them.
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return nil, fmt.Errorf("secure: session ticket key: %w", err)
-	}
-	tc.SetSessionTicketKeys([][32]byte{key})
-	return tc, nil
 }
 
 // setClientAuth applies a client-certificate policy to a TLS configuration.
@@ -341,8 +337,13 @@ func (cfg ServerConfig) policy() ClientPolicy {
 // serveState is what the accept loop shares with its connection goroutines.
 type serveState struct {
 	cfg     ServerConfig
-	tls     *tls.Config
 	handler func(ctx context.Context, c *Conn)
+	// base is the configuration every tls.Server gets; it holds only the
+	// hook that builds each connection's own configuration from tmpl, and
+	// the session ticket keys, which crypto/tls rotates on base and uses
+	// for every connection (see buildTLS).
+	base *tls.Config
+	tmpl *tls.Config
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}

@@ -328,17 +328,18 @@ func TestPlainTextOnTLSPort(t *testing.T) {
 	}
 }
 
-func TestPlainFallbackGetsTheWholeRequest(t *testing.T) {
+func TestPrefaceGetsTheWholeRequest(t *testing.T) {
 	w := newWorld(t)
 	const req = "<policy-file-request/>\x00"
 	ts := startServer(t, ServerConfig{
 		GetCertificate: staticCert(w.root.Leaf(t, testpki.LeafOptions{}).TLS()),
-		PlainFallback: func(_ context.Context, c net.Conn) {
+		Preface: func(_ context.Context, c net.Conn) (net.Conn, bool) {
 			r := bufio.NewReader(c)
 			got, err := r.ReadString(0)
 			if err == nil && got == req {
 				io.WriteString(c, "<cross-domain-policy/>\x00")
 			}
+			return nil, false
 		},
 	}, echoHandler)
 	c, err := net.Dial("tcp", ts.addr)

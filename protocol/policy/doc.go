@@ -10,9 +10,11 @@
 // and the cross-domain policy file specification
 // (https://www.adobe.com/devnet-docs/acrobatetk/tools/AppSec/CrossDomain_PolicyFile_Specification.pdf).
 //
-// Start with Request, IsRequest and Default. Sniff tells, from the first bytes
-// of a connection, whether the peer is asking for the policy; it reads no
-// further than the request's length and hands back what it read, so a normal
-// connection carries on from those bytes. Server is the handler of a master
-// policy listener.
+// Start with Request, IsRequest and Default. Gate (gate.go) is the one
+// place a connection's first bytes are checked for the request: every
+// listener runs it before its service (secure.ServerConfig.Preface), on plain
+// listeners for every client and on TLS listeners for a client whose first
+// byte cannot begin a handshake, as Flash sends the request in clear on the
+// port it will then use for TLS. A master policy listener (port 843) is a
+// plain listener whose service only closes what the Gate hands on.
 package policy

@@ -104,113 +104,93 @@ func pair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-func TestSniff(t *testing.T) {
+func TestGateCheck(t *testing.T) {
+	doc := Default(10000)
 	tests := []struct {
-		name       string
-		writes     []string
-		wantPrefix string
-		wantReq    bool
+		name      string
+		writes    []string
+		pause     time.Duration // between writes
+		wantReply string        // what the client reads before the close; "" when handed on
+		wantOn    bool          // handed back to the service
+		wantRead  string        // what the service then reads first
 	}{
-		{"request", []string{Request}, Request, true},
-		{"request byte by byte", strings.Split(Request, ""), Request, true},
-		{"ordinary message", []string{"hello\x00world\x00"}, "hello\x00world\x00", false},
-		{"diverges late", []string{"<policy-file-reques", "X/>\x00"}, "<policy-file-requesX/>\x00", false},
-		{"silence", nil, "", false},
-		{"prefix then silence", []string{"<pol"}, "<pol", false},
-		{"request then more", []string{Request + "extra"}, Request, true},
+		{"request", []string{Request}, 0, string(Response(doc)), false, ""},
+		{"request byte by byte", strings.Split(Request, ""), 0, string(Response(doc)), false, ""},
+		{"request slower than Wait", []string{"<policy-file-", "request/>\x00"}, 150 * time.Millisecond, string(Response(doc)), false, ""},
+		{"ordinary message", []string{"hello\x00world\x00"}, 0, "", true, "hello\x00world\x00"},
+		{"diverges late", []string{"<policy-file-reques", "X/>\x00"}, 0, "", true, "<policy-file-requesX/>\x00"},
+		{"silence", nil, 0, "", true, ""},
+		{"request without NUL then silence", []string{"<policy-file-request/>"}, 0, "", true, "<policy-file-request/>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, s := pair(t)
+			g := &Gate{Policy: doc, Wait: 50 * time.Millisecond, ReadTimeout: 400 * time.Millisecond}
 			go func() {
-				for _, w := range tt.writes {
+				for i, w := range tt.writes {
+					if i > 0 {
+						time.Sleep(tt.pause)
+					}
 					c.Write([]byte(w))
 				}
 			}()
-			// With a script of one-byte writes the sniff may see any split;
-			// it must read them all before the deadline.
-			prefix, isReq, err := Sniff(s, 300*time.Millisecond)
-			if err != nil {
-				t.Fatalf("Sniff error: %v", err)
+			next, on := g.Check(context.Background(), s)
+			if on != tt.wantOn {
+				t.Fatalf("handed on = %v, want %v", on, tt.wantOn)
 			}
-			if isReq != tt.wantReq {
-				t.Fatalf("isRequest = %v, want %v", isReq, tt.wantReq)
-			}
-			// A diverging prefix may stop early on a split read; what was read
-			// must be a prefix of what was sent, and at most len(Request).
-			sent := strings.Join(tt.writes, "")
-			if tt.wantReq || tt.name == "silence" || tt.name == "prefix then silence" {
-				if string(prefix) != tt.wantPrefix {
-					t.Fatalf("prefix = %q, want %q", prefix, tt.wantPrefix)
+			if !on {
+				s.Close()
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				got, _ := io.ReadAll(c)
+				if string(got) != tt.wantReply {
+					t.Fatalf("client read %q, want %q", got, tt.wantReply)
 				}
-			} else if !strings.HasPrefix(sent, string(prefix)) || len(prefix) == 0 || len(prefix) > len(Request) {
-				t.Fatalf("prefix = %q, want a non-empty prefix of %q", prefix, sent)
+				return
 			}
-			// The deadline is cleared: a later read waits for data.
-			go c.Write([]byte("z"))
-			b := make([]byte, 64)
-			if n, err := s.Read(b); err != nil || n == 0 {
-				t.Fatalf("read after Sniff: %d, %v", n, err)
+			// The service reads from the very first byte, and the deadline
+			// is cleared: a later read waits for data.
+			go func() {
+				time.Sleep(150 * time.Millisecond)
+				c.Write([]byte("z"))
+			}()
+			want := tt.wantRead + "z"
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(next, got); err != nil || string(got) != want {
+				t.Fatalf("service read %q, %v; want %q", got, err, want)
 			}
 		})
 	}
 }
 
-func TestSniffClosed(t *testing.T) {
+func TestGateClientLeaves(t *testing.T) {
+	log, logs := testutil.Logger(t, slog.LevelInfo)
 	c, s := pair(t)
 	c.Write([]byte("<pol"))
 	c.Close()
-	prefix, isReq, err := Sniff(s, time.Second)
-	if string(prefix) != "<pol" || isReq || err != io.EOF {
-		t.Fatalf("Sniff = %q, %v, %v; want \"<pol\", false, EOF", prefix, isReq, err)
+	g := &Gate{Logger: log}
+	if next, on := g.Check(context.Background(), s); next != nil || on {
+		t.Fatalf("Check = %v, %v; want nil, false", next, on)
 	}
+	testutil.EventuallyContains(t, logs, `msg="client left before its first message" remote_addr=`, time.Second)
+	testutil.EventuallyContains(t, logs, `first_bytes=<pol error=EOF`, time.Second)
 }
 
-func TestServer(t *testing.T) {
-	log, logs := testutil.Logger(t, slog.LevelDebug)
-	srv := &Server{
-		Policy:      Default(10000),
-		ReadTimeout: 200 * time.Millisecond,
-		Logger:      log,
-	}
-	ln := testutil.Listen(t)
+func TestGateCancelled(t *testing.T) {
+	_, s := pair(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-
-	tests := []struct {
-		name    string
-		send    string
-		reply   string
-		wantLog string
-	}{
-		{"request", Request, string(Response(Default(10000))), "reason=policy"},
-		{"garbage", "GET / HTTP/1.0\r\n\r\n", "", `reason=not_a_policy_request first_bytes="GET / HTTP/1.0\r\n\r\n"`},
-		{"silence", "", "", "reason=no_request"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if tt.send != "" {
-				c.Write([]byte(tt.send))
-			}
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			got, err := io.ReadAll(c) // the server closes after answering
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if string(got) != tt.reply {
-				t.Fatalf("reply = %q, want %q", got, tt.reply)
-			}
-			testutil.EventuallyContains(t, logs, tt.wantLog, 5*time.Second)
-		})
-	}
+	g := &Gate{Wait: time.Minute}
+	done := make(chan bool)
+	go func() {
+		_, on := g.Check(ctx, s)
+		done <- on
+	}()
 	cancel()
-	if err := <-served; err != nil {
-		t.Fatalf("Serve after cancel = %v, want nil", err)
+	select {
+	case on := <-done:
+		if on {
+			t.Fatal("a cancelled Check handed the client on")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Check did not return when its context was cancelled")
 	}
 }

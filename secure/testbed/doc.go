@@ -40,9 +40,9 @@
 // endpoints.go (the plan table and the manifest entry), defects.go (how each
 // defect is made), testbed.go (New), serve.go (Serve: a secure.Server per
 // port, which owns the accept loop, handshake and client-certificate
-// judgement, and the services after the handshake), verdict.go (client
-// certificates), limit.go (one connection limit over every port),
-// clientcerts.go, http.go.
+// judgement, one connection limit shared by every port, the policy-file
+// request answered before the handshake, and the services after it),
+// verdict.go (client certificates), clientcerts.go, http.go.
 // The tests in testbed_test.go run the manifest through three independent
 // clients: secure.Dial, openssl s_client and testdata/pyclient.py.
 package testbed

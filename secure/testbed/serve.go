@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/protocol/echo"
-	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -58,7 +57,7 @@ func (t *Testbed) Serve(ctx context.Context) error {
 	})
 	serve := func(ln net.Listener, srv *secure.Server) {
 		loops.Go(func() {
-			if err := srv.Serve(ctx, t.limitListener(ln)); err != nil {
+			if err := srv.Serve(ctx, ln); err != nil {
 				fail <- fmt.Errorf("testbed: %w", err)
 			}
 		})
@@ -89,7 +88,8 @@ func (t *Testbed) Serve(ctx context.Context) error {
 func (t *Testbed) server(ln net.Listener, ep *endpoint) *secure.Server {
 	cfg := secure.ServerConfig{
 		HandshakeTimeout: t.cfg.HandshakeTimeout,
-		MaxConns:         t.cfg.MaxConns,
+		Limiter:          t.limit,
+		Preface:          t.policy.Check,
 		Logger:           t.log.With("endpoint", nameOf(ep), "local_addr", ln.Addr().String()),
 	}
 	if ep != nil && ep.noTLS != withTLS {
@@ -227,24 +227,18 @@ func (t *Testbed) writeWithDeadline(c net.Conn, b []byte) error {
 
 // echoFrames is the echo of the client-certificate endpoints, which speak
 // XMLSocket: each NUL-terminated frame comes back whole behind the echo
-// prefix, so an XMLSocket client sees one reply per message. A policy
-// request as the first message is answered with the default policy, then the
-// connection closes, as on every passerelle listener.
+// prefix, so an XMLSocket client sees one reply per message. (A policy
+// request never gets here: every port answers it before the handshake,
+// as on every passerelle listener.)
 func (t *Testbed) echoFrames(c net.Conn, log *slog.Logger) {
 	r := xmlsocket.NewReader(c, maxFrame)
-	for first := true; ; first = false {
+	for {
 		if err := c.SetReadDeadline(time.Now().Add(t.cfg.IdleTimeout)); err != nil {
 			return
 		}
 		frame, err := r.ReadFrame()
 		if err != nil {
 			logClose(log, err)
-			return
-		}
-		if first && policy.IsRequest(frame) {
-			if err := t.writeWithDeadline(c, policy.Response(policy.Default())); err != nil {
-				log.Debug("connection closed", "error", err)
-			}
 			return
 		}
 		if err := t.writeWithDeadline(c, append([]byte(echo.Prefix), frame...)); err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/passerelle/passerelle/protocol/policy"
+	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
 )
 
@@ -79,7 +81,8 @@ type Testbed struct {
 	sniLn     net.Listener
 	endpoints []*endpoint
 	byName    map[string]*endpoint // by lower-case server name
-	limit     chan struct{}        // a slot per connection, over every port
+	limit     *secure.Limiter      // one connection limit over every port
+	policy    *policy.Gate         // the policy-file request, on every port
 
 	revokedMu  sync.Mutex // guards revokedMod
 	revokedMod time.Time  // mtime of the revoked-clients file last read
@@ -127,7 +130,9 @@ func New(cfg Config) (_ *Testbed, err error) {
 		log:    orDiscard(cfg.Logger),
 		allow:  allow.List{CommonNames: []string{ClientNamePattern}},
 		byName: make(map[string]*endpoint),
-		limit:  make(chan struct{}, cfg.MaxConns),
+		// One pool of connections for every port.
+		limit:  secure.NewLimiter(cfg.MaxConns, cfg.MaxConns, cfg.Logger),
+		policy: &policy.Gate{Logger: cfg.Logger},
 	}
 	defer func() {
 		if err != nil {

@@ -1,0 +1,169 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+)
+
+// Defaults of a Gate.
+const (
+	// DefaultWait is how long a silent client may take before it is taken
+	// for a client of the service rather than a policy requester.
+	DefaultWait = 500 * time.Millisecond
+	// DefaultReadTimeout bounds the reading of a request once it has begun.
+	DefaultReadTimeout = 5 * time.Second
+	// DefaultWriteTimeout bounds the writing of the answer.
+	DefaultWriteTimeout = 5 * time.Second
+)
+
+// Gate is passerelle's one detection of the policy-file request, run on
+// every connection before its service sees it (secure.ServerConfig.Preface).
+// Check answers a requester with the policy and a NUL, and hands any other
+// client back with the bytes it read replayed, so the service starts from
+// the very first byte. A Gate is safe for concurrent use; its zero value
+// serves Default() with the default timeouts.
+type Gate struct {
+	// Policy is the cross-domain-policy document; Default() when nil.
+	Policy []byte
+	// Wait is how long a client that sends nothing is waited for: a chat
+	// client that only listens is not a policy requester. Default
+	// DefaultWait.
+	Wait time.Duration
+	// ReadTimeout bounds the whole request once its first byte came, for
+	// a request that trickles in. Default DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the write of the answer. Default
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// Logger receives a debug line per policy served and an info line per
+	// requester that failed half-way; nil means none.
+	Logger *slog.Logger
+}
+
+// Check reads the first bytes of conn. When they are Request it writes the
+// policy and returns (nil, false): the caller closes the connection. When
+// they are anything else, or nothing within Wait, it returns a connection
+// that replays what was read, and true. It returns (nil, false) as well when
+// the client left or failed before it could be told apart.
+//
+// Check reads no more than len(Request) bytes, and stops at the first byte
+// that differs from Request. It leaves conn without a read deadline when it
+// hands it back. Cancelling ctx cuts the wait short, and ctx's deadline
+// bounds it.
+func (g *Gate) Check(ctx context.Context, conn net.Conn) (net.Conn, bool) {
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
+	prefix, isReq, err := g.sniff(ctx, conn)
+	interrupted := !stop()
+	log := g.logger()
+	switch {
+	case isReq:
+		g.answer(conn, log)
+		return nil, false
+	case interrupted || pastDeadline(ctx):
+		// Cancelled, or out of the listener's time for everything before
+		// the service: the client is dropped.
+		log.Info("client did not finish its first message in time; closing", "remote_addr", conn.RemoteAddr().String(),
+			"first_bytes", string(prefix))
+		return nil, false
+	case err != nil:
+		if len(prefix) > 0 || !errors.Is(err, io.EOF) {
+			log.Info("client left before its first message", "remote_addr", conn.RemoteAddr().String(),
+				"first_bytes", string(prefix), "error", err.Error())
+		}
+		return nil, false
+	}
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return nil, false
+	}
+	if len(prefix) == 0 {
+		return conn, true
+	}
+	return &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(prefix), conn)}, true
+}
+
+// sniff reads until the bytes differ from Request, Request is complete, or
+// the client stays silent past Wait (before its first byte) or ReadTimeout
+// (after it). Silence is not an error: a client that only listens is not a
+// policy requester.
+func (g *Gate) sniff(ctx context.Context, conn net.Conn) (prefix []byte, isRequest bool, err error) {
+	start := time.Now()
+	// ctx's deadline (a listener's handshake deadline) bounds everything.
+	bound := func(d time.Time) time.Time {
+		if end, ok := ctx.Deadline(); ok && end.Before(d) {
+			return end
+		}
+		return d
+	}
+	if err := conn.SetReadDeadline(bound(start.Add(orDefault(g.Wait, DefaultWait)))); err != nil {
+		return nil, false, err
+	}
+	buf := make([]byte, len(Request))
+	n := 0
+	for n < len(buf) {
+		m, rerr := conn.Read(buf[n:])
+		if n == 0 && m > 0 {
+			// A request has begun: give it until ReadTimeout.
+			if err := conn.SetReadDeadline(bound(start.Add(orDefault(g.ReadTimeout, DefaultReadTimeout)))); err != nil {
+				return buf[:n+m], false, err
+			}
+		}
+		n += m
+		if string(buf[:n]) != Request[:n] {
+			return buf[:n], false, nil // diverged: an ordinary client
+		}
+		if rerr != nil {
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				return buf[:n], false, nil
+			}
+			return buf[:n], false, rerr
+		}
+	}
+	return buf, true, nil
+}
+
+func (g *Gate) answer(conn net.Conn, log *slog.Logger) {
+	doc := g.Policy
+	if doc == nil {
+		doc = Default()
+	}
+	conn.SetWriteDeadline(time.Now().Add(orDefault(g.WriteTimeout, DefaultWriteTimeout)))
+	if _, err := conn.Write(Response(doc)); err != nil {
+		log.Info("policy answer not sent", "remote_addr", conn.RemoteAddr().String(), "error", err.Error())
+		return
+	}
+	log.Debug("policy served", "remote_addr", conn.RemoteAddr().String())
+}
+
+func pastDeadline(ctx context.Context) bool {
+	end, ok := ctx.Deadline()
+	return ok && !time.Now().Before(end)
+}
+
+func (g *Gate) logger() *slog.Logger {
+	if g.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return g.Logger
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// replayConn reads the bytes the Gate consumed before the rest of the
+// connection.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }

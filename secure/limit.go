@@ -1,0 +1,161 @@
+package secure
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Defaults of a Limiter.
+const (
+	// DefaultMaxConns bounds the connections a Limiter admits at once.
+	DefaultMaxConns = 10000
+	// DefaultMaxConnsPerAddress bounds the connections from one IP address:
+	// room for a household or an office behind one NAT address, far below
+	// DefaultMaxConns so that no single address can take every slot.
+	DefaultMaxConnsPerAddress = 64
+)
+
+// refusalLogEvery is the least time between two log lines of one kind of
+// refusal: a peer that opens connections in a loop must not flood the log.
+const refusalLogEvery = 10 * time.Second
+
+// Limiter bounds the connections served at once, in all and per client IP
+// address. One Limiter can be shared by several Servers (the certificate
+// testbed's ports share one); a Server without one makes its own from
+// ServerConfig.MaxConns and MaxConnsPerAddress.
+//
+// A connection over the per-address limit is closed at once. A connection
+// over the overall limit waits, accepted but unread, until a slot frees,
+// and its listener accepts no other meanwhile: further clients wait in the
+// kernel's listen backlog. Both say so in the log, at most once every ten
+// seconds per kind, with the number of clients affected since the last
+// line.
+type Limiter struct {
+	slots   chan struct{}
+	perAddr int
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	byAddr map[string]int
+	// Rate-limited log lines: when each kind last logged, and how many
+	// events it has not reported yet.
+	lastLog map[string]time.Time
+	unsaid  map[string]int
+}
+
+// NewLimiter returns a Limiter admitting maxConns connections at once, at
+// most perAddress of them from one IP address. Zero or negative values take
+// the defaults; perAddress is capped at maxConns, and when it is left to its
+// default, at half of maxConns (so that one address never holds every slot
+// of a small limit). log receives the refusal lines; nil discards them.
+func NewLimiter(maxConns, perAddress int, log *slog.Logger) *Limiter {
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	if perAddress <= 0 {
+		perAddress = min(DefaultMaxConnsPerAddress, max(1, maxConns/2))
+	}
+	perAddress = min(perAddress, maxConns)
+	return &Limiter{
+		slots:   make(chan struct{}, maxConns),
+		perAddr: perAddress,
+		log:     orDiscard(log),
+		byAddr:  make(map[string]int),
+		lastLog: make(map[string]time.Time),
+		unsaid:  make(map[string]int),
+	}
+}
+
+// MaxConns is the overall limit.
+func (l *Limiter) MaxConns() int { return cap(l.slots) }
+
+// MaxConnsPerAddress is the per-address limit.
+func (l *Limiter) MaxConnsPerAddress() int { return l.perAddr }
+
+// ErrTooManyFromAddress is returned by Admit for a connection over the
+// per-address limit.
+var ErrTooManyFromAddress = fmt.Errorf("secure: too many connections from one address")
+
+// Admit takes a slot for a connection from addr. It returns at once with
+// ErrTooManyFromAddress when that address is at its limit, waits while the
+// overall limit is reached, and returns ctx's error if ctx ends first. On
+// success the caller must call the returned release exactly once, when the
+// connection ends.
+func (l *Limiter) Admit(ctx context.Context, addr net.Addr, listenAddr string) (release func(), err error) {
+	ip := addrKey(addr)
+	l.mu.Lock()
+	// A per-address limit as high as the overall one refuses no one: the
+	// address waits for a slot like any other.
+	if l.perAddr < cap(l.slots) && l.byAddr[ip] >= l.perAddr {
+		l.mu.Unlock()
+		l.note("per_address", "connection refused: per-address limit reached",
+			"remote_addr", ip, "listen_addr", listenAddr, "limit", l.perAddr)
+		return nil, ErrTooManyFromAddress
+	}
+	l.byAddr[ip]++
+	l.mu.Unlock()
+
+	select {
+	case l.slots <- struct{}{}:
+	default:
+		l.note("max_conns", "connection limit reached: new clients wait until a connection ends",
+			"listen_addr", listenAddr, "limit", cap(l.slots))
+		select {
+		case l.slots <- struct{}{}:
+		case <-ctx.Done():
+			l.drop(ip)
+			return nil, ctx.Err()
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			<-l.slots
+			l.drop(ip)
+		})
+	}, nil
+}
+
+func (l *Limiter) drop(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byAddr[ip] <= 1 {
+		delete(l.byAddr, ip)
+	} else {
+		l.byAddr[ip]--
+	}
+}
+
+// note logs one refusal of the given kind, unless a line of that kind was
+// written less than refusalLogEvery ago; the next line then counts the
+// refusals it stands for.
+func (l *Limiter) note(kind, msg string, attrs ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	l.unsaid[kind]++
+	if last, ok := l.lastLog[kind]; ok && now.Sub(last) < refusalLogEvery {
+		l.mu.Unlock()
+		return
+	}
+	n := l.unsaid[kind]
+	l.unsaid[kind] = 0
+	l.lastLog[kind] = now
+	l.mu.Unlock()
+	l.log.Warn(msg, append(attrs, "reason", kind, "clients_since_last_line", n)...)
+}
+
+// addrKey is the IP address of a peer, without its port: the unit of the
+// per-address limit.
+func addrKey(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
+}

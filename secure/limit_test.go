@@ -1,0 +1,122 @@
+package secure
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
+)
+
+// dialFrom connects to addr from the given loopback source address, so one
+// test can play clients on several addresses (127.0.0.0/8 is all loopback).
+func dialFrom(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// greeted reads the echo handler's greeting, proving the client is served.
+func greeted(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	l, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && l == "status unknown\n"
+}
+
+// TestPerAddressLimit: with max_conns 20, one address holding its share of
+// idle connections cannot shut everyone else out, and the refusal is
+// logged.
+func TestPerAddressLimit(t *testing.T) {
+	ts := startServer(t, ServerConfig{Plain: true, MaxConns: 20}, nil)
+	for range 10 { // the default share: half of MaxConns
+		if c := dialFrom(t, "127.0.0.1", ts.addr); !greeted(t, c) {
+			t.Fatal("a client under the per-address limit was not served")
+		}
+	}
+	hog := dialFrom(t, "127.0.0.1", ts.addr)
+	hog.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(hog); err != nil || len(got) != 0 {
+		t.Fatalf("11th client from one address read %q, %v; want to be closed at once", got, err)
+	}
+	if other := dialFrom(t, "127.0.0.2", ts.addr); !greeted(t, other) {
+		t.Fatal("a client from another address was not served")
+	}
+	testutil.Eventually(t, "refusal line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "per-address limit") })
+	line := logLine(ts.logs.String(), "per-address limit")
+	if !matchesLog(line, `level=WARN msg="connection refused: per-address limit reached" remote_addr=127.0.0.1 listen_addr=%s limit=10 reason=per_address clients_since_last_line=1`) {
+		t.Errorf("log line %s", line)
+	}
+}
+
+// TestRefusalLogIsRateLimited: a peer refused in a loop writes one line, not
+// one per attempt.
+func TestRefusalLogIsRateLimited(t *testing.T) {
+	ts := startServer(t, ServerConfig{Plain: true, MaxConns: 4, MaxConnsPerAddress: 1}, nil)
+	if c := dialFrom(t, "127.0.0.1", ts.addr); !greeted(t, c) {
+		t.Fatal("first client not served")
+	}
+	for range 50 {
+		c := dialFrom(t, "127.0.0.1", ts.addr)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.ReadAll(c)
+	}
+	if n := strings.Count(ts.logs.String(), "per-address limit reached"); n != 1 {
+		t.Errorf("%d refusal lines for 50 refusals, want 1 (at most one per %s):\n%s", n, refusalLogEvery, ts.logs.String())
+	}
+}
+
+// TestMaxConnsWaitIsLogged: a client that must wait for a slot is not lost,
+// and the operator is told the limit was reached.
+func TestMaxConnsWaitIsLogged(t *testing.T) {
+	release := make(chan struct{})
+	ts := startServer(t, ServerConfig{Plain: true, MaxConns: 2}, func(ctx context.Context, c *Conn) {
+		io.WriteString(c, "status unknown\n")
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	})
+	a, b := dialFrom(t, "127.0.0.1", ts.addr), dialFrom(t, "127.0.0.2", ts.addr)
+	if !greeted(t, a) || !greeted(t, b) {
+		t.Fatal("clients under the limit not served")
+	}
+	third := dialFrom(t, "127.0.0.3", ts.addr)
+	testutil.Eventually(t, "limit line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "connection limit reached") })
+	line := logLine(ts.logs.String(), "connection limit reached")
+	if !matchesLog(line, `level=WARN msg="connection limit reached: new clients wait until a connection ends" listen_addr=%s limit=2 reason=max_conns clients_since_last_line=1`) {
+		t.Errorf("log line %s", line)
+	}
+	close(release)
+	if !greeted(t, third) {
+		t.Fatal("the waiting client was never served")
+	}
+}
+
+func TestLimiterDefaults(t *testing.T) {
+	tests := []struct {
+		max, per         int
+		wantMax, wantPer int
+	}{
+		{0, 0, DefaultMaxConns, DefaultMaxConnsPerAddress},
+		{20, 0, 20, 10},
+		{1, 0, 1, 1},
+		{100, 500, 100, 100},
+		{100, 7, 100, 7},
+	}
+	for _, tt := range tests {
+		l := NewLimiter(tt.max, tt.per, nil)
+		if l.MaxConns() != tt.wantMax || l.MaxConnsPerAddress() != tt.wantPer {
+			t.Errorf("NewLimiter(%d, %d) = %d, %d; want %d, %d", tt.max, tt.per, l.MaxConns(), l.MaxConnsPerAddress(), tt.wantMax, tt.wantPer)
+		}
+	}
+}
