@@ -183,7 +183,9 @@ func TestChatPipeIsPaced(t *testing.T) {
 		}
 	})
 	t.Run("no pacing", func(t *testing.T) {
-		_, _, err := runCLIInput(t, input.String(), "--data-dir", dataDir, "chat", s.addrs["chat"][0],
+		// Four times the burst, so that even a slow writer outruns the limit.
+		flood := strings.Repeat("x\n", 1600)
+		_, _, err := runCLIInput(t, flood, "--data-dir", dataDir, "chat", s.addrs["chat"][0],
 			"--servername", "localhost", "--linger", "2s", "--rate", "0")
 		if err == nil || !strings.HasPrefix(err.Error(), "chat: the server closed the connection after ") {
 			t.Fatalf("got %v, want the server's close reported", err)
