@@ -25,6 +25,13 @@ import (
 // chat.flood_rate): a client sending faster is disconnected.
 const chatDefaultRate = 200
 
+// The bounds of --rate: the interval between two messages must fit a
+// time.Duration and be longer than nothing.
+const (
+	chatMinRate = 0.001
+	chatMaxRate = 1e6
+)
+
 // chatDrainWait is how long chat keeps reading a piped input after the
 // server has gone, to say how many of its lines were not sent.
 const chatDrainWait = time.Second
@@ -72,8 +79,8 @@ drive the terminal, and each message stays on one line.`,
 			if _, _, err := net.SplitHostPort(addr); err != nil {
 				return fmt.Errorf("address %q: want HOST:PORT", addr)
 			}
-			if o.rate < 0 {
-				return fmt.Errorf("--rate %g: must be 0 (no pacing) or more", o.rate)
+			if o.rate != 0 && !(o.rate >= chatMinRate && o.rate <= chatMaxRate) { // NaN too
+				return fmt.Errorf("--rate %g: want 0 (no pacing), or from %g to %g messages a second", o.rate, chatMinRate, float64(chatMaxRate))
 			}
 			timeout, _ := cmd.Flags().GetDuration("timeout")
 			if timeout <= 0 {

@@ -97,7 +97,9 @@ func TestChatErrors(t *testing.T) {
 		{"missing CA file", []string{"chat", s.addrs["chat"][0], "--ca", "/nonexistent.pem"}, "--ca: open /nonexistent.pem: no such file or directory"},
 		{"untrusted server", []string{"--data-dir", other, "chat", s.addrs["chat"][0]}, "connect to " + s.addrs["chat"][0] + ": certificate status untrustedSigners: "},
 		{"name mismatch", []string{"--data-dir", dataDir, "chat", s.addrs["chat"][0], "--servername", "chat.example.org"}, "connect to " + s.addrs["chat"][0] + ": certificate status principalMismatch: "},
-		{"negative rate", []string{"chat", s.addrs["chat"][0], "--rate", "-1"}, "--rate -1: must be 0 (no pacing) or more"},
+		{"negative rate", []string{"chat", s.addrs["chat"][0], "--rate", "-1"}, "--rate -1: want 0 (no pacing), or from 0.001 to 1e+06 messages a second"},
+		{"rate not a number", []string{"chat", s.addrs["chat"][0], "--rate", "NaN"}, "--rate NaN: want 0 (no pacing), or from 0.001 to 1e+06 messages a second"},
+		{"rate too low", []string{"chat", s.addrs["chat"][0], "--rate", "1e-9"}, "--rate 1e-09: want 0 (no pacing), or from 0.001 to 1e+06 messages a second"},
 		{"zero timeout", []string{"chat", s.addrs["chat"][0], "--timeout", "0s"}, "--timeout 0s: must be positive"},
 	}
 	for _, tt := range tests {
