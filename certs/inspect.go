@@ -19,6 +19,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/termsafe"
 )
 
 // CertInfo is the readable summary of one certificate that
@@ -224,7 +226,9 @@ func extKeyUsageNames(c *x509.Certificate) []string {
 }
 
 // WriteText prints the summary as aligned "Label: value" lines, each
-// indented by indent.
+// indented by indent. The values are escaped for a terminal (see
+// internal/termsafe): names, subjects and URLs are whatever the
+// certificate's author wrote, control characters included.
 func (i CertInfo) WriteText(w io.Writer, indent string) error {
 	var names []string
 	for _, n := range i.DNSNames {
@@ -288,7 +292,7 @@ func (i CertInfo) WriteText(w io.Writer, indent string) error {
 		rows = append(rows, [2]string{"CA issuers", strings.Join(i.IssuingCertificateURL, ", ")})
 	}
 	for _, r := range rows {
-		if _, err := fmt.Fprintf(w, "%s%-15s %s\n", indent, r[0]+":", r[1]); err != nil {
+		if _, err := fmt.Fprintf(w, "%s%-15s %s\n", indent, r[0]+":", termsafe.Escape(r[1])); err != nil {
 			return err
 		}
 	}

@@ -239,3 +239,33 @@ func opensslPipe(t *testing.T, stdin []byte, script string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestWriteTextEscapesPeerText checks that names chosen by a certificate's
+// author reach the terminal as visible escapes: a certificate read from a
+// file or a live server is peer input.
+func TestWriteTextEscapesPeerText(t *testing.T) {
+	root := testpki.NewRoot(t, testpki.CAOptions{CommonName: "root \u009b2J\u202eevil"})
+	leaf := root.Leaf(t, testpki.LeafOptions{
+		CommonName: "\x1b]2;owned\x07",
+		DNSNames:   []string{"evil\x1b[2J.example.com"},
+		OCSPServer: []string{"http://ocsp.example.com/\x1b[H"},
+	}).Cert
+	var sb strings.Builder
+	if err := Describe(leaf, time.Now()).WriteText(&sb, "  "); err != nil {
+		t.Fatal(err)
+	}
+	out := sb.String()
+	for _, want := range []string{
+		"  Subject:        CN=\\x1b]2\\;owned\\x07,O=passerelle tests\n",
+		"  Issuer:         CN=root \\u009b2J\\u202eevil,O=passerelle tests\n",
+		"  Names:          DNS:evil\\x1b[2J.example.com\n",
+		"  OCSP:           http://ocsp.example.com/\\x1b[H\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if strings.ContainsAny(out, "\x1b\x07\u009b\u202e") {
+		t.Errorf("raw control characters reached the output:\n%q", out)
+	}
+}

@@ -3,31 +3,45 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
 )
+
+// chatDefaultRate is the relay's default flood limit (hub.Config.FloodRate,
+// chat.flood_rate): a client sending faster is disconnected.
+const chatDefaultRate = 200
+
+// The bounds of --rate: the interval between two messages must fit a
+// time.Duration and be longer than nothing.
+const (
+	chatMinRate = 0.001
+	chatMaxRate = 1e6
+)
+
+// chatDrainWait is how long chat keeps reading a piped input after the
+// server has gone, to say how many of its lines were not sent.
+const chatDrainWait = time.Second
 
 func newChatCmd(a *app) *cobra.Command {
 	var (
 		caFile     string
 		serverName string
 		plain      bool
-		room       string
-		nick       string
-		linger     time.Duration
-		maxMessage int
+		o          chatOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "chat HOST:PORT",
@@ -37,64 +51,110 @@ SecureSocket, sends each line it reads as one NUL-terminated message, and prints
 each message it receives on a line of its own.
 
 It trusts the local CA of the data folder automatically (the one passerelle
-serve created), plus the CA file given with --ca. When standard input ends (a
-pipe), it sends what it read, waits --linger for answers, then closes.`,
+serve created), plus the CA file given with --ca. --timeout bounds the
+connection and the TLS handshake.
+
+On a terminal, chat edits the line being typed itself ("> " prompt, arrows,
+history): a message that arrives is printed above it and the line is drawn
+again, so typing is never broken. Ctrl-D (on an empty line) or Ctrl-C leaves.
+
+In a pipe, it sends what it reads, at most --rate messages per second (the
+relay disconnects a client that sends faster than its flood limit, 200 a
+second by default; 0 sends as fast as possible), waits --linger for answers,
+then closes. If the server closes the connection first, chat says how many
+messages were sent and exits with status 1.
+
+Received messages are printed with control characters, C1 characters,
+bidirectional overrides and invalid UTF-8 escaped (\x1b, \u009b, \u202e,
+\xff; a line end inside a message shows as \n): what a peer sends cannot
+drive the terminal, and each message stays on one line.`,
 		Example: `  passerelle chat localhost:10000
   passerelle chat localhost:10000 --room lobby --nick ann
   printf 'hi\n' | passerelle chat localhost:10000
-  passerelle chat chat.example.org:443 --ca ./root.pem`,
+  seq 1 1000 | passerelle chat localhost:10000 --rate 100 --linger 2s
+  passerelle chat chat.example.org:443 --ca ./root.pem --timeout 5s`,
 		Args: exactArgs(1, "chat needs the relay's address, as HOST:PORT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr := args[0]
 			if _, _, err := net.SplitHostPort(addr); err != nil {
 				return fmt.Errorf("address %q: want HOST:PORT", addr)
 			}
-			conn, err := a.dialChat(cmd.Context(), addr, caFile, serverName, plain)
+			if o.rate != 0 && !(o.rate >= chatMinRate && o.rate <= chatMaxRate) { // NaN too
+				return fmt.Errorf("--rate %g: want 0 (no pacing), or from %g to %g messages a second", o.rate, chatMinRate, float64(chatMaxRate))
+			}
+			timeout, _ := cmd.Flags().GetDuration("timeout")
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: must be positive", timeout)
+			}
+			// The handshake error quotes the certificate's names.
+			conn, err := a.dialChat(cmd.Context(), addr, caFile, serverName, plain, timeout)
 			if err != nil {
+				return termsafe.Error(err)
+			}
+			ui, err := a.chatUI(o.maxMessage)
+			if err != nil {
+				conn.Close()
 				return err
 			}
-			if isTerminal(a.in) {
+			if ui.interactive() {
 				how := "TLS, certificate trusted"
 				if plain {
 					how = "plain TCP, not encrypted"
 				}
-				fmt.Fprintf(a.errOut, "connected to %s (%s). Type a line and press Enter to send it; Ctrl-D leaves.\n", addr, how)
+				fmt.Fprintf(a.errOut, "connected to %s (%s). Type a line and press Enter to send it; Ctrl-D leaves.\r\n", addr, how)
 			}
-			return runChat(cmd.Context(), conn, a.in, a.out, chatOptions{
-				room: room, nick: nick, linger: linger, maxMessage: maxMessage,
-			})
+			return runChat(cmd.Context(), conn, ui, o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&caFile, "ca", "", "PEM file of a CA to trust besides the local CA and the system roots")
 	f.StringVar(&serverName, "servername", "", "the name to ask for in TLS (SNI) and to verify (default: the host of HOST:PORT)")
 	f.BoolVar(&plain, "plain", false, "connect without TLS (a listener with tls.mode off)")
-	f.StringVar(&room, "room", "", "join this room first (default: the shared room of seed clients)")
-	f.StringVar(&nick, "nick", "", "set this nickname first")
-	f.DurationVar(&linger, "linger", 500*time.Millisecond, "after standard input ends, how long to keep printing incoming messages")
-	f.IntVar(&maxMessage, "max-message", 1<<20, "largest incoming message accepted, in bytes")
+	f.StringVar(&o.room, "room", "", "join this room first (default: the shared room of seed clients)")
+	f.StringVar(&o.nick, "nick", "", "set this nickname first")
+	f.DurationVar(&o.linger, "linger", 500*time.Millisecond, "after standard input ends, how long to keep printing incoming messages")
+	f.IntVar(&o.maxMessage, "max-message", 1<<20, "largest incoming message accepted, in bytes")
+	f.Float64Var(&o.rate, "rate", chatDefaultRate, "messages sent per second at most, evenly spaced (the relay's default flood limit); 0 for no pacing")
+	f.Duration("timeout", 10*time.Second, "time allowed to connect and complete the TLS handshake")
 	return cmd
 }
 
 // dialChat opens a TLS (or, with plain, TCP) connection trusting the system
-// roots, the local CA of the data folder and the extra CA file.
-func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, plain bool) (net.Conn, error) {
+// roots, the local CA of the data folder and the extra CA file, within
+// timeout.
+func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, plain bool, timeout time.Duration) (net.Conn, error) {
+	var roots *x509.CertPool
+	if !plain {
+		var err error
+		if roots, err = clientRoots(a.dataDir(), caFile); err != nil {
+			return nil, err
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	timedOut := func(err error) bool {
+		return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	}
 	if plain {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := d.DialContext(dctx, "tcp", addr)
+		if timedOut(err) {
+			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", addr, err)
 		}
 		return c, nil
 	}
-	roots, err := clientRoots(a.dataDir(), caFile)
-	if err != nil {
-		return nil, err
-	}
-	c, err := secure.Dial(ctx, addr, secure.ClientConfig{ServerName: serverName, RootCAs: roots, Logger: a.log})
+	c, err := secure.Dial(dctx, addr, secure.ClientConfig{ServerName: serverName, RootCAs: roots, Logger: a.log})
 	if err != nil {
 		var he *secure.HandshakeError
-		if errors.As(err, &he) {
+		switch {
+		case errors.As(err, &he) && timedOut(err):
+			return nil, fmt.Errorf("connect to %s: the TLS handshake did not finish within %s (--timeout)", addr, timeout)
+		case timedOut(err):
+			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
+		case errors.As(err, &he):
 			return nil, fmt.Errorf("connect to %s: certificate status %s: %w", addr, he.Verdict.Status, err)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
@@ -106,18 +166,237 @@ type chatOptions struct {
 	room, nick string
 	linger     time.Duration
 	maxMessage int
+	// rate is the most messages sent per second, 0 for no pacing.
+	rate float64
 }
 
-// runChat pumps lines from in to the relay and messages from the relay to
-// out until in ends (then lingers) or the relay closes.
-func runChat(ctx context.Context, conn net.Conn, in io.Reader, out io.Writer, o chatOptions) error {
-	defer conn.Close()
-	var wmu sync.Mutex
-	send := func(msg string) error {
-		wmu.Lock()
-		defer wmu.Unlock()
-		return xmlsocket.WriteFrame(conn, []byte(msg))
+// chatUI is the person's side of a chat: the lines to send, and where
+// received messages are shown.
+type chatUI interface {
+	// ReadLine returns the next line to send; io.EOF when input ends.
+	ReadLine() (string, error)
+	// Show displays one received message, already escaped.
+	Show(msg string) error
+	// interactive reports a person at a terminal rather than a pipe.
+	interactive() bool
+	// close gives the terminal back; nothing is shown after it.
+	close()
+}
+
+// chatUI picks the line editor when both standard input and standard
+// output are terminals, plain lines otherwise.
+func (a *app) chatUI(maxMessage int) (chatUI, error) {
+	in, inOK := a.in.(*os.File)
+	out, outOK := a.out.(*os.File)
+	if !inOK || !outOK || !term.IsTerminal(int(in.Fd())) || !term.IsTerminal(int(out.Fd())) {
+		return newPipeUI(a.in, a.out, maxMessage), nil
 	}
+	state, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	size := func() (int, int, error) { return term.GetSize(int(out.Fd())) }
+	ui := newTermUI(struct {
+		io.Reader
+		io.Writer
+	}{in, out}, size)
+	ui.restore = func() { _ = term.Restore(int(in.Fd()), state) }
+	return ui, nil
+}
+
+// pipeUI reads lines and prints messages one per line.
+type pipeUI struct {
+	sc  *bufio.Scanner
+	out io.Writer
+}
+
+func newPipeUI(in io.Reader, out io.Writer, maxLine int) *pipeUI {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 4096), maxLine)
+	return &pipeUI{sc: sc, out: out}
+}
+
+func (u *pipeUI) ReadLine() (string, error) {
+	if u.sc.Scan() {
+		return u.sc.Text(), nil
+	}
+	if err := u.sc.Err(); err != nil {
+		return "", err
+	}
+	return "", io.EOF
+}
+
+func (u *pipeUI) Show(msg string) error {
+	_, err := io.WriteString(u.out, msg+"\n")
+	return err
+}
+
+func (u *pipeUI) interactive() bool { return false }
+func (u *pipeUI) close()            {}
+
+// chatPrompt starts the line being typed.
+const chatPrompt = "> "
+
+// termUI is the interactive side: x/term's line editor over a terminal in
+// raw mode. Its Write clears the prompt and the pending input, prints the
+// message, and draws them again below it, which is what keeps a line being
+// typed whole while messages arrive.
+type termUI struct {
+	t       *term.Terminal
+	w       io.Writer
+	size    func() (width, height int, err error)
+	restore func()
+}
+
+func newTermUI(rw io.ReadWriter, size func() (int, int, error)) *termUI {
+	u := &termUI{t: term.NewTerminal(rw, chatPrompt), w: rw, size: size}
+	u.resize()
+	return u
+}
+
+// resize follows the window's size, which the editor needs to redraw a
+// line that wraps. Asking before each redraw spares a SIGWINCH handler.
+func (u *termUI) resize() {
+	if w, h, err := u.size(); err == nil && w > 0 {
+		_ = u.t.SetSize(w, h)
+	}
+}
+
+func (u *termUI) ReadLine() (string, error) {
+	u.resize()
+	return u.t.ReadLine()
+}
+
+func (u *termUI) Show(msg string) error {
+	u.resize()
+	_, err := u.t.Write([]byte(msg + "\n"))
+	return err
+}
+
+func (u *termUI) interactive() bool { return true }
+
+// close erases the prompt line, so what follows (an error, the shell's
+// prompt) starts on a clean line, and restores the terminal's mode.
+func (u *termUI) close() {
+	_, _ = io.WriteString(u.w, "\r\x1b[K")
+	if u.restore != nil {
+		u.restore()
+	}
+}
+
+// pacer spaces sends evenly at a rate; the zero value does not wait.
+type pacer struct {
+	interval time.Duration
+	next     time.Time
+}
+
+func newPacer(rate float64) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+}
+
+// wait blocks until the next send is due. It returns false if ctx ends or
+// stop is closed first.
+func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
+	if p.interval == 0 {
+		return true
+	}
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	d := p.next.Sub(now)
+	p.next = p.next.Add(p.interval)
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-stop:
+		return false
+	}
+}
+
+// chatReceiver reads messages from the server and shows them until the
+// connection ends; err says why once done is closed.
+type chatReceiver struct {
+	done chan struct{}
+	err  error // errServerClosed, or a local failure
+}
+
+// errServerClosed marks the server ending the connection (as opposed to a
+// local failure such as an oversized message or a broken output).
+var errServerClosed = errors.New("the server closed the connection")
+
+func startReceiver(conn net.Conn, ui chatUI, maxMessage int) *chatReceiver {
+	r := &chatReceiver{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		rd := xmlsocket.NewReader(conn, maxMessage)
+		for {
+			frame, err := rd.ReadFrame()
+			if err != nil {
+				if isClosedByPeer(err) {
+					err = errServerClosed
+				} else {
+					err = fmt.Errorf("receive: %w", err)
+				}
+				r.err = err
+				return
+			}
+			msg := termsafe.Escape(strings.TrimSuffix(string(frame), "\x00"))
+			if err := ui.Show(msg); err != nil {
+				r.err = fmt.Errorf("write output: %w", err)
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// isClosedByPeer reports an error that means the other end closed or reset
+// the connection.
+func isClosedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// runChat pumps lines from the UI to the relay and messages from the relay
+// to the UI until input ends (then lingers) or the relay closes.
+func runChat(ctx context.Context, conn net.Conn, ui chatUI, o chatOptions) error {
+	recv := startReceiver(conn, ui, o.maxMessage)
+	defer func() {
+		conn.Close()
+		<-recv.done // nothing is shown after close
+		ui.close()
+	}()
+	pace := newPacer(o.rate)
+	sent := 0
+	// send paces and writes one message. A write that fails because the
+	// server went away reports it as the receiver saw it.
+	send := func(msg string) error {
+		if !pace.wait(ctx, recv.done) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return errServerClosed
+		}
+		if err := xmlsocket.WriteFrame(conn, []byte(msg)); err != nil {
+			if isClosedByPeer(err) {
+				return errServerClosed
+			}
+			return fmt.Errorf("send: %w", err)
+		}
+		return nil
+	}
+
 	if o.nick != "" {
 		if err := send(fmt.Sprintf(`<passerelle:nick name=%q/>`, o.nick)); err != nil {
 			return fmt.Errorf("send nickname: %w", err)
@@ -129,64 +408,121 @@ func runChat(ctx context.Context, conn net.Conn, in io.Reader, out io.Writer, o 
 		}
 	}
 
-	recvDone := make(chan error, 1)
+	// Input is read on a goroutine of its own: a read from a terminal or a
+	// pipe cannot be interrupted, and the server may leave meanwhile.
+	lines := make(chan string)
+	inputEnd := make(chan error, 1)
+	quit := make(chan struct{})
+	defer close(quit)
 	go func() {
-		r := xmlsocket.NewReader(conn, o.maxMessage)
 		for {
-			frame, err := r.ReadFrame()
+			line, err := ui.ReadLine()
 			if err != nil {
-				if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-					err = nil
+				inputEnd <- err
+				return
+			}
+			select {
+			case lines <- line:
+			case <-quit:
+				return
+			}
+		}
+	}()
+
+	read := 0
+	for ended := false; !ended; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-recv.done:
+			if !errors.Is(recv.err, errServerClosed) {
+				return fmt.Errorf("chat: %w", recv.err)
+			}
+			return closedError(sent, countRest(ui, read, lines, inputEnd))
+		case err := <-inputEnd:
+			if !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read input: %w", err)
+			}
+			ended = true
+		case line := <-lines:
+			read++
+			if err := send(line); err != nil {
+				switch {
+				case ctx.Err() != nil:
+					return nil // interrupted: leave as ctx.Done does
+				case !errors.Is(err, errServerClosed):
+					return err
 				}
-				recvDone <- err
-				return
+				return closedError(sent, countRest(ui, read, lines, inputEnd))
 			}
-			msg := strings.TrimSuffix(string(frame), "\x00")
-			if _, err := fmt.Fprintln(out, msg); err != nil {
-				recvDone <- err
-				return
-			}
-		}
-	}()
-
-	sendDone := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 4096), o.maxMessage)
-		for sc.Scan() {
-			if err := send(sc.Text()); err != nil {
-				sendDone <- fmt.Errorf("send: %w", err)
-				return
-			}
-		}
-		sendDone <- sc.Err()
-	}()
-
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-recvDone:
-		if err != nil {
-			return fmt.Errorf("receive: %w", err)
-		}
-		return errors.New("the relay closed the connection")
-	case err := <-sendDone:
-		if err != nil {
-			return err
+			sent++
 		}
 	}
-	// Standard input ended: give answers a moment to arrive, then leave.
+
+	// Input ended: give answers a moment to arrive, then leave.
 	t := time.NewTimer(o.linger)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-t.C:
-	case err := <-recvDone:
-		if err != nil {
-			return fmt.Errorf("receive: %w", err)
+	case <-recv.done:
+		if !errors.Is(recv.err, errServerClosed) {
+			return fmt.Errorf("chat: %w", recv.err)
 		}
+		return closedError(sent, sent)
 	}
 	return nil
+}
+
+// Totals closedError takes when the input's length is not known.
+const (
+	inputGoesOn = -1 // a pipe that did not end soon after the close
+	inputTyped  = -2 // a person typing: there is no total
+)
+
+// countRest reads what is left of a piped input, for a little while, and
+// returns how many lines it held in all, or one of the totals above.
+func countRest(ui chatUI, read int, lines <-chan string, inputEnd <-chan error) int {
+	if ui.interactive() {
+		return inputTyped
+	}
+	t := time.NewTimer(chatDrainWait)
+	defer t.Stop()
+	for {
+		select {
+		case <-lines:
+			read++
+		case <-inputEnd:
+			return read
+		case <-t.C:
+			return inputGoesOn
+		}
+	}
+}
+
+// closedError says that the server closed the connection, after how many
+// of the input's messages.
+func closedError(sent, total int) error {
+	switch {
+	case total == inputTyped && sent == 0:
+		return fmt.Errorf("chat: %w", errServerClosed)
+	case total == inputTyped:
+		return fmt.Errorf("chat: %w after %s", errServerClosed, messages(sent))
+	case total == inputGoesOn:
+		return fmt.Errorf("chat: %w after %s, before the end of the input", errServerClosed, messages(sent))
+	case sent == total:
+		// Written is not read: the server may have dropped the last ones.
+		return fmt.Errorf("chat: %w after all %s were sent; the last ones may not have arrived", errServerClosed, messages(sent))
+	}
+	return fmt.Errorf("chat: %w after %d of %s", errServerClosed, sent, messages(total))
+}
+
+// messages spells a count of messages.
+func messages(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return fmt.Sprintf("%d messages", n)
 }
 
 // exactArgs is cobra.ExactArgs with a message that says what was expected.
@@ -197,10 +533,4 @@ func exactArgs(n int, msg string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-// isTerminal reports whether r is an interactive terminal.
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

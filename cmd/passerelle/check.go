@@ -16,6 +16,7 @@ import (
 
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/certs/revocation"
+	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -187,7 +188,7 @@ func runCheck(a *app, o checkOptions) error {
 			writeJSON(a.out, rep)
 			return &exitError{code: 1}
 		}
-		return fmt.Errorf("check %s: %w", o.addr, err)
+		return termsafe.Error(fmt.Errorf("check %s: %w", o.addr, err))
 	}
 	rep.Status, rep.Reason, rep.Revocation = v.Status, v.Reason, v.Revocation
 	if rep.Error != "" && v.Status != secure.StatusUnknown && strings.Contains(rep.Error, v.Reason) {
@@ -299,28 +300,32 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// writeCheckText prints the report for a person. The reason, the error and
+// the subjects quote the server's certificate, so every value is escaped for
+// the terminal; the JSON form escapes control characters by itself.
 func writeCheckText(w io.Writer, r checkReport) error {
 	var b strings.Builder
+	esc := termsafe.Escape
 	fmt.Fprintf(&b, "status: %s\n", r.Status)
 	if r.Reason != "" {
-		fmt.Fprintf(&b, "reason: %s\n", r.Reason)
+		fmt.Fprintf(&b, "reason: %s\n", esc(r.Reason))
 	}
 	if r.Error != "" {
-		fmt.Fprintf(&b, "error: %s\n", r.Error)
+		fmt.Fprintf(&b, "error: %s\n", esc(r.Error))
 	}
-	fmt.Fprintf(&b, "server: %s (server name %s)\n", r.Address, r.ServerName)
+	fmt.Fprintf(&b, "server: %s (server name %s)\n", esc(r.Address), esc(r.ServerName))
 	if r.ClientCertificate != "" {
-		fmt.Fprintf(&b, "client certificate: %s\n", r.ClientCertificate)
+		fmt.Fprintf(&b, "client certificate: %s\n", esc(r.ClientCertificate))
 	}
 	if r.TLS != nil {
 		alpn := r.TLS.ALPN
 		if alpn == "" {
 			alpn = "none"
 		}
-		fmt.Fprintf(&b, "tls: %s, %s, ALPN %s\n", r.TLS.Version, r.TLS.CipherSuite, alpn)
-		fmt.Fprintf(&b, "ocsp staple: %s\n", r.TLS.OCSPStaple)
+		fmt.Fprintf(&b, "tls: %s, %s, ALPN %s\n", r.TLS.Version, r.TLS.CipherSuite, esc(alpn))
+		fmt.Fprintf(&b, "ocsp staple: %s\n", esc(r.TLS.OCSPStaple))
 	}
-	fmt.Fprintf(&b, "revocation: %s\n", revocationSummary(r.Revocation))
+	fmt.Fprintf(&b, "revocation: %s\n", esc(revocationSummary(r.Revocation)))
 	fmt.Fprintf(&b, "chain presented (%d):\n", len(r.Chain))
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
@@ -334,7 +339,7 @@ func writeCheckText(w io.Writer, r checkReport) error {
 		}
 	}
 	if len(r.Path) > 0 {
-		_, err := fmt.Fprintf(w, "path judged: %s\n", strings.Join(r.Path, " <- "))
+		_, err := fmt.Fprintf(w, "path judged: %s\n", esc(strings.Join(r.Path, " <- ")))
 		return err
 	}
 	return nil

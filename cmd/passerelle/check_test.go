@@ -276,3 +276,50 @@ func TestCheckBadInput(t *testing.T) {
 		t.Errorf("json on refused connection: %v\n%s", err, out)
 	}
 }
+
+// TestCheckAndInspectEscapeCertificateNames points check and cert inspect at
+// a live server whose certificate carries escape sequences in its names:
+// the output shows them escaped, never raw.
+func TestCheckAndInspectEscapeCertificateNames(t *testing.T) {
+	dir := t.TempDir()
+	root := testpki.NewRoot(t, testpki.CAOptions{CommonName: "root \u009b2J\u202eevil"})
+	caFile := root.WriteCert(t, dir, "root.pem")
+	leaf := root.Leaf(t, testpki.LeafOptions{
+		CommonName: "\x1b]2;owned\x07",
+		DNSNames:   []string{"evil\x1b[2J.example.com"},
+	})
+	addr := checkServer(t, secure.ServerConfig{GetCertificate: certOf(leaf.TLS())})
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"check", []string{"check", addr, "--ca", caFile, "--servername", "localhost", "--data-dir", dir}, 7, []string{
+			"reason: certificate is valid for evil\\x1b[2J.example.com, not localhost\n",
+			"    Subject:        CN=\\x1b]2\\;owned\\x07,O=passerelle tests\n",
+			"    Issuer:         CN=root \\u009b2J\\u202eevil,O=passerelle tests\n",
+			"    Names:          DNS:evil\\x1b[2J.example.com\n",
+		}},
+		{"cert inspect", []string{"cert", "inspect", addr, "--data-dir", dir}, 0, []string{
+			"  Subject:        CN=\\x1b]2\\;owned\\x07,O=passerelle tests\n",
+			"  Names:          DNS:evil\\x1b[2J.example.com\n",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := runCLI(t, tt.args...)
+			if got := exitCode(err); got != tt.code {
+				t.Errorf("exit code %d (%v), want %d", got, err, tt.code)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			if strings.ContainsAny(out, "\x1b\x07\u009b\u202e") {
+				t.Errorf("raw control characters reached the output:\n%q", out)
+			}
+		})
+	}
+}

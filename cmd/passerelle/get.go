@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -33,6 +34,7 @@ type getOptions struct {
 	serverName string
 	plain      bool
 	resume     bool
+	force      bool
 	verify     bool
 	list       bool
 	dataDir    string
@@ -56,13 +58,22 @@ never looks complete. The partial file is kept: --resume continues it from
 where it stopped (passerelle's REPRENDS extension). --verify compares the
 SHA-256 of what was saved with the server's (EMPREINTE extension).
 
+An existing FILE is never replaced without --force (or --resume, which
+finishes a download into FILE): get refuses before connecting, and writes
+nothing.
+
 A progress bar is drawn on a terminal; in a pipe get is quiet. -o - writes to
 standard output; a device such as /dev/null is written to directly.
 
 With --list, NAME is a folder (optional) and get prints its entries, one per
-line: the size in bytes (or - for a folder), a tab, the name.`,
+line: the size in bytes (or - for a folder), a tab, the name.
+
+Text from the server (names in a listing, the words of a refusal) is shown
+with control characters escaped (\x1b, \u009b, ...), so a hostile server
+cannot write to the terminal.`,
 		Example: `  passerelle get localhost:10001 blason.png
   passerelle get localhost:10001 videos/intro.flv -o intro.flv --resume --verify
+  passerelle get localhost:10001 blason.png -o blason.png --force   # replace the old copy
   passerelle get assets.example.org:10001 big.bin -o /dev/null --ca ./root.pem
   passerelle get localhost:10001 bienvenue.txt -o - | less
   passerelle get localhost:10001 --list`,
@@ -81,7 +92,8 @@ line: the size in bytes (or - for a folder), a tab, the name.`,
 				o.name = args[1]
 			}
 			o.dataDir = a.dataDir()
-			return a.runGet(cmd.Context(), o)
+			// A refusal quotes the server's words: escape them.
+			return termsafe.Error(a.runGet(cmd.Context(), o))
 		},
 	}
 	f := cmd.Flags()
@@ -90,6 +102,7 @@ line: the size in bytes (or - for a folder), a tab, the name.`,
 	f.StringVar(&o.serverName, "servername", "", "the name to ask for in TLS (SNI) and to verify (default: the host of HOST:PORT)")
 	f.BoolVar(&o.plain, "plain", false, "connect without TLS (a listener with tls.mode off)")
 	f.BoolVar(&o.resume, "resume", false, "continue a partial download (FILE.part) instead of starting over")
+	f.BoolVar(&o.force, "force", false, "replace FILE if it exists")
 	f.BoolVar(&o.verify, "verify", false, "check the saved file's SHA-256 against the server's")
 	f.BoolVar(&o.list, "list", false, "list a folder of the server instead of downloading")
 	return cmd
@@ -104,6 +117,9 @@ func (a *app) runGet(ctx context.Context, o getOptions) error {
 	if !o.list {
 		var err error
 		if target, err = resolveGetTarget(o.name, o.output); err != nil {
+			return err
+		}
+		if err := target.checkFree(o.force || o.resume); err != nil {
 			return err
 		}
 	}
@@ -157,7 +173,7 @@ func (a *app) listAssets(ctx context.Context, c *envoie.Client, dir string) erro
 		if !e.IsDir {
 			size = fmt.Sprint(e.Size)
 		}
-		if _, err := fmt.Fprintf(a.out, "%s\t%s\n", size, e.Name); err != nil {
+		if _, err := fmt.Fprintf(a.out, "%s\t%s\n", size, termsafe.Escape(e.Name)); err != nil {
 			return err
 		}
 	}
@@ -168,6 +184,24 @@ func (a *app) listAssets(ctx context.Context, c *envoie.Client, dir string) erro
 type getTarget struct {
 	path   string // final file; "" for standard output
 	direct bool   // write to path as is: a device, a FIFO, standard output
+}
+
+// checkFree refuses a target file that already exists unless replace is
+// set, as cert issue does without --force. It looks at the name itself
+// (Lstat): a link there, even a dangling one, is something to keep too.
+func (t getTarget) checkFree(replace bool) error {
+	if t.direct || replace {
+		return nil
+	}
+	_, err := os.Lstat(t.path)
+	switch {
+	case err == nil:
+		return fmt.Errorf("%s already exists: use --force to replace it, or -o for another file", t.path)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	default:
+		return fmt.Errorf("-o %s: %w", t.path, err)
+	}
 }
 
 // resolveGetTarget decides where the file goes from -o and the remote name.

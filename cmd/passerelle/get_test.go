@@ -1,19 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testutil"
@@ -281,4 +285,144 @@ func TestGetInterruptedThenResumed(t *testing.T) {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
 	assertFile(t, dst, data)
+}
+
+// TestGetRefusesExistingFile checks that get, like cert issue, never
+// replaces a file without --force (or --resume): the refusal comes before
+// any connection, and nothing is written.
+func TestGetRefusesExistingFile(t *testing.T) {
+	dataDir := t.TempDir()
+	addr := assetServer(t, dataDir, envoie.Samples(), false)
+	down := testutil.ClosedAddr(t).String() // a refusal must not even connect
+	sample, err := fs.ReadFile(envoie.Samples(), "bienvenue.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := []byte("my own notes, not to be lost\n")
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) // what is there before
+		args  func(dir string) []string
+		want  string // the error, or "" for a download of sample into dir/bienvenue.txt
+	}{
+		{"-o an existing file", writeOld(old), func(dir string) []string {
+			return []string{"get", down, "bienvenue.txt", "-o", filepath.Join(dir, "bienvenue.txt")}
+		}, "{dir}/bienvenue.txt already exists: use --force to replace it, or -o for another file"},
+		{"-o a folder holding the name", writeOld(old), func(dir string) []string {
+			return []string{"get", down, "bienvenue.txt", "-o", dir}
+		}, "{dir}/bienvenue.txt already exists: use --force to replace it, or -o for another file"},
+		{"a dangling link", func(t *testing.T, dir string) {
+			if err := os.Symlink(filepath.Join(dir, "elsewhere"), filepath.Join(dir, "bienvenue.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, func(dir string) []string {
+			return []string{"get", down, "bienvenue.txt", "-o", filepath.Join(dir, "bienvenue.txt")}
+		}, "{dir}/bienvenue.txt already exists: use --force to replace it, or -o for another file"},
+		{"--force replaces", writeOld(old), func(dir string) []string {
+			return []string{"get", addr, "bienvenue.txt", "-o", filepath.Join(dir, "bienvenue.txt"), "--force"}
+		}, ""},
+		{"--resume finishes into it", writeOld(old), func(dir string) []string {
+			return []string{"get", addr, "bienvenue.txt", "-o", filepath.Join(dir, "bienvenue.txt"), "--resume"}
+		}, ""},
+		{"a new file", func(*testing.T, string) {}, func(dir string) []string {
+			return []string{"get", addr, "bienvenue.txt", "-o", filepath.Join(dir, "bienvenue.txt")}
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tt.setup(t, dir)
+			before := listDir(t, dir)
+			_, _, err := runCLI(t, append([]string{"--data-dir", dataDir}, tt.args(dir)...)...)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertFile(t, filepath.Join(dir, "bienvenue.txt"), sample)
+				return
+			}
+			if want := strings.ReplaceAll(tt.want, "{dir}", dir); err == nil || err.Error() != want {
+				t.Fatalf("got %v\nwant %s", err, want)
+			}
+			if after := listDir(t, dir); !slices.Equal(after, before) {
+				t.Fatalf("the refusal changed the folder: %v, then %v", before, after)
+			}
+		})
+	}
+}
+
+func writeOld(data []byte) func(t *testing.T, dir string) {
+	return func(t *testing.T, dir string) {
+		if err := os.WriteFile(filepath.Join(dir, "bienvenue.txt"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// listDir describes a folder's entries with their sizes and link targets.
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target, _ := os.Readlink(p)
+		data, _ := os.ReadFile(p)
+		out = append(out, fmt.Sprintf("%s %v %d %q %q", e.Name(), st.Mode(), st.Size(), target, data))
+	}
+	return out
+}
+
+// hostileAssets answers every ENVOIE request, over plain TCP, the way a
+// hostile server would: a listing whose names hold escape sequences, and a
+// refusal whose text does.
+func hostileAssets(t *testing.T) string {
+	t.Helper()
+	ln := testutil.Listen(t)
+	wait := testutil.Serve(ln, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(waitTimeout))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(line, envoie.CmdList) {
+			body := "12\t\x1b]2;owned\x07.png\n-\tdir\x1b[2J\u009b\u202e/\n"
+			c.Write(append(envoie.AppendHeader(nil, int64(len(body))), body...))
+			return
+		}
+		c.Write(envoie.AppendError(nil, "not_found\x1b[31m", "\x1b[2J\x1b]2;owned\x07gone\xff"))
+	})
+	t.Cleanup(func() { ln.Close(); wait() })
+	return ln.Addr().String()
+}
+
+// TestGetEscapesHostileServer checks that what a server says reaches the
+// terminal escaped, in a listing and in the error of a refused download.
+func TestGetEscapesHostileServer(t *testing.T) {
+	addr := hostileAssets(t)
+	dataDir := t.TempDir()
+	stdout, _, err := runCLI(t, "--data-dir", dataDir, "get", addr, "--list", "--plain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "12\t\\x1b]2;owned\\x07.png\n-\tdir\\x1b[2J\\u009b\\u202e/\n"; stdout != want {
+		t.Fatalf("listing %q, want %q", stdout, want)
+	}
+	dst := filepath.Join(t.TempDir(), "x")
+	_, _, err = runCLI(t, "--data-dir", dataDir, "get", addr, "x", "-o", dst, "--plain")
+	if want := `get x: server refused: not_found\x1b[31m: \x1b[2J\x1b]2;owned\x07gone\xff`; err == nil || err.Error() != want {
+		t.Fatalf("got %q\nwant %q", err, want)
+	}
+	var re *envoie.RemoteError
+	if !errors.As(err, &re) || re.Message != "\x1b[2J\x1b]2;owned\x07gone\xff" {
+		t.Fatalf("the escaped error hides the *envoie.RemoteError: %#v", err)
+	}
 }

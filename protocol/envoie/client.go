@@ -16,6 +16,11 @@ import (
 // plain; dialing is the caller's business). Requests are sent one at a
 // time. After a *RemoteError the server has closed the connection: dial
 // again for the next request.
+//
+// What the server sends is returned as it came: a *RemoteError's Code and
+// Message and an Entry's Name may hold any bytes, control characters
+// included. Escape them before showing them on a terminal (passerelle get
+// uses internal/termsafe).
 type Client struct {
 	conn net.Conn
 	br   *bufio.Reader
