@@ -7,7 +7,8 @@
 // temporary folder), never by ignoring certificate errors, so a page that
 // loads proves that its chain verifies. Then Navigate, Eval, WaitVisible,
 // WaitText and Screenshot; each fails the test on error and is bounded by
-// Options.Timeout.
+// Options.Timeout. With TESTBROWSER_SCREENSHOTS set to a folder, a failing
+// test leaves a screenshot of its tab there.
 //
 // The browser needs two Debian packages: chromium and libnss3-tools (for
 // certutil). A test that needs them and does not find them fails, with a

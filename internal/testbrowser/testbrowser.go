@@ -72,7 +72,6 @@ func Start(tb testing.TB, opts Options) *Browser {
 		chromedp.Env("HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
 			"XDG_CACHE_HOME="+filepath.Join(home, ".cache")),
 		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-default-browser-check", true),
 		chromedp.WindowSize(1024, 768),
 	)
 	if os.Geteuid() == 0 {
@@ -109,6 +108,8 @@ func Start(tb testing.TB, opts Options) *Browser {
 	if err := chromedp.Listen(ctx, b.onEvent); err != nil {
 		tb.Fatalf("testbrowser: listen to the tab: %v", err)
 	}
+	// Runs before the browser is closed (cleanups run last first).
+	tb.Cleanup(func() { b.screenshotOnFailure() })
 	return b
 }
 
@@ -276,6 +277,32 @@ func (b *Browser) SaveScreenshot(path string) {
 	if err := os.WriteFile(path, b.Screenshot(), 0o644); err != nil {
 		b.tb.Fatalf("testbrowser: save screenshot: %v", err)
 	}
+}
+
+// ScreenshotDirEnv names the environment variable that, when set to a
+// folder, makes a failing test save the tab's last screenshot there as
+// TESTNAME.png.
+const ScreenshotDirEnv = "TESTBROWSER_SCREENSHOTS"
+
+func (b *Browser) screenshotOnFailure() {
+	dir := os.Getenv(ScreenshotDirEnv)
+	if dir == "" || !b.tb.Failed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.tb.Logf("testbrowser: screenshot of the failed test: %v", err)
+		return
+	}
+	name := strings.NewReplacer("/", "_", " ", "_").Replace(b.tb.Name()) + ".png"
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.tb.Logf("testbrowser: save the screenshot of the failed test: %v", err)
+		return
+	}
+	b.tb.Logf("testbrowser: screenshot of the failed test: %s", path)
 }
 
 // jsString quotes s as a JavaScript string literal (JSON is a subset of

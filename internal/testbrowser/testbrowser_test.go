@@ -8,6 +8,9 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -138,5 +141,37 @@ func TestMissingChromiumFails(t *testing.T) {
 	want := "testbrowser: chromium is needed by this test and is not on PATH; install it with: apt-get install chromium libnss3-tools"
 	if !strings.HasPrefix(f.msg, want) {
 		t.Errorf("message = %q\nwant it to start with %q", f.msg, want)
+	}
+}
+
+// failOnPurposeEnv makes TestFailingForScreenshot run, and fail; only
+// TestScreenshotOnFailure sets it, in a child process.
+const failOnPurposeEnv = "TESTBROWSER_FAIL_ON_PURPOSE"
+
+func TestFailingForScreenshot(t *testing.T) {
+	if os.Getenv(failOnPurposeEnv) == "" {
+		t.Skip("run by TestScreenshotOnFailure only")
+	}
+	b := Start(t, Options{})
+	b.Navigate("about:blank")
+	t.Error("failing on purpose")
+}
+
+// TestScreenshotOnFailure checks that a failing browser test leaves a PNG
+// of its tab in TESTBROWSER_SCREENSHOTS.
+func TestScreenshotOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFailingForScreenshot$", "-test.count=1")
+	cmd.Env = append(os.Environ(), failOnPurposeEnv+"=1", ScreenshotDirEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "failing on purpose") {
+		t.Fatalf("the child test should fail: %v\n%s", err, out)
+	}
+	png, err := os.ReadFile(filepath.Join(dir, "TestFailingForScreenshot.png"))
+	if err != nil {
+		t.Fatalf("no screenshot: %v\n%s", err, out)
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
+		t.Errorf("the screenshot is not a PNG")
 	}
 }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testutil"
@@ -225,5 +227,38 @@ func TestAssetsOrigins(t *testing.T) {
 	testutil.EventuallyContains(t, logs, `msg="origin refused"`, 2*time.Second)
 	if !strings.Contains(logs.String(), `origin=https://evil.example path=/bienvenue.txt reason=origin_not_allowed`) {
 		t.Errorf("log = %q", logs.String())
+	}
+}
+
+// noSeekFS hides Seek from the files of an fs.FS, as a stream-backed file
+// system would.
+type noSeekFS struct{ fs.FS }
+
+type noSeekFile struct{ f fs.File }
+
+func (n noSeekFS) Open(name string) (fs.File, error) {
+	f, err := n.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return noSeekFile{f}, nil
+}
+
+func (n noSeekFile) Stat() (fs.FileInfo, error) { return n.f.Stat() }
+func (n noSeekFile) Read(p []byte) (int, error) { return n.f.Read(p) }
+func (n noSeekFile) Close() error               { return n.f.Close() }
+
+// TestAssetsNoSeek: a file that cannot seek is sent whole, ranges ignored.
+func TestAssetsNoSeek(t *testing.T) {
+	files := envoie.FromFS(noSeekFS{fstest.MapFS{"a.txt": {Data: []byte("abcdef")}}})
+	srv := serve(t, &Assets{Files: files})
+	resp, body := srv.raw(t, "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\nRange: bytes=0-1\r\n\r\n")
+	if resp.StatusCode != 200 || body != "abcdef" || resp.Header.Get("Content-Length") != "6" || resp.Header.Get("ETag") != "" {
+		t.Errorf("got %d %q, Content-Length %q, ETag %q; want 200 \"abcdef\", 6, none",
+			resp.StatusCode, body, resp.Header.Get("Content-Length"), resp.Header.Get("ETag"))
+	}
+	resp, body = srv.raw(t, "HEAD /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Content-Length") != "6" {
+		t.Errorf("HEAD: got %d %q, Content-Length %q", resp.StatusCode, body, resp.Header.Get("Content-Length"))
 	}
 }
