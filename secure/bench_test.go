@@ -61,3 +61,24 @@ func benchHandshake(b *testing.B, mutual bool) {
 		c.Close()
 	}
 }
+
+// BenchmarkClassifyLongChain judges the 809 certificates a hostile client
+// can send in one Certificate message (see longChain): the work a
+// handshake costs before anything about the client is trusted. sigs/op is
+// the number of signatures Classify itself checked.
+func BenchmarkClassifyLongChain(b *testing.B) {
+	root := testpki.NewRoot(b, testpki.CAOptions{})
+	certs, _ := longChain(b, 809)
+	opts := VerifyOptions{Roots: root.Pool(), Role: RoleClient, Revocation: RevocationOff, NoAIAFetch: true}
+	ctx := context.Background()
+	checks := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		sigs := newSigBudget()
+		if v := classify(ctx, certs, opts, sigs); v.Status == StatusTrusted {
+			b.Fatal("a loop of certificates judged trusted")
+		}
+		checks += sigs.used
+	}
+	b.ReportMetric(float64(checks)/float64(b.N), "sigs/op")
+}

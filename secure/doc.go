@@ -87,6 +87,13 @@
 // rules 5 and 6, so an expired leaf under a good chain is expired, not
 // invalidChain.
 //
+// The work is bounded before any rule: a peer that sends more than 10
+// certificates besides its own gets invalidChain at once ("the peer sent 808
+// certificates besides its own; at most 10 are accepted"), since crypto/tls
+// accepts some 800 in one message and each could claim to be the issuer of
+// each other one. Ordering the rest stops after 100 signature checks, as
+// crypto/x509's own chain building does.
+//
 // # Server behaviour
 //
 // A Server takes a connection slot before it accepts, so at MaxConns further

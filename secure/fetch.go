@@ -20,8 +20,9 @@ const (
 // fetchIssuers follows the AIA caIssuers URLs (RFC 5280 section 4.2.2.1)
 // upwards from top, as browsers do for servers that forget an intermediate,
 // until a fetched certificate chains to a trusted root. It returns the fetched
-// certificates, lowest first, and the first URL used.
-func fetchIssuers(ctx context.Context, top *x509.Certificate, opts VerifyOptions) ([]*x509.Certificate, string, error) {
+// certificates, lowest first, and the first URL used. Signature checks are
+// charged to sigs.
+func fetchIssuers(ctx context.Context, top *x509.Certificate, opts VerifyOptions, sigs *sigBudget) ([]*x509.Certificate, string, error) {
 	var fetched []*x509.Certificate
 	var firstURL string
 	cur := top
@@ -34,7 +35,7 @@ func fetchIssuers(ctx context.Context, top *x509.Certificate, opts VerifyOptions
 				lastErr = err
 				continue
 			}
-			if !issuedBy(cur, c) || signedBy(cur, c) != nil {
+			if !issuedBy(cur, c) || sigs.signedBy(cur, c) != nil {
 				lastErr = fmt.Errorf("certificate at %s did not issue %s", u, name(cur))
 				continue
 			}

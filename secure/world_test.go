@@ -32,12 +32,11 @@ type world struct {
 	other    *testpki.CA
 	rootFile string
 
-	rev              *revocation.Service
-	ocspURL, crlURL  string
-	aia              *httptest.Server
-	aiaMu            sync.Mutex
-	aiaCerts         map[string][]byte
-	httpDoneForTests chan struct{}
+	rev             *revocation.Service
+	ocspURL, crlURL string
+	aia             *httptest.Server
+	aiaMu           sync.Mutex
+	aiaCerts        map[string][]byte
 }
 
 func newWorld(t testing.TB) *world {
