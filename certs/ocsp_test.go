@@ -23,17 +23,18 @@ import (
 func TestFilesSourceStaplesOCSP(t *testing.T) {
 	root := testpki.NewRoot(t, testpki.CAOptions{})
 	inter := root.Intermediate(t, testpki.CAOptions{})
-	svc, err := revocation.NewService(revocation.ServiceConfig{Issuer: inter.Cert, Signer: inter.Key})
+	list := revocation.NewList()
+	responder, err := revocation.NewResponder(revocation.ResponderConfig{Issuer: inter.Cert, Signer: inter.Key, List: list})
 	if err != nil {
 		t.Fatal(err)
 	}
-	web := httptest.NewServer(svc)
+	web := httptest.NewServer(responder)
 	t.Cleanup(web.Close)
-	ocspURL, _ := svc.URLs(web.URL)
+	ocspURL := web.URL
 
 	good := inter.Leaf(t, testpki.LeafOptions{OCSPServer: []string{ocspURL}})
 	revoked := inter.Leaf(t, testpki.LeafOptions{OCSPServer: []string{ocspURL}})
-	if err := svc.List.Revoke(revoked.Cert.SerialNumber, time.Now().Add(-time.Minute), revocation.ReasonKeyCompromise); err != nil {
+	if err := list.Revoke(revoked.Cert.SerialNumber, time.Now().Add(-time.Minute), revocation.ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Size limits for what a fetch may return: a hostile URL must not make a
@@ -16,6 +17,13 @@ import (
 const (
 	maxIssuerBytes = 1 << 20 // one certificate
 )
+
+// newFetchClient returns the HTTP client that fetches AIA issuers, OCSP
+// responses and CRLs when none is configured. Every request ends within 5
+// seconds; the caller's context (the handshake deadline) may end it sooner.
+func newFetchClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second}
+}
 
 // fetchIssuers follows the AIA caIssuers URLs (RFC 5280 section 4.2.2.1)
 // upwards from top, as browsers do for servers that forget an intermediate,

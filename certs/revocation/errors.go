@@ -60,23 +60,3 @@ func (e *InvalidResponseError) Error() string {
 }
 
 func (e *InvalidResponseError) Unwrap() error { return e.Err }
-
-// SoftFailable reports whether err only says that revocation information was
-// unavailable (every error in it is an *UnreachableError), so that a
-// soft-fail caller may go on as if the certificate were not revoked. A nil
-// error is soft-failable.
-func SoftFailable(err error) bool {
-	if err == nil {
-		return true
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if !SoftFailable(e) {
-				return false
-			}
-		}
-		return len(j.Unwrap()) > 0
-	}
-	var ue *UnreachableError
-	return errors.As(err, &ue)
-}
