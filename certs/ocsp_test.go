@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestFilesSourceStaplesOCSP(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	writePair(t, good, certFile, keyFile)
 
-	log, _ := testutil.Logger(t, slog.LevelDebug)
+	log, logs := testutil.Logger(t, slog.LevelDebug)
 	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), Logger: log, FileDebounce: 20 * time.Millisecond})
 	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeFiles, CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
@@ -70,4 +71,7 @@ func TestFilesSourceStaplesOCSP(t *testing.T) {
 	testutil.Eventually(t, "a revoked staple after the swap", 5*time.Second, func() bool {
 		return stapled(revoked.Cert.SerialNumber.Text(16)) == ocsp.Revoked
 	})
+	if want := `level=ERROR msg="the certificate is revoked; stapling the revocation"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("no %q in the log", want)
+	}
 }
