@@ -125,9 +125,10 @@ type Result struct {
 // *InvalidResponseError; it is never read as good. When no source decides
 // and some could not be reached or only had stale information, the error
 // joins one *UnreachableError per such source (errors.As finds the first),
-// and the Result is Unknown: soft-fail callers ignore it (see SoftFailable),
-// hard-fail callers fail. With no source available at all, the Result is
-// Unknown with an empty Source and a nil error.
+// and the Result is Unknown: soft-fail callers ignore it, hard-fail callers
+// fail. With no source available at all, the Result is Unknown with an
+// empty Source and a nil error. A ctx cancelled during a fetch ends the
+// check with an error wrapping ctx's.
 func Check(ctx context.Context, leaf, issuer *x509.Certificate, opts Options) (Result, error) {
 	if leaf == nil || issuer == nil {
 		return Result{Status: Unknown}, errors.New("revocation: check: need both the certificate and its issuer")
