@@ -25,7 +25,7 @@ var ErrUnknownCertificate = errors.New("the responder does not know the certific
 // a hard-fail caller fails on.
 type UnreachableError struct {
 	Source string // SourceOCSP, SourceCRL, SourceCRLFile or SourceOCSPStaple
-	URL    string // the responder or distribution point, or the CRL's issuer for files
+	URL    string // the responder or distribution point; empty for the staple and CRL files
 	Err    error
 }
 

@@ -96,9 +96,9 @@ func fetch(ctx context.Context, client *http.Client, req *http.Request, max int6
 // means one with a DefaultTimeout timeout.
 //
 // Errors: one wrapping ErrNoOCSPServer when the certificate names no
-// responder; an
-// *UnreachableError or *InvalidResponseError otherwise; an "unknown" answer
-// is an error too, as stapling it would be useless.
+// responder; otherwise one *UnreachableError or *InvalidResponseError per
+// responder, joined (an "unknown" answer is an *InvalidResponseError, as
+// stapling it would be useless), or ctx's error when it was cancelled.
 func Staple(ctx context.Context, leaf, issuer *x509.Certificate, client *http.Client) ([]byte, error) {
 	if leaf == nil || issuer == nil {
 		return nil, errors.New("revocation: staple: need both the certificate and its issuer")
