@@ -93,7 +93,8 @@ func NewCache(cfg CacheConfig) *Cache {
 // Concurrent calls for the same key wait for the one fetch in flight and
 // share its value or its error, unless the fetching call's own context
 // ended: then a waiter whose context is still live fetches in its turn. A
-// waiter whose ctx ends first gets ctx's error. hit reports that the value
+// waiter whose ctx ends first gets the error fetch would have returned
+// (see ctxError). hit reports that the value
 // was not fetched by this call. A nil Cache just fetches.
 func (c *Cache) get(ctx context.Context, key string, now time.Time, fetch func() (fetched, error)) (value any, hit bool, err error) {
 	if c == nil {
@@ -118,7 +119,7 @@ func (c *Cache) get(ctx context.Context, key string, now time.Time, fetch func()
 		select {
 		case <-fl.done:
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return nil, false, ctxError(ctx)
 		}
 		if !fl.abandoned || ctx.Err() != nil {
 			return fl.value, true, fl.err
@@ -129,7 +130,7 @@ func (c *Cache) get(ctx context.Context, key string, now time.Time, fetch func()
 	c.mu.Unlock()
 
 	f, err := fetch()
-	fl.value, fl.err, fl.abandoned = f.value, err, ctx.Err() != nil
+	fl.value, fl.err, fl.abandoned = f.value, err, err != nil && ctx.Err() != nil
 
 	c.mu.Lock()
 	delete(c.flights, key)

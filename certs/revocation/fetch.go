@@ -67,7 +67,7 @@ func fetch(ctx context.Context, client *http.Client, req *http.Request, max int6
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return nil, nil, fmt.Errorf("revocation: %w", ctx.Err())
+			return nil, nil, ctxError(ctx)
 		}
 		return nil, nil, &UnreachableError{Err: err}
 	}
@@ -86,6 +86,17 @@ func fetch(ctx context.Context, client *http.Client, req *http.Request, max int6
 		return nil, nil, &InvalidResponseError{Err: fmt.Errorf("answer larger than %d bytes", max)}
 	}
 	return body, resp.Header, nil
+}
+
+// ctxError is the error of a check whose ctx ended: a deadline is a source
+// that did not answer in time, an *UnreachableError; a cancellation means
+// the caller no longer wants the answer, and is no statement about the
+// source.
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("revocation: %w", ctx.Err())
+	}
+	return &UnreachableError{Err: ctx.Err()}
 }
 
 // Staple fetches an OCSP response for a server's own certificate, to put in
