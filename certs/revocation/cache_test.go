@@ -267,3 +267,36 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestCacheWaiterDeadline: a check whose deadline passes while it waits for
+// another check's fetch ends as its own fetch would: the source did not
+// answer in time, which soft-fail ignores.
+func TestCacheWaiterDeadline(t *testing.T) {
+	w := newWorld(t, ServiceConfig{})
+	release := make(chan struct{})
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.svc.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	defer close(release)
+	leaf := w.ca.Leaf(t, testpki.LeafOptions{OCSPServer: []string{srv.URL + "/ocsp"}}).Cert
+	cache := NewCache(CacheConfig{})
+	go Check(t.Context(), leaf, w.ca.Cert, Options{Cache: cache})
+	testutil.Eventually(t, "the first request", 5*time.Second, func() bool { return hits.Load() == 1 })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	res, err := Check(ctx, leaf, w.ca.Cert, Options{Cache: cache})
+	var ue *UnreachableError
+	want := "revocation: ocsp " + srv.URL + "/ocsp: no usable answer: context deadline exceeded"
+	if res.Status != Unknown || !errors.As(err, &ue) || !softFailable(err) || err.Error() != want {
+		t.Errorf("got %s, %v; want unknown, %q", res.Status, err, want)
+	}
+}
