@@ -94,19 +94,18 @@ func NewCache(cfg CacheConfig) *Cache {
 // share its value or its error, unless the fetching call's own context
 // ended: then a waiter whose context is still live fetches in its turn. A
 // waiter whose ctx ends first gets the error fetch would have returned
-// (see ctxError). hit reports that the value
-// was not fetched by this call. A nil Cache just fetches.
-func (c *Cache) get(ctx context.Context, key string, now time.Time, fetch func() (fetched, error)) (value any, hit bool, err error) {
+// (see ctxError). A nil Cache just fetches.
+func (c *Cache) get(ctx context.Context, key string, now time.Time, fetch func() (fetched, error)) (any, error) {
 	if c == nil {
 		f, err := fetch()
-		return f.value, false, err
+		return f.value, err
 	}
 	for {
 		c.mu.Lock()
 		if e, ok := c.entries[key]; ok {
 			if now.Before(e.expires) {
 				c.mu.Unlock()
-				return e.value, true, nil
+				return e.value, nil
 			}
 			c.drop(key)
 		}
@@ -119,10 +118,10 @@ func (c *Cache) get(ctx context.Context, key string, now time.Time, fetch func()
 		select {
 		case <-fl.done:
 		case <-ctx.Done():
-			return nil, false, ctxError(ctx)
+			return nil, ctxError(ctx)
 		}
 		if !fl.abandoned || ctx.Err() != nil {
-			return fl.value, true, fl.err
+			return fl.value, fl.err
 		}
 	}
 	fl := &flight{done: make(chan struct{})}
@@ -139,7 +138,7 @@ func (c *Cache) get(ctx context.Context, key string, now time.Time, fetch func()
 	}
 	c.mu.Unlock()
 	close(fl.done)
-	return f.value, false, err
+	return f.value, err
 }
 
 // put keeps f until f.keep or MaxAge from now, whichever is sooner, then

@@ -294,7 +294,7 @@ func (c *checker) crlFiles(context.Context) (Result, bool, error) {
 func (c *checker) ocspServers(ctx context.Context) (Result, bool, error) {
 	for _, u := range httpURLs(c.leaf.OCSPServer) {
 		key := "ocsp " + u + " " + string(c.issuer.RawSubjectPublicKeyInfo) + " " + c.leaf.SerialNumber.Text(16)
-		value, _, err := c.opts.Cache.get(ctx, key, c.now, func() (fetched, error) {
+		value, err := c.opts.Cache.get(ctx, key, c.now, func() (fetched, error) {
 			der, header, err := fetchOCSP(ctx, c.client, u, c.leaf, c.issuer)
 			if err != nil {
 				return fetched{}, located(err, SourceOCSP, u)
@@ -336,7 +336,7 @@ type fetchedCRL struct {
 
 func (c *checker) distributionPoints(ctx context.Context) (Result, bool, error) {
 	for _, u := range httpURLs(c.leaf.CRLDistributionPoints) {
-		value, _, err := c.opts.Cache.get(ctx, "crl "+u, c.now, func() (fetched, error) {
+		value, err := c.opts.Cache.get(ctx, "crl "+u, c.now, func() (fetched, error) {
 			crls, size, header, err := fetchCRL(ctx, c.client, u, c.opts.MaxCRLSize)
 			if err != nil {
 				return fetched{}, located(err, SourceCRL, u)
