@@ -51,12 +51,11 @@ func (b *sigBudget) selfSigned(c *x509.Certificate) (bool, error) {
 	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
 		return false, nil
 	}
-	switch err := b.signedBy(c, c); {
-	case errors.Is(err, errSignatureBudget):
+	err := b.signedBy(c, c)
+	if errors.Is(err, errSignatureBudget) {
 		return false, err
-	default:
-		return err == nil, nil
 	}
+	return err == nil, nil
 }
 
 // Classify judges a certificate chain as presented by a peer (leaf first) and
