@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/passerelle/passerelle/certs/revocation"
 )
 
 // fileSource serves a certificate read from user-given PEM files and
@@ -31,7 +33,8 @@ type fileSource struct {
 	lastCert, lastKey []byte
 	ocspCancel        func()
 
-	staple func(*fileSource, *tls.Certificate) // OCSP stapling, run in the background after each load
+	staple  func(*fileSource, *tls.Certificate) // OCSP stapling, run in the background after each load
+	stapler atomic.Pointer[revocation.Stapler]  // the current certificate's, or nil (ocsp.go)
 }
 
 func (m *Manager) filesSource(spec TLSSpec) (*Source, error) {
@@ -74,6 +77,9 @@ func (m *Manager) filesSource(spec TLSSpec) (*Source, error) {
 }
 
 func (fs *fileSource) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s := fs.stapler.Load(); s != nil {
+		return s.Certificate(fs.cur.Load()), nil
+	}
 	return fs.cur.Load(), nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,24 +24,25 @@ import (
 func TestFilesSourceStaplesOCSP(t *testing.T) {
 	root := testpki.NewRoot(t, testpki.CAOptions{})
 	inter := root.Intermediate(t, testpki.CAOptions{})
-	svc, err := revocation.NewService(revocation.ServiceConfig{Issuer: inter.Cert, Signer: inter.Key})
+	list := revocation.NewList()
+	responder, err := revocation.NewResponder(revocation.ResponderConfig{Issuer: inter.Cert, Signer: inter.Key, List: list})
 	if err != nil {
 		t.Fatal(err)
 	}
-	web := httptest.NewServer(svc)
+	web := httptest.NewServer(responder)
 	t.Cleanup(web.Close)
-	ocspURL, _ := svc.URLs(web.URL)
+	ocspURL := web.URL
 
 	good := inter.Leaf(t, testpki.LeafOptions{OCSPServer: []string{ocspURL}})
 	revoked := inter.Leaf(t, testpki.LeafOptions{OCSPServer: []string{ocspURL}})
-	if err := svc.List.Revoke(revoked.Cert.SerialNumber, time.Now().Add(-time.Minute), revocation.ReasonKeyCompromise); err != nil {
+	if err := list.Revoke(revoked.Cert.SerialNumber, time.Now().Add(-time.Minute), revocation.ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	writePair(t, good, certFile, keyFile)
 
-	log, _ := testutil.Logger(t, slog.LevelDebug)
+	log, logs := testutil.Logger(t, slog.LevelDebug)
 	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), Logger: log, FileDebounce: 20 * time.Millisecond})
 	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeFiles, CertFile: certFile, KeyFile: keyFile})
 	if err != nil {
@@ -69,4 +71,7 @@ func TestFilesSourceStaplesOCSP(t *testing.T) {
 	testutil.Eventually(t, "a revoked staple after the swap", 5*time.Second, func() bool {
 		return stapled(revoked.Cert.SerialNumber.Text(16)) == ocsp.Revoked
 	})
+	if want := `level=ERROR msg="the certificate is revoked; stapling the revocation"`; !strings.Contains(logs.String(), want) {
+		t.Errorf("no %q in the log", want)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"testing"
 
@@ -59,5 +60,31 @@ func benchHandshake(b *testing.B, mutual bool) {
 			b.Fatal(err)
 		}
 		c.Close()
+	}
+}
+
+// BenchmarkClassifyLongChain judges the 809 certificates a hostile client
+// can send in one Certificate message (see longChain), and the 11 the limit
+// lets through: the work a handshake costs before anything about the client
+// is trusted. sigs/op is the number of signatures Classify itself checked
+// (crypto/x509's own, bounded by it, are not counted).
+func BenchmarkClassifyLongChain(b *testing.B) {
+	root := testpki.NewRoot(b, testpki.CAOptions{})
+	long, _ := longChain(b, 809)
+	opts := VerifyOptions{Roots: root.Pool(), Role: RoleClient, Revocation: RevocationOff, NoAIAFetch: true}
+	ctx := context.Background()
+	for _, n := range []int{809, maxIntermediates + 1} {
+		b.Run(fmt.Sprintf("%d certificates", n), func(b *testing.B) {
+			checks := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				sigs := newSigBudget()
+				if v := classify(ctx, long[:n], opts, sigs); v.Status == StatusTrusted {
+					b.Fatal("a loop of certificates judged trusted")
+				}
+				checks += sigs.used
+			}
+			b.ReportMetric(float64(checks)/float64(b.N), "sigs/op")
+		})
 	}
 }

@@ -10,9 +10,53 @@ import (
 	"time"
 )
 
-// maxChainDepth bounds the path built from presented certificates, so a
-// hostile peer cannot make the walk long.
-const maxChainDepth = 10
+// Bounds on the work a presented chain may cost. crypto/tls accepts a
+// Certificate message of up to 256 KiB, some 800 small certificates, and a
+// peer chooses every byte of it before anything about it is trusted.
+const (
+	// maxIntermediates is how many certificates a peer may send besides its
+	// own. Real chains carry one to three intermediates, sometimes a
+	// cross-signed root; ten leaves room for odd ones.
+	maxIntermediates = 10
+	// maxSignatureChecks bounds the signatures checked while judging one
+	// chain, as crypto/x509 bounds its own chain building
+	// (maxChainSignatureChecks in crypto/x509/verify.go). Ordering
+	// maxIntermediates+1 certificates costs at most 66, so only a change of
+	// maxIntermediates could reach it.
+	maxSignatureChecks = 100
+)
+
+// errSignatureBudget reports a chain that needed more than
+// maxSignatureChecks signature checks to order.
+var errSignatureBudget = fmt.Errorf("ordering the certificates the peer sent took more than %d signature checks", maxSignatureChecks)
+
+// sigBudget counts the signatures checked while judging one chain and
+// refuses to check more than max.
+type sigBudget struct{ used, max int }
+
+func newSigBudget() *sigBudget { return &sigBudget{max: maxSignatureChecks} }
+
+// signedBy checks only the signature on child with parent's key.
+func (b *sigBudget) signedBy(child, parent *x509.Certificate) error {
+	if b.used >= b.max {
+		return errSignatureBudget
+	}
+	b.used++
+	return parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
+}
+
+// selfSigned reports whether c names itself as issuer and its own key
+// verifies its signature. The error is errSignatureBudget or nil.
+func (b *sigBudget) selfSigned(c *x509.Certificate) (bool, error) {
+	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
+		return false, nil
+	}
+	err := b.signedBy(c, c)
+	if errors.Is(err, errSignatureBudget) {
+		return false, err
+	}
+	return err == nil, nil
+}
 
 // Classify judges a certificate chain as presented by a peer (leaf first) and
 // returns the verdict in AIR's vocabulary. It follows the rule table in the
@@ -20,9 +64,21 @@ const maxChainDepth = 10
 // fails: every problem is a status with a reason. ctx bounds the network
 // fetches (AIA issuers, OCSP, CRL).
 func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions) Verdict {
+	return classify(ctx, certs, opts, newSigBudget())
+}
+
+// classify is Classify with the signature budget given, so that tests can
+// count the signatures checked.
+func classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions, sigs *sigBudget) Verdict {
 	v := Verdict{Status: StatusUnknown, Name: opts.Name, Certificates: certs}
 	if len(certs) == 0 || certs[0] == nil {
 		return v.with(StatusInvalid, "no certificate presented")
+	}
+	// Refused before any signature is checked: each extra certificate
+	// could be the issuer of each other one.
+	if n := len(certs) - 1; n > maxIntermediates {
+		opts.logger().Debug("chain refused: too many certificates", "subject", name(certs[0]), "certificates", len(certs))
+		return v.with(StatusInvalidChain, fmt.Sprintf("the peer sent %d certificates besides its own; at most %d are accepted", n, maxIntermediates))
 	}
 	now := opts.now()
 	leaf := certs[0]
@@ -38,7 +94,11 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 		return v.judgeLeaf(ctx, leaf, nil, now, opts)
 	}
 
-	path, linkErrs := buildPath(certs)
+	path, linkErrs, err := buildPath(certs, sigs)
+	if err != nil {
+		v.Chain = path
+		return v.with(StatusInvalidChain, err.Error())
+	}
 	top := path[len(path)-1]
 
 	// Rule 2: the path must reach a trusted root (untrustedSigners), unless
@@ -48,7 +108,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	anchor, err := anchorChain(top, opts.Roots, now, nil)
 	if err != nil {
 		if !opts.NoAIAFetch && len(top.IssuingCertificateURL) > 0 {
-			fetched, url, ferr := fetchIssuers(ctx, top, opts)
+			fetched, url, ferr := fetchIssuers(ctx, top, opts, sigs)
 			if ferr == nil {
 				v.Chain = append(append(append([]*x509.Certificate(nil), path...), fetched...), anchorTail(fetched, opts.Roots, now)...)
 				return v.with(StatusInvalidChain, fmt.Sprintf("the peer did not send the intermediate %s (found at %s)", name(fetched[0]), url))
@@ -56,7 +116,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 			opts.logger().Debug("aia fetch failed", "subject", name(top), "error", ferr)
 		}
 		v.Chain = path
-		if isSelfSigned(top) {
+		if self, _ := sigs.selfSigned(top); self {
 			if top == leaf {
 				return v.with(StatusUntrustedSigners, fmt.Sprintf("self-signed certificate %s is not trusted", name(top)))
 			}
@@ -148,15 +208,20 @@ func describeTarget(opts VerifyOptions) string {
 //
 // It also returns, per link i (path[i] issued by path[i+1]), the result of
 // checking path[i]'s signature with path[i+1]'s key, so that each signature
-// is checked once.
-func buildPath(certs []*x509.Certificate) ([]*x509.Certificate, []error) {
+// is checked once. Every check is charged to sigs; when it runs out, the
+// path so far is returned with errSignatureBudget.
+func buildPath(certs []*x509.Certificate, sigs *sigBudget) ([]*x509.Certificate, []error, error) {
 	path := []*x509.Certificate{certs[0]}
 	var linkErrs []error
 	used := make([]bool, len(certs))
 	used[0] = true
-	for len(path) < maxChainDepth {
+	for {
 		cur := path[len(path)-1]
-		if isSelfSigned(cur) {
+		self, err := sigs.selfSigned(cur)
+		if err != nil {
+			return path, linkErrs, err
+		}
+		if self {
 			break
 		}
 		pick := -1
@@ -166,7 +231,10 @@ func buildPath(certs []*x509.Certificate) ([]*x509.Certificate, []error) {
 			if used[i] || c == nil || !issuedBy(cur, c) {
 				continue
 			}
-			err := signedBy(cur, c)
+			err := sigs.signedBy(cur, c)
+			if errors.Is(err, errSignatureBudget) {
+				return path, linkErrs, err
+			}
 			if pick < 0 || err == nil {
 				pick, pickErr = i, err
 			}
@@ -181,7 +249,7 @@ func buildPath(certs []*x509.Certificate) ([]*x509.Certificate, []error) {
 		path = append(path, certs[pick])
 		linkErrs = append(linkErrs, pickErr)
 	}
-	return path, linkErrs
+	return path, linkErrs, nil
 }
 
 // issuedBy reports whether parent's subject (and key id) names child's issuer.
@@ -193,15 +261,6 @@ func issuedBy(child, parent *x509.Certificate) bool {
 		return bytes.Equal(child.AuthorityKeyId, parent.SubjectKeyId)
 	}
 	return true
-}
-
-// signedBy checks only the signature on child with parent's key.
-func signedBy(child, parent *x509.Certificate) error {
-	return parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
-}
-
-func isSelfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawIssuer, c.RawSubject) && signedBy(c, c) == nil
 }
 
 // quickPath asks crypto/x509 for a path from leaf through the presented

@@ -19,11 +19,12 @@
 //     verification is switched off so that every defect gets its own name.
 //   - Revocation (revocation.go): stapled OCSP, CRL files, OCSP responders
 //     and CRL distribution points, in RevocationOff, RevocationSoft (the
-//     default) or RevocationHard mode, checked by certs/revocation.
+//     default) or RevocationHard mode, checked by certs/revocation, whose
+//     Cache a Server keeps (VerifyOptions.RevocationCache).
 //
 // Other files: verdict.go (Verdict, VerifyOptions, Role), conn.go (the
 // server-side Conn), tlsconfig.go (versions and cipher suites), fetch.go (AIA
-// issuers), fetchcache.go (the listener's short cache of HTTP answers).
+// issuers and the default HTTP client), status.go (the nine statuses).
 //
 // # Status rules
 //
@@ -90,6 +91,13 @@
 // rules 5 and 6, so an expired leaf under a good chain is expired, not
 // invalidChain.
 //
+// The work is bounded before any rule: a peer that sends more than 10
+// certificates besides its own gets invalidChain at once ("the peer sent 808
+// certificates besides its own; at most 10 are accepted"), since crypto/tls
+// accepts some 800 in one message and each could claim to be the issuer of
+// each other one. Ordering the rest stops after 100 signature checks, as
+// crypto/x509's own chain building does.
+//
 // # Server behaviour
 //
 // A Server's Limiter admits each accepted connection: one over the
@@ -115,8 +123,10 @@
 // Revocation sources and AIA issuers are fetched over HTTP only for what
 // needs them: revocation only once the chain reached a trusted root (so the
 // URLs are a trusted CA's), AIA issuers before that (so a Server does not
-// follow them for client certificates unless told to). A Server remembers
-// identical answers for a minute (fetchcache.go).
+// follow them for client certificates unless told to). A Server keeps the
+// OCSP responses and CRLs it fetched until their nextUpdate or HTTP max-age,
+// a minute at most, and handshakes that need the same answer at once share
+// one request (newRevocationCache, certs/revocation's Cache).
 //
 // TLS 1.2 is the minimum; TLS 1.2 suites are ECDHE with AES-GCM or
 // ChaCha20-Poly1305 only (CipherSuites).

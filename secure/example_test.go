@@ -33,7 +33,8 @@ func ExampleDial() {
 	fmt.Println(conn.Status()) // trusted
 }
 
-// A ServerSocket-style listener answering like seed 001's echo server, with
+// A ServerSocket-style listener answering like the echo server of seed 001
+// (the ServerSocket example of the AIR socket chapter, see protocol/echo), with
 // client certificates requested and their status available to the handler.
 func ExampleServer() {
 	cert, err := tls.LoadX509KeyPair("server.crt", "server.key")

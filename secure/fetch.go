@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Size limits for what a fetch may return: a hostile URL must not make a
@@ -17,11 +18,19 @@ const (
 	maxIssuerBytes = 1 << 20 // one certificate
 )
 
+// newFetchClient returns the HTTP client that fetches AIA issuers, OCSP
+// responses and CRLs when none is configured. Every request ends within 5
+// seconds; the caller's context (the handshake deadline) may end it sooner.
+func newFetchClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second}
+}
+
 // fetchIssuers follows the AIA caIssuers URLs (RFC 5280 section 4.2.2.1)
 // upwards from top, as browsers do for servers that forget an intermediate,
 // until a fetched certificate chains to a trusted root. It returns the fetched
-// certificates, lowest first, and the first URL used.
-func fetchIssuers(ctx context.Context, top *x509.Certificate, opts VerifyOptions) ([]*x509.Certificate, string, error) {
+// certificates, lowest first, and the first URL used. Signature checks are
+// charged to sigs.
+func fetchIssuers(ctx context.Context, top *x509.Certificate, opts VerifyOptions, sigs *sigBudget) ([]*x509.Certificate, string, error) {
 	var fetched []*x509.Certificate
 	var firstURL string
 	cur := top
@@ -34,7 +43,7 @@ func fetchIssuers(ctx context.Context, top *x509.Certificate, opts VerifyOptions
 				lastErr = err
 				continue
 			}
-			if !issuedBy(cur, c) || signedBy(cur, c) != nil {
+			if !issuedBy(cur, c) || sigs.signedBy(cur, c) != nil {
 				lastErr = fmt.Errorf("certificate at %s did not issue %s", u, name(cur))
 				continue
 			}

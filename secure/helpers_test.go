@@ -21,8 +21,9 @@ func staticCert(c tls.Certificate) func(*tls.ClientHelloInfo) (*tls.Certificate,
 	return func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &c, nil }
 }
 
-// echoHandler answers each chunk with "Echo -- " and the chunk (seed 001's
-// ServerSocket example) after greeting with the peer status.
+// echoHandler answers each chunk with "Echo -- " and the chunk, as the
+// ServerSocket example of seed 001 does (see protocol/echo), after greeting
+// with the peer status.
 func echoHandler(_ context.Context, c *Conn) {
 	io.WriteString(c, "status "+string(c.PeerStatus())+"\n")
 	buf := make([]byte, 1024)

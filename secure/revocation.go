@@ -116,10 +116,11 @@ func checkRevocation(ctx context.Context, chain []*x509.Certificate, opts Verify
 		return RevocationResult{Status: RevocationUnknown, Detail: "no issuer to check revocation against"}
 	}
 	res, err := revocation.Check(ctx, chain[0], chain[1], revocation.Options{
-		HTTPClient: opts.HTTPClient,
+		HTTPClient: opts.httpClient(),
 		Stapled:    opts.OCSPStaple,
 		CRLs:       opts.CRLs,
 		Now:        opts.now(),
+		Cache:      opts.RevocationCache,
 		Logger:     opts.Logger,
 	})
 	out := RevocationResult{Source: res.Source, URL: res.URL}
@@ -139,6 +140,14 @@ func checkRevocation(ctx context.Context, chain []*x509.Certificate, opts Verify
 		}
 	}
 	return out
+}
+
+// newRevocationCache is a Server's cache of revocation answers. It keeps
+// them a minute at most, so that a client certificate revoked at its CA is
+// refused within a minute even when the OCSP response or CRL that said it
+// was good is valid for days.
+func newRevocationCache() *revocation.Cache {
+	return revocation.NewCache(revocation.CacheConfig{MaxAge: time.Minute})
 }
 
 func cleanRevErr(err error) string {

@@ -46,21 +46,3 @@ func (s Status) Valid() bool {
 	}
 	return false
 }
-
-// ParseStatus returns the Status spelled s, or an error naming the nine valid words.
-func ParseStatus(s string) (Status, error) {
-	st := Status(s)
-	if !st.Valid() {
-		return StatusUnknown, &UnknownStatusError{Word: s}
-	}
-	return st, nil
-}
-
-// UnknownStatusError reports a word that is not one of the nine statuses.
-type UnknownStatusError struct{ Word string }
-
-func (e *UnknownStatusError) Error() string {
-	return "unknown certificate status " + quote(e.Word) + ": want one of trusted, unknown, invalid, invalidChain, expired, notYetValid, principalMismatch, revoked, untrustedSigners"
-}
-
-func quote(s string) string { return "\"" + s + "\"" }

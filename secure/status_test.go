@@ -24,8 +24,7 @@ type serverCase struct {
 	build  func(t *testing.T, w *world) (tls.Certificate, string)
 	sni    string // server name asked for; "" uses 127.0.0.1
 	want   Status
-	ossl   int      // openssl s_client verify code for the same listener
-	osslX  []string // extra s_client arguments
+	ossl   int // openssl s_client verify code for the same listener
 	client func(w *world, cfg *ClientConfig)
 }
 

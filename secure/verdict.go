@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/passerelle/passerelle/certs/revocation"
 )
 
 // Role says which side of a connection a certificate is judged for. It picks
@@ -95,6 +97,11 @@ type VerifyOptions struct {
 	// HTTPClient fetches AIA issuers, OCSP responses and CRLs; nil means a
 	// client with a 5 second timeout.
 	HTTPClient *http.Client
+	// RevocationCache, when set, keeps the OCSP responses and CRLs fetched
+	// for the next judgements (until their nextUpdate or HTTP max-age, at
+	// most its MaxAge) and makes judgements running at once share one
+	// request per URL. nil fetches every time.
+	RevocationCache *revocation.Cache
 	// Logger receives debug lines about fetches; nil discards.
 	Logger *slog.Logger
 }
@@ -110,7 +117,7 @@ func (o *VerifyOptions) httpClient() *http.Client {
 	if o.HTTPClient != nil {
 		return o.HTTPClient
 	}
-	return &http.Client{Timeout: 5 * time.Second}
+	return newFetchClient()
 }
 
 func (o *VerifyOptions) logger() *slog.Logger { return orDiscard(o.Logger) }

@@ -32,12 +32,12 @@ type world struct {
 	other    *testpki.CA
 	rootFile string
 
-	rev              *revocation.Service
-	ocspURL, crlURL  string
-	aia              *httptest.Server
-	aiaMu            sync.Mutex
-	aiaCerts         map[string][]byte
-	httpDoneForTests chan struct{}
+	rev             *revService
+	revHTTP         *httptest.Server
+	ocspURL, crlURL string
+	aia             *httptest.Server
+	aiaMu           sync.Mutex
+	aiaCerts        map[string][]byte
 }
 
 func newWorld(t testing.TB) *world {
@@ -47,14 +47,10 @@ func newWorld(t testing.TB) *world {
 	w.other = testpki.NewRoot(t, testpki.CAOptions{CommonName: "someone else"})
 	w.rootFile = w.root.WriteCert(t, w.dir, "root.pem")
 
-	rev, err := revocation.NewService(revocation.ServiceConfig{Issuer: w.root.Cert, Signer: w.root.Key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.rev = rev
-	rs := httptest.NewServer(rev)
-	t.Cleanup(rs.Close)
-	w.ocspURL, w.crlURL = rev.URLs(rs.URL)
+	w.rev = newRevService(t, w.root)
+	w.revHTTP = httptest.NewServer(w.rev)
+	t.Cleanup(w.revHTTP.Close)
+	w.ocspURL, w.crlURL = w.revHTTP.URL+"/ocsp", w.revHTTP.URL+"/crl"
 
 	w.aia = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.aiaMu.Lock()
@@ -221,3 +217,29 @@ func (w *world) stapled(t testing.TB, l *testpki.Leaf) tls.Certificate {
 	c.OCSPStaple = resp
 	return c
 }
+
+// revService is a CA's revocation list with its OCSP responder at /ocsp and
+// its CRL at /crl.
+type revService struct {
+	List      *revocation.List
+	Responder *revocation.Responder
+	CRL       *revocation.CRLPublisher
+	mux       http.ServeMux
+}
+
+func newRevService(t testing.TB, ca *testpki.CA) *revService {
+	t.Helper()
+	s := &revService{List: revocation.NewList()}
+	var err error
+	if s.Responder, err = revocation.NewResponder(revocation.ResponderConfig{Issuer: ca.Cert, Signer: ca.Key, List: s.List}); err != nil {
+		t.Fatal(err)
+	}
+	if s.CRL, err = revocation.NewCRLPublisher(revocation.CRLConfig{Issuer: ca.Cert, Signer: ca.Key, List: s.List}); err != nil {
+		t.Fatal(err)
+	}
+	s.mux.Handle("POST /ocsp", s.Responder)
+	s.mux.Handle("GET /crl", s.CRL)
+	return s
+}
+
+func (s *revService) ServeHTTP(rw http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(rw, r) }

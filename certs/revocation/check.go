@@ -51,9 +51,11 @@ const (
 
 // Defaults used when the corresponding Options field is zero.
 const (
-	DefaultTimeout    = 5 * time.Second
-	DefaultSkew       = 5 * time.Minute
-	DefaultMaxCRLSize = 32 << 20
+	DefaultTimeout = 5 * time.Second
+	DefaultSkew    = 5 * time.Minute
+	// DefaultMaxCRLSize bounds a downloaded CRL. The largest public CRLs
+	// hold some hundred thousand entries, a few megabytes.
+	DefaultMaxCRLSize = 10 << 20
 )
 
 // Options tunes Check. The zero value checks every source with a 5s timeout
@@ -78,8 +80,9 @@ type Options struct {
 	// MaxCRLSize bounds a downloaded CRL, in bytes. Default DefaultMaxCRLSize.
 	MaxCRLSize int64
 	// Cache, when set, keeps the answers fetched from OCSP responders and
-	// CRL distribution points for the next checks. Default: none, every
-	// check asks the network.
+	// CRL distribution points for the next checks, and makes concurrent
+	// checks share one request per URL. Default: none, every check asks the
+	// network.
 	Cache *Cache
 	// Logger receives a debug line per source consulted. Default: discard.
 	Logger *slog.Logger
@@ -122,9 +125,10 @@ type Result struct {
 // *InvalidResponseError; it is never read as good. When no source decides
 // and some could not be reached or only had stale information, the error
 // joins one *UnreachableError per such source (errors.As finds the first),
-// and the Result is Unknown: soft-fail callers ignore it (see SoftFailable),
-// hard-fail callers fail. With no source available at all, the Result is
-// Unknown with an empty Source and a nil error.
+// and the Result is Unknown: soft-fail callers ignore it, hard-fail callers
+// fail. With no source available at all, the Result is Unknown with an
+// empty Source and a nil error. A ctx cancelled during a fetch ends the
+// check with an error wrapping ctx's.
 func Check(ctx context.Context, leaf, issuer *x509.Certificate, opts Options) (Result, error) {
 	if leaf == nil || issuer == nil {
 		return Result{Status: Unknown}, errors.New("revocation: check: need both the certificate and its issuer")
@@ -229,15 +233,19 @@ func fmtTime(t time.Time) string {
 
 // note records a failure: unreachable sources are remembered, anything else
 // ends the check.
+// Errors that already name their source (see located) are left as they
+// are: they may be shared with other checks.
 func (c *checker) note(err error, source, url string) error {
 	var ue *UnreachableError
 	if errors.As(err, &ue) {
-		ue.Source, ue.URL = source, url
+		if ue.Source == "" {
+			ue.Source, ue.URL = source, url
+		}
 		c.unreachable = append(c.unreachable, ue)
 		return nil
 	}
 	var ie *InvalidResponseError
-	if errors.As(err, &ie) {
+	if errors.As(err, &ie) && ie.Source == "" {
 		ie.Source, ie.URL = source, url
 	}
 	return err
@@ -264,7 +272,7 @@ func (c *checker) crlFiles(context.Context) (Result, bool, error) {
 		if crl == nil || !crlFor(crl, c.issuer) {
 			continue
 		}
-		v, err := verifyCRL(crl, c.leaf, c.issuer, c.now, c.opts.Skew)
+		v, err := verifyCRL(crl, c.leaf, c.issuer, false, c.now, c.opts.Skew)
 		if err != nil {
 			return Result{}, false, c.note(err, SourceCRLFile, "")
 		}
@@ -286,29 +294,30 @@ func (c *checker) crlFiles(context.Context) (Result, bool, error) {
 func (c *checker) ocspServers(ctx context.Context) (Result, bool, error) {
 	for _, u := range httpURLs(c.leaf.OCSPServer) {
 		key := "ocsp " + u + " " + string(c.issuer.RawSubjectPublicKeyInfo) + " " + c.leaf.SerialNumber.Text(16)
-		var der []byte
-		cached, hit := c.opts.Cache.get(key, c.now)
-		if hit {
-			der = cached.([]byte)
-		} else {
-			var err error
-			der, err = fetchOCSP(ctx, c.client, u, c.leaf, c.issuer)
+		value, err := c.opts.Cache.get(ctx, key, c.now, func() (fetched, error) {
+			der, header, err := fetchOCSP(ctx, c.client, u, c.leaf, c.issuer)
 			if err != nil {
-				if err := c.note(err, SourceOCSP, u); err != nil {
-					return Result{}, false, err
-				}
-				continue
+				return fetched{}, located(err, SourceOCSP, u)
 			}
-		}
-		v, err := verifyOCSP(der, c.leaf, c.issuer, c.now, c.opts.Skew)
+			f := fetched{value: der, size: int64(len(der))}
+			// Only a verified, current, decisive answer is kept.
+			if v, err := verifyOCSP(der, c.leaf, c.issuer, c.now, c.opts.Skew); err == nil && !v.stale && v.res.Status != Unknown {
+				f.keep = keepUntil(c.now, v.res.NextUpdate, header)
+			}
+			return f, nil
+		})
 		if err != nil {
 			if err := c.note(err, SourceOCSP, u); err != nil {
 				return Result{}, false, err
 			}
 			continue
 		}
-		if !hit && !v.stale && v.res.Status != Unknown {
-			c.opts.Cache.put(key, der, c.now, v.res.NextUpdate)
+		v, err := verifyOCSP(value.([]byte), c.leaf, c.issuer, c.now, c.opts.Skew)
+		if err != nil {
+			if err := c.note(err, SourceOCSP, u); err != nil {
+				return Result{}, false, err
+			}
+			continue
 		}
 		if res, done := c.consider(v, SourceOCSP, u); done {
 			return res, true, nil
@@ -317,38 +326,66 @@ func (c *checker) ocspServers(ctx context.Context) (Result, bool, error) {
 	return Result{}, false, nil
 }
 
+// fetchedCRL is a downloaded CRL as the cache keeps it, with the issuer
+// key whose signature check it passed, so that a check under the same
+// issuer does not hash the whole list again.
+type fetchedCRL struct {
+	crl        *x509.RevocationList
+	verifiedBy []byte // RawSubjectPublicKeyInfo, or nil
+}
+
 func (c *checker) distributionPoints(ctx context.Context) (Result, bool, error) {
 	for _, u := range httpURLs(c.leaf.CRLDistributionPoints) {
-		key := "crl " + u
-		var crl *x509.RevocationList
-		cached, hit := c.opts.Cache.get(key, c.now)
-		if hit {
-			crl = cached.(*x509.RevocationList)
-		} else {
-			crls, err := fetchCRL(ctx, c.client, u, c.opts.MaxCRLSize)
+		value, err := c.opts.Cache.get(ctx, "crl "+u, c.now, func() (fetched, error) {
+			crls, size, header, err := fetchCRL(ctx, c.client, u, c.opts.MaxCRLSize)
 			if err != nil {
-				if err := c.note(err, SourceCRL, u); err != nil {
-					return Result{}, false, err
-				}
-				continue
+				return fetched{}, located(err, SourceCRL, u)
 			}
-			crl = crls[0]
+			f := fetched{value: &fetchedCRL{crl: crls[0]}, size: size}
+			// Only a CRL that verified and is current is kept.
+			if crlMismatch(crls[0], c.issuer) == "" && crls[0].CheckSignatureFrom(c.issuer) == nil {
+				f.value = &fetchedCRL{crl: crls[0], verifiedBy: c.issuer.RawSubjectPublicKeyInfo}
+				if !outsideWindow(crls[0].ThisUpdate, crls[0].NextUpdate, c.now, c.opts.Skew) {
+					f.keep = keepUntil(c.now, crls[0].NextUpdate, header)
+				}
+			}
+			return f, nil
+		})
+		if err != nil {
+			if err := c.note(err, SourceCRL, u); err != nil {
+				return Result{}, false, err
+			}
+			continue
 		}
-		if why := crlMismatch(crl, c.issuer); why != "" {
+		fc := value.(*fetchedCRL)
+		if why := crlMismatch(fc.crl, c.issuer); why != "" {
 			return Result{}, false, &InvalidResponseError{Source: SourceCRL, URL: u, Err: errors.New(why)}
 		}
-		v, err := verifyCRL(crl, c.leaf, c.issuer, c.now, c.opts.Skew)
+		signed := bytes.Equal(fc.verifiedBy, c.issuer.RawSubjectPublicKeyInfo)
+		v, err := verifyCRL(fc.crl, c.leaf, c.issuer, signed, c.now, c.opts.Skew)
 		if err != nil {
 			return Result{}, false, c.note(err, SourceCRL, u)
-		}
-		if !hit && !v.stale {
-			c.opts.Cache.put(key, crl, c.now, v.res.NextUpdate)
 		}
 		if res, done := c.consider(v, SourceCRL, u); done {
 			return res, true, nil
 		}
 	}
 	return Result{}, false, nil
+}
+
+// located names the source of a fetch error before the error is shared
+// with other checks waiting for the same fetch (see Cache), so that note
+// need not write to it.
+func located(err error, source, url string) error {
+	var ue *UnreachableError
+	var ie *InvalidResponseError
+	switch {
+	case errors.As(err, &ue):
+		ue.Source, ue.URL = source, url
+	case errors.As(err, &ie):
+		ie.Source, ie.URL = source, url
+	}
+	return err
 }
 
 // httpURLs keeps the http and https URLs; ldap and other schemes found in

@@ -48,7 +48,7 @@ func TestCheckNetworkSources(t *testing.T) {
 			res, err := Check(t.Context(), leaf, w.ca.Cert, Options{Sources: tt.sources})
 			if tt.wantStatus == Unknown && tt.wantSource == SourceOCSP {
 				want := "revocation: ocsp " + w.ocspURL + ": no usable answer: the responder does not know the certificate (status unknown)"
-				if !errors.Is(err, ErrUnknownCertificate) || !SoftFailable(err) || err.Error() != want {
+				if !errors.Is(err, ErrUnknownCertificate) || !softFailable(err) || err.Error() != want {
 					t.Fatalf("got %v, want %s", err, want)
 				}
 			} else if err != nil {
@@ -134,7 +134,7 @@ func TestCheckStapled(t *testing.T) {
 	if want := "revocation: ocsp-staple: invalid answer: OCSP response rejected: no response matching the supplied certificate"; err.Error() != want {
 		t.Errorf("message:\n got %q\nwant %q", err, want)
 	}
-	if SoftFailable(err) {
+	if softFailable(err) {
 		t.Error("an invalid staple must not be soft-failable")
 	}
 
@@ -161,7 +161,7 @@ func TestCheckUnreachable(t *testing.T) {
 	if ue.Source != SourceOCSP || ue.URL != dead+"/ocsp" {
 		t.Errorf("first unreachable source %s %s, want ocsp %s/ocsp", ue.Source, ue.URL, dead)
 	}
-	if !SoftFailable(err) {
+	if !softFailable(err) {
 		t.Error("unreachable sources must be soft-failable")
 	}
 	msg := err.Error()

@@ -41,6 +41,8 @@ type CRLConfig struct {
 	Logger *slog.Logger
 }
 
+var _ http.Handler = (*CRLPublisher)(nil)
+
 // CRLPublisher keeps a signed CRL (RFC 5280 section 5) of one issuer in step
 // with a List and serves it over HTTP, DER-encoded, as the certificates'
 // cRLDistributionPoints URL expects (RFC 5280 section 4.2.1.13).

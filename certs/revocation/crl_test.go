@@ -255,7 +255,7 @@ func TestCheckStale(t *testing.T) {
 			if !strings.Contains(err.Error(), wantTail) {
 				t.Errorf("message %q lacks %q", err, wantTail)
 			}
-			if !SoftFailable(err) {
+			if !softFailable(err) {
 				t.Error("a stale answer must be soft-failable")
 			}
 		})

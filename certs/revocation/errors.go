@@ -25,7 +25,7 @@ var ErrUnknownCertificate = errors.New("the responder does not know the certific
 // a hard-fail caller fails on.
 type UnreachableError struct {
 	Source string // SourceOCSP, SourceCRL, SourceCRLFile or SourceOCSPStaple
-	URL    string // the responder or distribution point, or the CRL's issuer for files
+	URL    string // the responder or distribution point; empty for the staple and CRL files
 	Err    error
 }
 
@@ -60,23 +60,3 @@ func (e *InvalidResponseError) Error() string {
 }
 
 func (e *InvalidResponseError) Unwrap() error { return e.Err }
-
-// SoftFailable reports whether err only says that revocation information was
-// unavailable (every error in it is an *UnreachableError), so that a
-// soft-fail caller may go on as if the certificate were not revoked. A nil
-// error is soft-failable.
-func SoftFailable(err error) bool {
-	if err == nil {
-		return true
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range j.Unwrap() {
-			if !SoftFailable(e) {
-				return false
-			}
-		}
-		return len(j.Unwrap()) > 0
-	}
-	var ue *UnreachableError
-	return errors.As(err, &ue)
-}

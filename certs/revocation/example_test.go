@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"net/http"
 	"net/http/httptest"
 	"time"
 
@@ -26,14 +27,24 @@ func Example() {
 	der, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
 	ca, _ := x509.ParseCertificate(der)
 
-	svc, err := revocation.NewService(revocation.ServiceConfig{Issuer: ca, Signer: caKey})
+	// One list, answered by an OCSP responder and a CRL, over HTTP.
+	list := revocation.NewList()
+	responder, err := revocation.NewResponder(revocation.ResponderConfig{Issuer: ca, Signer: caKey, List: list})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	srv := httptest.NewServer(svc)
+	crl, err := revocation.NewCRLPublisher(revocation.CRLConfig{Issuer: ca, Signer: caKey, List: list})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /ocsp", responder)
+	mux.Handle("GET /ca.crl", crl)
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	ocspURL, crlURL := svc.URLs(srv.URL)
+	ocspURL, crlURL := srv.URL+"/ocsp", srv.URL+"/ca.crl"
 
 	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ = x509.CreateCertificate(rand.Reader, &x509.Certificate{
@@ -43,10 +54,13 @@ func Example() {
 	}, ca, leafKey.Public(), caKey)
 	leaf, _ := x509.ParseCertificate(der)
 
-	res, err := revocation.Check(context.Background(), leaf, ca, revocation.Options{})
+	// A cache shared by the checks keeps the answers until their
+	// nextUpdate, for an hour at most.
+	cache := revocation.NewCache(revocation.CacheConfig{})
+	res, err := revocation.Check(context.Background(), leaf, ca, revocation.Options{Cache: cache})
 	fmt.Println(res.Status, res.Source, err)
 
-	_ = svc.List.Revoke(leaf.SerialNumber, time.Now(), revocation.ReasonKeyCompromise)
+	_ = list.Revoke(leaf.SerialNumber, time.Now(), revocation.ReasonKeyCompromise)
 	res, err = revocation.Check(context.Background(), leaf, ca, revocation.Options{Sources: revocation.UseCRLDistributionPoints})
 	fmt.Println(res.Status, res.Source, res.Reason, err)
 	// Output:

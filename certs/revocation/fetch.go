@@ -25,60 +25,78 @@ var ErrNoOCSPServer = errors.New("the certificate names no OCSP responder")
 // fetchOCSP POSTs an OCSP request for leaf to url (RFC 6960 appendix A.1).
 // POST rather than GET so that no proxy or path cleaning can mangle the
 // base64 request.
-func fetchOCSP(ctx context.Context, client *http.Client, url string, leaf, issuer *x509.Certificate) ([]byte, error) {
+// It also returns the answer's HTTP header.
+func fetchOCSP(ctx context.Context, client *http.Client, url string, leaf, issuer *x509.Certificate) ([]byte, http.Header, error) {
 	reqDER, err := ocsp.CreateRequest(leaf, issuer, &ocsp.RequestOptions{Hash: crypto.SHA1})
 	if err != nil {
-		return nil, fmt.Errorf("revocation: build OCSP request: %w", err)
+		return nil, nil, fmt.Errorf("revocation: build OCSP request: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(reqDER))
 	if err != nil {
-		return nil, &InvalidResponseError{Err: fmt.Errorf("bad responder URL: %w", err)}
+		return nil, nil, &InvalidResponseError{Err: fmt.Errorf("bad responder URL: %w", err)}
 	}
 	req.Header.Set("Content-Type", ContentTypeOCSPRequest)
 	req.Header.Set("Accept", ContentTypeOCSPResponse)
 	return fetch(ctx, client, req, maxOCSPResponse)
 }
 
-// fetchCRL downloads and parses the CRL at url.
-func fetchCRL(ctx context.Context, client *http.Client, url string, max int64) ([]*x509.RevocationList, error) {
+// fetchCRL downloads and parses the CRL at url. It also returns the size
+// of the download and the answer's HTTP header.
+func fetchCRL(ctx context.Context, client *http.Client, url string, max int64) ([]*x509.RevocationList, int64, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, &InvalidResponseError{Err: fmt.Errorf("bad distribution point URL: %w", err)}
+		return nil, 0, nil, &InvalidResponseError{Err: fmt.Errorf("bad distribution point URL: %w", err)}
 	}
 	req.Header.Set("Accept", ContentTypeCRL)
-	body, err := fetch(ctx, client, req, max)
+	body, header, err := fetch(ctx, client, req, max)
 	if err != nil {
-		return nil, err
+		return nil, 0, nil, err
 	}
 	crls, err := ParseCRLs(body)
 	if err != nil {
-		return nil, &InvalidResponseError{Err: err}
+		return nil, 0, nil, &InvalidResponseError{Err: err}
 	}
-	return crls, nil
+	return crls, int64(len(body)), header, nil
 }
 
-// fetch performs req and returns the body of a 200 answer. Failing to get
-// one is an *UnreachableError, except when the caller cancelled ctx.
-func fetch(ctx context.Context, client *http.Client, req *http.Request, max int64) ([]byte, error) {
+// fetch performs req and returns the body and header of a 200 answer of
+// at most max bytes. Failing to get one is an *UnreachableError, except
+// when the caller cancelled ctx; a larger answer is an
+// *InvalidResponseError.
+func fetch(ctx context.Context, client *http.Client, req *http.Request, max int64) ([]byte, http.Header, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			return nil, fmt.Errorf("revocation: %w", ctx.Err())
+			return nil, nil, ctxError(ctx)
 		}
-		return nil, &UnreachableError{Err: err}
+		return nil, nil, &UnreachableError{Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, &UnreachableError{Err: fmt.Errorf("HTTP status %s", resp.Status)}
+		return nil, nil, &UnreachableError{Err: fmt.Errorf("HTTP status %s", resp.Status)}
+	}
+	if resp.ContentLength > max {
+		return nil, nil, &InvalidResponseError{Err: fmt.Errorf("answer larger than %d bytes (Content-Length %d)", max, resp.ContentLength)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
-		return nil, &UnreachableError{Err: fmt.Errorf("read answer: %w", err)}
+		return nil, nil, &UnreachableError{Err: fmt.Errorf("read answer: %w", err)}
 	}
 	if int64(len(body)) > max {
-		return nil, &InvalidResponseError{Err: fmt.Errorf("answer larger than %d bytes", max)}
+		return nil, nil, &InvalidResponseError{Err: fmt.Errorf("answer larger than %d bytes", max)}
 	}
-	return body, nil
+	return body, resp.Header, nil
+}
+
+// ctxError is the error of a check whose ctx ended: a deadline is a source
+// that did not answer in time, an *UnreachableError; a cancellation means
+// the caller no longer wants the answer, and is no statement about the
+// source.
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("revocation: %w", ctx.Err())
+	}
+	return &UnreachableError{Err: ctx.Err()}
 }
 
 // Staple fetches an OCSP response for a server's own certificate, to put in
@@ -89,9 +107,9 @@ func fetch(ctx context.Context, client *http.Client, req *http.Request, max int6
 // means one with a DefaultTimeout timeout.
 //
 // Errors: one wrapping ErrNoOCSPServer when the certificate names no
-// responder; an
-// *UnreachableError or *InvalidResponseError otherwise; an "unknown" answer
-// is an error too, as stapling it would be useless.
+// responder; otherwise one *UnreachableError or *InvalidResponseError per
+// responder, joined (an "unknown" answer is an *InvalidResponseError, as
+// stapling it would be useless), or ctx's error when it was cancelled.
 func Staple(ctx context.Context, leaf, issuer *x509.Certificate, client *http.Client) ([]byte, error) {
 	if leaf == nil || issuer == nil {
 		return nil, errors.New("revocation: staple: need both the certificate and its issuer")
@@ -105,7 +123,7 @@ func Staple(ctx context.Context, leaf, issuer *x509.Certificate, client *http.Cl
 	}
 	var errs []error
 	for _, u := range urls {
-		der, err := fetchOCSP(ctx, client, u, leaf, issuer)
+		der, _, err := fetchOCSP(ctx, client, u, leaf, issuer)
 		if err == nil {
 			var v verdict
 			v, err = verifyOCSP(der, leaf, issuer, time.Now(), DefaultSkew)

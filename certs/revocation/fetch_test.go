@@ -135,7 +135,7 @@ func TestCheckCancelled(t *testing.T) {
 	}()
 	cancel()
 	err := <-errc
-	if !errors.Is(err, context.Canceled) || SoftFailable(err) || err.Error() != "revocation: context canceled" {
+	if !errors.Is(err, context.Canceled) || softFailable(err) || err.Error() != "revocation: context canceled" {
 		t.Errorf("got %v", err)
 	}
 

@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"crypto/x509"
+	"errors"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -60,4 +61,23 @@ func mustRevoke(t *testing.T, l *List, c *x509.Certificate, at time.Time, r Reas
 	if err := l.Revoke(c.SerialNumber, at, r); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
+}
+
+// softFailable reports whether err only says that revocation information
+// was unavailable (every error in it is an *UnreachableError): what a
+// soft-fail caller may ignore.
+func softFailable(err error) bool {
+	if err == nil {
+		return true
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if !softFailable(e) {
+				return false
+			}
+		}
+		return len(j.Unwrap()) > 0
+	}
+	var ue *UnreachableError
+	return errors.As(err, &ue)
 }

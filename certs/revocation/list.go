@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/big"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -56,20 +54,6 @@ func (r Reason) String() string {
 func (r Reason) Valid() bool {
 	_, ok := reasonNames[r]
 	return ok && r != ReasonRemoveFromCRL
-}
-
-// ParseReason turns a reason name (as String prints it, case-insensitively)
-// or its decimal code into a Reason.
-func ParseReason(s string) (Reason, error) {
-	for r, name := range reasonNames {
-		if strings.EqualFold(s, name) && r.Valid() {
-			return r, nil
-		}
-	}
-	if n, err := strconv.Atoi(s); err == nil && Reason(n).Valid() {
-		return Reason(n), nil
-	}
-	return 0, fmt.Errorf("revocation: unknown revocation reason %q (want unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn or aACompromise)", s)
 }
 
 // Entry is one revoked certificate.

@@ -69,6 +69,8 @@ type ResponderConfig struct {
 	Logger *slog.Logger
 }
 
+var _ http.Handler = (*Responder)(nil)
+
 // Responder is an OCSP responder (RFC 6960) for one issuer, serving both the
 // GET and POST forms of appendix A.1. It is an http.Handler; mount it at the
 // URL put in the certificates' authorityInfoAccess extension.

@@ -1,6 +1,7 @@
 package revocation
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,6 +26,7 @@ type StaplerConfig struct {
 	// retry delay after a failure (doubled up to MaxInterval). Default 1m.
 	MinInterval time.Duration
 	// MaxInterval is the longest wait between two fetches. Default 12h.
+	// Retries after a failure wait an hour at most.
 	MaxInterval time.Duration
 	// Logger receives a line per fetch. Default: discard.
 	Logger *slog.Logger
@@ -32,8 +34,8 @@ type StaplerConfig struct {
 
 // Stapler keeps a server's OCSP staple fresh: Run fetches one, then fetches
 // again at RefreshTime (halfway through its validity), retrying with
-// back-off when the responder fails, while the previous staple stays in use
-// until its nextUpdate. A server reads the current staple with Staple, or
+// back-off (MinInterval doubling up to an hour) when the responder fails,
+// while the previous staple stays in use until its nextUpdate. A server reads the current staple with Staple, or
 // lets Certificate put it in a copy of its tls.Certificate, typically from
 // its GetCertificate callback. Safe for concurrent use.
 type Stapler struct {
@@ -82,14 +84,23 @@ func (s *Stapler) Staple() []byte {
 }
 
 // Certificate returns a copy of cert carrying the current staple, for a
-// GetCertificate callback. The copy shares cert's chain and key.
+// GetCertificate callback. The copy shares cert's chain and key. A cert
+// whose leaf is not the stapler's, or a moment with no current staple,
+// returns cert itself: a server that swaps certificates never staples one
+// certificate's answer to another.
 func (s *Stapler) Certificate(cert *tls.Certificate) *tls.Certificate {
+	staple := s.Staple()
+	if staple == nil || len(cert.Certificate) == 0 || !bytes.Equal(cert.Certificate[0], s.cfg.Leaf.Raw) {
+		return cert
+	}
 	c := *cert
-	c.OCSPStaple = s.Staple()
+	c.OCSPStaple = staple
 	return &c
 }
 
-// Refresh fetches a staple now. On failure the previous staple is kept.
+// Refresh fetches a staple now. On failure the previous staple is kept. A
+// staple that revokes the certificate is served all the same (clients
+// learn the truth from the handshake) and logged as an error.
 func (s *Stapler) Refresh(ctx context.Context) error {
 	der, err := Staple(ctx, s.cfg.Leaf, s.cfg.Issuer, s.cfg.Client)
 	if err != nil {
@@ -100,6 +111,10 @@ func (s *Stapler) Refresh(ctx context.Context) error {
 		return fmt.Errorf("revocation: stapler: %w", err) // cannot happen: Staple parsed it
 	}
 	s.staple.Store(&stapled{der: der, nextUpdate: resp.NextUpdate})
+	if resp.Status == ocsp.Revoked {
+		s.log.Error("the certificate is revoked; stapling the revocation", "server_name", s.cfg.Leaf.Subject.CommonName,
+			"serial", s.cfg.Leaf.SerialNumber.Text(16), "revoked_at", resp.RevokedAt, "reason", Reason(resp.RevocationReason).String())
+	}
 	return nil
 }
 
@@ -113,7 +128,7 @@ func (s *Stapler) Run(ctx context.Context) error {
 				return nil
 			}
 			wait = retry
-			retry = min(2*retry, s.cfg.MaxInterval)
+			retry = min(2*retry, s.cfg.MaxInterval, max(time.Hour, s.cfg.MinInterval))
 			s.log.Warn("ocsp staple refresh failed", "server_name", s.cfg.Leaf.Subject.CommonName, "retry_in", wait.String(), "error", err)
 		} else {
 			retry = s.cfg.MinInterval

@@ -80,6 +80,12 @@ func TestStaplerRun(t *testing.T) {
 	if len(c.OCSPStaple) == 0 || len(c.Certificate) != 1 {
 		t.Error("Certificate did not carry the staple")
 	}
+	// A server that swapped certificates must not staple this answer to
+	// the new one.
+	other := &tls.Certificate{Certificate: [][]byte{ca.Leaf(t, testpki.LeafOptions{}).Cert.Raw}}
+	if c := s.Certificate(other); c != other || c.OCSPStaple != nil {
+		t.Error("Certificate stapled the answer to another certificate")
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run returned %v after cancellation", err)

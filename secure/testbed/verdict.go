@@ -118,7 +118,7 @@ func ParseVerdict(frame []byte) (ClientVerdict, error) {
 		return v, fmt.Errorf("testbed: verdict message %q: %w", frame, err)
 	}
 	if !v.Status.Valid() {
-		return v, fmt.Errorf("testbed: verdict message %q: %w", frame, &secure.UnknownStatusError{Word: string(v.Status)})
+		return v, fmt.Errorf("testbed: verdict message %q: unknown certificate status %q: want one of trusted, unknown, invalid, invalidChain, expired, notYetValid, principalMismatch, revoked, untrustedSigners", frame, string(v.Status))
 	}
 	return v, nil
 }

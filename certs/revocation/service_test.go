@@ -12,17 +12,15 @@ import (
 	"time"
 )
 
+// Service is the tests' revocation service of one CA: a List with the OCSP
+// Responder and the CRLPublisher answering from it, behind one
+// http.Handler. The program serves these parts under its own paths (the
+// testbed, one pair per issuer); tests want them in one piece.
+
 // Paths under which a Service serves its responder and its CRL.
 const (
 	OCSPPath = "/ocsp"
 	CRLPath  = "/crl"
-)
-
-// The three handlers of the package.
-var (
-	_ http.Handler = (*Service)(nil)
-	_ http.Handler = (*Responder)(nil)
-	_ http.Handler = (*CRLPublisher)(nil)
 )
 
 // ServiceConfig describes a Service: the CA, an optional delegated OCSP
@@ -45,8 +43,8 @@ type ServiceConfig struct {
 	Logger       *slog.Logger
 }
 
-// Service is the revocation service of one CA: a List, the OCSP Responder and
-// the CRLPublisher answering from it, behind one http.Handler. The responder
+// Service is a List, the OCSP Responder and the CRLPublisher answering from
+// it, behind one http.Handler. The responder
 // answers at OCSPPath (POST to it, or GET below it) and the CRL is at CRLPath
 // (any path below it too, so "/crl/ca.crl" works). Put URLs(base) in the
 // certificates the CA issues.
