@@ -177,14 +177,15 @@ func (st *serveState) judgeClient(ctx context.Context, p ClientPolicy, cs tls.Co
 	verdict := Verdict{Status: StatusUnknown}
 	if len(cs.PeerCertificates) > 0 {
 		verdict = Classify(ctx, cs.PeerCertificates, VerifyOptions{
-			Roots:       p.ClientCAs,
-			AcceptNames: p.ClientNames,
-			Role:        RoleClient,
-			NoAIAFetch:  !st.cfg.FetchClientIssuers,
-			Revocation:  st.cfg.Revocation,
-			CRLs:        p.CRLs,
-			HTTPClient:  st.cfg.HTTPClient,
-			Logger:      st.cfg.Logger,
+			Roots:           p.ClientCAs,
+			AcceptNames:     p.ClientNames,
+			Role:            RoleClient,
+			NoAIAFetch:      !st.cfg.FetchClientIssuers,
+			Revocation:      st.cfg.Revocation,
+			CRLs:            p.CRLs,
+			HTTPClient:      st.cfg.HTTPClient,
+			RevocationCache: st.revocation,
+			Logger:          st.cfg.Logger,
 		})
 	}
 	if p.ClientAuth == ClientAuthRequire && verdict.Status != StatusTrusted {

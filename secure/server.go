@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/passerelle/passerelle/certs/revocation"
 )
 
 // ClientAuth says whether a server asks for a client certificate.
@@ -103,9 +105,9 @@ type ServerConfig struct {
 	Revocation RevocationMode
 	CRLs       []*x509.RevocationList
 	// HTTPClient fetches issuers, OCSP responses and CRLs when judging
-	// client certificates; nil means a client with a 5 second timeout that
-	// remembers identical answers for a minute, so a CRL is not downloaded
-	// again on every handshake.
+	// client certificates; nil means a client with a 5 second timeout. The
+	// server keeps the OCSP responses and CRLs it fetched for a minute at
+	// most, so a CRL is not downloaded again on every handshake.
 	HTTPClient *http.Client
 	// FetchClientIssuers lets the server follow the AIA caIssuers URL of a
 	// client certificate whose issuer the client did not send (rule 3a).
@@ -191,7 +193,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = newFetchClient()
 	}
-	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{})}
+	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{}), revocation: newRevocationCache()}
 	if !cfg.Plain {
 		if err := st.buildTLS(); err != nil {
 			return err
@@ -344,6 +346,9 @@ type serveState struct {
 	// for every connection (see buildTLS).
 	base *tls.Config
 	tmpl *tls.Config
+	// revocation keeps the OCSP responses and CRLs fetched to judge
+	// client certificates.
+	revocation *revocation.Cache
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
