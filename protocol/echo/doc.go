@@ -5,10 +5,9 @@
 // (one TLS record or one TCP segment's worth), as in the seed's
 // socketDataHandler, which echoes socket.bytesAvailable.
 //
-// Policy requests are answered here too, as on every passerelle listener:
-// "Connected." is held back until the first bytes show that the client is
-// not asking for the policy file, or until Server.PolicyWait passes in
-// silence (see package policy).
+// The service receives connections already through TLS and already past the
+// Flash policy-file check: the listener (package secure) does both, the same
+// way for every service, so "Connected." goes out at once.
 //
 // Start with Server.ServeConn.
 package echo

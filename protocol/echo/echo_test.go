@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,9 +63,9 @@ func TestEcho(t *testing.T) {
 		name := map[bool]string{false: "tcp", true: "tls"}[useTLS]
 		t.Run(name, func(t *testing.T) {
 			log, logs := testutil.Logger(t, slog.LevelInfo)
-			dial, _ := serve(t, &Server{PolicyWait: 20 * time.Millisecond, Logger: log}, useTLS)
+			dial, _ := serve(t, &Server{Logger: log}, useTLS)
 
-			// A client that waits gets the greeting after the policy wait.
+			// A client that waits gets the greeting.
 			c := dial()
 			if got := readN(t, c, len(Greeting)); got != Greeting {
 				t.Fatalf("greeting = %q", got)
@@ -79,9 +80,9 @@ func TestEcho(t *testing.T) {
 			testutil.EventuallyContains(t, logs, "reason=client_closed", 10*time.Second)
 
 			// A client that speaks first gets the greeting, then the echo of
-			// its first chunk in one piece (longer than a policy request).
+			// its first chunk in one piece.
 			c = dial()
-			first := "first chunk, longer than <policy-file-request/> is"
+			first := "first chunk, sent before the greeting was read"
 			c.Write([]byte(first))
 			if got := readN(t, c, len(Greeting)+len(Prefix)+len(first)); got != Greeting+Prefix+first {
 				t.Fatalf("got %q", got)
@@ -90,46 +91,66 @@ func TestEcho(t *testing.T) {
 	}
 }
 
-func TestEchoPolicy(t *testing.T) {
-	doc := policy.Default(8087)
-	tests := []struct {
-		name   string
-		writes []string
-		want   string
-	}{
-		{"request", []string{policy.Request}, string(doc) + "\x00"},
-		{"request in two writes", []string{"<policy-file-", "request/>\x00"}, string(doc) + "\x00"},
-		{"a prefix, then silence", []string{"<pol"}, Greeting + Prefix + "<pol"},
+// TestEchoNoPolicy: the listener answers policy requests before a service
+// sees the connection, so here a policy request is a chunk like any other,
+// echoed after the greeting, which goes out at once.
+func TestEchoNoPolicy(t *testing.T) {
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	dial, _ := serve(t, &Server{Logger: log}, true)
+	c := dial()
+	c.Write([]byte(policy.Request))
+	want := Greeting + Prefix + policy.Request
+	if got := readN(t, c, len(want)); got != want {
+		t.Fatalf("got %q, want the greeting and the echo of the policy request", got)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			log, logs := testutil.Logger(t, slog.LevelInfo)
-			dial, _ := serve(t, &Server{Policy: doc, PolicyWait: 300 * time.Millisecond, Logger: log}, true)
-			c := dial()
-			for _, w := range tt.writes {
-				c.Write([]byte(w))
-			}
-			if tt.want != string(doc)+"\x00" {
-				if got := readN(t, c, len(tt.want)); got != tt.want {
-					t.Fatalf("got %q, want %q", got, tt.want)
-				}
+	c.Close()
+	testutil.EventuallyContains(t, logs, "reason=client_closed", 10*time.Second)
+}
+
+// abortConn is a connection with the listener's Abort method, counting
+// calls.
+type abortConn struct {
+	net.Conn
+	aborts *atomic.Int32
+}
+
+func (c abortConn) Abort() error {
+	c.aborts.Add(1)
+	return c.Conn.Close()
+}
+
+// TestEchoWriteErrorAborts: a client that sends without reading is dropped
+// after WriteTimeout through the connection's Abort, not Close.
+func TestEchoWriteErrorAborts(t *testing.T) {
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	srv := &Server{WriteTimeout: 100 * time.Millisecond, Logger: log}
+	var aborts atomic.Int32
+	ln := testutil.Listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := testutil.Serve(ln, func(c net.Conn) { srv.ServeConn(ctx, abortConn{c, &aborts}) })
+	t.Cleanup(func() { cancel(); ln.Close(); wait() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() { // never reads a byte back
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(chunk); err != nil {
 				return
 			}
-			got, err := io.ReadAll(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != tt.want {
-				t.Fatalf("reply = %q, want the policy alone", got)
-			}
-			testutil.EventuallyContains(t, logs, "reason=policy", 10*time.Second)
-		})
+		}
+	}()
+	testutil.EventuallyContains(t, logs, "reason=write_error", 10*time.Second)
+	if n := aborts.Load(); n != 1 {
+		t.Fatalf("Abort called %d times, want 1", n)
 	}
 }
 
 func TestEchoShutdown(t *testing.T) {
 	log, logs := testutil.Logger(t, slog.LevelInfo)
-	dial, stop := serve(t, &Server{PolicyWait: 10 * time.Millisecond, Logger: log}, false)
+	dial, stop := serve(t, &Server{Logger: log}, false)
 	c := dial()
 	readN(t, c, len(Greeting))
 	stop()
@@ -143,7 +164,7 @@ func TestEchoShutdown(t *testing.T) {
 // and keeps one that keeps talking.
 func TestEchoIdleTimeout(t *testing.T) {
 	log, logs := testutil.Logger(t, slog.LevelInfo)
-	dial, _ := serve(t, &Server{PolicyWait: 10 * time.Millisecond, IdleTimeout: 200 * time.Millisecond, Logger: log}, false)
+	dial, _ := serve(t, &Server{IdleTimeout: 200 * time.Millisecond, Logger: log}, false)
 	c := dial()
 	readN(t, c, len(Greeting))
 	for range 3 { // talking every 100ms keeps it open past the timeout

@@ -29,15 +29,23 @@
 // finally the opened file must be a regular file (no directories, devices,
 // FIFOs or sockets).
 //
-// A connection whose first message is "<policy-file-request/>" and a NUL
-// gets the Flash socket policy file and is closed.
+// The service receives connections already through TLS and already past
+// the Flash policy-file check: the listener (package secure) does both for
+// every service.
+//
+// Hostile peers are bounded: a request line must arrive whole within
+// Server.RequestTimeout; digests are cached by file identity, at most
+// Server.MaxDigests are computed at once, and one stops when its client
+// leaves; answered requests log at debug level, and the info lines a peer
+// can cause (refusals, aborted transfers) are rate-limited.
 //
 // # Where to start reading
 //
 // server.go (Server.ServeConn, the per-connection loop and the constant-memory
 // copy), request.go (the request grammar and ValidateName), response.go (the
 // wire encoding of both answers), files.go (Dir, Samples, FromFS),
-// client.go (Client, used by "passerelle get"), extensions.go.
+// client.go (Client, used by "passerelle get"), digest.go (EMPREINTE, its
+// cache and its bound), extensions.go (LISTE), ratelog.go.
 //
 // The server does not accept connections itself: an accept loop such as
 // secure.Server hands each (handshaken) connection to Server.ServeConn.

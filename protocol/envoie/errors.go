@@ -36,6 +36,9 @@ const (
 	CodeBadOffset Code = "bad_offset"
 	// CodeForbidden: the server may not read the file (permissions).
 	CodeForbidden Code = "forbidden"
+	// CodeBusy: the server is already computing as many digests as it
+	// allows, and none finished within its wait; try again later.
+	CodeBusy Code = "busy"
 	// CodeUnavailable: any other failure on the server's side.
 	CodeUnavailable Code = "unavailable"
 )

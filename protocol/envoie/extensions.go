@@ -1,9 +1,6 @@
 package envoie
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,35 +10,6 @@ import (
 
 // maxListing bounds the text of a LISTE answer.
 const maxListing = 1 << 20
-
-// digest answers EMPREINTE: a success response whose body is
-// "sha256:<64 hex digits>".
-func (s *Server) digest(ctx context.Context, conn net.Conn, req Request, log *slog.Logger) error {
-	f, _, err := s.open(req.Name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	bp := s.getBuf()
-	defer s.bufs.Put(bp)
-	h := sha256.New()
-	for {
-		n, rerr := f.Read(*bp)
-		h.Write((*bp)[:n])
-		if rerr != nil {
-			break // io.EOF, or a read error hashed short: both end here
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	body := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	if err := s.writeBody(conn, []byte(body)); err != nil {
-		return fmt.Errorf("send digest of %s: %w", req.Name, err)
-	}
-	log.Info("envoie: digest sent", "name", req.Name)
-	return nil
-}
 
 // list answers LISTE: a success response whose body has one line per entry
 // of the folder, sorted by name: "<size>\t<name>\n" for a regular file,
@@ -91,7 +59,7 @@ func (s *Server) list(conn net.Conn, req Request, log *slog.Logger) error {
 	if err := s.writeBody(conn, body); err != nil {
 		return fmt.Errorf("send listing of %q: %w", req.Name, err)
 	}
-	log.Info("envoie: listing sent", "name", req.Name, "entries", len(entries))
+	log.Debug("envoie: listing sent", "name", req.Name, "entries", len(entries))
 	return nil
 }
 

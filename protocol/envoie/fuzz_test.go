@@ -27,8 +27,9 @@ func (c *scriptedConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *scriptedConn) SetWriteDeadline(t time.Time) error { return nil }
 
 // FuzzServeConn feeds arbitrary client bytes to the server and checks that
-// what comes back is always well framed: answers, at most one error response
-// and only as the last thing sent, or a policy file.
+// what comes back is always well framed: answers, and at most one error
+// response, only as the last thing sent. (A policy request is the
+// listener's business: here it is just bytes.)
 func FuzzServeConn(f *testing.F) {
 	for _, s := range []string{
 		"ENVOIE:blason.png\r\nENVOIE bienvenue.txt\n",
@@ -43,12 +44,6 @@ func FuzzServeConn(f *testing.F) {
 		c := &scriptedConn{in: bytes.NewReader(in)}
 		srv.ServeConn(context.Background(), c)
 		out := c.out.Bytes()
-		if bytes.HasPrefix(out, []byte("<?xml")) {
-			if !bytes.HasSuffix(out, []byte{0}) {
-				t.Fatalf("policy answer without its NUL: %q", out)
-			}
-			return
-		}
 		r := bytes.NewReader(out)
 		for r.Len() > 0 {
 			n, err := ReadHeader(r)

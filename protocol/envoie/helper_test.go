@@ -27,6 +27,7 @@ type testServer struct {
 	caCert *x509.Certificate
 	srv    *Server
 	active atomic.Int64 // connections inside ServeConn
+	aborts atomic.Int64 // Abort calls on modeAbort connections
 	logs   *testutil.Buffer
 	mode   connMode
 	cancel context.CancelFunc
@@ -40,7 +41,20 @@ const (
 	modeTLS     connMode = iota // a *tls.Conn
 	modeWrapped                 // a *tls.Conn hidden behind net.Conn, as secure.Conn does: no CloseWrite
 	modePlain                   // the *net.TCPConn itself (TLS off)
+	modeAbort                   // a *tls.Conn with an Abort method, as the listener's connections have
 )
+
+// abortConn is a TLS connection with the hard close the listener's
+// connections offer: the socket under TLS closed without a close alert.
+type abortConn struct {
+	*tls.Conn
+	aborts *atomic.Int64
+}
+
+func (c abortConn) Abort() error {
+	c.aborts.Add(1)
+	return c.NetConn().Close()
+}
 
 func startServer(tb testing.TB, files Files, tweak func(*Server)) *testServer {
 	tb.Helper()
@@ -91,6 +105,10 @@ func startServerMode(tb testing.TB, files Files, tweak func(*Server), mode connM
 					return
 				}
 				_ = tc.SetDeadline(time.Time{})
+				if ts.mode == modeAbort {
+					ts.srv.ServeConn(ctx, abortConn{tc, &ts.aborts})
+					return
+				}
 				if ts.mode == modeWrapped {
 					// As secure.Conn does: a net.Conn without CloseWrite.
 					ts.srv.ServeConn(ctx, struct{ net.Conn }{tc})
@@ -187,5 +205,5 @@ func remoteErr(tb testing.TB, err error, code Code, msg string) {
 }
 
 func (m connMode) String() string {
-	return [...]string{"tls", "tls-without-closewrite", "plain"}[m]
+	return [...]string{"tls", "tls-without-closewrite", "plain", "tls-with-abort"}[m]
 }

@@ -67,11 +67,10 @@ func (r Request) String() string {
 // limit.
 var errLineTooLong = errors.New("request line too long")
 
-// readLine reads one line ending in '\n' (or, with delim 0, in NUL) without
-// ever buffering more than the reader's size. The returned slice is only
-// valid until the next read.
-func readLine(br *bufio.Reader, delim byte) ([]byte, error) {
-	line, err := br.ReadSlice(delim)
+// readLine reads one line ending in '\n' without ever buffering more than
+// the reader's size. The returned slice is only valid until the next read.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		return nil, errLineTooLong
 	}

@@ -7,38 +7,47 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"time"
-
-	"github.com/passerelle/passerelle/protocol/policy"
 )
 
-// Defaults of the Server's zero-valued fields.
+// Defaults of the Server's zero-valued fields (DefaultMaxRequest is with
+// the protocol's limits; MaxDigests defaults to half the CPUs, at least one).
 const (
-	DefaultIdleTimeout  = 2 * time.Minute
-	DefaultWriteTimeout = time.Minute
-	DefaultBufferSize   = 64 << 10
+	DefaultIdleTimeout    = 2 * time.Minute
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultWriteTimeout   = time.Minute
+	DefaultBufferSize     = 64 << 10
+	DefaultDigestWait     = 30 * time.Second
 )
 
 // Server answers ENVOIE requests on connections it is handed, already
-// accepted (and, for TLS, wrapped) by the caller's accept loop, for example a
-// secure.Server whose handler calls ServeConn. A Server is safe for
-// concurrent use and must not be copied after first use.
+// accepted, through TLS and past the policy-file check, by the caller's
+// accept loop, for example a secure.Server whose handler calls ServeConn. A
+// Server is safe for concurrent use and must not be copied after first use.
 type Server struct {
 	// Files is the tree served. Required.
 	Files Files
-	// Logger receives one line per transfer and per refusal; nil discards.
+	// Logger receives a debug line per answered request and an info line
+	// per refusal, aborted transfer and timed-out connection, the latter
+	// rate-limited across the Server so that no peer can flood it; nil
+	// discards.
 	Logger *slog.Logger
 	// MaxRequest bounds a request line, line end included (default
 	// DefaultMaxRequest, at least 64). It is also the size of the
 	// connection's read buffer.
 	MaxRequest int
-	// IdleTimeout is how long a connection may wait between requests
-	// (default DefaultIdleTimeout).
+	// IdleTimeout is how long a connection may wait for the first byte of
+	// its next request (default DefaultIdleTimeout).
 	IdleTimeout time.Duration
+	// RequestTimeout is how long a request line may take in all, from its
+	// first byte to its line end (default DefaultRequestTimeout): a client
+	// trickling a byte at a time cannot hold a connection for longer.
+	RequestTimeout time.Duration
 	// WriteTimeout is how long a transfer may make no progress before the
 	// connection is dropped (default DefaultWriteTimeout): a client that
 	// stops reading cannot pin a file and a buffer forever.
@@ -47,12 +56,18 @@ type Server struct {
 	// DefaultBufferSize): the memory a transfer costs, whatever the size of
 	// the file.
 	BufferSize int
-	// Policy is the cross-domain policy document sent, followed by a NUL,
-	// when a connection's first message is a policy-file request. Nil sends
-	// a policy allowing every domain to this listener's port.
-	Policy []byte
+	// MaxDigests is how many EMPREINTE digests this Server computes at
+	// once (default half the CPUs, at least one). Answers from the digest
+	// cache do not count.
+	MaxDigests int
+	// DigestWait is how long an EMPREINTE request may wait for one of the
+	// MaxDigests slots before it is refused as busy (default
+	// DefaultDigestWait).
+	DigestWait time.Duration
 
-	bufs sync.Pool // *[]byte of BufferSize
+	bufs  sync.Pool // *[]byte of BufferSize
+	dig   digester
+	limit logLimit // peer-triggered info lines
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -76,6 +91,13 @@ func (s *Server) idleTimeout() time.Duration {
 	return s.IdleTimeout
 }
 
+func (s *Server) requestTimeout() time.Duration {
+	if s.RequestTimeout <= 0 {
+		return DefaultRequestTimeout
+	}
+	return s.RequestTimeout
+}
+
 func (s *Server) writeTimeout() time.Duration {
 	if s.WriteTimeout <= 0 {
 		return DefaultWriteTimeout
@@ -96,60 +118,77 @@ func (s *Server) getBuf() *[]byte {
 }
 
 // ServeConn answers requests on conn until the client closes it, a request
-// is refused, the connection idles past IdleTimeout, or ctx is cancelled. It
-// closes conn before returning and leaves nothing behind.
+// is refused, the connection idles past IdleTimeout, a request line takes
+// longer than RequestTimeout, or ctx is cancelled. It closes conn before
+// returning and leaves nothing behind.
 func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
-	defer conn.Close()
 	log := s.logger().With("remote_addr", conn.RemoteAddr().String())
 	// Cancellation unblocks any read or write in progress; the loop then
 	// sees the deadline error and returns.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	if s.serve(ctx, conn, log) {
+		hardClose(conn)
+	} else {
+		_ = conn.Close()
+	}
+	stop()
+}
 
+// serve runs the request loop. It reports whether a response was cut short,
+// in which case the connection must end without a TLS close alert.
+func (s *Server) serve(ctx context.Context, conn net.Conn, log *slog.Logger) (cut bool) {
 	br := bufio.NewReaderSize(conn, s.maxRequest())
-	for first := true; ; first = false {
-		if err := conn.SetReadDeadline(time.Now().Add(s.idleTimeout())); err != nil {
-			return
-		}
-		if first {
-			// A Flash player asks for the policy file first, with a NUL
-			// and no line end (see protocol/policy).
-			if b, err := br.Peek(1); err == nil && b[0] == '<' {
-				s.servePolicy(conn, br, log)
-				return
+	for ctx.Err() == nil {
+		if br.Buffered() == 0 {
+			// Waiting for the next request: the idle timeout.
+			if err := conn.SetReadDeadline(time.Now().Add(s.idleTimeout())); err != nil {
+				return false
+			}
+			if _, err := br.Peek(1); err != nil {
+				s.endRead(ctx, conn, log, err, false)
+				return false
 			}
 		}
-		line, err := readLine(br, '\n')
+		// A request has begun: the whole line is due within the request
+		// timeout, however its bytes are spread.
+		if err := conn.SetReadDeadline(time.Now().Add(s.requestTimeout())); err != nil {
+			return false
+		}
+		line, err := readLine(br)
 		if err != nil {
-			s.endRead(ctx, conn, log, err)
-			return
+			s.endRead(ctx, conn, log, err, true)
+			return false
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue // a stray blank line asks for nothing
 		}
 		req, err := ParseRequest(line)
 		if err == nil {
-			err = s.handle(ctx, conn, req, log)
+			err = s.handle(ctx, conn, br, req, log)
 		}
 		if err != nil {
 			var r *refusal
-			if errors.As(err, &r) {
+			switch {
+			case errors.As(err, &r):
 				s.refuse(conn, log, req, r)
-			} else if ctx.Err() != nil {
+			case ctx.Err() != nil:
 				log.Info("envoie: transfer stopped by shutdown", "name", req.Name)
-			} else {
+			default:
 				// Usually a client that hung up mid-file: worth a line,
-				// not an alarm.
-				log.Info("envoie: transfer aborted", "name", req.Name, "error", err)
+				// not an alarm, and not one per connection of a
+				// connect-and-leave flood.
+				s.logLimited(log, "envoie: transfer aborted", "command", req.Command, "name", req.Name, "error", err)
 			}
-			return
+			return r == nil
 		}
 	}
+	log.Debug("envoie: connection closed by shutdown")
+	return false
 }
 
-// endRead logs why reading the next request stopped and answers an
-// over-long line.
-func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, err error) {
+// endRead logs why reading a request stopped, and answers an over-long or
+// over-slow line. inLine says whether a request had begun.
+func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, err error, inLine bool) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errLineTooLong):
@@ -158,8 +197,10 @@ func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, e
 		// The client is done.
 	case ctx.Err() != nil:
 		log.Debug("envoie: connection closed by shutdown")
+	case errors.As(err, &ne) && ne.Timeout() && inLine:
+		s.refuse(conn, log, Request{}, refuse(CodeBadRequest, "request line not complete within %s", s.requestTimeout()))
 	case errors.As(err, &ne) && ne.Timeout():
-		log.Info("envoie: idle connection closed", "idle", s.idleTimeout())
+		s.logLimited(log, "envoie: idle connection closed", "idle", s.idleTimeout())
 	default:
 		log.Debug("envoie: read request", "error", err)
 	}
@@ -172,7 +213,7 @@ func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, e
 // the end at once), and reads off what the client already sent for a moment
 // before closing.
 func (s *Server) refuse(conn net.Conn, log *slog.Logger, req Request, r *refusal) {
-	log.Info("envoie: request refused", "command", req.Command, "name", req.Name, "code", string(r.code), "message", r.msg, "error", r.err)
+	s.logLimited(log, "envoie: request refused", "command", req.Command, "name", req.Name, "code", string(r.code), "message", r.msg, "error", r.err)
 	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 	if _, err := conn.Write(AppendError(nil, r.code, r.msg)); err != nil {
 		return
@@ -185,12 +226,14 @@ func (s *Server) refuse(conn net.Conn, log *slog.Logger, req Request, r *refusal
 	_, _ = io.CopyN(io.Discard, conn, 256<<10)
 }
 
-func (s *Server) handle(ctx context.Context, conn net.Conn, req Request, log *slog.Logger) error {
+// handle answers one request. br is the connection's reader, which a digest
+// watches for the client leaving.
+func (s *Server) handle(ctx context.Context, conn net.Conn, br *bufio.Reader, req Request, log *slog.Logger) error {
 	switch req.Command {
 	case CmdSend, CmdResume:
 		return s.send(ctx, conn, req, log)
 	case CmdDigest:
-		return s.digest(ctx, conn, req, log)
+		return s.digest(ctx, conn, br, req, log)
 	case CmdList:
 		return s.list(conn, req, log)
 	}
@@ -200,11 +243,12 @@ func (s *Server) handle(ctx context.Context, conn net.Conn, req Request, log *sl
 // send streams one file: the length word, then exactly that many bytes, in
 // memory that does not depend on the file's size.
 func (s *Server) send(ctx context.Context, conn net.Conn, req Request, log *slog.Logger) error {
-	f, size, err := s.open(req.Name)
+	f, st, err := s.open(req.Name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	size := st.Size()
 	if req.Offset > size {
 		return refuse(CodeBadOffset, "offset %d is past the end of %s (%d bytes)", req.Offset, quoteName(req.Name), size)
 	}
@@ -230,7 +274,7 @@ func (s *Server) send(ctx context.Context, conn net.Conn, req Request, log *slog
 	if err != nil {
 		return fmt.Errorf("send %s after %d of %d bytes: %w", req.Name, sent, remaining, err)
 	}
-	log.Info("envoie: sent", "command", req.Command, "name", req.Name, "offset", req.Offset, "bytes", sent, "duration", time.Since(start))
+	log.Debug("envoie: sent", "command", req.Command, "name", req.Name, "offset", req.Offset, "bytes", sent, "duration", time.Since(start))
 	return nil
 }
 
@@ -301,39 +345,34 @@ func (s *Server) sendDirect(ctx context.Context, conn net.Conn, rf io.ReaderFrom
 	return sent, nil
 }
 
-// open opens a regular file and returns its size, or a refusal.
-func (s *Server) open(name string) (readFile, int64, error) {
+// open opens a regular file and returns it with what Stat said of it, or a
+// refusal.
+func (s *Server) open(name string) (fs.File, fs.FileInfo, error) {
 	if s.Files == nil {
-		return nil, 0, refuse(CodeUnavailable, "no files are served here")
+		return nil, nil, refuse(CodeUnavailable, "no files are served here")
 	}
 	f, err := s.Files.Open(name)
 	if err != nil {
-		return nil, 0, classifyOpen(name, err)
+		return nil, nil, classifyOpen(name, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, 0, classifyOpen(name, err)
+		return nil, nil, classifyOpen(name, err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, 0, refuse(CodeNotRegular, "%s is %s, not a file", quoteName(name), describeMode(st.Mode()))
+		return nil, nil, refuse(CodeNotRegular, "%s is %s, not a file", quoteName(name), describeMode(st.Mode()))
 	}
 	if st.Size() > MaxFileSize {
 		f.Close()
-		return nil, 0, refuse(CodeTooLarge, "%s is %d bytes, more than the %d an ENVOIE length can announce", quoteName(name), st.Size(), uint64(MaxFileSize))
+		return nil, nil, refuse(CodeTooLarge, "%s is %d bytes, more than the %d an ENVOIE length can announce", quoteName(name), st.Size(), uint64(MaxFileSize))
 	}
-	return f, st.Size(), nil
-}
-
-// readFile is what open returns: fs.File without the Stat we already used.
-type readFile interface {
-	io.Reader
-	io.Closer
+	return f, st, nil
 }
 
 // skip moves to offset, by seeking when the file can.
-func skip(f readFile, offset int64) error {
+func skip(f io.Reader, offset int64) error {
 	if sk, ok := f.(io.Seeker); ok {
 		_, err := sk.Seek(offset, io.SeekStart)
 		return err
@@ -362,25 +401,14 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 	return w.conn.Write(p)
 }
 
-// servePolicy answers a policy-file request and ends the connection, as
-// Flash expects; anything else starting with '<' is refused.
-func (s *Server) servePolicy(conn net.Conn, br *bufio.Reader, log *slog.Logger) {
-	line, err := readLine(br, 0)
-	if err != nil {
-		if errors.Is(err, errLineTooLong) {
-			s.refuse(conn, log, Request{}, refuse(CodeBadRequest, "request line longer than %d bytes", s.maxRequest()))
-		}
+// hardClose ends conn after a response was cut short: through its Abort
+// method when it has one (the listener's connections do, and skip the TLS
+// close alert that would otherwise follow half a record), else through
+// Close.
+func hardClose(conn net.Conn) {
+	if a, ok := conn.(interface{ Abort() error }); ok {
+		_ = a.Abort()
 		return
 	}
-	if !policy.IsRequest(line) {
-		s.refuse(conn, log, Request{}, refuse(CodeUnknownCommand, "unknown command; expected ENVOIE followed by a file name"))
-		return
-	}
-	doc := s.policyResponse(conn.LocalAddr())
-	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
-	if _, err := conn.Write(doc); err != nil {
-		log.Debug("envoie: write policy", "error", err)
-		return
-	}
-	log.Info("envoie: policy file sent")
+	_ = conn.Close()
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testutil"
-	"github.com/passerelle/passerelle/protocol/policy"
 )
 
 func TestGetSizes(t *testing.T) {
@@ -158,7 +157,6 @@ func TestBadRequests(t *testing.T) {
 		{"no name", "ENVOIE\r\n", CodeBadName, "empty file name"},
 		{"binary command", "\xff\xfe\x00\x01\n", CodeUnknownCommand, "unknown command; expected ENVOIE followed by a file name"},
 		{"too long", "ENVOIE " + strings.Repeat("a", 200) + "\n", CodeBadRequest, "request line longer than 128 bytes"},
-		{"not a policy request", "<hello/>\x00", CodeUnknownCommand, "unknown command; expected ENVOIE followed by a file name"},
 		{"bad offset", "REPRENDS -1 blason.png\n", CodeBadOffset, `offset "-1" is not a number between 0 and 4294967294`},
 		{"offset too far", "REPRENDS 494 blason.png\n", CodeBadOffset, `offset 494 is past the end of "blason.png" (493 bytes)`},
 		{"list a file", "LISTE blason.png\n", CodeNotRegular, `"blason.png" is not a folder`},
@@ -174,45 +172,6 @@ func TestBadRequests(t *testing.T) {
 			remoteErr(t, err, tt.code, tt.msg)
 		})
 	}
-}
-
-func TestPolicyFile(t *testing.T) {
-	tests := []struct {
-		name   string
-		policy []byte
-		want   func(port string) string
-	}{
-		{"default", nil, func(port string) string {
-			return string(policy.Response(policy.Default(atoi(port))))
-		}},
-		{"configured", []byte("<cross-domain-policy/>"), func(string) string { return "<cross-domain-policy/>\x00" }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ts := startServer(t, Samples(), func(s *Server) { s.Policy = tt.policy })
-			conn := ts.dial(t)
-			if _, err := io.WriteString(conn, "<policy-file-request/>\x00"); err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(conn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, port, _ := net.SplitHostPort(ts.addr)
-			if want := tt.want(port); string(got) != want {
-				t.Fatalf("got %q\nwant %q", got, want)
-			}
-			if !strings.Contains(string(got), `to-ports="`+port+`"`) && tt.policy == nil {
-				t.Fatalf("default policy does not name port %s: %q", port, got)
-			}
-		})
-	}
-}
-
-func atoi(s string) int {
-	var n int
-	fmt.Sscan(s, &n)
-	return n
 }
 
 func TestConcurrentDownloads(t *testing.T) {
