@@ -176,7 +176,8 @@ func (t *Testbed) handle(ctx context.Context, c *secure.Conn, ep *endpoint) {
 	state := c.TLS()
 	log = log.With("server_name", state.ServerName)
 	if ep.clientAuth == ClientAuthNone {
-		// The echo service of seed 001, policy requests included, like every
+		// The echo service of the OpenFL/AIR socket chapter (seed 001); the
+		// policy request was answered before the handshake, as on every
 		// passerelle listener.
 		log.Debug("connected", "tls_version", tls.VersionName(state.Version))
 		(&echo.Server{Logger: log, IdleTimeout: t.cfg.IdleTimeout}).ServeConn(ctx, c)
