@@ -51,9 +51,10 @@ type client struct {
 
 	// Guarded by h.mu (and read without it by the reader goroutine, the
 	// only one that changes them).
-	room *room
-	idx  int
-	nick string
+	room    *room
+	idx     int
+	nick    string // as the client wrote it
+	nickKey string // its PRECIS comparison key, the key of h.nicks
 
 	mu      sync.Mutex
 	queue   [][]byte // frames waiting for the writer

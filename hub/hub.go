@@ -28,8 +28,8 @@ type Hub struct {
 	closed  bool
 	clients map[*client]struct{}
 	rooms   map[string]*room
-	nicks   map[string]*client
-	wg      sync.WaitGroup // one per registered client
+	nicks   map[string]*client // by PRECIS comparison key (see control.go)
+	wg      sync.WaitGroup     // one per registered client
 
 	closes    [numReasons]atomic.Uint64
 	delivered atomic.Uint64
@@ -111,8 +111,8 @@ func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.clients, c)
-	if c.nick != "" && h.nicks[c.nick] == c {
-		delete(h.nicks, c.nick)
+	if c.nickKey != "" && h.nicks[c.nickKey] == c {
+		delete(h.nicks, c.nickKey)
 	}
 	h.moveLocked(c, "")
 }
