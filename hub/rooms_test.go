@@ -6,7 +6,7 @@ import (
 )
 
 func TestRoomsAndControl(t *testing.T) {
-	for _, tr := range transports() {
+	for _, tr := range networks() {
 		t.Run(tr.name, func(t *testing.T) {
 			s := startHub(t, tr, Config{})
 			seed := s.connect(1)
@@ -47,7 +47,7 @@ func TestRoomsAndControl(t *testing.T) {
 }
 
 func TestControlErrors(t *testing.T) {
-	s := startHub(t, plainTransport(), Config{})
+	s := startHub(t, plainNetwork(), Config{})
 	other := s.connect(1)
 	other.send(`<passerelle:nick name="zoé"/>` + "\x00")
 	other.expect(`<passerelle:nick name="zoé"/>` + "\x00")
@@ -86,7 +86,7 @@ func TestNicknamesCompareAfterPRECIS(t *testing.T) {
 	// compatibility forms) are taken, and look-alikes made of letters from
 	// several scripts are refused. Accepted nicknames keep the form their
 	// client wrote.
-	s := startHub(t, plainTransport(), Config{})
+	s := startHub(t, plainNetwork(), Config{})
 	holder := s.connect(1)
 	holder.send(`<passerelle:nick name="ann"/>` + "\x00")
 	holder.expect(`<passerelle:nick name="ann"/>` + "\x00")
