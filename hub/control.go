@@ -13,8 +13,9 @@ import (
 )
 
 // Control messages are XML elements with the "passerelle:" prefix, one per
-// frame. A seed client never sends them, so it never sees a reply. Each is
-// answered to the asker only, in order with the frames relayed to it:
+// message. A client of the seed's chat (the PHP relay of the Flash sockets
+// chapter) never sends them, so it never sees a reply. Each is answered to
+// the asker only, in order with the messages relayed to it:
 //
 //	<passerelle:join room="lobby"/>  -> <passerelle:joined room="lobby" members="3"/>
 //	<passerelle:leave/>              -> <passerelle:joined room="default" members="5"/>
@@ -23,7 +24,8 @@ import (
 //	<passerelle:ping/>               -> <passerelle:pong/>
 //
 // A bad one gets <passerelle:error code="..." command="...">text</passerelle:error>;
-// the codes are the constants below.
+// the codes are the constants below. Nicknames are compared as nick.go
+// says: "Ann" and "ａｎｎ" are taken while "ann" is held.
 const (
 	errBadXML         = "bad-xml"
 	errUnknownCommand = "unknown-command"

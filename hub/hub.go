@@ -54,11 +54,7 @@ func New(cfg Config) *Hub {
 // conn is a PeerStatusReporter, the verdict on the client's certificate is
 // logged. Cancelling ctx disconnects the client with reason shutdown.
 func (h *Hub) ServeConn(ctx context.Context, conn net.Conn) {
-	peer := ""
-	if p, ok := conn.(PeerStatusReporter); ok {
-		peer = p.PeerStatusWord()
-	}
-	h.serve(ctx, newStreamTransport(conn, h.cfg.MaxMessage, h.cfg.ReadBufferSize, &h.bufs), peer)
+	h.Serve(ctx, newStreamTransport(conn, h.cfg.MaxMessage, h.cfg.ReadBufferSize, &h.bufs))
 }
 
 // Serve relays for one client reached through t, as ServeConn does for a
@@ -69,10 +65,6 @@ func (h *Hub) Serve(ctx context.Context, t Transport) {
 	if p, ok := t.(PeerStatusReporter); ok {
 		peer = p.PeerStatusWord()
 	}
-	h.serve(ctx, t, peer)
-}
-
-func (h *Hub) serve(ctx context.Context, t Transport, peer string) {
 	c := newClient(h, t, peer)
 	if peer != "" {
 		h.cfg.Logger.Debug("chat client connected", "remote_addr", c.addr, "peer_status", peer)

@@ -60,7 +60,7 @@ type Aborter interface {
 
 // PeerStatusReporter is implemented by connections that know the verdict
 // on the client's certificate (secure.Conn): one word such as "trusted" or
-// "unknown". ServeConn and Serve log it as peer_status.
+// "unknown"; "" means none. ServeConn and Serve log it as peer_status.
 type PeerStatusReporter interface {
 	PeerStatusWord() string
 }
@@ -86,7 +86,10 @@ type streamTransport struct {
 	bufs *sync.Pool // of *[]byte, coalesceSize each (Hub.bufs)
 }
 
-var _ Transport = (*streamTransport)(nil)
+var (
+	_ Transport          = (*streamTransport)(nil)
+	_ PeerStatusReporter = (*streamTransport)(nil)
+)
 
 func newStreamTransport(conn net.Conn, maxMessage, bufSize int, bufs *sync.Pool) *streamTransport {
 	return &streamTransport{
@@ -108,6 +111,14 @@ func (s *streamTransport) Abort() error {
 		return a.Abort()
 	}
 	return s.Conn.Close()
+}
+
+// PeerStatusWord passes on the connection's verdict, "" when it has none.
+func (s *streamTransport) PeerStatusWord() string {
+	if p, ok := s.Conn.(PeerStatusReporter); ok {
+		return p.PeerStatusWord()
+	}
+	return ""
 }
 
 // WriteMessages writes msgs in order and returns the bytes written. Short
