@@ -127,16 +127,19 @@ func (h *Hub) Publish(room string, msgs ...[]byte) (int, error) {
 			return 0, fmt.Errorf("hub: publish to %q: message %d holds a NUL before its end", room, i)
 		}
 	}
-	h.mu.Lock()
-	r := h.rooms[room]
-	h.mu.Unlock()
-	if r == nil || len(msgs) == 0 {
+	if len(msgs) == 0 {
 		return 0, nil
 	}
-	// A member that leaves meanwhile is marked closing, and push ignores
-	// it; r may even have been dropped from h.rooms, and then has no
-	// members left.
+	// The room's read lock is taken before Hub.mu is released (the order
+	// moveLocked takes them in), so the room cannot be dropped in between.
+	h.mu.Lock()
+	r := h.rooms[room]
+	if r == nil {
+		h.mu.Unlock()
+		return 0, nil
+	}
 	r.mu.RLock()
+	h.mu.Unlock()
 	defer r.mu.RUnlock()
 	for _, m := range r.members {
 		wake := false
