@@ -227,9 +227,10 @@ func holdIdleClients(addr, caFile, nStr string) error {
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./hub
 //
-// Two listeners: "tls" hands crypto/tls connections straight to the hub (the
-// hub's own cost); "secure" accepts through secure.Server as passerelle
-// serve does (handshake deadline, client verdict, a handler goroutine).
+// Two listeners: "tls" runs the crypto/tls handshake in the goroutine that
+// then serves the client in the hub (the hub's own cost); "secure" accepts
+// through secure.Server as passerelle serve does (handshake deadline, client
+// verdict, a fresh handler goroutine).
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const idleClients = 10000
 	root := testpki.NewRoot(b, testpki.CAOptions{})
