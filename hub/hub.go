@@ -114,8 +114,9 @@ func (h *Hub) Close() error {
 // its NUL, hold no other NUL and be at most Config.MaxMessage bytes; if one
 // does not, nothing is delivered. The hub keeps the slices and shares them
 // between the receivers: the caller must not change them afterwards.
-// Publish returns how many members the messages were queued for; a room
-// with no member here is not an error.
+// Publish returns how many members the room has here (those already
+// closing are counted but skipped); a room with no member here is not an
+// error.
 func (h *Hub) Publish(room string, msgs ...[]byte) (int, error) {
 	for i, m := range msgs {
 		switch {
