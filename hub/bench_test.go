@@ -34,7 +34,7 @@ import (
 //
 //	go test -run '^$' -bench 'Fanout' -benchtime 50000x ./hub
 func BenchmarkFanout(b *testing.B) {
-	for _, tr := range []transport{tlsTransport(), plainTransport()} {
+	for _, tr := range []network{tlsNetwork(), plainNetwork()} {
 		b.Run(tr.name, func(b *testing.B) { benchFanout(b, tr, 0) })
 	}
 }
@@ -46,7 +46,7 @@ func BenchmarkFanout(b *testing.B) {
 //
 //	go test -run '^$' -bench 'FanoutLatency' -benchtime 10000x ./hub
 func BenchmarkFanoutLatency(b *testing.B) {
-	benchFanout(b, tlsTransport(), 2000)
+	benchFanout(b, tlsNetwork(), 2000)
 }
 
 const (
@@ -59,8 +59,8 @@ const (
 
 // benchFanout sends b.N messages, as fast as the window allows when rate is
 // 0, else rate messages per second in bursts of fanoutBatch.
-func benchFanout(b *testing.B, tr transport, rate int) {
-	s := startHub(b, tr, Config{FloodRate: -1, QueueBytes: 4 << 20})
+func benchFanout(b *testing.B, tr network, rate int) {
+	s := startHub(b, tr, Config{QueueBytes: 4 << 20})
 	sender := s.connect(1)
 	type receiver struct {
 		got  atomic.Int64
@@ -74,7 +74,6 @@ func benchFanout(b *testing.B, tr transport, rate int) {
 			recv[i].lat = make([]time.Duration, 0, b.N)
 		}
 	}
-	s.ready()
 	base := time.Now()
 	var wg sync.WaitGroup
 	for _, r := range recv {
@@ -142,8 +141,8 @@ func benchFanout(b *testing.B, tr transport, rate int) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	}
 	b.ReportMetric(float64(b.N*fanoutReceivers)/elapsed.Seconds(), "msgs/s")
-	if st := s.hub.Stats(); st.Closed[ReasonSlowConsumer] > 0 {
-		b.Fatalf("receivers dropped: %v", st.Closed)
+	if n := s.closed(ReasonSlowConsumer); n > 0 {
+		b.Fatalf("%d receivers dropped as slow consumers", n)
 	}
 }
 
@@ -228,9 +227,10 @@ func holdIdleClients(addr, caFile, nStr string) error {
 //
 //	go test -run '^$' -bench IdleConnMemory -benchtime 1x ./hub
 //
-// Two listeners: "tls" hands crypto/tls connections straight to the hub (the
-// hub's own cost); "secure" accepts through secure.Server as passerelle
-// serve does (handshake deadline, client verdict, a handler goroutine).
+// Two listeners: "tls" runs the crypto/tls handshake in the goroutine that
+// then serves the client in the hub (the hub's own cost); "secure" accepts
+// through secure.Server as passerelle serve does (handshake deadline, client
+// verdict, a fresh handler goroutine).
 func BenchmarkIdleConnMemory(b *testing.B) {
 	const idleClients = 10000
 	root := testpki.NewRoot(b, testpki.CAOptions{})
@@ -243,7 +243,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	}{
 		{"tls", func(ctx context.Context, ln net.Listener, h *Hub) func() {
 			tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
-			return testutil.Serve(tl, func(c net.Conn) { h.ServeConn(ctx, c) })
+			return testutil.Serve(tl, func(c net.Conn) { serveHandshaken(ctx, h, c) })
 		}},
 		{"secure", func(ctx context.Context, ln net.Listener, h *Hub) func() {
 			srv := &secure.Server{
@@ -251,7 +251,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 					GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
 					MaxConns:       2 * idleClients,
 				},
-				Handler: func(ctx context.Context, c *secure.Conn) { h.ServeConn(ctx, c.Conn) },
+				Handler: func(ctx context.Context, c *secure.Conn) { h.ServeConn(ctx, c) },
 			}
 			done := make(chan struct{})
 			go func() { defer close(done); srv.Serve(ctx, ln) }()
@@ -266,7 +266,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 func benchIdle(b *testing.B, idleClients int, caFile string, serve func(context.Context, net.Listener, *Hub) func()) {
 	for range b.N {
 		ln := testutil.Listen(b)
-		h := New(Config{PolicyWait: 50 * time.Millisecond})
+		h := New(Config{})
 		ctx, cancel := context.WithCancel(context.Background())
 		wait := serve(ctx, ln, h)
 		before := memNow()
@@ -284,11 +284,9 @@ func benchIdle(b *testing.B, idleClients int, caFile string, serve func(context.
 		if err != nil || line != "ready\n" {
 			b.Fatalf("child: %q, %v", line, err)
 		}
-		srv := &server{t: b, hub: h}
-		testutil.EventuallyReport(b, waitTimeout, func() bool { return h.Stats().Clients == idleClients }, func() string {
-			return fmt.Sprintf("%d clients, want %d", h.Stats().Clients, idleClients)
+		testutil.EventuallyReport(b, waitTimeout, func() bool { return clientCount(h) == idleClients }, func() string {
+			return fmt.Sprintf("%d clients, want %d", clientCount(h), idleClients)
 		})
-		srv.ready()
 		after := memNow()
 
 		perConn := float64(after.total()-before.total()) / float64(idleClients)

@@ -1,9 +1,8 @@
 package hub
 
 import (
-	"bytes"
-	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,28 +10,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
-// coalesceSize is the size of the buffers a writer fills with queued frames
-// before one Write: a full TLS record (RFC 8446, section 5.1: 2^14 bytes).
-const coalesceSize = 16 << 10
-
-// directFrame is the size from which a queued frame is written from its own
-// slice instead of being copied into a chunk.
-const directFrame = 2 << 10
-
-// maxIOV bounds the buffers handed to one writev.
-const maxIOV = 32
-
-// shrinkQueue is the queue capacity (in frames) above which a drained queue
-// is released rather than kept for reuse, so a burst does not pin memory on
-// a client that then goes idle.
+// shrinkQueue is the queue capacity (in messages) above which a drained
+// queue is released rather than kept for reuse, so a burst does not pin
+// memory on a client that then goes idle.
 const shrinkQueue = 256
 
-// errSkipped reports a batch not written because the client was closing.
-var errSkipped = errors.New("hub: client closing, batch not written")
+// errSkipped reports a round not written because the client was closing.
+var errSkipped = errors.New("hub: client closing, messages not written")
 
 // controlPrefix starts every control message (see control.go).
 const controlPrefix = "<passerelle:"
@@ -41,27 +28,34 @@ const controlPrefix = "<passerelle:"
 // writes return at once.
 func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 
-// client is one connection. The reader side (run) belongs to ServeConn's
+// client is one connection. The reader side (run) belongs to Serve's
 // goroutine; the writer side (writeLoop) to its own goroutine; the queue
 // between them, filled by every sender of the room, is guarded by mu.
 type client struct {
 	h    *Hub
-	conn net.Conn
+	t    Transport
 	addr string
+	// peer is the verdict on the client's certificate, "" when the
+	// transport does not report one.
+	peer string
 
-	// Guarded by h.mu (and read without it by the reader goroutine, the
-	// only one that changes them).
-	room *room
-	idx  int
-	nick string
+	// room, idx, nick and nickKey are guarded by h.mu. Only this client's
+	// own goroutine (Serve: register, join, nick, unregister) changes room,
+	// nick and nickKey, so it may read them without the lock (run reads
+	// room to broadcast). idx is not like them: when another member leaves
+	// the room, moveLocked, on that member's goroutine, moves this client
+	// into the freed slot and changes its idx; idx is only used under h.mu.
+	room    *room
+	idx     int
+	nick    string // as the client wrote it
+	nickKey string // its PRECIS comparison key, the key of h.nicks
 
 	mu      sync.Mutex
-	queue   [][]byte // frames waiting for the writer
+	queue   [][]byte // messages waiting for the writer
 	spare   [][]byte // the previous batch, reused as the next queue
-	pending int      // bytes queued or being written
+	pending int      // bytes queued, or handed to a write that has not returned
 	closing bool
 	reason  CloseReason
-	started bool // the writer goroutine was started
 	// writeFailed is set when a write was cut or failed: a TLS record may
 	// be half sent, so the connection must not be closed gracefully (a
 	// close_notify alert after half a record reads as garbage).
@@ -70,7 +64,7 @@ type client struct {
 	wake       chan struct{} // one token: "the queue or closing changed"
 	writerDone chan struct{}
 
-	// wakes lists the receivers whose writers this client's frames need
+	// wakes lists the receivers whose writers this client's messages need
 	// woken (see room.broadcast); reader goroutine only.
 	wakes []*client
 
@@ -79,101 +73,60 @@ type client struct {
 	last   time.Time
 }
 
-func newClient(h *Hub, conn net.Conn) *client {
+func newClient(h *Hub, t Transport, peer string) *client {
 	return &client{
 		h:          h,
-		conn:       conn,
-		addr:       conn.RemoteAddr().String(),
+		t:          t,
+		addr:       t.RemoteAddr().String(),
+		peer:       peer,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 		tokens:     float64(h.cfg.FloodBurst),
 	}
 }
 
-// close closes the connection once reader and writer have returned. After a
-// failed write, or when the peer is not reading, the transport under any TLS
-// layer is closed directly: a close_notify alert written after half a record
-// would reach the peer as a corrupt record, and one written to a peer that
-// does not read would block.
+// close ends the connection once reader and writer have returned. After a
+// failed write, or when the peer is not reading, the transport is aborted:
+// a TLS close_notify alert written after half a record would reach the peer
+// as a corrupt record, and one written to a peer that does not read would
+// block.
 func (c *client) close(reason CloseReason) error {
 	c.mu.Lock()
 	hard := c.writeFailed || reason == ReasonSlowConsumer || reason == ReasonWriteTimeout || reason == ReasonWriteError
 	c.mu.Unlock()
-	if !hard {
-		return c.conn.Close()
+	if hard {
+		return c.t.Abort()
 	}
-	raw := c.conn
-	for {
-		u, ok := raw.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		raw = u.NetConn()
-	}
-	return raw.Close()
-}
-
-// handshaker is implemented by *tls.Conn.
-type handshaker interface {
-	HandshakeContext(context.Context) error
+	return c.t.Close()
 }
 
 // run is the reader side. It returns why the client should be closed and
 // the error behind it, if any.
-func (c *client) run(ctx context.Context) (CloseReason, error) {
+func (c *client) run() (CloseReason, error) {
 	cfg := &c.h.cfg
-	if hs, ok := c.conn.(handshaker); ok {
-		hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
-		err := hs.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			if r, closing := c.closeReason(); closing {
-				return r, nil
-			}
-			return ReasonHandshake, err
-		}
-	}
-
-	// Hold the writer back until the first bytes rule out a policy
-	// request: the requester expects the policy, a NUL and the close, and
-	// nothing before them (Adobe, "Setting up a socket policy file
-	// server").
-	prefix, isReq, _ := policy.Sniff(c.conn, cfg.PolicyWait)
-	if r, closing := c.closeReason(); closing {
-		return r, nil
-	}
-	if isReq {
-		return c.answerPolicy()
-	}
-	c.startWriter()
-
-	var src io.Reader = c.conn
-	if len(prefix) > 0 {
-		src = io.MultiReader(bytes.NewReader(prefix), c.conn)
-	}
-	rd := xmlsocket.NewReaderSize(src, cfg.MaxMessage, cfg.ReadBufferSize)
 	defer c.flushWakes()
-	first := true
 	for {
-		frame, err := rd.ReadFrame()
+		msg, err := c.t.ReadMessage()
 		if err != nil {
 			return c.readFailure(err)
 		}
-		if first && policy.IsRequest(frame) {
-			// The request came in pieces slower than PolicyWait: the
-			// writer is running; answerPolicy stops it first.
-			return c.answerPolicy()
+		if len(msg) > cfg.MaxMessage {
+			// The transport did not apply the limit: refuse as the
+			// xmlsocket reader would.
+			return ReasonTooLarge, &xmlsocket.FrameTooLargeError{Max: cfg.MaxMessage}
 		}
-		first = false
+		if len(msg) == 0 || msg[len(msg)-1] != 0 {
+			return ReasonReadError, fmt.Errorf("hub: transport returned a message without its NUL (%d bytes)", len(msg))
+		}
 		if !c.allow() {
 			return ReasonFlood, nil
 		}
-		if len(frame) > len(controlPrefix) && string(frame[:len(controlPrefix)]) == controlPrefix {
-			c.h.control(c, frame)
+		if len(msg) > len(controlPrefix) && string(msg[:len(controlPrefix)]) == controlPrefix {
+			c.h.control(c, msg)
 		} else {
-			c.room.broadcast(c, frame)
+			c.room.broadcast(c, msg)
 		}
-		if !rd.Ready() {
+		if !c.t.Buffered() {
 			c.flushWakes() // about to wait for the network
 		}
 	}
@@ -208,10 +161,10 @@ func (c *client) readFailure(err error) (CloseReason, error) {
 	}
 }
 
-// allow applies the flood limit to one incoming frame.
+// allow applies the flood limit to one incoming message.
 func (c *client) allow() bool {
 	cfg := &c.h.cfg
-	if cfg.FloodRate < 0 {
+	if cfg.FloodRate <= 0 {
 		return true
 	}
 	now := time.Now()
@@ -226,59 +179,31 @@ func (c *client) allow() bool {
 	return true
 }
 
-// answerPolicy drops the queue, stops the writer if it had started, and
-// writes the policy and a NUL.
-func (c *client) answerPolicy() (CloseReason, error) {
-	c.kill(ReasonPolicy)
-	c.waitWriter()
-	c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
-	if _, err := c.conn.Write(c.h.policyResp); err != nil {
-		c.mu.Lock()
-		c.writeFailed = true
-		c.mu.Unlock()
-		return ReasonPolicy, err
-	}
-	return ReasonPolicy, nil
-}
-
-// enqueue queues a frame for this client and wakes its writer.
-func (c *client) enqueue(frame []byte) {
-	if c.push(frame) {
+// enqueue queues a message for this client and wakes its writer.
+func (c *client) enqueue(msg []byte) {
+	if c.push(msg) {
 		c.signal()
 	}
 }
 
-// push queues a frame for this client without ever blocking the caller, and
-// reports whether the writer needs a wake-up (the queue was empty). The
-// frame is shared with the other receivers and must not be modified.
-func (c *client) push(frame []byte) bool {
+// push queues a message for this client without ever blocking the caller,
+// and reports whether the writer needs a wake-up (the queue was empty). The
+// message is shared with the other receivers and must not be modified.
+func (c *client) push(msg []byte) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	if c.pending+len(frame) > c.h.cfg.QueueBytes {
+	if c.pending+len(msg) > c.h.cfg.QueueBytes {
 		c.mu.Unlock()
 		c.kill(ReasonSlowConsumer)
 		return false
 	}
-	start := false
-	if !c.started && c.pending+len(frame) > c.h.cfg.QueueBytes/2 {
-		// Still in its policy wait, yet silent while half a queue's worth
-		// of messages came in: a seed client that only listens (a Flash
-		// client asks for the policy as soon as it connects). Start
-		// draining now, with half the budget left for the burst, rather
-		// than let it overflow.
-		c.started = true
-		start = true
-	}
-	c.queue = append(c.queue, frame)
-	c.pending += len(frame)
+	c.queue = append(c.queue, msg)
+	c.pending += len(msg)
 	first := len(c.queue) == 1
 	c.mu.Unlock()
-	if start {
-		go c.writeLoop()
-	}
 	return first
 }
 
@@ -297,7 +222,7 @@ func (c *client) closeReason() (CloseReason, bool) {
 
 // kill marks the client closing for reason (unless it already was; the
 // first reason wins and is returned), drops its queue, and unblocks its
-// reader and writer. The connection itself is closed by ServeConn once both
+// reader and writer. The connection itself is closed by Serve once both
 // sides have returned, so a sender never waits on a receiver's socket.
 func (c *client) kill(reason CloseReason) CloseReason {
 	c.mu.Lock()
@@ -312,41 +237,17 @@ func (c *client) kill(reason CloseReason) CloseReason {
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.mu.Unlock()
 	c.signal()
-	c.conn.SetReadDeadline(aLongTimeAgo())
-	if reason != ReasonPolicy {
-		// A policy answer is written after the writer stopped; for every
-		// other reason a write in progress is cut short.
-		c.conn.SetWriteDeadline(aLongTimeAgo())
-	}
+	c.t.SetReadDeadline(aLongTimeAgo())
+	c.t.SetWriteDeadline(aLongTimeAgo())
 	return reason
 }
 
-// startWriter starts the writer goroutine, once.
-func (c *client) startWriter() {
-	c.mu.Lock()
-	if c.started || c.closing {
-		c.mu.Unlock()
-		return
-	}
-	c.started = true
-	c.mu.Unlock()
-	go c.writeLoop()
-}
-
-// waitWriter waits for the writer goroutine, if it was started.
-func (c *client) waitWriter() {
-	// Callers have marked the client closing, so no writer starts after
-	// this check.
-	c.mu.Lock()
-	started := c.started
-	c.mu.Unlock()
-	if started {
-		<-c.writerDone
-	}
-}
-
-// writeLoop drains the queue: it takes every queued frame at once and
-// writes them with as few calls as possible, under a write deadline.
+// writeLoop drains the queue: it takes every queued message at once and
+// writes them in rounds of about coalesceSize bytes, each under the write
+// deadline. A round's bytes leave the queue budget as soon as its write
+// returns, not when the whole batch is out, so a receiver that reads as
+// fast as it can is never taken for a slow one while a long batch is being
+// written to it.
 func (c *client) writeLoop() {
 	defer close(c.writerDone)
 	for {
@@ -368,12 +269,10 @@ func (c *client) writeLoop() {
 		c.spare = nil
 		c.mu.Unlock()
 
-		n, err := c.writeBatch(batch)
-		frames := len(batch)
-		clear(batch) // let the shared frames go
+		err := c.writeBatch(batch)
+		clear(batch) // let the shared messages go
 
 		c.mu.Lock()
-		c.pending -= n
 		c.writeFailed = err != nil && err != errSkipped
 		if !c.closing {
 			c.spare = batch[:0]
@@ -387,68 +286,38 @@ func (c *client) writeLoop() {
 			c.kill(reason)
 			return
 		}
-		c.h.delivered.Add(uint64(frames))
 	}
 }
 
-// writeBatch writes the frames in order and returns the bytes they held.
-// Short frames are copied into a pooled 16 KiB chunk, long ones are sent from
-// where they are, and the resulting list goes out with net.Buffers: one
-// writev per round on plain TCP, and on TLS one Write (so one full record,
-// not one record per frame) per chunk.
-func (c *client) writeBatch(batch [][]byte) (int, error) {
-	total := 0
-	for _, f := range batch {
-		total += len(f)
-	}
-	if err := c.conn.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
-		return total, err
-	}
-	// kill sets closing before it cuts writes with a past deadline; a kill
-	// that came before the deadline above was set is seen here.
-	if _, closing := c.closeReason(); closing {
-		return total, errSkipped
-	}
-	bp := c.h.bufs.Get().(*[]byte)
-	defer c.h.bufs.Put(bp)
-	var iovArr [maxIOV][]byte
-	iov := iovArr[:0]
-	chunk := (*bp)[:0]
-	flush := func() error {
-		if len(chunk) > 0 {
-			iov = append(iov, chunk)
+// writeBatch writes the batch in rounds, taking each round's bytes off
+// pending once written.
+func (c *client) writeBatch(batch [][]byte) error {
+	for len(batch) > 0 {
+		n, size := 0, 0
+		for n < len(batch) && (n == 0 || size+len(batch[n]) <= coalesceSize) {
+			size += len(batch[n])
+			n++
 		}
-		bufs := net.Buffers(iov)
-		_, err := bufs.WriteTo(c.conn)
-		iov = iovArr[:0]
-		chunk = (*bp)[:0]
-		return err
-	}
-	for _, f := range batch {
-		if len(f) >= directFrame {
-			if len(chunk) > 0 {
-				iov = append(iov, chunk)
-				chunk = chunk[len(chunk):len(chunk)] // the rest of the pooled buffer
-			}
-			iov = append(iov, f)
-		} else {
-			if len(chunk)+len(f) > cap(chunk) {
-				if err := flush(); err != nil {
-					return total, err
-				}
-			}
-			chunk = append(chunk, f...)
+		if err := c.t.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {
+			return err
 		}
-		if len(iov) >= maxIOV-1 {
-			if err := flush(); err != nil {
-				return total, err
-			}
+		// kill sets closing before it cuts writes with a past deadline; a
+		// kill that came before the deadline above was set is seen here.
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			return errSkipped
 		}
-	}
-	if len(iov) > 0 || len(chunk) > 0 {
-		if err := flush(); err != nil {
-			return total, err
+		if _, err := c.t.WriteMessages(batch[:n]); err != nil {
+			return err
 		}
+		c.mu.Lock()
+		if !c.closing {
+			c.pending -= size
+		}
+		c.mu.Unlock()
+		batch = batch[n:]
 	}
-	return total, nil
+	return nil
 }

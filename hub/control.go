@@ -13,8 +13,9 @@ import (
 )
 
 // Control messages are XML elements with the "passerelle:" prefix, one per
-// frame. A seed client never sends them, so it never sees a reply. Each is
-// answered to the asker only, in order with the frames relayed to it:
+// message. A client of the seed's chat (the PHP relay of the Flash sockets
+// chapter) never sends them, so it never sees a reply. Each is answered to
+// the asker only, in order with the messages relayed to it:
 //
 //	<passerelle:join room="lobby"/>  -> <passerelle:joined room="lobby" members="3"/>
 //	<passerelle:leave/>              -> <passerelle:joined room="default" members="5"/>
@@ -23,7 +24,8 @@ import (
 //	<passerelle:ping/>               -> <passerelle:pong/>
 //
 // A bad one gets <passerelle:error code="..." command="...">text</passerelle:error>;
-// the codes are the constants below.
+// the codes are the constants below. Nicknames are compared as nick.go
+// says: "Ann" and "ａｎｎ" are taken while "ann" is held.
 const (
 	errBadXML         = "bad-xml"
 	errUnknownCommand = "unknown-command"
@@ -60,8 +62,17 @@ func (h *Hub) control(c *client, frame []byte) {
 			c.reply(errorElement(errBadNick, cmd, "nickname "+err.Error()))
 			return
 		}
-		if !h.setNick(c, name) {
-			c.reply(errorElement(errNickTaken, cmd, fmt.Sprintf("nickname %q is taken", name)))
+		key, err := nickKey(name)
+		if err != nil {
+			c.reply(errorElement(errBadNick, cmd, "nickname "+err.Error()))
+			return
+		}
+		if holder, ok := h.setNick(c, name, key); !ok {
+			text := fmt.Sprintf("nickname %q is taken", name)
+			if holder != name {
+				text += fmt.Sprintf(" (%q reads the same)", holder)
+			}
+			c.reply(errorElement(errNickTaken, cmd, text))
 			return
 		}
 		c.reply(element("nick", "name", name))
@@ -95,19 +106,21 @@ func (h *Hub) join(c *client, name string) []byte {
 	return element("joined", "room", name, "members", strconv.Itoa(n))
 }
 
-// setNick gives c the nickname unless another client holds it.
-func (h *Hub) setNick(c *client, name string) bool {
+// setNick gives c the nickname name, whose comparison key is key, unless
+// another client holds a nickname with that key; then it returns that
+// nickname, as its holder wrote it.
+func (h *Hub) setNick(c *client, name, key string) (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if other := h.nicks[name]; other != nil && other != c {
-		return false
+	if other := h.nicks[key]; other != nil && other != c {
+		return other.nick, false
 	}
-	if c.nick != "" {
-		delete(h.nicks, c.nick)
+	if c.nickKey != "" {
+		delete(h.nicks, c.nickKey)
 	}
-	c.nick = name
-	h.nicks[name] = c
-	return true
+	c.nick, c.nickKey = name, key
+	h.nicks[key] = c
+	return name, true
 }
 
 // reply queues a control answer to c alone.

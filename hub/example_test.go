@@ -10,8 +10,9 @@ import (
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
-// A relay behind a plain loopback listener; a TLS listener (or
-// secure.Server) hands its connections to ServeConn the same way.
+// A relay behind a plain loopback listener. Over TLS, secure.Server hands
+// ServeConn its connections the same way, once they are through the
+// handshake and the policy-request check.
 func Example() {
 	relay := hub.New(hub.Config{})
 	defer relay.Close()

@@ -13,6 +13,7 @@ func FuzzControl(f *testing.F) {
 		`<passerelle:join room="lobby"/>`, `<passerelle:nick name="ann"/>`, `<passerelle:who/>`,
 		`<passerelle:join room="a&amp;b"/>`, `<passerelle:`, `<passerelle:x y="`, "<passerelle:\xff/>",
 		`<passerelle:who/><passerelle:who/>`, `<passerelle:nick name="&#0;"/>`,
+		`<passerelle:nick name="аnn"/>`, `<passerelle:nick name="ａｎｎ 山田"/>`,
 	} {
 		f.Add([]byte(s + "\x00"))
 	}
@@ -29,6 +30,8 @@ func FuzzControl(f *testing.F) {
 			name := attrs["room"] + attrs["name"]
 			if err := checkName(name, maxRoomLen, cmd == "nick"); err != nil {
 				reply = errorElement(errBadRoom, cmd, err.Error())
+			} else if _, err := nickKey(name); err != nil {
+				reply = errorElement(errBadNick, cmd, "nickname "+err.Error())
 			} else {
 				reply = element(cmd, "name", name)
 			}

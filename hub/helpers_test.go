@@ -16,20 +16,20 @@ import (
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
-// transport is how test clients reach the hub: plain TCP or TLS, both on
+// network is how test clients reach the hub: plain TCP or TLS, both on
 // real loopback sockets.
-type transport struct {
+type network struct {
 	name   string
 	listen func(t testing.TB) net.Listener
 	dial   func(t testing.TB, addr string) net.Conn
 }
 
-func transports() []transport {
-	return []transport{plainTransport(), tlsTransport()}
+func networks() []network {
+	return []network{plainNetwork(), tlsNetwork()}
 }
 
-func plainTransport() transport {
-	return transport{
+func plainNetwork() network {
+	return network{
 		name: "tcp",
 		listen: func(t testing.TB) net.Listener {
 			return testutil.Listen(t)
@@ -46,7 +46,7 @@ func plainTransport() transport {
 
 // tlsTransport serves a certificate from a CA made for the test; clients
 // verify it against that CA only.
-func tlsTransport() transport {
+func tlsNetwork() network {
 	var once sync.Once
 	var srvCfg, cliCfg *tls.Config
 	setup := func(t testing.TB) {
@@ -57,11 +57,11 @@ func tlsTransport() transport {
 			cliCfg = &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"}
 		})
 	}
-	return transport{
+	return network{
 		name: "tls",
 		listen: func(t testing.TB) net.Listener {
 			setup(t)
-			return tls.NewListener(plainTransport().listen(t), srvCfg)
+			return tls.NewListener(plainNetwork().listen(t), srvCfg)
 		},
 		dial: func(t testing.TB, addr string) net.Conn {
 			setup(t)
@@ -83,24 +83,25 @@ type server struct {
 	hub  *Hub
 	addr string
 	logs *testutil.Buffer
-	tr   transport
+	tr   network
 }
 
-// startHub serves a hub on loopback. PolicyWait defaults to 50ms here so
-// that listen-only clients start receiving quickly.
-func startHub(t testing.TB, tr transport, cfg Config) *server {
+// startHub serves a hub on loopback, logging at level info.
+func startHub(t testing.TB, tr network, cfg Config) *server {
 	t.Helper()
-	log, logs := testutil.Logger(t, slog.LevelInfo)
+	return startHubLevel(t, tr, cfg, slog.LevelInfo)
+}
+
+func startHubLevel(t testing.TB, tr network, cfg Config, level slog.Level) *server {
+	t.Helper()
+	log, logs := testutil.Logger(t, level)
 	if cfg.Logger == nil {
 		cfg.Logger = log
-	}
-	if cfg.PolicyWait == 0 {
-		cfg.PolicyWait = 50 * time.Millisecond
 	}
 	h := New(cfg)
 	ln := tr.listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	wait := testutil.Serve(ln, func(c net.Conn) { h.ServeConn(ctx, c) })
+	wait := testutil.Serve(ln, func(c net.Conn) { serveHandshaken(ctx, h, c) })
 	t.Cleanup(func() {
 		ln.Close()
 		h.Close()
@@ -109,6 +110,29 @@ func startHub(t testing.TB, tr transport, cfg Config) *server {
 	})
 	return &server{t: t, hub: h, addr: ln.Addr().String(), logs: logs, tr: tr}
 }
+
+// serveHandshaken hands c to the hub as the server layer does: a TLS
+// connection only once its handshake is done, and able to abort.
+func serveHandshaken(ctx context.Context, h *Hub, c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		hctx, cancel := context.WithTimeout(ctx, waitTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			c.Close()
+			return
+		}
+		c = abortableTLS{tc}
+	}
+	h.ServeConn(ctx, c)
+}
+
+// abortableTLS is a server-side TLS connection whose Abort closes the TCP
+// socket under the TLS layer, as secure.Conn's does: no close_notify alert
+// after half a record.
+type abortableTLS struct{ *tls.Conn }
+
+func (c abortableTLS) Abort() error { return c.NetConn().Close() }
 
 // tclient is a test chat client.
 type tclient struct {
@@ -127,29 +151,48 @@ func (s *server) connect(want int) *tclient {
 	return &tclient{t: s.t, conn: c, rd: xmlsocket.NewReader(c, 1<<20)}
 }
 
-// ready waits until every client's writer has started (each has passed its
-// policy wait), so that frames sent from now on flow at once.
-func (s *server) ready() {
-	s.t.Helper()
-	testutil.EventuallyReport(s.t, waitTimeout, func() bool {
-		s.hub.mu.Lock()
-		defer s.hub.mu.Unlock()
-		for c := range s.hub.clients {
-			c.mu.Lock()
-			st := c.started
-			c.mu.Unlock()
-			if !st {
-				return false
-			}
-		}
-		return true
-	}, func() string { return "writers not started" })
-}
-
 func (s *server) waitRoom(room string, n int) {
 	s.t.Helper()
-	testutil.EventuallyReport(s.t, waitTimeout, func() bool { return s.hub.RoomSize(room) == n },
-		func() string { return "room " + room + " size " + itoa(s.hub.RoomSize(room)) + ", want " + itoa(n) })
+	testutil.EventuallyReport(s.t, waitTimeout, func() bool { return roomSize(s.hub, room) == n },
+		func() string { return "room " + room + " size " + itoa(roomSize(s.hub, room)) + ", want " + itoa(n) })
+}
+
+// roomSize returns the number of clients in the named room.
+func roomSize(h *Hub, name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[name]
+	if r == nil {
+		return 0
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.members)
+}
+
+// clientCount returns the number of connected clients.
+func clientCount(h *Hub) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// roomCount returns the number of rooms the hub knows.
+func roomCount(h *Hub) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.rooms)
+}
+
+// closed counts the clients closed for reason, from the log.
+func (s *server) closed(reason CloseReason) int {
+	n := 0
+	for _, line := range strings.Split(s.logs.String(), "\n") {
+		if strings.Contains(line, `msg="chat client closed"`) && strings.Contains(line+" ", " reason="+string(reason)+" ") {
+			n++
+		}
+	}
+	return n
 }
 
 // waitLog waits for a log line holding every given fragment.

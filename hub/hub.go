@@ -1,49 +1,43 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"sort"
 	"sync"
-	"sync/atomic"
-
-	"github.com/passerelle/passerelle/protocol/policy"
 )
 
 // DefaultRoom is the room of every client that has not joined another one.
 const DefaultRoom = "default"
 
-// Hub relays XMLSocket frames between the clients of each room. Create it
+// Hub relays XMLSocket messages between the clients of each room. Create it
 // with New, hand it connections with ServeConn (one goroutine per
-// connection, as a listener's handler does), and stop it with Close.
+// connection, as a listener's handler does) or other transports with Serve,
+// feed rooms from elsewhere with Publish, and stop it with Close.
 type Hub struct {
-	cfg        Config
-	policyResp []byte
-	// bufs holds 16 KiB buffers in which a writer coalesces queued frames
-	// before a TLS write; held only during a write, so idle clients keep
-	// none.
+	cfg Config
+	// bufs holds 16 KiB buffers in which a writer coalesces queued
+	// messages before a TLS write; held only during a write, so idle
+	// clients keep none.
 	bufs sync.Pool
 
 	mu      sync.Mutex
 	closed  bool
 	clients map[*client]struct{}
 	rooms   map[string]*room
-	nicks   map[string]*client
-	wg      sync.WaitGroup // one per registered client
-
-	closes    [numReasons]atomic.Uint64
-	delivered atomic.Uint64
+	nicks   map[string]*client // by PRECIS comparison key (see control.go)
+	wg      sync.WaitGroup     // one per registered client
 }
 
 // New returns a Hub ready to serve connections.
 func New(cfg Config) *Hub {
-	cfg = cfg.withDefaults()
 	h := &Hub{
-		cfg:        cfg,
-		policyResp: policy.Response(cfg.Policy),
-		clients:    make(map[*client]struct{}),
-		rooms:      make(map[string]*room),
-		nicks:      make(map[string]*client),
+		cfg:     cfg.withDefaults(),
+		clients: make(map[*client]struct{}),
+		rooms:   make(map[string]*room),
+		nicks:   make(map[string]*client),
 	}
 	h.bufs.New = func() any {
 		b := make([]byte, 0, coalesceSize)
@@ -52,32 +46,51 @@ func New(cfg Config) *Hub {
 	return h
 }
 
-// ServeConn relays for one client and returns once the client is gone and
-// its connection closed. It closes conn in every case. A *tls.Conn whose
-// handshake has not run yet is handshaken first (Config.HandshakeTimeout).
-// Cancelling ctx disconnects the client with reason shutdown.
+// ServeConn relays for one byte-stream client (plain TCP, or TLS whose
+// handshake is done: the server layer answers Flash policy requests and
+// handshakes before it hands a connection over). It returns once the client
+// is gone, and closes conn in every case: with Abort if conn is an Aborter
+// and the connection must not be closed gracefully, else with Close. If
+// conn is a PeerStatusReporter, the verdict on the client's certificate is
+// logged. Cancelling ctx disconnects the client with reason shutdown.
 func (h *Hub) ServeConn(ctx context.Context, conn net.Conn) {
-	c := newClient(h, conn)
-	h.cfg.Logger.Debug("chat client connected", "remote_addr", c.addr)
+	h.Serve(ctx, newStreamTransport(conn, h.cfg.MaxMessage, h.cfg.ReadBufferSize, &h.bufs))
+}
+
+// Serve relays for one client reached through t, as ServeConn does for a
+// byte stream: it returns once the client is gone and t is closed (or
+// aborted). If t is a PeerStatusReporter, its verdict is logged.
+func (h *Hub) Serve(ctx context.Context, t Transport) {
+	peer := ""
+	if p, ok := t.(PeerStatusReporter); ok {
+		peer = p.PeerStatusWord()
+	}
+	c := newClient(h, t, peer)
+	if peer != "" {
+		h.cfg.Logger.Debug("chat client connected", "remote_addr", c.addr, "peer_status", peer)
+	} else {
+		h.cfg.Logger.Debug("chat client connected", "remote_addr", c.addr)
+	}
 	if !h.register(c) {
-		conn.Close()
+		t.Close()
 		h.logClose(c, ReasonShutdown, nil)
 		return
 	}
 	defer h.wg.Done()
+	go c.writeLoop()
 	stop := context.AfterFunc(ctx, func() { c.kill(ReasonShutdown) })
-	reason, err := c.run(ctx)
+	reason, err := c.run()
 	stop()
 	h.unregister(c)
 	reason = c.kill(reason) // the first reason recorded wins
-	c.waitWriter()
+	<-c.writerDone
 	c.close(reason)
 	h.logClose(c, reason, err)
 }
 
 // Close disconnects every client with reason shutdown, refuses new ones, and
-// returns once every ServeConn has returned. It is safe to call more than
-// once.
+// returns once every Serve and ServeConn has returned. It is safe to call
+// more than once.
 func (h *Hub) Close() error {
 	h.mu.Lock()
 	h.closed = true
@@ -91,6 +104,56 @@ func (h *Hub) Close() error {
 	}
 	h.wg.Wait()
 	return nil
+}
+
+// Publish delivers msgs to every member of the named room on this hub, as
+// if a client outside the room had sent them: in order, to each member's
+// queue under its budget (a member that overflows is dropped with
+// slow_consumer), its writer woken once for the lot. It is the way in for
+// messages from elsewhere (another node's relay). Each message must end with
+// its NUL, hold no other NUL and be at most Config.MaxMessage bytes; if one
+// does not, nothing is delivered. The hub keeps the slices and shares them
+// between the receivers: the caller must not change them afterwards.
+// Publish returns how many members the room has here (those already
+// closing are counted but skipped); a room with no member here is not an
+// error.
+func (h *Hub) Publish(room string, msgs ...[]byte) (int, error) {
+	for i, m := range msgs {
+		switch {
+		case len(m) > h.cfg.MaxMessage:
+			return 0, fmt.Errorf("hub: publish to %q: message %d is %d bytes, over the maximum of %d", room, i, len(m), h.cfg.MaxMessage)
+		case len(m) == 0 || m[len(m)-1] != 0:
+			return 0, fmt.Errorf("hub: publish to %q: message %d does not end with a NUL", room, i)
+		case bytes.IndexByte(m, 0) != len(m)-1:
+			return 0, fmt.Errorf("hub: publish to %q: message %d holds a NUL before its end", room, i)
+		}
+	}
+	if len(msgs) == 0 {
+		return 0, nil
+	}
+	// The room's read lock is taken before Hub.mu is released (the order
+	// moveLocked takes them in), so the room cannot be dropped in between.
+	h.mu.Lock()
+	r := h.rooms[room]
+	if r == nil {
+		h.mu.Unlock()
+		return 0, nil
+	}
+	r.mu.RLock()
+	h.mu.Unlock()
+	defer r.mu.RUnlock()
+	for _, m := range r.members {
+		wake := false
+		for _, msg := range msgs {
+			if m.push(msg) {
+				wake = true
+			}
+		}
+		if wake {
+			m.signal()
+		}
+	}
+	return len(r.members), nil
 }
 
 // register adds c to the default room, unless the hub is closed.
@@ -111,62 +174,21 @@ func (h *Hub) unregister(c *client) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.clients, c)
-	if c.nick != "" && h.nicks[c.nick] == c {
-		delete(h.nicks, c.nick)
+	if c.nickKey != "" && h.nicks[c.nickKey] == c {
+		delete(h.nicks, c.nickKey)
 	}
 	h.moveLocked(c, "")
 }
 
 func (h *Hub) logClose(c *client, reason CloseReason, err error) {
-	h.closes[reason.index()].Add(1)
 	attrs := []any{"remote_addr", c.addr, "reason", string(reason)}
+	if c.peer != "" {
+		attrs = append(attrs, "peer_status", c.peer)
+	}
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
 	h.cfg.Logger.Info("chat client closed", attrs...)
-}
-
-// Stats is a snapshot of the hub, for monitoring and tests.
-type Stats struct {
-	// Clients is the number of connected clients.
-	Clients int
-	// Rooms maps each non-empty room to its number of clients.
-	Rooms map[string]int
-	// Closed counts disconnections by reason since New.
-	Closed map[CloseReason]uint64
-	// Delivered counts frames written to receivers (relayed messages and
-	// control replies).
-	Delivered uint64
-}
-
-// Stats returns a snapshot of the hub.
-func (h *Hub) Stats() Stats {
-	s := Stats{Rooms: make(map[string]int), Closed: make(map[CloseReason]uint64)}
-	h.mu.Lock()
-	s.Clients = len(h.clients)
-	for name, r := range h.rooms {
-		if n := r.size(); n > 0 {
-			s.Rooms[name] = n
-		}
-	}
-	h.mu.Unlock()
-	for i, r := range allReasons() {
-		if n := h.closes[i].Load(); n > 0 {
-			s.Closed[r] = n
-		}
-	}
-	s.Delivered = h.delivered.Load()
-	return s
-}
-
-// RoomSize returns the number of clients in the named room.
-func (h *Hub) RoomSize(name string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if r := h.rooms[name]; r != nil {
-		return r.size()
-	}
-	return 0
 }
 
 // members returns the sorted nicknames in c's room and its size.

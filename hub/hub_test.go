@@ -5,14 +5,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/passerelle/passerelle/internal/testutil"
-	"github.com/passerelle/passerelle/protocol/policy"
 )
 
 func TestRelayByteForByte(t *testing.T) {
-	for _, tr := range transports() {
+	for _, tr := range networks() {
 		t.Run(tr.name, func(t *testing.T) {
 			s := startHub(t, tr, Config{})
 			a, b, c := s.connect(1), s.connect(2), s.connect(3)
@@ -33,9 +29,9 @@ func TestRelayByteForByte(t *testing.T) {
 }
 
 func TestRelaySplitAndCoalesced(t *testing.T) {
-	for _, tr := range transports() {
+	for _, tr := range networks() {
 		t.Run(tr.name, func(t *testing.T) {
-			s := startHub(t, tr, Config{FloodRate: -1})
+			s := startHub(t, tr, Config{})
 			a, b := s.connect(1), s.connect(2)
 			// One message in many writes: nothing reaches b before its NUL.
 			msg := "<split>one message, written byte by byte</split>\x00"
@@ -57,15 +53,14 @@ func TestRelaySplitAndCoalesced(t *testing.T) {
 }
 
 func TestRelayOrderPerSender(t *testing.T) {
-	for _, tr := range transports() {
+	for _, tr := range networks() {
 		t.Run(tr.name, func(t *testing.T) {
-			s := startHub(t, tr, Config{FloodRate: -1, QueueBytes: 8 << 20})
+			s := startHub(t, tr, Config{QueueBytes: 8 << 20})
 			const senders, each = 3, 2000
 			cs := make([]*tclient, senders+1)
 			for i := range cs {
 				cs[i] = s.connect(i + 1)
 			}
-			s.ready()
 			recv := cs[senders]
 			var wg sync.WaitGroup
 			for i := range senders {
@@ -102,80 +97,8 @@ func TestRelayOrderPerSender(t *testing.T) {
 	}
 }
 
-func TestPolicyRequest(t *testing.T) {
-	for _, tr := range transports() {
-		t.Run(tr.name, func(t *testing.T) {
-			doc := policy.Default(10000)
-			s := startHub(t, tr, Config{Policy: doc, PolicyWait: 300 * time.Millisecond})
-			a := s.connect(1)
-			// The requester is registered at once, and its queue fills while
-			// it has not spoken; what it gets is the policy alone.
-			p := s.connect(2)
-			a.send("chatter before the request\x00")
-			testutil.EventuallyReport(t, waitTimeout, func() bool { return s.hub.Stats().Delivered == 0 && queued(s.hub, 1) }, func() string { return "frame not queued" })
-			p.send(policy.Request)
-			p.expect(string(doc) + "\x00")
-			p.expectClosed()
-			s.waitLog("reason=policy")
-			s.waitRoom(DefaultRoom, 1)
-		})
-	}
-}
-
-// queued reports whether some client has n frames waiting.
-func queued(h *Hub, n int) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c := range h.clients {
-		c.mu.Lock()
-		l := len(c.queue)
-		c.mu.Unlock()
-		if l == n {
-			return true
-		}
-	}
-	return false
-}
-
-func TestPolicySlowRequest(t *testing.T) {
-	// A request that trickles in slower than PolicyWait is still answered,
-	// even though the writer had started.
-	s := startHub(t, plainTransport(), Config{PolicyWait: 10 * time.Millisecond})
-	p := s.connect(1)
-	p.send("<policy-file-")
-	testutil.EventuallyReport(t, waitTimeout, func() bool { return writerStarted(s.hub) }, func() string { return "writer not started" })
-	p.send("request/>\x00")
-	p.expect(string(policy.Default()) + "\x00")
-	p.expectClosed()
-	s.waitLog("reason=policy")
-}
-
-func writerStarted(h *Hub) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c := range h.clients {
-		c.mu.Lock()
-		st := c.started
-		c.mu.Unlock()
-		if st {
-			return true
-		}
-	}
-	return false
-}
-
-func TestListenOnlyClientLosesNothing(t *testing.T) {
-	// A seed client that only listens: messages sent during its PolicyWait
-	// are queued and delivered once the wait is over.
-	s := startHub(t, plainTransport(), Config{PolicyWait: 200 * time.Millisecond})
-	listener := s.connect(1)
-	a := s.connect(2)
-	a.send("early 1\x00early 2\x00")
-	listener.expect("early 1\x00", "early 2\x00")
-}
-
 func TestTooLarge(t *testing.T) {
-	for _, tr := range transports() {
+	for _, tr := range networks() {
 		t.Run(tr.name, func(t *testing.T) {
 			s := startHub(t, tr, Config{MaxMessage: 1024})
 			a, b, big := s.connect(1), s.connect(2), s.connect(3)
@@ -193,7 +116,7 @@ func TestTooLarge(t *testing.T) {
 }
 
 func TestFlood(t *testing.T) {
-	s := startHub(t, plainTransport(), Config{FloodRate: 10, FloodBurst: 20})
+	s := startHub(t, plainNetwork(), Config{FloodRate: 10, FloodBurst: 20})
 	a, flooder := s.connect(1), s.connect(2)
 	flooder.send(strings.Repeat("spam\x00", 100))
 	flooder.expectClosed()
@@ -203,43 +126,50 @@ func TestFlood(t *testing.T) {
 		a.expect("spam\x00")
 	}
 	s.waitRoom(DefaultRoom, 1)
-	if got := s.hub.Stats().Closed[ReasonFlood]; got != 1 {
-		t.Fatalf("Closed[flood] = %d, want 1", got)
+	if got := s.closed(ReasonFlood); got != 1 {
+		t.Fatalf("closed for flood: %d, want 1", got)
 	}
 }
 
-func TestCloseReasonIndex(t *testing.T) {
-	seen := map[CloseReason]bool{}
-	for i, r := range allReasons() {
-		if r == "" || seen[r] || r.index() != i {
-			t.Fatalf("reason %d %q: empty, repeated or misnumbered (index %d)", i, r, r.index())
-		}
-		seen[r] = true
+func TestFloodLimitOff(t *testing.T) {
+	// The zero Config has no flood limit, and neither has a negative rate:
+	// 2,000 messages at once, five times DefaultFloodBurst, all go through.
+	for _, rate := range []float64{0, -1} {
+		t.Run(fmt.Sprint(rate), func(t *testing.T) {
+			s := startHub(t, plainNetwork(), Config{FloodRate: rate})
+			a, b := s.connect(1), s.connect(2)
+			var all []string
+			for i := range 5 * DefaultFloodBurst {
+				all = append(all, fmt.Sprintf("m%d\x00", i))
+			}
+			a.send(strings.Join(all, ""))
+			b.expect(all...)
+			if got := s.closed(ReasonFlood); got != 0 {
+				t.Fatalf("closed for flood: %d, want 0", got)
+			}
+		})
 	}
 }
 
 func TestRelayThenControlInOneWrite(t *testing.T) {
 	// A relayed frame followed by a control message in the same read: the
 	// receiver's writer must be woken before the relay waits for more.
-	s := startHub(t, plainTransport(), Config{})
+	s := startHub(t, plainNetwork(), Config{})
 	a, b := s.connect(1), s.connect(2)
-	s.ready()
 	a.send("for b\x00<passerelle:ping/>\x00")
 	b.expect("for b\x00")
 	a.expect("<passerelle:pong/>\x00")
 }
 
 func TestSilentClientInBusyRoom(t *testing.T) {
-	// More than a queue's worth of messages while a listening client is in
-	// its policy wait: it starts receiving early instead of being dropped.
-	s := startHub(t, plainTransport(), Config{PolicyWait: time.Minute, QueueBytes: 64 << 10, FloodRate: -1})
+	// A client that only listens, in a room that sends it four times its
+	// queue budget: it receives from the start (no hold-back), and reading
+	// as fast as it can, it is never taken for a slow consumer. The sender
+	// stays at most 40 KiB ahead of it, well within the 64 KiB budget.
+	s := startHub(t, plainNetwork(), Config{QueueBytes: 64 << 10})
 	a := s.connect(1)
-	a.send("<passerelle:ping/>\x00") // a speaks, so its writer runs
-	a.expect("<passerelle:pong/>\x00")
 	listener := s.connect(2)
 	msg := strings.Repeat("m", 1023) + "\x00"
-	// 40 KiB at once, more than half the budget, then one frame per frame
-	// read, so that the listener is never behind by more than that.
 	credits := make(chan struct{}, 40)
 	for range cap(credits) {
 		credits <- struct{}{}
@@ -258,7 +188,7 @@ func TestSilentClientInBusyRoom(t *testing.T) {
 		}
 		credits <- struct{}{}
 	}
-	if got := s.hub.Stats().Closed; len(got) != 0 {
-		t.Fatalf("closed = %v, want none", got)
+	if got := s.logs.String(); strings.Contains(got, "chat client closed") {
+		t.Fatalf("a client was closed:\n%s", got)
 	}
 }

@@ -10,11 +10,9 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
-	"github.com/passerelle/passerelle/protocol/policy"
 )
 
 // opensslClient is "openssl s_client" connected to the relay: another TLS
@@ -68,10 +66,10 @@ func TestOpenSSLClients(t *testing.T) {
 	root := testpki.NewRoot(t, testpki.CAOptions{})
 	leaf := root.Leaf(t, testpki.LeafOptions{})
 	caFile := root.WriteCert(t, t.TempDir(), "ca.pem")
-	tr := transport{
+	tr := network{
 		name: "tls",
 		listen: func(t testing.TB) net.Listener {
-			return tls.NewListener(plainTransport().listen(t), &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
+			return tls.NewListener(plainNetwork().listen(t), &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
 		},
 		dial: func(t testing.TB, addr string) net.Conn {
 			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"})
@@ -88,7 +86,6 @@ func TestOpenSSLClients(t *testing.T) {
 	send := startOpenSSL(t, s.addr, caFile)
 	s.waitRoom(DefaultRoom, 2)
 	g := s.connect(3)
-	s.ready()
 
 	// Go client to openssl: byte for byte, NULs included.
 	want := "hello\x00<msg>été</msg>\x00"
@@ -104,29 +101,6 @@ func TestOpenSSLClients(t *testing.T) {
 	testutil.EventuallyReport(t, waitTimeout, func() bool { return recv.output() == want+"from openssl\x00" }, func() string {
 		return "openssl received " + quote(recv.output())
 	})
-
-	// A policy request from openssl gets the policy alone, then the close,
-	// though a message was queued for it meanwhile. A long PolicyWait keeps
-	// the requester's writer held back however slow the machine is; the Go
-	// client speaks first, so its own writer starts at once.
-	s = startHub(t, tr, Config{PolicyWait: 10 * time.Second})
-	g = s.connect(1)
-	g.send("<passerelle:ping/>\x00")
-	g.expect("<passerelle:pong/>\x00")
-	p := startOpenSSL(t, s.addr, caFile)
-	s.waitRoom(DefaultRoom, 2)
-	g.send("not for the policy requester\x00")
-	if _, err := p.stdin.Write([]byte(policy.Request)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the relay did not close the policy requester")
-	}
-	if got, want := p.output(), string(policy.Default())+"\x00"; got != want {
-		t.Fatalf("policy requester read %s, want %s", quote(got), quote(want))
-	}
 }
 
 func quote(s string) string { return strconv.Quote(s) }

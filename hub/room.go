@@ -2,7 +2,7 @@ package hub
 
 import "sync"
 
-// room is a set of clients that receive each other's frames. Fan-out holds
+// room is a set of clients that receive each other's messages. Fan-out holds
 // the read lock only while it queues a frame to each member, which never
 // blocks; joins and leaves take the write lock, under Hub.mu.
 type room struct {
@@ -11,20 +11,14 @@ type room struct {
 	members []*client // each client knows its index, for O(1) removal
 }
 
-func (r *room) size() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.members)
-}
-
-// broadcast queues frame to every member but from. The writers to wake are
+// broadcast queues msg to every member but from. The writers to wake are
 // collected in from.wakes and woken by from.flushWakes, once per read from
-// the network rather than once per frame (nats-server's pending client
-// deliveries): a burst of frames then reaches each writer as one batch.
-func (r *room) broadcast(from *client, frame []byte) {
+// the network rather than once per message (nats-server's pending client
+// deliveries): a burst of messages then reaches each writer as one batch.
+func (r *room) broadcast(from *client, msg []byte) {
 	r.mu.RLock()
 	for _, m := range r.members {
-		if m != from && m.push(frame) {
+		if m != from && m.push(msg) {
 			from.wakes = append(from.wakes, m)
 		}
 	}

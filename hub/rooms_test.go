@@ -6,7 +6,7 @@ import (
 )
 
 func TestRoomsAndControl(t *testing.T) {
-	for _, tr := range transports() {
+	for _, tr := range networks() {
 		t.Run(tr.name, func(t *testing.T) {
 			s := startHub(t, tr, Config{})
 			seed := s.connect(1)
@@ -47,7 +47,7 @@ func TestRoomsAndControl(t *testing.T) {
 }
 
 func TestControlErrors(t *testing.T) {
-	s := startHub(t, plainTransport(), Config{})
+	s := startHub(t, plainNetwork(), Config{})
 	other := s.connect(1)
 	other.send(`<passerelle:nick name="zoé"/>` + "\x00")
 	other.expect(`<passerelle:nick name="zoé"/>` + "\x00")
@@ -79,4 +79,59 @@ func TestControlErrors(t *testing.T) {
 	s.waitRoom(DefaultRoom, 1)
 	c.send(`<passerelle:nick name="zoé"/>` + "\x00")
 	c.expect(`<passerelle:nick name="zoé"/>` + "\x00")
+}
+
+func TestNicknamesCompareAfterPRECIS(t *testing.T) {
+	// While "ann" is held, nicknames that read the same (case, width,
+	// compatibility forms) are taken, and look-alikes made of letters from
+	// several scripts are refused. Accepted nicknames keep the form their
+	// client wrote.
+	s := startHub(t, plainNetwork(), Config{})
+	holder := s.connect(1)
+	holder.send(`<passerelle:nick name="ann"/>` + "\x00")
+	holder.expect(`<passerelle:nick name="ann"/>` + "\x00")
+	tests := []struct {
+		name, want string
+	}{
+		{"ann", `<passerelle:error code="nick-taken" command="nick">nickname &#34;ann&#34; is taken</passerelle:error>`},
+		{"Ann", `<passerelle:error code="nick-taken" command="nick">nickname &#34;Ann&#34; is taken (&#34;ann&#34; reads the same)</passerelle:error>`},
+		{"ANN", `<passerelle:error code="nick-taken" command="nick">nickname &#34;ANN&#34; is taken (&#34;ann&#34; reads the same)</passerelle:error>`},
+		{"ａｎｎ", `<passerelle:error code="nick-taken" command="nick">nickname &#34;ａｎｎ&#34; is taken (&#34;ann&#34; reads the same)</passerelle:error>`},
+		{"аnn", `<passerelle:error code="bad-nick" command="nick">nickname mixes scripts: &#39;а&#39; is Cyrillic, &#39;n&#39; is Latin</passerelle:error>`},
+		{"Αnn 2", `<passerelle:error code="bad-nick" command="nick">nickname mixes scripts: &#39;Α&#39; is Greek, &#39;n&#39; is Latin</passerelle:error>`},
+		{"ann日本Ελ", `<passerelle:error code="bad-nick" command="nick">nickname mixes scripts: &#39;a&#39; is Latin, &#39;Ε&#39; is Greek</passerelle:error>`},
+		{"ᄀ", `<passerelle:error code="bad-nick" command="nick">nickname holds a character that RFC 8266 does not allow in nicknames (precis: disallowed rune encountered)</passerelle:error>`},
+		// Scripts written together, and single scripts, are fine.
+		{"Ann-Marie", `<passerelle:nick name="Ann-Marie"/>`},
+		{"山田たろう", `<passerelle:nick name="山田たろう"/>`},
+		{"Taro 山田", `<passerelle:nick name="Taro 山田"/>`},
+		{"Аня", `<passerelle:nick name="Аня"/>`},
+		{"Ελένη_2", `<passerelle:nick name="Ελένη_2"/>`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := s.connect(2)
+			defer func() {
+				c.conn.Close()
+				s.waitRoom(DefaultRoom, 1)
+			}()
+			c.send(`<passerelle:nick name="` + tt.name + `"/>` + "\x00")
+			c.expect(tt.want + "\x00")
+		})
+	}
+
+	// The holder may change the case of its own nickname; the others see
+	// the form it wrote.
+	holder.send(`<passerelle:nick name="ANN"/>` + "\x00")
+	holder.expect(`<passerelle:nick name="ANN"/>` + "\x00")
+	other := s.connect(2)
+	other.send(`<passerelle:nick name="ann"/>` + "\x00")
+	other.expect(`<passerelle:error code="nick-taken" command="nick">nickname &#34;ann&#34; is taken (&#34;ANN&#34; reads the same)</passerelle:error>` + "\x00")
+	other.send(`<passerelle:who/>` + "\x00")
+	other.expect(`<passerelle:members room="default" count="2"><passerelle:member name="ANN"/></passerelle:members>` + "\x00")
+	// Leaving frees the nickname under every form.
+	holder.conn.Close()
+	s.waitRoom(DefaultRoom, 1)
+	other.send(`<passerelle:nick name="ａｎｎ"/>` + "\x00")
+	other.expect(`<passerelle:nick name="ａｎｎ"/>` + "\x00")
 }

@@ -1,6 +1,7 @@
 // Package xmlsocket reads and writes the frames of Flash's XMLSocket: UTF-8
-// text terminated by a single NUL byte (seed 000: "la classe XMLSocket
-// transmet chaque message en le terminant par un octet nul").
+// text terminated by a single NUL byte (the seed's chapter on Flash sockets
+// with PHP servers: "la classe XMLSocket transmet chaque message en le
+// terminant par un octet nul").
 //
 // Start with Reader: NewReader(r, max) wraps a stream, and ReadFrame returns
 // one frame at a time, its trailing NUL included, so that a relay can forward
@@ -18,5 +19,6 @@
 // WriteFrame appends the NUL for the caller.
 //
 // The Reader never inspects the bytes between NULs: validating UTF-8 or XML is
-// left to the layer above, since the seed's relay forwards whatever it gets.
+// left to the layer above, since the PHP chat relay of that chapter forwards
+// whatever it gets.
 package xmlsocket

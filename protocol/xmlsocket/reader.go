@@ -7,11 +7,14 @@ import (
 	"io"
 )
 
-// DefaultBufferSize is the size of a Reader's fixed read buffer. It is kept
-// small on purpose: a relay holds one Reader per idle connection, and XMLSocket
-// messages are short. Longer frames are accumulated in a slice that belongs to
-// the frame being read and is handed to the caller, so the fixed buffer never
-// grows.
+// DefaultBufferSize is the size a Reader's read buffer starts at and returns
+// to. It is kept small on purpose: a relay holds one Reader per idle
+// connection, and XMLSocket messages are short. The buffer does grow, by
+// doubling up to MaxBufferSize, but only while reads keep filling it (a busy
+// sender), and it shrinks back to its starting size after a short read. A
+// frame longer than the buffer is gathered in a slice that belongs to that
+// frame and is handed to the caller, so the buffer's size never depends on
+// the frames' sizes.
 const DefaultBufferSize = 512
 
 // MaxBufferSize is the size the read buffer may grow to while reads keep
@@ -83,9 +86,6 @@ func NewReaderSize(r io.Reader, maxFrame, size int) *Reader {
 		minBuf: size, maxBuf: max(size, MaxBufferSize)}
 }
 
-// Max returns the maximum frame size, the NUL included.
-func (r *Reader) Max() int { return r.max }
-
 // ReadFrame returns the next frame, its terminating NUL included. The slice is
 // newly allocated and belongs to the caller (a relay may hand it to many
 // receivers without copying it).
@@ -134,13 +134,13 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			return nil, err
 		}
 		if r.start > 0 {
-			// Move the partial frame to the front of the fixed buffer.
+			// Move the partial frame to the front of the buffer.
 			r.end = copy(r.buf, r.buf[r.start:r.end])
 			r.start = 0
 		}
 		if r.end == len(r.buf) {
-			// The fixed buffer is full of one frame: move it out to the
-			// frame's own slice and keep reading into the fixed buffer.
+			// The buffer is full of one frame: move it out to the
+			// frame's own slice and keep reading into the buffer.
 			if r.acc == nil {
 				r.acc = make([]byte, 0, min(2*len(r.buf), r.max))
 			}

@@ -22,7 +22,7 @@ func readAll(r *Reader) ([]string, error) {
 }
 
 func TestReadFrameSplits(t *testing.T) {
-	long := strings.Repeat("é", 700) // 1400 bytes: longer than the fixed buffer
+	long := strings.Repeat("é", 700) // 1400 bytes: longer than DefaultBufferSize
 	stream := "hello\x00<msg a=\"1\"/>\x00\x00" + long + "\x00last\x00"
 	want := []string{"hello\x00", "<msg a=\"1\"/>\x00", "\x00", long + "\x00", "last\x00"}
 	wrappers := []struct {
