@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"sync"
@@ -66,14 +67,18 @@ func (h *Hub) Serve(ctx context.Context, t Transport) {
 		peer = p.PeerStatusWord()
 	}
 	c := newClient(h, t, peer)
+	log := h.cfg.Logger
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		log = l
+	}
 	if peer != "" {
-		h.cfg.Logger.Debug("chat client connected", "remote_addr", c.addr, "peer_status", peer)
+		log.Debug("chat client connected", "remote_addr", c.addr, "peer_status", peer)
 	} else {
-		h.cfg.Logger.Debug("chat client connected", "remote_addr", c.addr)
+		log.Debug("chat client connected", "remote_addr", c.addr)
 	}
 	if !h.register(c) {
 		t.Close()
-		h.logClose(c, ReasonShutdown, nil)
+		h.logClose(log, c, ReasonShutdown, nil)
 		return
 	}
 	defer h.wg.Done()
@@ -85,7 +90,17 @@ func (h *Hub) Serve(ctx context.Context, t Transport) {
 	reason = c.kill(reason) // the first reason recorded wins
 	<-c.writerDone
 	c.close(reason)
-	h.logClose(c, reason, err)
+	h.logClose(log, c, reason, err)
+}
+
+type loggerKey struct{}
+
+// WithLogger returns a context under which Serve and ServeConn log to l
+// instead of Config.Logger: a server hands each connection the logger of
+// its listener, so that one hub's lines still say which listener and
+// service a client came through.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
 }
 
 // Close disconnects every client with reason shutdown, refuses new ones, and
@@ -180,7 +195,7 @@ func (h *Hub) unregister(c *client) {
 	h.moveLocked(c, "")
 }
 
-func (h *Hub) logClose(c *client, reason CloseReason, err error) {
+func (h *Hub) logClose(log *slog.Logger, c *client, reason CloseReason, err error) {
 	attrs := []any{"remote_addr", c.addr, "reason", string(reason)}
 	if c.peer != "" {
 		attrs = append(attrs, "peer_status", c.peer)
@@ -188,7 +203,7 @@ func (h *Hub) logClose(c *client, reason CloseReason, err error) {
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
-	h.cfg.Logger.Info("chat client closed", attrs...)
+	log.Info("chat client closed", attrs...)
 }
 
 // members returns the sorted nicknames in c's room and its size.

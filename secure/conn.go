@@ -36,3 +36,7 @@ func (c *Conn) TLS() *tls.ConnectionState {
 // (an alert after half a record would reach the peer as a corrupt record)
 // or when the peer is not reading (the alert's write would block).
 func (c *Conn) Abort() error { return c.raw.Close() }
+
+// PeerStatusWord is the client certificate's status as its word, for the
+// services' log lines (hub.PeerStatusReporter).
+func (c *Conn) PeerStatusWord() string { return string(c.verdict.Status) }
