@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/passerelle/passerelle/internal/termsafe"
 )
 
 func main() {
@@ -20,13 +23,24 @@ func main() {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {
-				fmt.Fprintln(os.Stderr, "passerelle:", ee.err)
+				fmt.Fprintln(os.Stderr, "passerelle:", printable(ee.err))
 			}
 			os.Exit(ee.code)
 		}
-		fmt.Fprintln(os.Stderr, "passerelle:", err)
+		fmt.Fprintln(os.Stderr, "passerelle:", printable(err))
 		os.Exit(1)
 	}
+}
+
+// printable is an error's text for a terminal: an error may quote what a
+// peer sent (a certificate's names, a server's refusal), so every line is
+// escaped (internal/termsafe); the lines themselves stay lines.
+func printable(err error) string {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = termsafe.Escape(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // exitError carries a specific exit status out of a command. A nil err exits
