@@ -4,18 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/viper"
 
+	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/protocol/policy"
+	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
 )
 
 // serveConfig is the whole configuration of `passerelle serve`, decoded from
-// viper (file, environment, flags) into plain structs. It is validated once,
-// then turned into the library packages' own config structs.
+// viper (file, environment, flags) into plain structs. Its defaults are the
+// library packages' own (setServeDefaults); it is validated whole before
+// anything happens (validate, then prepare), then turned into the library
+// packages' config structs.
 type serveConfig struct {
 	DataDir   string           `mapstructure:"data_dir"`
 	Listeners []listenerConfig `mapstructure:"listeners"`
@@ -68,21 +74,15 @@ type chatConfig struct {
 }
 
 type limitsConfig struct {
-	MaxConns         int           `mapstructure:"max_conns"`
-	HandshakeTimeout time.Duration `mapstructure:"handshake_timeout"`
+	MaxConns           int           `mapstructure:"max_conns"`
+	MaxConnsPerAddress int           `mapstructure:"max_conns_per_address"`
+	HandshakeTimeout   time.Duration `mapstructure:"handshake_timeout"`
 }
 
 type policyConfig struct {
 	File   string `mapstructure:"file"`
 	Listen string `mapstructure:"listen"`
 }
-
-// Service kinds a listener can run.
-const (
-	serviceChat   = "chat"
-	serviceEnvoie = "envoie"
-	serviceEcho   = "echo"
-)
 
 // defaultGCPercent is serve's garbage-collector target. A relay spends its
 // memory on many long-lived idle connections, so it trades some throughput
@@ -91,23 +91,21 @@ const (
 // about 15% less fan-out (docs/chat.md).
 const defaultGCPercent = 50
 
-// defaultNames are the names the local CA certifies when a local-mode
-// listener names none: every way a client on this machine reaches loopback.
-var defaultNames = []string{"localhost", "127.0.0.1", "::1"}
-
-// setServeDefaults registers every serve key's default so that the file, the
-// environment and flags all override the same values.
+// setServeDefaults registers every serve key's default, read from the
+// package that owns the setting, so that the file, the environment and
+// flags all override the same values.
 func setServeDefaults(v *viper.Viper) {
-	v.SetDefault("acme.ca", "https://acme-v02.api.letsencrypt.org/directory")
-	v.SetDefault("chat.max_message", 64<<10)
-	v.SetDefault("chat.queue_bytes", 256<<10)
-	v.SetDefault("chat.flood_rate", 200.0)
-	v.SetDefault("chat.flood_burst", 400)
-	v.SetDefault("chat.write_timeout", 10*time.Second)
-	v.SetDefault("chat.policy_wait", 500*time.Millisecond)
+	v.SetDefault("acme.ca", certs.DefaultACMECA)
+	v.SetDefault("chat.max_message", hub.DefaultMaxMessage)
+	v.SetDefault("chat.queue_bytes", hub.DefaultQueueBytes)
+	v.SetDefault("chat.flood_rate", hub.DefaultFloodRate)
+	v.SetDefault("chat.flood_burst", hub.DefaultFloodBurst)
+	v.SetDefault("chat.write_timeout", hub.DefaultWriteTimeout)
+	v.SetDefault("chat.policy_wait", policy.DefaultWait)
 	v.SetDefault("runtime.gc_percent", defaultGCPercent)
-	v.SetDefault("limits.max_conns", 10000)
-	v.SetDefault("limits.handshake_timeout", 10*time.Second)
+	v.SetDefault("limits.max_conns", secure.DefaultMaxConns)
+	v.SetDefault("limits.max_conns_per_address", 0) // secure.NewLimiter's rule
+	v.SetDefault("limits.handshake_timeout", secure.DefaultHandshakeTimeout)
 }
 
 // defaultListeners is the zero-configuration set: the chat relay on the
@@ -118,7 +116,7 @@ func defaultListeners(chatAddr, assetsAddr, plainAddr, echoAddr string) []listen
 		{Address: assetsAddr, Service: serviceEnvoie},
 	}
 	if plainAddr != "" {
-		ls = append(ls, listenerConfig{Address: plainAddr, Service: serviceChat, TLS: tlsConfig{Mode: "off"}})
+		ls = append(ls, listenerConfig{Address: plainAddr, Service: serviceChat, TLS: tlsConfig{Mode: string(certs.ModeOff)}})
 	}
 	if echoAddr != "" {
 		ls = append(ls, listenerConfig{Address: echoAddr, Service: serviceEcho})
@@ -132,77 +130,87 @@ func defaultListeners(chatAddr, assetsAddr, plainAddr, echoAddr string) []listen
 	return out
 }
 
-// normalize fills per-listener defaults.
+// normalize fills per-listener defaults. Unknown words are left as they
+// are, for validate to name.
 func (c *serveConfig) normalize() {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		l.Service = strings.ToLower(strings.TrimSpace(l.Service))
-		if l.TLS.Mode == "" {
-			l.TLS.Mode = "local"
+		if m, err := certs.ParseTLSMode(l.TLS.Mode); err == nil {
+			l.TLS.Mode = string(m)
 		}
 		if l.TLS.ClientAuth == "" {
-			l.TLS.ClientAuth = "none"
+			l.TLS.ClientAuth = secure.ClientAuthNone.String()
 		}
-		if l.TLS.Mode == "local" && len(l.TLS.Names) == 0 {
-			l.TLS.Names = slices.Clone(defaultNames)
+		if l.TLS.Mode == string(certs.ModeLocal) && len(l.TLS.Names) == 0 {
+			l.TLS.Names = certs.DefaultLocalNames()
 		}
 	}
 }
 
-// validate checks every field a user can get wrong and says which one.
+// validate checks every field a user can get wrong and says which one, all
+// at once, before anything is created, ordered or bound.
 func (c *serveConfig) validate() error {
 	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(c.Listeners) == 0 {
-		errs = append(errs, errors.New("listeners: no listener configured"))
+		add("listeners: no listener configured")
 	}
+	services := serviceTable()
 	seen := map[string]int{}
 	for i, l := range c.Listeners {
 		where := fmt.Sprintf("listeners[%d]", i)
-		if _, port, err := net.SplitHostPort(l.Address); err != nil {
-			errs = append(errs, fmt.Errorf("%s.address %q: want host:port", where, l.Address))
-		} else if j, dup := seen[l.Address]; dup && port != "0" {
-			errs = append(errs, fmt.Errorf("%s.address %q: already used by listeners[%d]", where, l.Address, j))
+		if err := checkAddress(l.Address); err != nil {
+			add("%s.address %q: %v", where, l.Address, err)
+		} else if j, dup := seen[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
+			add("%s.address %q: already used by listeners[%d]", where, l.Address, j)
 		} else {
 			seen[l.Address] = i
 		}
-		switch l.Service {
-		case serviceChat, serviceEcho:
-			if l.Root != "" {
-				errs = append(errs, fmt.Errorf("%s.root: only an envoie listener serves a folder", where))
-			}
-		case serviceEnvoie:
-		default:
-			errs = append(errs, fmt.Errorf("%s.service %q: want chat, envoie or echo", where, l.Service))
+		if _, ok := services[l.Service]; !ok {
+			add("%s.service %q: want %s", where, l.Service, serviceNames())
+		} else if l.Root != "" && l.Service != serviceEnvoie {
+			add("%s.root: only an envoie listener serves a folder", where)
 		}
-		switch l.TLS.Mode {
-		case "local", "off":
-		case "acme":
-			if len(l.TLS.Names) == 0 {
-				errs = append(errs, fmt.Errorf("%s.tls.names: acme mode needs at least one public DNS name", where))
+		mode, err := certs.ParseTLSMode(l.TLS.Mode)
+		if err != nil {
+			add("%s.tls.mode %q: want local, acme, files or off", where, l.TLS.Mode)
+		}
+		switch mode {
+		case certs.ModeLocal, certs.ModeACME:
+			if mode == certs.ModeACME && len(l.TLS.Names) == 0 {
+				add("%s.tls.names: acme mode needs at least one public DNS name", where)
+			} else if err := certs.CheckNames(mode, l.TLS.Names); err != nil {
+				add("%s.%v", where, err)
 			}
-			if !c.ACME.Agree {
-				errs = append(errs, fmt.Errorf("%s.tls.mode acme: set acme.agree: true to accept the ACME CA's terms of service", where))
+			if mode == certs.ModeACME && !c.ACME.Agree {
+				add("%s.tls.mode acme: set acme.agree: true to accept the ACME CA's terms of service", where)
 			}
-		case "files":
+		case certs.ModeFiles:
 			if l.TLS.CertFile == "" || l.TLS.KeyFile == "" {
-				errs = append(errs, fmt.Errorf("%s.tls: files mode needs both cert_file and key_file", where))
+				add("%s.tls: files mode needs both cert_file and key_file", where)
 			}
-		default:
-			errs = append(errs, fmt.Errorf("%s.tls.mode %q: want local, acme, files or off", where, l.TLS.Mode))
 		}
-		switch l.TLS.ClientAuth {
-		case "none":
-		case "request", "require":
-			if l.TLS.Mode == "off" {
-				errs = append(errs, fmt.Errorf("%s.tls.client_auth %q: needs TLS (mode is off)", where, l.TLS.ClientAuth))
+		auth, err := secure.ParseClientAuth(l.TLS.ClientAuth)
+		if err != nil {
+			add("%s.tls.client_auth %q: want none, request or require", where, l.TLS.ClientAuth)
+		}
+		switch {
+		case auth != secure.ClientAuthNone && mode == certs.ModeOff:
+			add("%s.tls.client_auth %q: needs TLS (mode is off)", where, l.TLS.ClientAuth)
+		case auth == secure.ClientAuthRequire && l.TLS.ClientCAFile == "":
+			// Without a CA of its own the listener would let in anyone
+			// with a certificate from any public CA.
+			add("%s.tls.client_auth require: set tls.client_ca_file to the CA that issues your clients' certificates", where)
+		}
+		if !l.TLS.Allow.Empty() {
+			if auth == secure.ClientAuthNone {
+				// No client would ever send a certificate, so the list
+				// would refuse everyone.
+				add("%s.tls.allow: an allow-list needs tls.client_auth request or require", where)
+			} else if err := l.TLS.Allow.Validate(); err != nil {
+				add("%s.tls.allow: %v", where, err)
 			}
-		default:
-			errs = append(errs, fmt.Errorf("%s.tls.client_auth %q: want none, request or require", where, l.TLS.ClientAuth))
-		}
-		if !l.TLS.Allow.Empty() && l.TLS.ClientAuth == "none" {
-			// No client would ever send a certificate, so the list would
-			// refuse everyone.
-			errs = append(errs, fmt.Errorf("%s.tls.allow: an allow-list needs tls.client_auth request or require", where))
 		}
 	}
 	for _, p := range []struct {
@@ -210,34 +218,63 @@ func (c *serveConfig) validate() error {
 		port int
 	}{{"acme.tls_alpn_port", c.ACME.TLSALPNPort}, {"acme.http_port", c.ACME.HTTPPort}} {
 		if p.port < 0 || p.port > 65535 {
-			errs = append(errs, fmt.Errorf("%s %d: want a port between 1 and 65535 (0: the default)", p.key, p.port))
+			add("%s %d: want a port between 1 and 65535 (0: the default)", p.key, p.port)
 		}
 	}
+	if err := certs.CheckACMEConfig(certs.ACMEConfig{CA: c.ACME.CA}); err != nil {
+		add("%v", err)
+	}
 	if c.Chat.MaxMessage < 2 {
-		errs = append(errs, fmt.Errorf("chat.max_message %d: want at least 2 bytes", c.Chat.MaxMessage))
+		add("chat.max_message %d: want at least 2 bytes", c.Chat.MaxMessage)
 	}
 	if c.Chat.QueueBytes < c.Chat.MaxMessage {
-		errs = append(errs, fmt.Errorf("chat.queue_bytes %d: want at least chat.max_message (%d)", c.Chat.QueueBytes, c.Chat.MaxMessage))
+		add("chat.queue_bytes %d: want at least chat.max_message (%d)", c.Chat.QueueBytes, c.Chat.MaxMessage)
 	}
 	if c.Chat.FloodRate < 0 || c.Chat.FloodBurst < 0 {
-		errs = append(errs, errors.New("chat.flood_rate and chat.flood_burst: want 0 (no limit) or more"))
+		add("chat.flood_rate and chat.flood_burst: want 0 (no limit) or more")
 	}
-	if c.Chat.PolicyWait <= 0 {
-		errs = append(errs, fmt.Errorf("chat.policy_wait %s: want a positive duration", c.Chat.PolicyWait))
+	positive := []struct {
+		key string
+		d   time.Duration
+	}{{"chat.write_timeout", c.Chat.WriteTimeout}, {"chat.policy_wait", c.Chat.PolicyWait}, {"limits.handshake_timeout", c.Limits.HandshakeTimeout}}
+	for _, p := range positive {
+		if p.d <= 0 {
+			add("%s %s: want a positive duration", p.key, p.d)
+		}
 	}
 	if c.Runtime.GCPercent < 1 {
-		errs = append(errs, fmt.Errorf("runtime.gc_percent %d: want at least 1 (Go's default is 100)", c.Runtime.GCPercent))
+		add("runtime.gc_percent %d: want at least 1 (Go's default is 100)", c.Runtime.GCPercent)
 	}
 	if c.Limits.MaxConns < 1 {
-		errs = append(errs, fmt.Errorf("limits.max_conns %d: want at least 1", c.Limits.MaxConns))
+		add("limits.max_conns %d: want at least 1", c.Limits.MaxConns)
 	}
-	if c.Limits.HandshakeTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("limits.handshake_timeout %s: want a positive duration", c.Limits.HandshakeTimeout))
+	if c.Limits.MaxConnsPerAddress < 0 {
+		add("limits.max_conns_per_address %d: want 0 (the default rule) or more", c.Limits.MaxConnsPerAddress)
 	}
 	if c.Policy.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Policy.Listen); err != nil {
-			errs = append(errs, fmt.Errorf("policy.listen %q: want host:port (usually :843)", c.Policy.Listen))
+		if err := checkAddress(c.Policy.Listen); err != nil {
+			add("policy.listen %q: %v (usually :843)", c.Policy.Listen, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkAddress checks a listen address: host:port with a port from 0 to
+// 65535 (0: any free port) and a host that is empty (every address), an IP
+// address or a name.
+func checkAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, such as 127.0.0.1:10000 or :10000")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q: want a number from 0 to 65535", port)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		if kind, _, err := certs.ClassifyName(host); err != nil || kind != certs.NameDNS {
+			return fmt.Errorf("host %q: want an IP address or a host name", host)
+		}
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ listeners:
 listeners:
   - address: 127.0.0.1:0
     service: irc
-`, `listeners[0].service "irc": want chat, envoie or echo`},
+`, `listeners[0].service "irc": want chat, echo, envoie or policy`},
 		{"unknown tls mode", `
 listeners:
   - address: 127.0.0.1:0
@@ -106,13 +106,13 @@ limits: {handshake_timeout: 0s}
 `, `limits.handshake_timeout 0s: want a positive duration`},
 		{"policy listen", `
 policy: {listen: "843"}
-`, `policy.listen "843": want host:port (usually :843)`},
+`, `policy.listen "843": want host:port, such as 127.0.0.1:10000 or :10000 (usually :843)`},
 		{"bad allow pattern", `
 listeners:
   - address: 127.0.0.1:0
     service: chat
     tls: {client_auth: require, allow: {spki_pins: ["not base64!"]}}
-`, `listener 127.0.0.1:0: tls.allow: `},
+`, `listeners[0].tls.allow: `},
 		{"allow-list without client auth", `
 listeners:
   - address: 127.0.0.1:0
@@ -124,13 +124,13 @@ listeners:
   - address: 127.0.0.1:0
     service: chat
     tls: {client_auth: require, client_ca_file: /nonexistent/ca.pem}
-`, `listener 127.0.0.1:0: tls.client_ca_file: open /nonexistent/ca.pem: no such file or directory`},
+`, `listeners[0].tls.client_ca_file: open /nonexistent/ca.pem: no such file or directory`},
 		{"missing assets folder", `
 listeners:
   - address: 127.0.0.1:0
     service: envoie
     root: /nonexistent/assets
-`, `listener 127.0.0.1:0: assets: `},
+`, `listeners[0].root: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +147,134 @@ listeners:
 				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigFileStrict feeds broken files and checks that each is refused
+// before anything happens, with the key's path, its line and plain words.
+func TestConfigFileStrict(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"misspelled nested key", `listeners:
+  - address: 127.0.0.1:0
+    service: chat
+    tls:
+      client_auht: require
+`, []string{"line 5: listeners[0].tls.client_auht: unknown key; did you mean client_auth?"}},
+		{"misspelled section key", `chat:
+  max_mesage: 10
+`, []string{"line 2: chat.max_mesage: unknown key; did you mean max_message?"}},
+		{"misspelled section", `chatt:
+  max_message: 10
+`, []string{"line 1: chatt: unknown key; did you mean chat?"}},
+		{"unknown key, nothing near", `chat:
+  colour: blue
+`, []string{"line 2: chat.colour: unknown key; known keys here: flood_burst, flood_rate, max_message, policy_wait, queue_bytes, write_timeout"}},
+		{"bare number for a duration", `chat:
+  write_timeout: 10
+`, []string{"line 2: chat.write_timeout: 10 has no unit: write a duration such as 10s or 10ms"}},
+		{"not a duration", `limits:
+  handshake_timeout: soon
+`, []string{`line 2: limits.handshake_timeout: "soon" is not a duration: write one such as 10s, 1m30s or 500ms`}},
+		{"text for a number", `chat:
+  max_message: lots
+`, []string{`line 2: chat.max_message: "lots": want a whole number`}},
+		{"text for a boolean", `acme:
+  agree: yes please
+`, []string{`line 2: acme.agree: "yes please": want true or false`}},
+		{"mapping for a list", `listeners:
+  address: 127.0.0.1:0
+`, []string{"line 2: listeners: want a list of entries, each a mapping"}},
+		{"value for a list", `listeners:
+  - address: 127.0.0.1:0
+    tls: {names: localhost}
+`, []string{"line 3: listeners[0].tls.names: want a list, such as [a, b]"}},
+		{"several at once", `chatt: {}
+limits: {max_con: 3, handshake_timeout: 5}
+`, []string{
+			"line 1: chatt: unknown key; did you mean chat?",
+			"line 2: limits.max_con: unknown key; did you mean max_conns?",
+			"line 2: limits.handshake_timeout: 5 has no unit: write a duration such as 5s or 5ms",
+		}},
+		{"not YAML", "listeners: [\n", []string{"not valid YAML: line 1: did not find expected node content"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "passerelle.yaml")
+			if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
+			want := "configuration " + file + ":\n  " + strings.Join(tt.want, "\n  ")
+			if err == nil || err.Error() != want {
+				t.Fatalf("error:\n%v\nwant:\n%s", err, want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "ca")); !os.IsNotExist(err) {
+				t.Errorf("a refused configuration created the local CA (%v)", err)
+			}
+		})
+	}
+}
+
+// TestConfigRefusedBeforeAnything: a configuration whose mistakes only show
+// when files are read, or in combinations, is refused with every mistake
+// named, before the local CA is created or any address bound.
+func TestConfigRefusedBeforeAnything(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "passerelle.yaml")
+	yaml := `listeners:
+  - address: 127.0.0.1:99999
+    service: chat
+  - address: 127.0.0.1:0
+    service: chat
+    tls: {client_auth: require}
+  - address: 127.0.0.1:0
+    service: envoie
+    root: /nonexistent/assets
+    tls: {client_auth: request, client_ca_file: /nonexistent/ca.pem}
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
+	want := []string{
+		`listeners[0].address "127.0.0.1:99999": port "99999": want a number from 0 to 65535`,
+		`listeners[1].tls.client_auth require: set tls.client_ca_file to the CA that issues your clients' certificates`,
+	}
+	if err == nil || err.Error() != "configuration:\n"+strings.Join(want, "\n") {
+		t.Fatalf("error:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	// Once those are fixed, the files are read, still before anything.
+	yaml = strings.Replace(yaml, "99999", "0", 1)
+	yaml = strings.Replace(yaml, "{client_auth: require}", "{client_auth: request}", 1)
+	os.WriteFile(file, []byte(yaml), 0o600)
+	_, _, err = runCLI(t, "--data-dir", dir, "--config", file, "serve")
+	want = []string{
+		`listeners[2].tls.client_ca_file: open /nonexistent/ca.pem: no such file or directory`,
+		`listeners[2].root: `,
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "configuration:\n"+strings.Join(want, "\n")) {
+		t.Fatalf("error:\n%v\nwant it to start with:\n%s", err, strings.Join(want, "\n"))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ca")); !os.IsNotExist(err) {
+		t.Errorf("a refused configuration created the local CA (%v)", err)
+	}
+}
+
+// TestEnvironmentStrict: a PASSERELLE_* variable that names no setting stops
+// the program rather than being ignored.
+func TestEnvironmentStrict(t *testing.T) {
+	t.Setenv("PASSERELLE_CHAT_MAX_MESAGE", "10")
+	t.Setenv("PASSERELLE_FROBNICATE", "1")
+	_, _, err := runCLI(t, "--data-dir", t.TempDir(), "serve")
+	want := "configuration environment:\n" +
+		"  PASSERELLE_CHAT_MAX_MESAGE: no such setting; did you mean PASSERELLE_CHAT_MAX_MESSAGE?\n" +
+		"  PASSERELLE_FROBNICATE: no such setting"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
 

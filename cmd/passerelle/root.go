@@ -90,7 +90,13 @@ func (a *app) load(cmd *cobra.Command) error {
 	a.v.SetDefault("data_dir", defaultDataDir())
 	a.v.SetDefault("log.level", "info")
 	a.v.SetDefault("log.format", "text")
+	if err := checkEnvironment(os.Environ()); err != nil {
+		return err
+	}
 	if f, _ := cmd.Flags().GetString("config"); f != "" {
+		if err := checkConfigFile(f); err != nil {
+			return err
+		}
 		a.v.SetConfigFile(f)
 		a.v.SetConfigType("yaml")
 		if err := a.v.ReadInConfig(); err != nil {

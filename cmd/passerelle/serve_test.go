@@ -247,8 +247,8 @@ func TestServeZeroConfig(t *testing.T) {
 		io.WriteString(raw, "hello\x00")
 		raw.SetReadDeadline(time.Now().Add(5 * time.Second))
 		got, _ := io.ReadAll(raw)
-		if bytes.Contains(got, []byte("hello")) {
-			t.Fatalf("plain bytes on the TLS port were relayed: %q", got)
+		if want := "passerelle: this port speaks TLS; connect with a TLS client (SecureSocket, openssl s_client)\n"; string(got) != want {
+			t.Fatalf("plain bytes on the TLS port got %q, want the hint %q", got, want)
 		}
 		// Nobody in the room heard them.
 		a.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -288,6 +288,13 @@ func TestServeZeroConfig(t *testing.T) {
 		if got, _ := os.ReadFile(out); len(want) == 0 || !bytes.Equal(got, want) {
 			t.Fatalf("downloaded %d bytes, want the %d of the sample", len(got), len(want))
 		}
+	})
+
+	// A chat client's close line says which listener (as configured) and
+	// service it came through, though every chat listener shares one relay.
+	p.Close()
+	testutil.Eventually(t, "the plain client's close line", waitTimeout, func() bool {
+		return strings.Contains(s.errOut.String(), `msg="chat client closed" listener=127.0.0.1:0 service=chat remote_addr=`+p.LocalAddr().String()+` reason=client_closed`)
 	})
 
 	if err := s.stop(); err != nil {
