@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,6 +19,7 @@ import (
 	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/secure"
+	"github.com/passerelle/passerelle/secure/testbed"
 )
 
 // checkExitCodes is the exit status of "passerelle check" per certificate
@@ -236,12 +238,24 @@ func probeClientCert(conn *secure.ClientConn) string {
 		return "not requested"
 	}
 	conn.SetReadDeadline(time.Now().Add(clientCertWait))
-	_, err := conn.Read(make([]byte, 1))
+	// A testbed client-certificate endpoint says what it made of the
+	// certificate in its first message; read that much at most.
+	first, err := bufio.NewReaderSize(io.LimitReader(conn, maxVerdictMessage), maxVerdictMessage).ReadBytes(0)
 	if err != nil && strings.Contains(err.Error(), "remote error") {
 		return "refused: " + err.Error()
 	}
+	if v, perr := testbed.ParseVerdict(first); err == nil && perr == nil {
+		verdict := "accepted; the server judged it " + string(v.Status)
+		if v.Reason != "" {
+			verdict += ": " + v.Reason
+		}
+		return verdict
+	}
 	return "accepted"
 }
+
+// maxVerdictMessage bounds what check reads of a server's first message.
+const maxVerdictMessage = 4096
 
 // clientConfig turns the flags into a secure.ClientConfig.
 func (o checkOptions) clientConfig() (secure.ClientConfig, error) {

@@ -69,6 +69,31 @@ func TestTestbedCommand(t *testing.T) {
 		t.Errorf("check --json: %q (%v), want status expired", out, jerr)
 	}
 
+	// In the other direction: check presents an expired client certificate
+	// to the endpoint that judges client certificates, and reports the
+	// endpoint's verdict.
+	var request testbed.Endpoint
+	for _, e := range eps {
+		if e.Name == "client-cert-request" {
+			request = e
+		}
+	}
+	certsDir := filepath.Join(dir, "client-certs")
+	if _, _, err := runTestbedCLI(context.Background(), "testbed", "client-certs", "--data-dir", filepath.Join(dir, "data"), "--out", certsDir); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runTestbedCLI(context.Background(), "check", request.Address, "--json", "--servername", request.ServerName,
+		"--ca", caOut, "--cert", filepath.Join(certsDir, "expired.crt"), "--key", filepath.Join(certsDir, "expired.key"))
+	if err != nil {
+		t.Errorf("check with a client certificate: %v\n%s", err, out)
+	}
+	var client struct {
+		ClientCertificate string `json:"client_certificate"`
+	}
+	if jerr := json.Unmarshal([]byte(out), &client); jerr != nil || !strings.HasPrefix(client.ClientCertificate, "accepted; the server judged it expired: ") {
+		t.Errorf("check --cert expired.crt: client_certificate %q (%v), want the endpoint's verdict, expired", client.ClientCertificate, jerr)
+	}
+
 	cancel()
 	var r result
 	select {
