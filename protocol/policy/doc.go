@@ -10,7 +10,7 @@
 // and the cross-domain policy file specification
 // (https://www.adobe.com/devnet-docs/acrobatetk/tools/AppSec/CrossDomain_PolicyFile_Specification.pdf).
 //
-// Start with Request, IsRequest and Default. Gate (gate.go) is the one
+// Start with Request and Default. Gate (gate.go) is the one
 // place a connection's first bytes are checked for the request: every
 // listener runs it before its service (secure.ServerConfig.Preface), on plain
 // listeners for every client and on TLS listeners for a client whose first

@@ -15,12 +15,6 @@ import (
 // server": "<policy-file-request/>" followed by a NUL byte).
 const Request = "<policy-file-request/>\x00"
 
-// IsRequest reports whether frame is a policy file request, with or without
-// its NUL.
-func IsRequest(frame []byte) bool {
-	return string(frame) == Request || string(frame) == Request[:len(Request)-1]
-}
-
 // Default returns a cross-domain policy that lets content from any domain
 // connect to the given ports (to-ports="*" when none are given). The
 // site-control element stops Flash from looking for other policy files on

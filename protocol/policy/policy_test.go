@@ -13,25 +13,6 @@ import (
 	"github.com/passerelle/passerelle/internal/testutil"
 )
 
-func TestIsRequest(t *testing.T) {
-	tests := []struct {
-		frame string
-		want  bool
-	}{
-		{"<policy-file-request/>\x00", true},
-		{"<policy-file-request/>", true},
-		{"<policy-file-request/>\x00\x00", false},
-		{"<policy-file-request />\x00", false},
-		{"hello\x00", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := IsRequest([]byte(tt.frame)); got != tt.want {
-			t.Errorf("IsRequest(%q) = %v, want %v", tt.frame, got, tt.want)
-		}
-	}
-}
-
 func TestDefault(t *testing.T) {
 	tests := []struct {
 		ports []int

@@ -283,3 +283,6 @@ func runPython(ctx context.Context, tb testing.TB, manifest string) map[string]p
 	}
 	return res
 }
+
+// caCertificate is the testbed root.
+func (t *Testbed) caCertificate() *x509.Certificate { return t.root.cert }

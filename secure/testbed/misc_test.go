@@ -85,7 +85,7 @@ func TestRootPersisted(t *testing.T) {
 		t.Fatal(err)
 	}
 	second.Close()
-	if !first.CACertificate().Equal(second.CACertificate()) {
+	if !first.caCertificate().Equal(second.caCertificate()) {
 		t.Error("the root changed between two starts")
 	}
 	leaf := func(tb *Testbed) *x509.Certificate {
@@ -103,7 +103,7 @@ func TestRootPersisted(t *testing.T) {
 	}
 	late := time.Now().Add(rootLifetime - rootRenewBefore/2)
 	renewed, created, err := loadOrCreateRoot(dir, "", late)
-	if err != nil || !created || renewed.cert.Equal(first.CACertificate()) {
+	if err != nil || !created || renewed.cert.Equal(first.caCertificate()) {
 		t.Errorf("a root %v from expiry was kept (created %v, err %v)", rootRenewBefore/2, created, err)
 	}
 }
@@ -199,7 +199,7 @@ func TestHTTPServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := crl.CheckSignatureFrom(tb.CACertificate()); err != nil {
+	if err := crl.CheckSignatureFrom(tb.caCertificate()); err != nil {
 		t.Errorf("root CRL signature: %v", err)
 	}
 	var revoked int
@@ -215,7 +215,7 @@ func TestHTTPServer(t *testing.T) {
 	if err := json.Unmarshal(get("/manifest.json", "application/json"), &eps); err != nil || len(eps) != len(plans) {
 		t.Errorf("/manifest.json: %d endpoints, %v", len(eps), err)
 	}
-	if !bytes.Equal(get("/ca.pem", "application/x-pem-file"), certPEM(tb.CACertificate())) {
+	if !bytes.Equal(get("/ca.pem", "application/x-pem-file"), certPEM(tb.caCertificate())) {
 		t.Error("/ca.pem is not the root")
 	}
 }

@@ -340,9 +340,6 @@ func (t *Testbed) Endpoints() []Endpoint {
 // CAFile is the absolute path of the testbed root (PEM) clients must trust.
 func (t *Testbed) CAFile() string { return t.caFile }
 
-// CACertificate is the testbed root.
-func (t *Testbed) CACertificate() *x509.Certificate { return t.root.cert }
-
 // HTTPAddress is the host:port of the HTTP server (AIA issuers, CRLs, OCSP,
 // manifest).
 func (t *Testbed) HTTPAddress() string { return t.httpLn.Addr().String() }
