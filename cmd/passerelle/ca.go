@@ -160,6 +160,11 @@ status 1 when a store failed or when no store could take the CA.`,
 		cmd.Long = `uninstall removes the local CA certificate from the trust stores "ca install"
 put it in (see "passerelle ca install --help"), printing one line per store:
 removed, not installed, or skipped and why. The CA files themselves stay.
+
+On Debian, update-ca-certificates also copied the CA into Java's
+/etc/ssl/certs/java/cacerts as "debian:<name>.pem" and does not take it out
+again: uninstall deletes that alias with keytool (system and java stores),
+or, with no keytool, reports the store failed with the command to run.
 Exits with status 1 when a store failed.`
 		cmd.Example = `  sudo passerelle ca uninstall
   passerelle ca uninstall --store java`
