@@ -35,9 +35,11 @@
 //
 //   - local (source.go, localissuer.go): the local CA is a certmagic Issuer,
 //     so local certificates live in the same certmagic cache, storage and
-//     renewal loop as ACME ones. They are issued (or loaded from storage)
-//     before Source returns, last 30 days and are renewed in the last third
-//     of their life.
+//     renewal loop as ACME ones. A listener gets one certificate naming all
+//     its names, managed under the first, so that a client sending no
+//     server name verifies whichever name it checks. It is issued (or loaded
+//     from storage) before Source returns, lasts 30 days and is renewed in
+//     the last third of its life.
 //   - acme (acme.go): certmagic obtains and renews certificates from an ACME
 //     CA over TLS-ALPN-01, answered by the listener itself through
 //     GetCertificate (hence "acme-tls/1" in NextProtos), optionally

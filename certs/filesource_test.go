@@ -58,6 +58,10 @@ func TestFilesSourceHotReload(t *testing.T) {
 	if got := serial(); got != a.Cert.SerialNumber.Text(16) {
 		t.Fatalf("served %s, want A", got)
 	}
+	// A client that sends no server name gets the same certificate.
+	if leaf, err := dialLeaf(t, addr, "", root.Pool()); err != nil || leaf.SerialNumber.Cmp(a.Cert.SerialNumber) != 0 {
+		t.Fatalf("no server name: %v, %v; want A", leaf, err)
+	}
 
 	// A connection opened on A stays up across the swap.
 	open, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "localhost", RootCAs: root.Pool()})
