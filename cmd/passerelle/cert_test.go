@@ -287,3 +287,52 @@ func TestCertInspectLiveServer(t *testing.T) {
 		t.Fatalf("live text:\n%s", out)
 	}
 }
+
+// The cert issue commands in configs/mtls.yaml's comments work exactly as
+// written, run by a shell with the real binary, in a folder holding a copy
+// of configs/ (the data folder redirected by PASSERELLE_DATA_DIR, which wins
+// over the file's data_dir), and make the files its openssl example uses.
+func TestMTLSExampleCommands(t *testing.T) {
+	yaml, err := os.ReadFile("../../configs/mtls.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commands []string
+	for _, line := range strings.Split(string(yaml), "\n") {
+		cmd, ok := strings.CutPrefix(line, "#   ")
+		if ok && strings.Contains(cmd, "passerelle --config configs/mtls.yaml cert issue ") {
+			commands = append(commands, cmd)
+		}
+	}
+	if len(commands) != 2 {
+		t.Fatalf("found %d cert issue examples in configs/mtls.yaml, want 2: %q", len(commands), commands)
+	}
+	bin := buildBinary(t)
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "configs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "configs", "mtls.yaml"), yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + filepath.Dir(bin) + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"HOME=" + work, "PASSERELLE_DATA_DIR=" + filepath.Join(work, "data")}
+	for _, c := range commands {
+		cmd := exec.Command("sh", "-c", c)
+		cmd.Dir, cmd.Env = work, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, out)
+		}
+	}
+	for _, f := range []string{"alice@example.org-client.crt", "alice@example.org-client.key", "alice@example.org-client.p12",
+		"spiffe___example.org_ns_prod_sa_bot-client.crt"} {
+		if _, err := os.Stat(filepath.Join(work, f)); err != nil {
+			t.Errorf("the examples made no %s: %v", f, err)
+		}
+	}
+	// The PKCS#12 file opens with the example's password.
+	out, _, err := runCLI(t, "cert", "inspect", filepath.Join(work, "alice@example.org-client.p12"), "--password", "s3cret")
+	if err != nil || !strings.Contains(out, "alice") {
+		t.Fatalf("cert inspect of the example's PKCS#12: %v\n%s", err, out)
+	}
+}
