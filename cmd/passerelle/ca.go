@@ -87,6 +87,12 @@ func newCAShowCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Print a summary of the local CA and where its files are",
+		Long: `show prints where the local CA's certificate and private key are, the name
+it has in the trust stores ("passerelle ca install"), and a summary of the
+certificate as "passerelle cert inspect" gives it: subject, validity, key,
+constraints, SHA-256 fingerprint and SPKI pin. With --json it prints one
+object (cert_file, key_file, trust_name, certificate) for scripts. When there
+is no CA yet it says how to make one and exits with status 1.`,
 		Example: `  passerelle ca show
   passerelle ca show --json | jq -r .certificate.sha256_fingerprint`,
 		Args: cobra.NoArgs,

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/passerelle/passerelle/certs"
 )
@@ -130,5 +134,39 @@ func TestWriteTrustResults(t *testing.T) {
 		"system  not installed (/usr/local/share/ca-certificates/x.crt)\n"
 	if sb.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", sb.String(), want)
+	}
+}
+
+// Every ca and cert command explains itself in --help: a one-line summary,
+// a description and an example.
+func TestCACertCommandsHaveHelp(t *testing.T) {
+	root := newRootCmd(context.Background(), strings.NewReader(""), io.Discard, io.Discard)
+	var walk func(c *cobra.Command)
+	seen := 0
+	walk = func(c *cobra.Command) {
+		if c.Name() != "help" {
+			seen++
+			if strings.TrimSpace(c.Short) == "" || strings.TrimSpace(c.Long) == "" || strings.TrimSpace(c.Example) == "" {
+				t.Errorf("%q: Short %q, Long %d bytes, Example %d bytes; want all three", c.CommandPath(), c.Short, len(c.Long), len(c.Example))
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	for _, name := range []string{"ca", "cert"} {
+		c, _, err := root.Find([]string{name})
+		if err != nil || c.Name() != name {
+			t.Fatalf("no %s command: %v", name, err)
+		}
+		walk(c)
+	}
+	// ca create, show, path, install, uninstall; cert issue, inspect.
+	if seen != 9 {
+		t.Errorf("checked %d commands, want 9 (ca and cert with their 7 subcommands)", seen)
+	}
+	out, _, err := runCLI(t, "ca", "show", "--help")
+	if err != nil || !strings.HasPrefix(out, "show prints where the local CA's certificate and private key are") {
+		t.Fatalf("ca show --help: %v\n%s", err, out)
 	}
 }
