@@ -169,6 +169,7 @@ func TestCertIssueErrors(t *testing.T) {
 		{"bad p12 format", []string{"a.lan", "--p12-format", "rc2"}, `unknown PKCS#12 format "rc2": want legacy or modern`},
 		{"name with folder", []string{"a.lan", "--name", "../x"}, `--name "../x": a file name without folder, please (use --out for the folder)`},
 		{"bad DNS name", []string{"bad_name!.lan"}, `issue: invalid name "bad_name!.lan": character '!' not allowed in a DNS name`},
+		{"mistyped IP address", []string{"999.1.1.1"}, `issue: invalid name "999.1.1.1": not a valid IP address, nor a valid DNS name (the last label of a DNS name cannot be all digits)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
