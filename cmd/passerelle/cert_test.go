@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,7 +233,7 @@ func TestCertInspectFile(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "nope.pem"), filepath.Join(dir, "nope.pem") + ": no such file, and not a HOST:PORT address"},
 		{"key only", keyFile, keyFile + ": PEM data holds no CERTIFICATE block (found PRIVATE KEY)"},
-		{"folder", dir, "read " + dir + ": read " + dir + ": is a directory"},
+		{"folder", dir, dir + ": is a directory, want a PEM, DER or PKCS#12 file or HOST:PORT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -335,5 +336,43 @@ func TestMTLSExampleCommands(t *testing.T) {
 	out, _, err := runCLI(t, "cert", "inspect", filepath.Join(work, "alice@example.org-client.p12"), "--password", "s3cret")
 	if err != nil || !strings.Contains(out, "alice") {
 		t.Fatalf("cert inspect of the example's PKCS#12: %v\n%s", err, out)
+	}
+}
+
+// What is not a certificate file gets one message saying what was wanted,
+// and inspect reads no further (a FIFO would block, /dev/zero never end).
+func TestCertInspectBadTargets(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 16<<20+1); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		name, target, want string
+	}{
+		{"folder", dir, dir + ": is a directory, want a PEM, DER or PKCS#12 file or HOST:PORT"},
+		{"FIFO", fifo, fifo + ": not a regular file, want a PEM, DER or PKCS#12 file or HOST:PORT"},
+		{"device", "/dev/zero", "/dev/zero: not a regular file, want a PEM, DER or PKCS#12 file or HOST:PORT"},
+		{"too large", big, big + ": larger than 16 MiB: not a certificate file"},
+		{"missing", missing, missing + ": no such file, and not a HOST:PORT address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := runCLI(t, "cert", "inspect", tt.target)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error\n got  %v\n want %s", err, tt.want)
+			}
+			if out != "" {
+				t.Fatalf("stdout %q, want nothing", out)
+			}
+		})
 	}
 }
