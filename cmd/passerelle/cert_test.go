@@ -294,7 +294,7 @@ func TestCertInspectLiveServer(t *testing.T) {
 // written, run by a shell with the real binary, in a folder holding a copy
 // of configs/ (the data folder redirected by PASSERELLE_DATA_DIR, which wins
 // over the file's data_dir), and make the files its openssl example uses.
-func TestMTLSExampleCommands(t *testing.T) {
+func TestCertMTLSExampleCommands(t *testing.T) {
 	yaml, err := os.ReadFile("../../configs/mtls.yaml")
 	if err != nil {
 		t.Fatal(err)
