@@ -69,5 +69,7 @@
 //   - pkcs12.go: EncodePKCS12 and DecodePKCS12, for the files AIR and
 //     OpenFL applications load.
 //   - truststore.go: InstallTrust and UninstallTrust (system, NSS and Java
-//     stores through smallstep/truststore), each store's outcome reported.
+//     stores through smallstep/truststore), each store's outcome reported;
+//     javastore.go: the copy Debian's update-ca-certificates makes in
+//     Java's key store, which UninstallTrust removes too.
 package certs

@@ -130,6 +130,7 @@ func TestTrustSystemStore(t *testing.T) {
 	ctx := context.Background()
 
 	entry := TrustEntryName(cfg.Name, ca.Certificate())
+	t.Logf("the CA is %s in the stores", entry)
 	wantFile := "/usr/local/share/ca-certificates/" + entry + ".crt"
 	alias := debianJavaAlias(entry)
 	if o, g := probeSystemTrust(t, leafFile); o || g {
