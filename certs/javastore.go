@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/smallstep/truststore"
 )
 
 // Debian keeps a Java key store in step with the system store:
@@ -70,7 +72,9 @@ func removeJavaAlias(store, alias string) (bool, error) {
 		left.Reason = "keytool was not found: set JAVA_HOME or put keytool on PATH"
 		return false, left
 	}
-	out, err := exec.Command(keytool, "-delete", "-noprompt", "-keystore", store, "-storepass", pass, "-alias", alias).CombinedOutput()
+	// Through sudo when not root, as the truststore library changes the
+	// system store.
+	out, err := truststore.CommandWithSudo(keytool, "-delete", "-noprompt", "-keystore", store, "-storepass", pass, "-alias", alias).CombinedOutput()
 	if err != nil {
 		left.Reason = fmt.Sprintf("keytool -delete failed: %v: %s", err, strings.TrimSpace(string(out)))
 		return false, left

@@ -4,7 +4,9 @@ package certs
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +32,9 @@ const debianCertsDir = "/etc/ssl/certs"
 // behind when an anchor file of /usr/local/share/ca-certificates is deleted
 // (it only cleans up after a change it noticed itself): <entry>.pem, now
 // pointing nowhere, and the hash links pointing at it. It reports whether it
-// removed anything.
+// removed anything. Without the right to (not root), it leaves them: links
+// to nothing trust nothing, and the next update-ca-certificates that
+// changes something removes them.
 func removeStaleSystemLinks(entry string) (bool, error) {
 	name := strings.ReplaceAll(entry, " ", "_") + ".pem"
 	link := filepath.Join(debianCertsDir, name)
@@ -51,12 +55,16 @@ func removeStaleSystemLinks(entry string) (bool, error) {
 		}
 		p := filepath.Join(debianCertsDir, de.Name())
 		if target, err := os.Readlink(p); err == nil && (target == name || target == link) {
-			if err := os.Remove(p); err != nil {
+			if err := os.Remove(p); errors.Is(err, fs.ErrPermission) {
+				return false, nil
+			} else if err != nil {
 				return false, fmt.Errorf("remove stale links: %w", err)
 			}
 		}
 	}
-	if err := os.Remove(link); err != nil {
+	if err := os.Remove(link); errors.Is(err, fs.ErrPermission) {
+		return false, nil
+	} else if err != nil {
 		return false, fmt.Errorf("remove stale links: %w", err)
 	}
 	return true, nil
