@@ -127,11 +127,16 @@ func TestWriteTrustResults(t *testing.T) {
 		{Store: "nss", Outcome: certs.TrustSkipped, Detail: "certutil not found"},
 		{Store: "java", Outcome: certs.TrustFailed, Detail: "failed to execute keytool: exit status 1"},
 		{Store: "system", Outcome: certs.TrustNotInstalled, Detail: "/usr/local/share/ca-certificates/x.crt"},
+		{Store: "system", Outcome: certs.TrustFailed, Detail: "removed /usr/local/share/ca-certificates/x.crt, but " +
+			(&certs.JavaAliasLeftError{Store: "/etc/ssl/certs/java/cacerts", Alias: "debian:x.pem", StorePass: "changeit",
+				Reason: "keytool was not found: set JAVA_HOME or put keytool on PATH"}).Error()},
 	})
 	want := "system  installed (/usr/local/share/ca-certificates/x.crt)\n" +
 		"nss     skipped: certutil not found\n" +
 		"java    failed: failed to execute keytool: exit status 1\n" +
-		"system  not installed (/usr/local/share/ca-certificates/x.crt)\n"
+		"system  not installed (/usr/local/share/ca-certificates/x.crt)\n" +
+		"system  failed: removed /usr/local/share/ca-certificates/x.crt, but /etc/ssl/certs/java/cacerts still holds the CA as alias debian:x.pem " +
+		"(keytool was not found: set JAVA_HOME or put keytool on PATH): remove it with: keytool -delete -keystore /etc/ssl/certs/java/cacerts -storepass changeit -alias debian:x.pem\n"
 	if sb.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", sb.String(), want)
 	}
