@@ -34,6 +34,10 @@ type sandboxOpts struct {
 	hooks map[string]string
 	// noJava hides java and keytool, as on a machine without a Java runtime.
 	noJava bool
+	// home, when set, is the child's HOME: where the NSS store of the user
+	// (~/.pki/nssdb, Firefox profiles) is looked for, read by the truststore
+	// library when the process starts.
+	home string
 }
 
 // sandboxDirs are the folders the child gets copies of: the system store and
@@ -45,6 +49,8 @@ func sandboxDirs() []string {
 		"/etc/ssl/certs",
 		"/var/lib/ca-certificates-java",
 		"/etc/ca-certificates/update.d",
+		// The user's NSS store, which "ca install" also changes.
+		filepath.Join(os.Getenv("HOME"), ".pki", "nssdb"),
 	}
 	// A Java runtime whose cacerts is its own file, not Debian's link.
 	if home := guessJavaHome(); home != "" {
@@ -73,6 +79,9 @@ func inTrustSandbox(t *testing.T, opts sandboxOpts) bool {
 	run := "^" + strings.Join(strings.Split(t.Name(), "/"), "$/^") + "$"
 	cmd := exec.Command(os.Args[0], "-test.run="+run, "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), sandboxEnv+"=1")
+	if opts.home != "" {
+		cmd.Env = append(cmd.Env, "HOME="+opts.home)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	out, err := cmd.CombinedOutput()
 	if err != nil && errors.Is(err, syscall.EPERM) {

@@ -7,6 +7,7 @@ import "testing"
 type sandboxOpts struct {
 	hooks  map[string]string
 	noJava bool
+	home   string
 }
 
 // inTrustSandbox: private mount namespaces are Linux's; elsewhere the tests

@@ -307,6 +307,56 @@ func TestTrustDebianJavaLeftover(t *testing.T) {
 	}
 }
 
+// The NSS store round trip, in a NSS database made for the test in a HOME
+// of its own (Chromium's ~/.pki/nssdb); the user's own stays untouched.
+func TestTrustNSSStore(t *testing.T) {
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Skip("certutil not installed (libnss3-tools): the NSS store cannot be exercised")
+	}
+	if !inTrustSandbox(t, sandboxOpts{home: t.TempDir()}) {
+		return
+	}
+	db := filepath.Join(os.Getenv("HOME"), ".pki", "nssdb")
+	if err := os.MkdirAll(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	runCmd(t, certutil, "-N", "-d", "sql:"+db, "--empty-password")
+
+	dataDir, ca, _ := newTrustFixture(t)
+	cfg := TrustConfig{Name: TrustName(dataDir), Stores: []string{StoreNSS}}
+	nick := TrustEntryName(cfg.Name, ca.Certificate())
+	steps := []struct {
+		name    string
+		install bool
+		want    TrustOutcome
+		present bool
+	}{
+		{"install", true, TrustInstalled, true},
+		{"install again", true, TrustAlreadyInstalled, true},
+		{"uninstall", false, TrustRemoved, false},
+		{"uninstall again", false, TrustNotInstalled, false},
+	}
+	for _, s := range steps {
+		run := UninstallTrust
+		if s.install {
+			run = InstallTrust
+		}
+		res, err := run(context.Background(), ca.CertFile(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		want := TrustResult{Store: StoreNSS, Outcome: s.want, Detail: "NSS nickname " + nick}
+		if len(res) != 1 || res[0] != want {
+			t.Fatalf("%s: results %+v, want [%+v]", s.name, res, want)
+		}
+		out, _ := exec.Command(certutil, "-L", "-d", "sql:"+db).CombinedOutput()
+		if strings.Contains(string(out), nick) != s.present {
+			t.Fatalf("%s: certutil -L lists %s: %v, want %v\n%s", s.name, nick, !s.present, s.present, out)
+		}
+	}
+}
+
 func TestTrustName(t *testing.T) {
 	a, b := TrustName("/srv/one"), TrustName("/srv/two")
 	if a == b {
