@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -76,7 +77,11 @@ func inTrustSandbox(t *testing.T, opts sandboxOpts) bool {
 		t.Skip("not root: a private mount namespace, which keeps the host's trust stores untouched, needs root")
 	}
 	before := snapshotDirs(t, sandboxDirs())
-	run := "^" + strings.Join(strings.Split(t.Name(), "/"), "$/^") + "$"
+	parts := strings.Split(t.Name(), "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	run := strings.Join(parts, "/")
 	cmd := exec.Command(os.Args[0], "-test.run="+run, "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), sandboxEnv+"=1")
 	if opts.home != "" {
@@ -107,29 +112,36 @@ func inTrustSandbox(t *testing.T, opts sandboxOpts) bool {
 // namespace's mounts private, so nothing propagates back to the host).
 func enterSandbox(t *testing.T, opts sandboxOpts) {
 	t.Helper()
+	const hooksDir = "/etc/ca-certificates/update.d"
+	mounted := map[string]bool{}
 	for _, dir := range sandboxDirs() {
-		if _, err := os.Stat(dir); err != nil {
+		fi, err := os.Stat(dir)
+		if err != nil {
 			continue
 		}
 		tree, err := readTree(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); err != nil {
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("mode=%04o", fi.Mode().Perm())); err != nil {
 			if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
 				t.Skipf("cannot mount a tmpfs over %s in a private mount namespace (a container without CAP_SYS_ADMIN?): %v", dir, err)
 			}
 			t.Fatalf("mount tmpfs on %s: %v", dir, err)
 		}
-		if dir == "/etc/ca-certificates/update.d" {
+		mounted[dir] = true
+		if dir == hooksDir {
 			tree = nil // replaced by opts.hooks
 		}
 		if err := tree.write(dir); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if len(opts.hooks) > 0 && !mounted[hooksDir] {
+		t.Fatalf("no %s to put the test's hooks in", hooksDir)
+	}
 	for name, script := range opts.hooks {
-		if err := os.WriteFile(filepath.Join("/etc/ca-certificates/update.d", name), []byte(script), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(hooksDir, name), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
