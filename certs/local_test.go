@@ -299,3 +299,32 @@ func TestLocalSourceReplacesNarrowStoredCertificate(t *testing.T) {
 		t.Fatalf("log lacks %s:\n%s", want, logs)
 	}
 }
+
+// Two local listeners whose names start alike: the second, with more
+// names, gets one certificate for all of them, which serves the first too.
+func TestLocalSourcesSharingFirstName(t *testing.T) {
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir()})
+	first, err := m.Source(context.Background(), TLSSpec{Names: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := m.Source(context.Background(), TLSSpec{Names: []string{"localhost", "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _, _ := m.LocalCA()
+	tests := []struct {
+		name       string
+		src        *Source
+		serverName string // "": none sent, verified as 127.0.0.1
+	}{
+		{"first, localhost", first, "localhost"},
+		{"second, localhost", second, "localhost"},
+		{"second, no server name", second, ""},
+	}
+	for _, tt := range tests {
+		if _, err := dialLeaf(t, echoServer(t, tt.src.GetCertificate, nil), tt.serverName, ca.Pool()); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}

@@ -176,10 +176,40 @@ func (m *Manager) localSource(ctx context.Context, names []string) (*Source, err
 	if err := cfg.ManageSync(ctx, names[:1]); err != nil {
 		return nil, fmt.Errorf("local certificate: %w", err)
 	}
+	// Another local listener with the same first name and fewer names may
+	// have put a narrower certificate in the cache already: replace it with
+	// one for both listeners' names (the group grew in setGroup).
+	if narrow := m.narrowCached(names); len(narrow) > 0 {
+		m.cache.Remove(narrow)
+		if err := m.dropNarrowCert(ctx, li.IssuerKey(), names); err != nil {
+			return nil, fmt.Errorf("local certificate: %w", err)
+		}
+		if err := cfg.ManageSync(ctx, names[:1]); err != nil {
+			return nil, fmt.Errorf("local certificate: %w", err)
+		}
+	}
 	for _, n := range names {
 		m.logReady(n, "local", "")
 	}
 	return &Source{GetCertificate: getCertificate(cfg, names[0]), Mode: ModeLocal, Names: names}, nil
+}
+
+// narrowCached lists the cached certificates managed under names[0] that
+// do not name all of names.
+func (m *Manager) narrowCached(names []string) []string {
+	var hashes []string
+	for _, c := range m.cache.AllMatchingCertificates(names[0]) {
+		if len(c.Names) == 0 || c.Names[0] != names[0] || c.Leaf == nil {
+			continue
+		}
+		for _, n := range names {
+			if c.Leaf.VerifyHostname(n) != nil {
+				hashes = append(hashes, c.Hash())
+				break
+			}
+		}
+	}
+	return hashes
 }
 
 // dropNarrowCert deletes from storage the local certificate managed under
