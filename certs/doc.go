@@ -35,9 +35,11 @@
 //
 //   - local (source.go, localissuer.go): the local CA is a certmagic Issuer,
 //     so local certificates live in the same certmagic cache, storage and
-//     renewal loop as ACME ones. They are issued (or loaded from storage)
-//     before Source returns, last 30 days and are renewed in the last third
-//     of their life.
+//     renewal loop as ACME ones. A listener gets one certificate naming all
+//     its names, managed under the first, so that a client sending no
+//     server name verifies whichever name it checks. It is issued (or loaded
+//     from storage) before Source returns, lasts 30 days and is renewed in
+//     the last third of its life.
 //   - acme (acme.go): certmagic obtains and renews certificates from an ACME
 //     CA over TLS-ALPN-01, answered by the listener itself through
 //     GetCertificate (hence "acme-tls/1" in NextProtos), optionally
@@ -67,5 +69,7 @@
 //   - pkcs12.go: EncodePKCS12 and DecodePKCS12, for the files AIR and
 //     OpenFL applications load.
 //   - truststore.go: InstallTrust and UninstallTrust (system, NSS and Java
-//     stores through smallstep/truststore), each store's outcome reported.
+//     stores through smallstep/truststore), each store's outcome reported;
+//     javastore.go: the copy Debian's update-ca-certificates makes in
+//     Java's key store, which UninstallTrust removes too.
 package certs

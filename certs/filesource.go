@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -32,6 +33,11 @@ type fileSource struct {
 	mu                sync.Mutex // serialises reloads and guards the fields below
 	lastCert, lastKey []byte
 	ocspCancel        func()
+	// failure is the last reload failure logged, "" after a success: a
+	// failure is logged once per change (of the error or of the files),
+	// not on every reload while the files stay broken (a busy folder
+	// triggers one every FileDebounce).
+	failure failedReload
 
 	staple  func(*fileSource, *tls.Certificate) // OCSP stapling, run in the background after each load
 	stapler atomic.Pointer[revocation.Stapler]  // the current certificate's, or nil (ocsp.go)
@@ -76,6 +82,13 @@ func (m *Manager) filesSource(spec TLSSpec) (*Source, error) {
 	return &Source{GetCertificate: fs.getCertificate, Mode: ModeFiles, Names: names}, nil
 }
 
+// failedReload is what a failed reload saw: its error and the files'
+// contents.
+type failedReload struct {
+	err       string
+	cert, key [sha256.Size]byte
+}
+
 func (fs *fileSource) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if s := fs.stapler.Load(); s != nil {
 		return s.Certificate(fs.cur.Load()), nil
@@ -92,18 +105,18 @@ func (fs *fileSource) read() (certPEM, keyPEM []byte, c *tls.Certificate, err er
 	}
 	keyPEM, err = os.ReadFile(fs.keyFile)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("tls.key_file: %w", err)
+		return certPEM, nil, nil, fmt.Errorf("tls.key_file: %w", err)
 	}
 	chain, err := ParseCertsPEM(certPEM)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("tls.cert_file %s: %w", fs.certFile, err)
+		return certPEM, keyPEM, nil, fmt.Errorf("tls.cert_file %s: %w", fs.certFile, err)
 	}
 	key, err := ParseKeyPEM(keyPEM)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("tls.key_file %s: %w", fs.keyFile, err)
+		return certPEM, keyPEM, nil, fmt.Errorf("tls.key_file %s: %w", fs.keyFile, err)
 	}
 	if !publicKeysEqual(chain[0].PublicKey, key.Public()) {
-		return nil, nil, nil, fmt.Errorf("tls.key_file %s does not match the certificate in tls.cert_file %s", fs.keyFile, fs.certFile)
+		return certPEM, keyPEM, nil, fmt.Errorf("tls.key_file %s does not match the certificate in tls.cert_file %s", fs.keyFile, fs.certFile)
 	}
 	c = &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
 	for _, x := range chain {
@@ -130,16 +143,28 @@ func (fs *fileSource) install(certPEM, keyPEM []byte, c *tls.Certificate) {
 }
 
 // reload re-reads the files. Unchanged files are a no-op; bad files leave
-// the previous certificate in place and the reason in the log.
+// the previous certificate in place and the reason in the log, once until
+// the error or the files change; the first good reload after a failure says
+// so.
 func (fs *fileSource) reload(trigger string) error {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
+	fs.log.Debug("checking certificate files", "trigger", trigger)
 	certPEM, keyPEM, c, err := fs.read()
 	if err != nil {
-		fs.log.Warn("certificate files not reloaded; still serving the previous certificate", "trigger", trigger, "error", err.Error())
+		f := failedReload{err: err.Error(), cert: sha256.Sum256(certPEM), key: sha256.Sum256(keyPEM)}
+		if f != fs.failure {
+			fs.failure = f
+			fs.log.Warn("certificate files not reloaded; still serving the previous certificate", "trigger", trigger, "error", err.Error())
+		}
 		return err
 	}
+	recovered := fs.failure.err != ""
+	fs.failure = failedReload{}
 	if bytes.Equal(certPEM, fs.lastCert) && bytes.Equal(keyPEM, fs.lastKey) {
+		if recovered {
+			fs.log.Info("certificate files valid again; still serving the same certificate", "trigger", trigger)
+		}
 		return nil
 	}
 	old := fs.cur.Load()

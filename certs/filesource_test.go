@@ -58,6 +58,10 @@ func TestFilesSourceHotReload(t *testing.T) {
 	if got := serial(); got != a.Cert.SerialNumber.Text(16) {
 		t.Fatalf("served %s, want A", got)
 	}
+	// A client that sends no server name gets the same certificate.
+	if leaf, err := dialLeaf(t, addr, "", root.Pool()); err != nil || leaf.SerialNumber.Cmp(a.Cert.SerialNumber) != 0 {
+		t.Fatalf("no server name: %v, %v; want A", leaf, err)
+	}
 
 	// A connection opened on A stays up across the swap.
 	open, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "localhost", RootCAs: root.Pool()})
@@ -154,5 +158,73 @@ func TestFilesSourceBadFiles(t *testing.T) {
 				t.Fatalf("error = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A broken certificate file in a busy folder is reloaded on every change
+// there; its failure is logged once per change of the error or the files,
+// and the recovery once.
+func TestFilesSourceLogsRepeatedFailureOnce(t *testing.T) {
+	root := testpki.NewRoot(t, testpki.CAOptions{})
+	a := root.Leaf(t, testpki.LeafOptions{})
+	b := root.Leaf(t, testpki.LeafOptions{})
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	writePair(t, a, certFile, keyFile)
+	log, logs := testutil.Logger(t, slog.LevelDebug)
+	// The default debounce: a certificate and key written one after the
+	// other are read together, never half-written.
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), Logger: log})
+	if _, err := m.Source(context.Background(), TLSSpec{Mode: ModeFiles, CertFile: certFile, KeyFile: keyFile}); err != nil {
+		t.Fatal(err)
+	}
+	count := func(msg string) int { return strings.Count(logs.String(), `msg="`+msg+`"`) }
+	const (
+		checked   = "checking certificate files"
+		failed    = "certificate files not reloaded; still serving the previous certificate"
+		recovered = "certificate files valid again; still serving the same certificate"
+		reloaded  = "certificate reloaded"
+	)
+	// busy changes another file of the folder n times, each time waiting
+	// for the reload it causes, plus n reloads by signal (Manager.Reload).
+	busy := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			before := count(checked)
+			if err := os.WriteFile(filepath.Join(dir, "access.log"), fmt.Appendf(nil, "line %d\n", i), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, "a reload after a change in the folder", 5*time.Second, func() bool { return count(checked) > before })
+			_ = m.Reload()
+		}
+	}
+	steps := []struct {
+		name  string
+		write func()
+		// log lines expected after the step and 3 busy cycles
+		failed, recovered, reloaded int
+	}{
+		{"broken certificate", func() { writeAtomic(t, certFile, []byte("not a certificate\n")) }, 1, 0, 0},
+		{"same bytes written again", func() { writeAtomic(t, certFile, []byte("not a certificate\n")) }, 1, 0, 0},
+		{"other bytes, same error", func() { writeAtomic(t, certFile, []byte("still not a certificate\n")) }, 2, 0, 0},
+		{"other error", func() { writeAtomic(t, keyFile, []byte("junk\n")) }, 3, 0, 0},
+		{"same certificate back", func() { writePair(t, a, certFile, keyFile) }, 3, 1, 0},
+		{"broken again", func() { writeAtomic(t, keyFile, []byte("junk\n")) }, 4, 1, 0},
+		{"new certificate", func() { writePair(t, b, certFile, keyFile) }, 4, 1, 1},
+	}
+	for _, s := range steps {
+		s.write()
+		busy(3)
+		if f, r, l := count(failed), count(recovered), count(reloaded); f != s.failed || r != s.recovered || l != s.reloaded {
+			t.Fatalf("after %q and 3 reload cycles: %d failure, %d recovery, %d reload lines; want %d, %d, %d\n%s",
+				s.name, f, r, l, s.failed, s.recovered, s.reloaded, logs)
+		}
+	}
+}
+
+func writeAtomic(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := WriteFileAtomic(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,14 +7,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testutil"
 )
-
-func lookPath(name string) (string, error) { return exec.LookPath(name) }
 
 // runCmd runs a command and fails the test with its output when it fails.
 func runCmd(t *testing.T, name string, args ...string) string {
@@ -69,8 +66,6 @@ func dialLeaf(t testing.TB, addr, serverName string, roots *x509.CertPool) (*x50
 	defer c.Close()
 	return leaf, nil
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func readFile(t testing.TB, p string) []byte {
 	t.Helper()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,7 +51,7 @@ func TestLocalSourceServesAndRestartsFromStorage(t *testing.T) {
 		wantErr    string // verification error, "" for a trusted certificate
 	}{
 		{"localhost", ""},
-		{"127.0.0.1", ""}, // no SNI: the certificate for the local address
+		{"127.0.0.1", ""}, // no SNI: the one certificate for every name
 		{"other.test", "x509: certificate is valid for localhost, not other.test"},
 	}
 	var first *x509.Certificate
@@ -216,5 +218,113 @@ func TestLocalSourceAfterNewCA(t *testing.T) {
 	}
 	if _, err := dialLeaf(t, echoServer(t, src.GetCertificate, nil), "localhost", ca.Pool()); err != nil {
 		t.Fatalf("certificate after a new CA: %v", err)
+	}
+}
+
+// Old socket clients send no server name. A local listener serves them one
+// certificate naming every default name, whichever address they dialled:
+// openssl, the independent peer, checks it both as localhost and as the IP.
+func TestLocalSourceWithoutServerName(t *testing.T) {
+	openssl := testutil.Tool(t, "openssl")
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir()})
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeLocal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _, _ := m.LocalCA()
+	addr := echoServer(t, src.GetCertificate, src.NextProtos)
+
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"as in the issue", []string{"-verify_hostname", "localhost"}},
+		{"localhost", []string{"-noservername", "-verify_hostname", "localhost"}},
+		{"127.0.0.1", []string{"-noservername", "-verify_ip", "127.0.0.1"}},
+		{"::1", []string{"-noservername", "-verify_ip", "::1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"s_client", "-connect", addr, "-CAfile", ca.CertFile(), "-verify_return_error"}, tt.args...)
+			cmd := exec.Command(openssl, args...)
+			cmd.Stdin = strings.NewReader("")
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Verify return code: 0 (ok)") {
+				t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		})
+	}
+
+	// The same certificate whatever the name: one for all of them. (Go
+	// verifies the dialled IP and sends no server name for an IP.)
+	leaf, err := dialLeaf(t, addr, "", ca.Pool())
+	if err != nil {
+		t.Fatalf("dial without a name: %v", err)
+	}
+	if got := strings.Join(leaf.DNSNames, ",") + " " + fmt.Sprint(leaf.IPAddresses); got != "localhost [127.0.0.1 ::1]" {
+		t.Fatalf("served names %s, want localhost [127.0.0.1 ::1]", got)
+	}
+	for _, name := range []string{"localhost", "127.0.0.1"} {
+		other, err := dialLeaf(t, addr, name, ca.Pool())
+		if err != nil || other.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+			t.Fatalf("%s: serial %x, %v; want the same certificate %x", name, other.SerialNumber, err, leaf.SerialNumber)
+		}
+	}
+}
+
+// A data folder holding the one-name certificates of an older version (or
+// of a listener that had fewer names) gets a certificate for every name at
+// start, not at the next renewal.
+func TestLocalSourceReplacesNarrowStoredCertificate(t *testing.T) {
+	dir := t.TempDir()
+	m := newTestManager(t, ManagerConfig{DataDir: dir})
+	if _, err := m.Source(context.Background(), TLSSpec{Names: []string{"localhost"}}); err != nil {
+		t.Fatal(err)
+	}
+	ca, _, _ := m.LocalCA()
+	_ = m.Close()
+
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	m2 := newTestManager(t, ManagerConfig{DataDir: dir, Logger: log})
+	src, err := m2.Source(context.Background(), TLSSpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := echoServer(t, src.GetCertificate, nil)
+	if _, err := dialLeaf(t, addr, "127.0.0.1", ca.Pool()); err != nil {
+		t.Fatalf("127.0.0.1 after restart: %v", err)
+	}
+	want := `msg="replacing the stored local certificate: it does not name every name" server_name=localhost names="[localhost 127.0.0.1 ::1]"`
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %s:\n%s", want, logs)
+	}
+}
+
+// Two local listeners whose names start alike: the second, with more
+// names, gets one certificate for all of them, which serves the first too.
+func TestLocalSourcesSharingFirstName(t *testing.T) {
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir()})
+	first, err := m.Source(context.Background(), TLSSpec{Names: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := m.Source(context.Background(), TLSSpec{Names: []string{"localhost", "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _, _ := m.LocalCA()
+	tests := []struct {
+		name       string
+		src        *Source
+		serverName string // "": none sent, verified as 127.0.0.1
+	}{
+		{"first, localhost", first, "localhost"},
+		{"second, localhost", second, "localhost"},
+		{"second, no server name", second, ""},
+	}
+	for _, tt := range tests {
+		if _, err := dialLeaf(t, echoServer(t, tt.src.GetCertificate, nil), tt.serverName, ca.Pool()); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
 	}
 }

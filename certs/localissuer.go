@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -19,9 +21,50 @@ const DefaultManagedLocalLifetime = 30 * 24 * time.Hour
 
 // localIssuer makes the local CA a certmagic Issuer, so local and ACME
 // certificates share one cache, one storage and one renewal loop.
+//
+// certmagic manages one certificate per name; a local listener, though,
+// gets one certificate naming all its names (groups), managed under its
+// first name. A client that sends no server name (old socket clients send
+// none) is then served a certificate valid for every name it may have
+// dialled: localhost, 127.0.0.1 and ::1 by default.
 type localIssuer struct {
 	ca       *CA
 	lifetime time.Duration
+
+	mu sync.Mutex
+	// groups maps the managed name of a listener to all its names, that
+	// name first.
+	groups map[string][]string
+}
+
+// setGroup records the names a certificate managed under names[0] carries,
+// adding to those of another listener with the same first name.
+func (li *localIssuer) setGroup(names []string) {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	if li.groups == nil {
+		li.groups = map[string][]string{}
+	}
+	g := li.groups[names[0]]
+	if g == nil {
+		g = []string{names[0]}
+	}
+	for _, n := range names[1:] {
+		if !slices.Contains(g, n) {
+			g = append(g, n)
+		}
+	}
+	li.groups[names[0]] = g
+}
+
+// group is the names a certificate managed under name carries.
+func (li *localIssuer) group(name string) []string {
+	li.mu.Lock()
+	defer li.mu.Unlock()
+	if g, ok := li.groups[name]; ok {
+		return slices.Clone(g)
+	}
+	return []string{name}
 }
 
 var _ certmagic.Issuer = (*localIssuer)(nil)
@@ -40,7 +83,13 @@ func (li *localIssuer) Issue(_ context.Context, csr *x509.CertificateRequest) (*
 	for _, u := range csr.URIs {
 		names = append(names, u.String())
 	}
-	is, err := li.ca.Issue(IssueRequest{Names: names, PublicKey: csr.PublicKey, Lifetime: li.lifetime})
+	req := IssueRequest{Names: names, PublicKey: csr.PublicKey, Lifetime: li.lifetime}
+	if len(names) == 1 {
+		// The subject certmagic manages: keep it first (as the CN), which
+		// is the name certmagic renews the certificate under.
+		req.Names, req.CommonName = li.group(names[0]), names[0]
+	}
+	is, err := li.ca.Issue(req)
 	if err != nil {
 		return nil, fmt.Errorf("local CA: %w", err)
 	}

@@ -46,7 +46,8 @@ func (n Names) Len() int { return len(n.DNS) + len(n.IPs) + len(n.Emails) + len(
 
 // ClassifyName decides what kind of name s is, the way mkcert does: an IP
 // address, an e-mail address (it has an @), a URI (it has ://), otherwise a
-// DNS name (wildcards allowed as the whole leftmost label). It returns the
+// DNS name (wildcards allowed as the whole leftmost label; the last label
+// not all digits, which would be a mistyped IPv4 address). It returns the
 // name normalised (DNS names in lower case without a trailing dot) or an
 // *InvalidNameError.
 func ClassifyName(s string) (NameKind, string, error) {
@@ -81,6 +82,14 @@ func ClassifyName(s string) (NameKind, string, error) {
 	d, err := normaliseDNSName(s)
 	if err != nil {
 		return "", "", &InvalidNameError{Name: orig, Reason: err.Error()}
+	}
+	// A top-level label is never all digits (RFC 3696 section 2), and
+	// resolvers and browsers read such a name as an IPv4 address in one of
+	// its old forms (999.1.1.1, 1.2.3, 2130706433): it is a mistyped IP
+	// address, not a host name.
+	if last := d[strings.LastIndexByte(d, '.')+1:]; strings.Trim(last, "0123456789") == "" {
+		return "", "", &InvalidNameError{Name: orig,
+			Reason: "not a valid IP address, nor a valid DNS name (the last label of a DNS name cannot be all digits)"}
 	}
 	return NameDNS, d, nil
 }

@@ -19,6 +19,8 @@ func TestClassifyName(t *testing.T) {
 		{"alice@example.test", NameEmail, "alice@example.test"},
 		{"spiffe://example.test/alice", NameURI, "spiffe://example.test/alice"},
 		{" padded.test ", NameDNS, "padded.test"},
+		{"1.2.3.4.example", NameDNS, "1.2.3.4.example"}, // digits are fine before the last label
+		{"host-1.lan2", NameDNS, "host-1.lan2"},
 	}
 	for _, tt := range tests {
 		kind, norm, err := ClassifyName(tt.in)

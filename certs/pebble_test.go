@@ -339,3 +339,38 @@ func TestACMEStoredCertificateServedWhenRenewalFails(t *testing.T) {
 		t.Errorf("served serial %x, want the stored %x", leaf.SerialNumber, first.SerialNumber)
 	}
 }
+
+// A client that sends no server name to an ACME listener gets the first
+// configured name's certificate, never another listener's certificate for
+// the address it dialled (the cache is shared: here a local listener holds
+// one for 127.0.0.1).
+func TestACMEWithoutServerName(t *testing.T) {
+	l := newACMEListener(t)
+	p := testacme.Start(t, l.port, 90*24*time.Hour)
+	logger, logs := testutil.Logger(t, slog.LevelInfo)
+	m := newTestManager(t, ManagerConfig{DataDir: t.TempDir(), Logger: logger, ACME: acmeTestConfig(p, l.port)})
+	if _, err := m.Source(context.Background(), TLSSpec{Mode: ModeLocal}); err != nil {
+		t.Fatal(err)
+	}
+	addr := l.serve(t, m)
+	second := "second." + testACMEName
+	src, err := m.Source(context.Background(), TLSSpec{Mode: ModeACME, Names: []string{testACMEName, second}})
+	if err != nil {
+		t.Fatalf("obtain: %v\n%s", err, logs)
+	}
+	l.src.Store(src)
+	tests := []struct{ serverName, want string }{
+		{"", testACMEName}, // Go sends no server name for an IP
+		{second, second},
+	}
+	for _, tt := range tests {
+		leaf, _ := dialLeaf(t, addr, tt.serverName, p.Roots())
+		if leaf == nil {
+			t.Fatalf("%q: no certificate", tt.serverName)
+		}
+		if got := strings.Join(leaf.DNSNames, ",") + " " + fmt.Sprint(leaf.IPAddresses); got != tt.want+" []" ||
+			!strings.HasPrefix(leaf.Issuer.CommonName, "Pebble Intermediate") {
+			t.Errorf("server name %q: served %s from %q, want %s from Pebble", tt.serverName, got, leaf.Issuer.CommonName, tt.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/caddyserver/certmagic"
@@ -165,13 +166,75 @@ func (m *Manager) localSource(ctx context.Context, names []string) (*Source, err
 	if err := m.claimNames(cfg, ModeLocal, names); err != nil {
 		return nil, err
 	}
-	if err := cfg.ManageSync(ctx, names); err != nil {
+	// One certificate for all the names, managed under the first (see
+	// localIssuer).
+	li := cfg.Issuers[0].(*localIssuer)
+	li.setGroup(names)
+	if err := m.dropNarrowCert(ctx, li.IssuerKey(), names); err != nil {
 		return nil, fmt.Errorf("local certificate: %w", err)
+	}
+	if err := cfg.ManageSync(ctx, names[:1]); err != nil {
+		return nil, fmt.Errorf("local certificate: %w", err)
+	}
+	// Another local listener with the same first name and fewer names may
+	// have put a narrower certificate in the cache already: replace it with
+	// one for both listeners' names (the group grew in setGroup).
+	if narrow := m.narrowCached(names); len(narrow) > 0 {
+		m.cache.Remove(narrow)
+		if err := m.dropNarrowCert(ctx, li.IssuerKey(), names); err != nil {
+			return nil, fmt.Errorf("local certificate: %w", err)
+		}
+		if err := cfg.ManageSync(ctx, names[:1]); err != nil {
+			return nil, fmt.Errorf("local certificate: %w", err)
+		}
 	}
 	for _, n := range names {
 		m.logReady(n, "local", "")
 	}
 	return &Source{GetCertificate: getCertificate(cfg, names[0]), Mode: ModeLocal, Names: names}, nil
+}
+
+// narrowCached lists the cached certificates managed under names[0] that
+// do not name all of names.
+func (m *Manager) narrowCached(names []string) []string {
+	var hashes []string
+	for _, c := range m.cache.AllMatchingCertificates(names[0]) {
+		if len(c.Names) == 0 || c.Names[0] != names[0] || c.Leaf == nil {
+			continue
+		}
+		for _, n := range names {
+			if c.Leaf.VerifyHostname(n) != nil {
+				hashes = append(hashes, c.Hash())
+				break
+			}
+		}
+	}
+	return hashes
+}
+
+// dropNarrowCert deletes from storage the local certificate managed under
+// names[0] when it does not name all of names (one made by an older
+// version, which made one certificate per name, or before tls.names grew),
+// so that it is replaced now rather than at its renewal.
+func (m *Manager) dropNarrowCert(ctx context.Context, issuerKey string, names []string) error {
+	data, err := m.storage.Load(ctx, certmagic.StorageKeys.SiteCert(issuerKey, names[0]))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if certs, err := ParseCertsPEM(data); err == nil && len(certs) > 0 {
+		narrow := false
+		for _, n := range names {
+			narrow = narrow || certs[0].VerifyHostname(n) != nil
+		}
+		if !narrow {
+			return nil
+		}
+	}
+	m.log.Info("replacing the stored local certificate: it does not name every name", "server_name", names[0], "names", names)
+	return m.storage.Delete(ctx, certmagic.StorageKeys.CertsSitePrefix(issuerKey, names[0]))
 }
 
 // logReady logs the certificate now served for name.
@@ -194,8 +257,17 @@ func (m *Manager) logReady(name, mode, origin string) {
 // one of the names) gets the listener's first certificate rather than a
 // failed handshake: it can then say exactly what is wrong
 // (principalMismatch) instead of a generic handshake error.
+//
+// A client that sends no server name gets the certificate of the first name
+// too: certmagic would pick the one for the address the client dialled,
+// which in ACME mode may be none and in local mode names only that address.
 func getCertificate(cfg *certmagic.Config, fallback string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if hello.ServerName == "" {
+			h := *hello
+			h.ServerName = fallback
+			hello = &h
+		}
 		c, err := cfg.GetCertificate(hello)
 		if err == nil {
 			return c, nil

@@ -220,13 +220,50 @@ func trustSystem(caFile string, cert *x509.Certificate, name string, install boo
 		}
 		return TrustResult{Outcome: TrustInstalled, Detail: orWhere(path)}
 	}
-	if path != "" && !present {
+	return untrustSystem(caFile, cert, name, path, present)
+}
+
+// untrustSystem removes the CA from the system store, then what
+// update-ca-certificates leaves of it on Debian: stale links in
+// /etc/ssl/certs and the copy its Java hook made (see javastore.go).
+func untrustSystem(caFile string, cert *x509.Certificate, name, path string, present bool) TrustResult {
+	var done []string
+	if path == "" || present {
+		if err := retrySystem(func() error { return truststore.UninstallFile(caFile, truststore.WithPrefix(name)) }); err != nil {
+			return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
+		}
+		done = append(done, orWhere(path))
+	}
+	if path == "" {
+		return TrustResult{Outcome: TrustRemoved, Detail: strings.Join(done, "")}
+	}
+	entry := TrustEntryName(name, cert)
+	if _, err := removeStaleSystemLinks(entry); err != nil {
+		return TrustResult{Outcome: TrustFailed, Detail: butLeft(done, err)}
+	}
+	if _, err := os.Stat(debianJavaCacerts); err == nil {
+		alias := debianJavaAlias(entry)
+		removed, err := removeJavaAlias(debianJavaCacerts, alias)
+		if err != nil {
+			return TrustResult{Outcome: TrustFailed, Detail: butLeft(done, err)}
+		}
+		if removed {
+			done = append(done, "Java alias "+alias+" from "+debianJavaCacerts)
+		}
+	}
+	if len(done) == 0 {
 		return TrustResult{Outcome: TrustNotInstalled, Detail: path}
 	}
-	if err := retrySystem(func() error { return truststore.UninstallFile(caFile, truststore.WithPrefix(name)) }); err != nil {
-		return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
+	return TrustResult{Outcome: TrustRemoved, Detail: strings.Join(done, " and ")}
+}
+
+// butLeft is the detail of a removal that went part of the way: what was
+// removed, then what is left and why.
+func butLeft(done []string, err error) string {
+	if len(done) == 0 {
+		return err.Error()
 	}
-	return TrustResult{Outcome: TrustRemoved, Detail: orWhere(path)}
+	return "removed " + strings.Join(done, " and ") + ", but " + err.Error()
 }
 
 // retrySystem runs a system store change again when its command fails.
@@ -301,36 +338,77 @@ func trustNSS(caFile string, cert *x509.Certificate, name string, install bool) 
 }
 
 func trustJava(caFile string, cert *x509.Certificate, name string, install bool) TrustResult {
+	if !install {
+		return untrustJava(caFile, cert, name)
+	}
+	java, skip := javaHomeTrust()
+	if java == nil {
+		return TrustResult{Outcome: TrustSkipped, Detail: skip}
+	}
+	exists := java.Exists(cert)
+	entry := "Java alias " + TrustEntryName(name, cert)
+	if exists {
+		return TrustResult{Outcome: TrustAlreadyInstalled, Detail: entry}
+	}
+	if err := java.Install(caFile, cert); err != nil {
+		return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
+	}
+	return TrustResult{Outcome: TrustInstalled, Detail: entry}
+}
+
+// javaHomeTrust is the key store of the runtime at JAVA_HOME, or nil and why
+// there is none.
+func javaHomeTrust() (*truststore.JavaTrust, string) {
 	if os.Getenv("JAVA_HOME") == "" {
 		detail := "JAVA_HOME is not set"
 		if home := guessJavaHome(); home != "" {
 			detail += " (a Java runtime is at " + home + "; set JAVA_HOME to include its trust store)"
 		}
-		return TrustResult{Outcome: TrustSkipped, Detail: detail}
+		return nil, detail
 	}
 	java, err := truststore.NewJavaTrust()
 	if err != nil {
-		return TrustResult{Outcome: TrustSkipped,
-			Detail: "no keytool in " + filepath.Join(os.Getenv("JAVA_HOME"), "bin") + " (JAVA_HOME does not point at a Java runtime)"}
+		return nil, "no keytool in " + filepath.Join(os.Getenv("JAVA_HOME"), "bin") + " (JAVA_HOME does not point at a Java runtime)"
 	}
-	exists := java.Exists(cert)
-	entry := "Java alias " + TrustEntryName(name, cert)
-	if install {
-		if exists {
-			return TrustResult{Outcome: TrustAlreadyInstalled, Detail: entry}
+	return java, ""
+}
+
+// untrustJava removes the CA from the key store at JAVA_HOME (where "ca
+// install" puts it) and from Debian's system-wide key store (where
+// update-ca-certificates' Java hook copied it), whether JAVA_HOME is set
+// or not.
+func untrustJava(caFile string, cert *x509.Certificate, name string) TrustResult {
+	var done, looked []string
+	java, skip := javaHomeTrust()
+	if java != nil {
+		entry := "Java alias " + TrustEntryName(name, cert)
+		looked = append(looked, entry)
+		if java.Exists(cert) {
+			if err := java.Uninstall(caFile, cert); err != nil {
+				return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
+			}
+			done = append(done, entry)
 		}
-		if err := java.Install(caFile, cert); err != nil {
-			return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
+	}
+	if _, err := os.Stat(debianJavaCacerts); err == nil {
+		alias := debianJavaAlias(TrustEntryName(name, cert))
+		looked = append(looked, "Java alias "+alias+" in "+debianJavaCacerts)
+		removed, err := removeJavaAlias(debianJavaCacerts, alias)
+		if err != nil {
+			return TrustResult{Outcome: TrustFailed, Detail: butLeft(done, err)}
 		}
-		return TrustResult{Outcome: TrustInstalled, Detail: entry}
+		if removed {
+			done = append(done, "Java alias "+alias+" from "+debianJavaCacerts)
+		}
 	}
-	if !exists {
-		return TrustResult{Outcome: TrustNotInstalled, Detail: entry}
+	switch {
+	case len(done) > 0:
+		return TrustResult{Outcome: TrustRemoved, Detail: strings.Join(done, " and ")}
+	case len(looked) == 0:
+		return TrustResult{Outcome: TrustSkipped, Detail: skip}
+	default:
+		return TrustResult{Outcome: TrustNotInstalled, Detail: strings.Join(looked, " and ")}
 	}
-	if err := java.Uninstall(caFile, cert); err != nil {
-		return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
-	}
-	return TrustResult{Outcome: TrustRemoved, Detail: entry}
 }
 
 // guessJavaHome finds the runtime behind the java on PATH, to tell the user

@@ -12,3 +12,6 @@ import (
 func systemTrustFile(*x509.Certificate, string) (string, bool) {
 	return "", runtime.GOOS == "darwin" || runtime.GOOS == "windows"
 }
+
+// removeStaleSystemLinks: only Debian's /etc/ssl/certs has links to clean.
+func removeStaleSystemLinks(string) (bool, error) { return false, nil }

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -84,32 +85,252 @@ func newTrustFixture(t *testing.T) (dataDir string, ca *CA, leafFile string) {
 	return dataDir, ca, leafFile
 }
 
+// debianJavaHook is the work of Debian's Java hook of update-ca-certificates
+// (ca-certificates-java's update.d/jks-keystore), done at once: the real
+// hook queues the lines it reads and lets a dpkg trigger feed them to this
+// same program, which would change dpkg's state on the host. It is "" where
+// ca-certificates-java or java is not installed.
+func debianJavaHook() string {
+	const jar = "/usr/share/ca-certificates-java/ca-certificates-java.jar"
+	if _, err := os.Stat(jar); err != nil {
+		return ""
+	}
+	if _, err := os.Stat(debianJavaCacerts); err != nil {
+		return ""
+	}
+	if _, err := exec.LookPath("java"); err != nil {
+		return ""
+	}
+	return "#!/bin/sh\nexec java -Xmx64m -jar " + jar + " -storepass " + defaultStorePass + "\n"
+}
+
+// The system store round trip, checked by fresh processes (openssl, Go),
+// with Debian's Java hook where it is installed: uninstalling must also take
+// the CA out of the Java key store the hook copied it into.
 func TestTrustSystemStore(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the system store round trip is checked on Linux (update-ca-certificates)")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("not root: installing into the system store needs root (/usr/local/share/ca-certificates)")
-	}
 	if _, err := exec.LookPath("update-ca-certificates"); err != nil {
 		t.Skip("update-ca-certificates not installed: no Debian-style system store here")
 	}
-	skipSystemTrustHooks(t)
+	hook := debianJavaHook()
+	opts := sandboxOpts{}
+	if hook != "" {
+		opts.hooks = map[string]string{"jks-keystore": hook}
+	}
+	if !inTrustSandbox(t, opts) {
+		return
+	}
+	if hook == "" {
+		t.Log("ca-certificates-java or java is not installed: the Java key store part is not checked here (TestTrustDebianJavaLeftover checks it)")
+	}
 	dataDir, ca, leafFile := newTrustFixture(t)
 	cfg := TrustConfig{Name: TrustName(dataDir), Stores: []string{StoreSystem}}
 	ctx := context.Background()
-	t.Cleanup(func() { _, _ = UninstallTrust(context.Background(), ca.CertFile(), cfg) })
 
-	wantFile := "/usr/local/share/ca-certificates/" + TrustEntryName(cfg.Name, ca.Certificate()) + ".crt"
+	entry := TrustEntryName(cfg.Name, ca.Certificate())
+	t.Logf("the CA is %s in the stores", entry)
+	wantFile := "/usr/local/share/ca-certificates/" + entry + ".crt"
+	alias := debianJavaAlias(entry)
 	if o, g := probeSystemTrust(t, leafFile); o || g {
 		t.Fatalf("before install: openssl trusts %v, Go trusts %v; want neither", o, g)
 	}
 
+	// The sandbox's bundle changes with the store (the host's does not:
+	// inTrustSandbox compares it, hashed, before and after).
+	const bundle = "/etc/ssl/certs/ca-certificates.crt"
+	bundleBefore := readFile(t, bundle)
+	defer func() {
+		if t.Failed() {
+			return
+		}
+		if !bytes.Equal(readFile(t, bundle), bundleBefore) {
+			t.Errorf("%s differs after the round trip", bundle)
+		}
+	}()
+
+	removed := wantFile
+	if hook != "" {
+		removed += " and Java alias " + alias + " from " + debianJavaCacerts
+	}
 	steps := []struct {
 		name    string
 		install bool
 		want    TrustOutcome
+		detail  string
 		trusted bool
+	}{
+		{"install", true, TrustInstalled, wantFile, true},
+		{"install again", true, TrustAlreadyInstalled, wantFile, true},
+		{"uninstall", false, TrustRemoved, removed, false},
+		{"uninstall again", false, TrustNotInstalled, wantFile, false},
+	}
+	for _, s := range steps {
+		run := UninstallTrust
+		if s.install {
+			run = InstallTrust
+		}
+		res, err := run(ctx, ca.CertFile(), cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		want := TrustResult{Store: StoreSystem, Outcome: s.want, Detail: s.detail}
+		if len(res) != 1 || res[0] != want {
+			t.Fatalf("%s: results %+v, want [%+v]", s.name, res, want)
+		}
+		_, statErr := os.Stat(wantFile)
+		if (statErr == nil) != s.trusted {
+			t.Fatalf("%s: %s exists %v, want %v", s.name, wantFile, statErr == nil, s.trusted)
+		}
+		// update-ca-certificates leaves its link to a deleted anchor.
+		if _, err := os.Lstat("/etc/ssl/certs/" + entry + ".pem"); (err == nil) != s.trusted {
+			t.Fatalf("%s: link /etc/ssl/certs/%s.pem exists %v, want %v", s.name, entry, err == nil, s.trusted)
+		}
+		if hook != "" {
+			if got := javaStoreAliases(t, debianJavaCacerts)[alias]; got != s.trusted {
+				t.Fatalf("%s: %s holds %s: %v, want %v", s.name, debianJavaCacerts, alias, got, s.trusted)
+			}
+		}
+		if s.name == "install" && bytes.Equal(readFile(t, bundle), bundleBefore) {
+			t.Fatalf("install: %s unchanged", bundle)
+		}
+		if strings.HasSuffix(s.name, "again") {
+			continue // nothing changed: spare the probe processes
+		}
+		if o, g := probeSystemTrust(t, leafFile); o != s.trusted || g != s.trusted {
+			t.Fatalf("%s: openssl trusts %v, Go trusts %v; want %v", s.name, o, g, s.trusted)
+		}
+	}
+}
+
+// javaStoreAliases lists a JKS key store's aliases with the package's own
+// reader, which TestJKSAliases checks against keytool: a JVM start per look
+// would cost seconds.
+func javaStoreAliases(t *testing.T, store string) map[string]bool {
+	t.Helper()
+	aliases, err := jksAliases(readFile(t, store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, a := range aliases {
+		got[a] = true
+	}
+	return got
+}
+
+// TestTrustDebianJavaLeftover puts the CA in Debian's Java key store under
+// the alias the Java hook gives it, as the hook would have, beside another
+// CA, and checks what uninstall does: keytool takes it out (the other entry
+// stays), or, with no Java runtime, the user is told exactly what is left
+// and the command to remove it.
+func TestTrustDebianJavaLeftover(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Debian's Java key store is checked on Linux")
+	}
+	tests := []struct {
+		name   string
+		store  string
+		noJava bool
+		want   func(anchor, alias string) TrustResult
+	}{
+		{"java store, keytool", StoreJava, false, func(_, alias string) TrustResult {
+			return TrustResult{Store: StoreJava, Outcome: TrustRemoved, Detail: "Java alias " + alias + " from " + debianJavaCacerts}
+		}},
+		{"system store, keytool", StoreSystem, false, func(anchor, alias string) TrustResult {
+			return TrustResult{Store: StoreSystem, Outcome: TrustRemoved, Detail: anchor + " and Java alias " + alias + " from " + debianJavaCacerts}
+		}},
+		{"java store, no Java runtime", StoreJava, true, func(_, alias string) TrustResult {
+			return TrustResult{Store: StoreJava, Outcome: TrustFailed, Detail: debianJavaCacerts + " still holds the CA as alias " + alias +
+				" (keytool was not found: set JAVA_HOME or put keytool on PATH): remove it with: keytool -delete -keystore " +
+				debianJavaCacerts + " -storepass changeit -alias " + alias}
+		}},
+		{"system store, no Java runtime", StoreSystem, true, func(anchor, alias string) TrustResult {
+			return TrustResult{Store: StoreSystem, Outcome: TrustFailed, Detail: "removed " + anchor + ", but " + debianJavaCacerts +
+				" still holds the CA as alias " + alias + " (keytool was not found: set JAVA_HOME or put keytool on PATH): remove it with: keytool -delete -keystore " +
+				debianJavaCacerts + " -storepass changeit -alias " + alias}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !tt.noJava && findKeytool() == "" {
+				t.Skip("no keytool: the removal itself cannot be checked here (the no-Java cases check what the user is told)")
+			}
+			if tt.store == StoreSystem {
+				if _, err := exec.LookPath("update-ca-certificates"); err != nil {
+					t.Skip("update-ca-certificates not installed: no Debian-style system store here")
+				}
+			}
+			if !inTrustSandbox(t, sandboxOpts{noJava: tt.noJava}) {
+				return
+			}
+			if _, err := os.Stat("/etc/default/cacerts"); err == nil {
+				if pass, _ := javaStorePass(); pass != defaultStorePass {
+					t.Skip("/etc/default/cacerts sets a storepass of its own")
+				}
+			}
+			t.Setenv("JAVA_HOME", "") // only Debian's store is in play
+			dataDir, ca, _ := newTrustFixture(t)
+			cfg := TrustConfig{Name: TrustName(dataDir), Stores: []string{tt.store}}
+			entry := TrustEntryName(cfg.Name, ca.Certificate())
+			alias := debianJavaAlias(entry)
+			anchor := "/usr/local/share/ca-certificates/" + entry + ".crt"
+			if tt.store == StoreSystem {
+				if _, err := InstallTrust(context.Background(), ca.CertFile(), cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			other, err := CreateCA(CADir(t.TempDir()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(debianJavaCacerts), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeJKS(t, debianJavaCacerts, defaultStorePass, map[string]*x509.Certificate{
+				alias: ca.Certificate(), "debian:other.pem": other.Certificate()})
+
+			res, err := UninstallTrust(context.Background(), ca.CertFile(), cfg)
+			want := tt.want(anchor, alias)
+			if len(res) != 1 || res[0] != want {
+				t.Fatalf("results\n got  %+v\n want [%+v]", res, want)
+			}
+			if (err != nil) != (want.Outcome == TrustFailed) {
+				t.Fatalf("error %v with outcome %s", err, want.Outcome)
+			}
+			aliases := javaStoreAliases(t, debianJavaCacerts)
+			if aliases[alias] != tt.noJava || !aliases["debian:other.pem"] {
+				t.Fatalf("key store after uninstall: %v; want %s there: %v, and debian:other.pem", aliases, alias, tt.noJava)
+			}
+		})
+	}
+}
+
+// The NSS store round trip, in a NSS database made for the test in a HOME
+// of its own (Chromium's ~/.pki/nssdb); the user's own stays untouched.
+func TestTrustNSSStore(t *testing.T) {
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Skip("certutil not installed (libnss3-tools): the NSS store cannot be exercised")
+	}
+	if !inTrustSandbox(t, sandboxOpts{home: t.TempDir()}) {
+		return
+	}
+	db := filepath.Join(os.Getenv("HOME"), ".pki", "nssdb")
+	if err := os.MkdirAll(db, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	runCmd(t, certutil, "-N", "-d", "sql:"+db, "--empty-password")
+
+	dataDir, ca, _ := newTrustFixture(t)
+	cfg := TrustConfig{Name: TrustName(dataDir), Stores: []string{StoreNSS}}
+	nick := TrustEntryName(cfg.Name, ca.Certificate())
+	steps := []struct {
+		name    string
+		install bool
+		want    TrustOutcome
+		present bool
 	}{
 		{"install", true, TrustInstalled, true},
 		{"install again", true, TrustAlreadyInstalled, true},
@@ -121,49 +342,19 @@ func TestTrustSystemStore(t *testing.T) {
 		if s.install {
 			run = InstallTrust
 		}
-		res, err := run(ctx, ca.CertFile(), cfg)
+		res, err := run(context.Background(), ca.CertFile(), cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
-		want := TrustResult{Store: StoreSystem, Outcome: s.want, Detail: wantFile}
+		want := TrustResult{Store: StoreNSS, Outcome: s.want, Detail: "NSS nickname " + nick}
 		if len(res) != 1 || res[0] != want {
 			t.Fatalf("%s: results %+v, want [%+v]", s.name, res, want)
 		}
-		_, statErr := os.Stat(wantFile)
-		if (statErr == nil) != s.trusted {
-			t.Fatalf("%s: %s exists %v, want %v", s.name, wantFile, statErr == nil, s.trusted)
-		}
-		if strings.HasSuffix(s.name, "again") {
-			continue // nothing changed: spare the probe processes
-		}
-		if o, g := probeSystemTrust(t, leafFile); o != s.trusted || g != s.trusted {
-			t.Fatalf("%s: openssl trusts %v, Go trusts %v; want %v", s.name, o, g, s.trusted)
+		out, _ := exec.Command(certutil, "-L", "-d", "sql:"+db).CombinedOutput()
+		if strings.Contains(string(out), nick) != s.present {
+			t.Fatalf("%s: certutil -L lists %s: %v, want %v\n%s", s.name, nick, !s.present, s.present, out)
 		}
 	}
-}
-
-// skipSystemTrustHooks puts first on PATH an update-ca-certificates that
-// runs the real one without its hooks (/etc/ca-certificates/update.d): the
-// Java hook starts a JVM to copy every change into the Java key store, which
-// costs seconds per run and would leave the test CA's traces there. The
-// system store itself (the anchor file, /etc/ssl/certs, the bundle) is
-// updated exactly as in production.
-func skipSystemTrustHooks(t *testing.T) {
-	t.Helper()
-	real, err := exec.LookPath("update-ca-certificates")
-	if err != nil {
-		return
-	}
-	dir := t.TempDir()
-	noHooks := filepath.Join(dir, "no-hooks")
-	if err := os.Mkdir(noHooks, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script := "#!/bin/sh\nexec " + real + " --hooksdir " + noHooks + " \"$@\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "update-ca-certificates"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
 func TestTrustName(t *testing.T) {
@@ -218,6 +409,10 @@ func TestTrustJavaStore(t *testing.T) {
 	home := guessJavaHome()
 	if home == "" {
 		t.Skip("no java on PATH: the Java store cannot be exercised")
+	}
+	// Uninstalling also looks at Debian's key store: keep it out of reach.
+	if !inTrustSandbox(t, sandboxOpts{}) {
+		return
 	}
 	keytool := filepath.Join(home, "bin", "keytool")
 	cacerts := filepath.Join(home, "lib", "security", "cacerts")

@@ -87,6 +87,12 @@ func newCAShowCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Print a summary of the local CA and where its files are",
+		Long: `show prints where the local CA's certificate and private key are, the name
+it has in the trust stores ("passerelle ca install"), and a summary of the
+certificate as "passerelle cert inspect" gives it: subject, validity, key,
+constraints, SHA-256 fingerprint and SPKI pin. With --json it prints one
+object (cert_file, key_file, trust_name, certificate) for scripts. When there
+is no CA yet it says how to make one and exits with status 1.`,
 		Example: `  passerelle ca show
   passerelle ca show --json | jq -r .certificate.sha256_fingerprint`,
 		Args: cobra.NoArgs,
@@ -160,6 +166,11 @@ status 1 when a store failed or when no store could take the CA.`,
 		cmd.Long = `uninstall removes the local CA certificate from the trust stores "ca install"
 put it in (see "passerelle ca install --help"), printing one line per store:
 removed, not installed, or skipped and why. The CA files themselves stay.
+
+On Debian, update-ca-certificates also copied the CA into Java's
+/etc/ssl/certs/java/cacerts as "debian:<name>.pem" and does not take it out
+again: uninstall deletes that alias with keytool (system and java stores),
+or, with no keytool, reports the store failed with the command to run.
 Exits with status 1 when a store failed.`
 		cmd.Example = `  sudo passerelle ca uninstall
   passerelle ca uninstall --store java`

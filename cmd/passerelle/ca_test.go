@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/passerelle/passerelle/certs"
 )
@@ -123,12 +127,51 @@ func TestWriteTrustResults(t *testing.T) {
 		{Store: "nss", Outcome: certs.TrustSkipped, Detail: "certutil not found"},
 		{Store: "java", Outcome: certs.TrustFailed, Detail: "failed to execute keytool: exit status 1"},
 		{Store: "system", Outcome: certs.TrustNotInstalled, Detail: "/usr/local/share/ca-certificates/x.crt"},
+		{Store: "system", Outcome: certs.TrustFailed, Detail: "removed /usr/local/share/ca-certificates/x.crt, but " +
+			(&certs.JavaAliasLeftError{Store: "/etc/ssl/certs/java/cacerts", Alias: "debian:x.pem", StorePass: "changeit",
+				Reason: "keytool was not found: set JAVA_HOME or put keytool on PATH"}).Error()},
 	})
 	want := "system  installed (/usr/local/share/ca-certificates/x.crt)\n" +
 		"nss     skipped: certutil not found\n" +
 		"java    failed: failed to execute keytool: exit status 1\n" +
-		"system  not installed (/usr/local/share/ca-certificates/x.crt)\n"
+		"system  not installed (/usr/local/share/ca-certificates/x.crt)\n" +
+		"system  failed: removed /usr/local/share/ca-certificates/x.crt, but /etc/ssl/certs/java/cacerts still holds the CA as alias debian:x.pem " +
+		"(keytool was not found: set JAVA_HOME or put keytool on PATH): remove it with: keytool -delete -keystore /etc/ssl/certs/java/cacerts -storepass changeit -alias debian:x.pem\n"
 	if sb.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", sb.String(), want)
+	}
+}
+
+// Every ca and cert command explains itself in --help: a one-line summary,
+// a description and an example.
+func TestCACertCommandsHaveHelp(t *testing.T) {
+	root := newRootCmd(context.Background(), strings.NewReader(""), io.Discard, io.Discard)
+	var walk func(c *cobra.Command)
+	seen := 0
+	walk = func(c *cobra.Command) {
+		if c.Name() != "help" {
+			seen++
+			if strings.TrimSpace(c.Short) == "" || strings.TrimSpace(c.Long) == "" || strings.TrimSpace(c.Example) == "" {
+				t.Errorf("%q: Short %q, Long %d bytes, Example %d bytes; want all three", c.CommandPath(), c.Short, len(c.Long), len(c.Example))
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	for _, name := range []string{"ca", "cert"} {
+		c, _, err := root.Find([]string{name})
+		if err != nil || c.Name() != name {
+			t.Fatalf("no %s command: %v", name, err)
+		}
+		walk(c)
+	}
+	// ca create, show, path, install, uninstall; cert issue, inspect.
+	if seen != 9 {
+		t.Errorf("checked %d commands, want 9 (ca and cert with their 7 subcommands)", seen)
+	}
+	out, _, err := runCLI(t, "ca", "show", "--help")
+	if err != nil || !strings.HasPrefix(out, "show prints where the local CA's certificate and private key are") {
+		t.Fatalf("ca show --help: %v\n%s", err, out)
 	}
 }

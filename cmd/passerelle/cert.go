@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"net"
@@ -374,7 +375,8 @@ func (a *app) runInspect(cmd *cobra.Command, target string) error {
 		chain  []*x509.Certificate
 		header string
 	)
-	data, readErr := os.ReadFile(target)
+	data, readErr := readInspected(target)
+	var pathErr *fs.PathError
 	switch {
 	case readErr == nil:
 		password, _ := f.GetString("password")
@@ -414,8 +416,13 @@ func (a *app) runInspect(cmd *cobra.Command, target string) error {
 			nCertificates(len(chain)))
 	case errors.Is(readErr, fs.ErrNotExist):
 		return fmt.Errorf("%s: no such file, and not a HOST:PORT address", target)
+	case errors.Is(readErr, errInspectDir):
+		return fmt.Errorf("%s: is a directory, want a PEM, DER or PKCS#12 file or HOST:PORT", target)
+	case errors.As(readErr, &pathErr):
+		// The path is already said once.
+		return fmt.Errorf("%s: %w", target, pathErr.Err)
 	default:
-		return fmt.Errorf("read %s: %w", target, readErr)
+		return fmt.Errorf("%s: %w", target, readErr)
 	}
 
 	for _, c := range chain {
@@ -432,6 +439,41 @@ func (a *app) runInspect(cmd *cobra.Command, target string) error {
 		}
 	}
 	return nil
+}
+
+// maxInspectFile bounds what inspect reads: certificate files are a few
+// kilobytes, a PKCS#12 bundle with a long chain some tens.
+const maxInspectFile = 16 << 20
+
+var errInspectDir = errors.New("is a directory")
+
+// readInspected reads the file inspect was given, refusing folders and
+// anything that is not a regular file (a FIFO would block, /dev/zero never
+// end) or larger than maxInspectFile.
+func readInspected(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, errInspectDir
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file, want a PEM, DER or PKCS#12 file or HOST:PORT")
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxInspectFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxInspectFile {
+		return nil, fmt.Errorf("larger than %d MiB: not a certificate file", maxInspectFile>>20)
+	}
+	return data, nil
 }
 
 // looksLikeAddress reports whether s is HOST:PORT with a numeric port.

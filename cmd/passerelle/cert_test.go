@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,6 +170,7 @@ func TestCertIssueErrors(t *testing.T) {
 		{"bad p12 format", []string{"a.lan", "--p12-format", "rc2"}, `unknown PKCS#12 format "rc2": want legacy or modern`},
 		{"name with folder", []string{"a.lan", "--name", "../x"}, `--name "../x": a file name without folder, please (use --out for the folder)`},
 		{"bad DNS name", []string{"bad_name!.lan"}, `issue: invalid name "bad_name!.lan": character '!' not allowed in a DNS name`},
+		{"mistyped IP address", []string{"999.1.1.1"}, `issue: invalid name "999.1.1.1": not a valid IP address, nor a valid DNS name (the last label of a DNS name cannot be all digits)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,7 +233,7 @@ func TestCertInspectFile(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "nope.pem"), filepath.Join(dir, "nope.pem") + ": no such file, and not a HOST:PORT address"},
 		{"key only", keyFile, keyFile + ": PEM data holds no CERTIFICATE block (found PRIVATE KEY)"},
-		{"folder", dir, "read " + dir + ": read " + dir + ": is a directory"},
+		{"folder", dir, dir + ": is a directory, want a PEM, DER or PKCS#12 file or HOST:PORT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,5 +287,92 @@ func TestCertInspectLiveServer(t *testing.T) {
 	}
 	if !strings.HasPrefix(out, ln.Addr().String()+", server name (none): TLS 1.3, TLS_") || !strings.Contains(out, "(EXPIRED 2 days ago)") {
 		t.Fatalf("live text:\n%s", out)
+	}
+}
+
+// The cert issue commands in configs/mtls.yaml's comments work exactly as
+// written, run by a shell with the real binary, in a folder holding a copy
+// of configs/ (the data folder redirected by PASSERELLE_DATA_DIR, which wins
+// over the file's data_dir), and make the files its openssl example uses.
+func TestCertMTLSExampleCommands(t *testing.T) {
+	yaml, err := os.ReadFile("../../configs/mtls.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var commands []string
+	for _, line := range strings.Split(string(yaml), "\n") {
+		cmd, ok := strings.CutPrefix(line, "#   ")
+		if ok && strings.Contains(cmd, "passerelle --config configs/mtls.yaml cert issue ") {
+			commands = append(commands, cmd)
+		}
+	}
+	if len(commands) != 2 {
+		t.Fatalf("found %d cert issue examples in configs/mtls.yaml, want 2: %q", len(commands), commands)
+	}
+	bin := buildBinary(t)
+	work := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(work, "configs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(work, "configs", "mtls.yaml"), yaml, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"PATH=" + filepath.Dir(bin) + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"HOME=" + work, "PASSERELLE_DATA_DIR=" + filepath.Join(work, "data")}
+	for _, c := range commands {
+		cmd := exec.Command("sh", "-c", c)
+		cmd.Dir, cmd.Env = work, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", c, err, out)
+		}
+	}
+	for _, f := range []string{"alice@example.org-client.crt", "alice@example.org-client.key", "alice@example.org-client.p12",
+		"spiffe___example.org_ns_prod_sa_bot-client.crt"} {
+		if _, err := os.Stat(filepath.Join(work, f)); err != nil {
+			t.Errorf("the examples made no %s: %v", f, err)
+		}
+	}
+	// The PKCS#12 file opens with the example's password.
+	out, _, err := runCLI(t, "cert", "inspect", filepath.Join(work, "alice@example.org-client.p12"), "--password", "s3cret")
+	if err != nil || !strings.Contains(out, "alice") {
+		t.Fatalf("cert inspect of the example's PKCS#12: %v\n%s", err, out)
+	}
+}
+
+// What is not a certificate file gets one message saying what was wanted,
+// and inspect reads no further (a FIFO would block, /dev/zero never end).
+func TestCertInspectBadTargets(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 16<<20+1); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		name, target, want string
+	}{
+		{"folder", dir, dir + ": is a directory, want a PEM, DER or PKCS#12 file or HOST:PORT"},
+		{"FIFO", fifo, fifo + ": not a regular file, want a PEM, DER or PKCS#12 file or HOST:PORT"},
+		{"device", "/dev/zero", "/dev/zero: not a regular file, want a PEM, DER or PKCS#12 file or HOST:PORT"},
+		{"too large", big, big + ": larger than 16 MiB: not a certificate file"},
+		{"missing", missing, missing + ": no such file, and not a HOST:PORT address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := runCLI(t, "cert", "inspect", tt.target)
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error\n got  %v\n want %s", err, tt.want)
+			}
+			if out != "" {
+				t.Fatalf("stdout %q, want nothing", out)
+			}
+		})
 	}
 }
