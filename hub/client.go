@@ -97,6 +97,9 @@ func (c *client) close(reason CloseReason) error {
 	if hard {
 		return c.t.Abort()
 	}
+	if rc, ok := c.t.(ReasonCloser); ok {
+		return rc.CloseReason(reason)
+	}
 	return c.t.Close()
 }
 

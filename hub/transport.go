@@ -58,6 +58,13 @@ type Aborter interface {
 	Abort() error
 }
 
+// ReasonCloser is implemented by transports that can tell a client why it
+// is closed (a WebSocket close code): the hub calls CloseReason instead of
+// Close for a graceful close.
+type ReasonCloser interface {
+	CloseReason(reason CloseReason) error
+}
+
 // PeerStatusReporter is implemented by connections that know the verdict
 // on the client's certificate (secure.Conn): one word such as "trusted" or
 // "unknown"; "" means none. ServeConn and Serve log it as peer_status.

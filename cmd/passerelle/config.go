@@ -13,6 +13,7 @@ import (
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/protocol/policy"
+	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
 )
@@ -30,6 +31,13 @@ type serveConfig struct {
 	Limits    limitsConfig     `mapstructure:"limits"`
 	Policy    policyConfig     `mapstructure:"policy"`
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
+	WebSocket websocketConfig  `mapstructure:"websocket"`
+}
+
+type websocketConfig struct {
+	// Origins are the web pages allowed to open a WebSocket; nil means
+	// web.DefaultOrigins.
+	Origins []string `mapstructure:"origins"`
 }
 
 type runtimeConfig struct {
@@ -250,6 +258,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Limits.MaxConnsPerAddress < 0 {
 		add("limits.max_conns_per_address %d: want 0 (the default rule) or more", c.Limits.MaxConnsPerAddress)
+	}
+	if _, err := web.NewOrigins(c.WebSocket.Origins, nil); err != nil {
+		add("websocket.%v", err)
 	}
 	if c.Policy.Listen != "" {
 		if err := checkAddress(c.Policy.Listen); err != nil {

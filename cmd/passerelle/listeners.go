@@ -11,10 +11,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/policy"
+	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
 )
@@ -172,6 +174,11 @@ func (s *listenerSet) certificates(ctx context.Context, mgr *certs.Manager) erro
 		}
 		l.server.GetCertificate = src.GetCertificate
 		l.server.NextProtos = src.NextProtos
+		if l.cfg.Service == serviceChat || l.cfg.Service == serviceEnvoie {
+			// Browsers negotiate HTTP/1.1 and are answered as such
+			// (WebSocket, the chat page, HTTPS assets).
+			l.server.NextProtos = append(slices.Clone(src.NextProtos), web.ALPN)
+		}
 	}
 	return nil
 }

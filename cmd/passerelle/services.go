@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/protocol/echo"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/policy"
+	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -80,6 +83,33 @@ func newServices(cfg *serveConfig, policyDoc []byte, log *slog.Logger) *services
 	}
 }
 
+// origins is the websocket.origins check of a listener, logging to its
+// logger (validate has checked the list).
+func (s *services) origins(l *listener) (*web.Origins, error) {
+	o, err := web.NewOrigins(s.cfg.WebSocket.Origins, l.log)
+	if err != nil {
+		return nil, fmt.Errorf("websocket.%w", err)
+	}
+	return o, nil
+}
+
+// sniff tells a browser from a raw client on a connection past its
+// handshake and policy check (web.Sniff). A TLS client that negotiated no
+// ALPN may still send an HTTP request line: its first bytes are waited for
+// as long as a plain client's are by the policy Gate. On a plain listener
+// the Gate has waited already: only what it read is looked at.
+func (s *services) sniff(c *secure.Conn) (net.Conn, bool) {
+	if cs := c.TLS(); cs != nil {
+		return web.Sniff(c, cs.NegotiatedProtocol, s.cfg.Chat.PolicyWait)
+	}
+	wait := time.Duration(0)
+	if _, sending := c.Conn.(*policy.Prefixed); sending {
+		// The client is sending: let the rest of a method in.
+		wait = s.cfg.Chat.PolicyWait
+	}
+	return web.Sniff(c, "", wait)
+}
+
 // hub returns the chat hub, made on first use.
 func (s *services) hub() *hub.Hub {
 	s.relayOnce.Do(func() {
@@ -104,9 +134,24 @@ func (s *services) close() {
 	}
 }
 
+// newChatService is the chat relay: raw clients and WebSocket clients join
+// the same rooms; a browser asking for / without an upgrade gets the chat
+// page.
 func newChatService(s *services, l *listener) (service, error) {
 	relay := s.hub()
-	return service{handle: func(ctx context.Context, c *secure.Conn) { relay.ServeConn(hub.WithLogger(ctx, l.log), c) }}, nil
+	origins, err := s.origins(l)
+	if err != nil {
+		return service{}, err
+	}
+	httpd := web.NewConnServer(&web.Chat{Hub: relay, Page: web.NewChatPage(), Origins: origins, MaxMessage: s.cfg.Chat.MaxMessage, Logger: l.log}, l.log)
+	return service{handle: func(ctx context.Context, c *secure.Conn) {
+		next, isHTTP := s.sniff(c)
+		if isHTTP {
+			httpd.ServeConn(ctx, next)
+			return
+		}
+		relay.ServeConn(hub.WithLogger(ctx, l.log), next)
+	}, closer: httpd}, nil
 }
 
 func newEchoService(s *services, l *listener) (service, error) {
@@ -114,9 +159,28 @@ func newEchoService(s *services, l *listener) (service, error) {
 	return service{handle: func(ctx context.Context, c *secure.Conn) { e.ServeConn(ctx, c) }}, nil
 }
 
+// newEnvoieService is the asset stream: ENVOIE on raw and WebSocket
+// clients, and GET /NAME over HTTP(S).
 func newEnvoieService(s *services, l *listener) (service, error) {
 	e := &envoie.Server{Files: l.assets, Logger: l.log}
-	return service{handle: func(ctx context.Context, c *secure.Conn) { e.ServeConn(ctx, c) }}, nil
+	origins, err := s.origins(l)
+	if err != nil {
+		return service{}, err
+	}
+	httpd := web.NewConnServer(&web.Stream{
+		Serve:   e.ServeConn,
+		Files:   &web.Assets{Files: l.assets, Origins: origins, Logger: l.log},
+		Origins: origins,
+		Logger:  l.log,
+	}, l.log)
+	return service{handle: func(ctx context.Context, c *secure.Conn) {
+		next, isHTTP := s.sniff(c)
+		if isHTTP {
+			httpd.ServeConn(ctx, next)
+			return
+		}
+		e.ServeConn(ctx, next)
+	}, closer: httpd}, nil
 }
 
 // newPolicyService answers the policy request and nothing else: its Gate

@@ -84,7 +84,7 @@ func (g *Gate) Check(ctx context.Context, conn net.Conn) (net.Conn, bool) {
 	if len(prefix) == 0 {
 		return conn, true
 	}
-	return &replayConn{Conn: conn, r: io.MultiReader(bytes.NewReader(prefix), conn)}, true
+	return &Prefixed{Conn: conn, prefix: prefix, r: io.MultiReader(bytes.NewReader(prefix), conn)}, true
 }
 
 // sniff reads until the bytes differ from Request, Request is complete, or
@@ -159,11 +159,16 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// replayConn reads the bytes the Gate consumed before the rest of the
-// connection.
-type replayConn struct {
+// Prefixed is a connection whose first bytes the Gate read: it reads them
+// again before the rest. A connection the Gate hands back as it was (the
+// client sent nothing within Wait) is not a Prefixed.
+type Prefixed struct {
 	net.Conn
-	r io.Reader
+	prefix []byte
+	r      io.Reader
 }
 
-func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *Prefixed) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Prefix is what the Gate read (and Read returns first).
+func (c *Prefixed) Prefix() []byte { return c.prefix }

@@ -1,0 +1,118 @@
+package web
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/protocol/xmlsocket"
+)
+
+// Chat is the HTTP side of a chat listener: a WebSocket upgrade, on any
+// path, joins the relay as a client like any other; any other GET / gets
+// the chat page.
+type Chat struct {
+	Hub     *hub.Hub
+	Page    *ChatPage
+	Origins *Origins
+	// MaxMessage is the relay's largest message (hub.Config.MaxMessage).
+	MaxMessage int
+	// Logger receives the listener's lines; nil discards.
+	Logger *slog.Logger
+}
+
+func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		c.Page.ServeHTTP(w, r)
+		return
+	}
+	if !c.Origins.Check(w, r) {
+		return
+	}
+	ws, err := upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	log := orDiscard(c.Logger)
+	t := newChatTransport(newSocket(ws, log), c.MaxMessage, ConnOf(r))
+	c.Hub.Serve(hub.WithLogger(r.Context(), log.With("transport", "websocket")), t)
+}
+
+// chatTransport is a WebSocket client of the relay (hub.Transport): the
+// frames it receives are one byte stream cut at NUL bytes, as a raw
+// client's bytes are; each message it is sent goes out as one binary frame
+// holding the message and its NUL.
+type chatTransport struct {
+	s    *socket
+	rd   *xmlsocket.Reader
+	conn net.Conn // the listener's connection, for its peer status
+	bufs sync.Pool
+}
+
+var (
+	_ hub.Transport          = (*chatTransport)(nil)
+	_ hub.ReasonCloser       = (*chatTransport)(nil)
+	_ hub.PeerStatusReporter = (*chatTransport)(nil)
+)
+
+func newChatTransport(s *socket, maxMessage int, conn net.Conn) *chatTransport {
+	return &chatTransport{s: s, rd: xmlsocket.NewReaderSize(s, maxMessage, xmlsocket.DefaultBufferSize), conn: conn}
+}
+
+func (t *chatTransport) ReadMessage() ([]byte, error) { return t.rd.ReadFrame() }
+func (t *chatTransport) Buffered() bool               { return t.rd.Ready() }
+
+func (t *chatTransport) WriteMessages(msgs [][]byte) (int, error) {
+	bp, _ := t.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	var n int
+	var err error
+	*bp, n, err = t.s.writeFrames(*bp, msgs)
+	if cap(*bp) <= 64<<10 {
+		t.bufs.Put(bp)
+	}
+	return n, err
+}
+
+func (t *chatTransport) SetReadDeadline(d time.Time) error  { return t.s.conn.SetReadDeadline(d) }
+func (t *chatTransport) SetWriteDeadline(d time.Time) error { return t.s.conn.SetWriteDeadline(d) }
+func (t *chatTransport) Close() error                       { return t.s.closeWith(CloseNormal, "") }
+func (t *chatTransport) Abort() error                       { return t.s.abort() }
+func (t *chatTransport) RemoteAddr() net.Addr               { return t.s.conn.RemoteAddr() }
+
+func (t *chatTransport) PeerStatusWord() string {
+	if t.conn == nil {
+		return ""
+	}
+	return peerStatus(t.conn)
+}
+
+// CloseReason closes with the WebSocket close code that says why.
+func (t *chatTransport) CloseReason(reason hub.CloseReason) error {
+	switch {
+	case errors.Is(t.s.readErr, ErrBadUTF8):
+		return t.s.closeWith(CloseBadUTF8, "text frame is not UTF-8")
+	case reason == hub.ReasonTooLarge:
+		return t.s.closeWith(CloseTooBig, "message too big")
+	case reason == hub.ReasonFlood:
+		return t.s.closeWith(ClosePolicy, "flood")
+	case reason == hub.ReasonShutdown:
+		return t.s.closeWith(CloseGoingAway, "server shutting down")
+	}
+	return t.s.closeWith(CloseNormal, "")
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

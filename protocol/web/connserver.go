@@ -1,0 +1,163 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ConnServer is an http.Server fed one connection at a time by a listener
+// that has already accepted it, judged its certificate and found it to be
+// HTTP (Sniff): the listener keeps its own accept loop, connection limit and
+// handshake, and net/http parses requests, keeps connections alive and
+// enforces the header limits (ApplyLimits).
+type ConnServer struct {
+	srv  *http.Server
+	ln   *connListener
+	done chan struct{}
+}
+
+// NewConnServer starts serving handler for the connections ServeConn
+// hands it. Handlers find the connection a request came on with ConnOf.
+func NewConnServer(handler http.Handler, log *slog.Logger) *ConnServer {
+	s := &ConnServer{
+		ln:   &connListener{conns: make(chan net.Conn), closed: make(chan struct{})},
+		done: make(chan struct{}),
+	}
+	s.srv = &http.Server{
+		Handler:  handler,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// A request's context is its connection's: cancelled when the
+		// listener shuts down, so a WebSocket ends with its service's
+		// goodbye (a 1001 close) rather than a dropped connection.
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if hc, ok := c.(*httpConn); ok {
+				ctx = hc.ctx
+			}
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if hc, ok := c.(*httpConn); ok && st == http.StateHijacked {
+				hc.hijacked.Store(true)
+			}
+		},
+	}
+	ApplyLimits(s.srv)
+	go func() {
+		defer close(s.done)
+		s.srv.Serve(s.ln)
+	}()
+	return s
+}
+
+// ServeConn serves HTTP on c until the client or the server closes it (or a
+// handler that took it over, a WebSocket, ends), or ctx is cancelled; c is
+// closed when it returns. Once ctx is cancelled, a connection still in
+// HTTP is closed at once, and one a handler took over is given
+// takeoverGrace to end by itself (the handler's context is ctx).
+func (s *ConnServer) ServeConn(ctx context.Context, c net.Conn) {
+	hc := &httpConn{Conn: c, ctx: ctx, closed: make(chan struct{})}
+	select {
+	case s.ln.conns <- hc:
+	case <-s.ln.closed:
+		c.Close()
+		return
+	case <-ctx.Done():
+		c.Close()
+		return
+	}
+	select {
+	case <-hc.closed:
+		return
+	case <-ctx.Done():
+	}
+	if hc.hijacked.Load() {
+		t := time.NewTimer(takeoverGrace)
+		defer t.Stop()
+		select {
+		case <-hc.closed:
+			return
+		case <-t.C:
+		}
+	}
+	hc.Close()
+	<-hc.closed
+}
+
+// takeoverGrace is how long a connection a handler took over may take to
+// end by itself once its listener shuts down.
+const takeoverGrace = 2 * time.Second
+
+// Close stops the server: connections still being read are closed, and
+// ServeConn hands no more over.
+func (s *ConnServer) Close() error {
+	s.ln.Close()
+	err := s.srv.Close()
+	<-s.done
+	return err
+}
+
+type connKey struct{}
+
+// ConnOf is the connection a request came on (with the listener's Abort
+// and PeerStatusWord), for handlers that take it over.
+func ConnOf(r *http.Request) net.Conn {
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	return c
+}
+
+// httpConn tells ServeConn when the connection is closed, by net/http or by
+// whoever hijacked it.
+type httpConn struct {
+	net.Conn
+	ctx      context.Context
+	hijacked atomic.Bool
+	once     sync.Once
+	closed   chan struct{}
+}
+
+func (c *httpConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
+}
+
+func (c *httpConn) Abort() error {
+	err := abort(c.Conn)
+	c.once.Do(func() { close(c.closed) })
+	return err
+}
+
+func (c *httpConn) PeerStatusWord() string { return peerStatus(c.Conn) }
+
+// connListener hands net/http the connections ServeConn receives.
+type connListener struct {
+	conns  chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return connAddr{} }
+
+type connAddr struct{}
+
+func (connAddr) Network() string { return "passerelle" }
+func (connAddr) String() string  { return "listener" }

@@ -1,0 +1,271 @@
+package web
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+)
+
+// WebSocket close codes (RFC 6455 section 7.4.1) passerelle sends.
+const (
+	CloseNormal      = websocket.CloseNormalClosure           // 1000
+	CloseGoingAway   = websocket.CloseGoingAway               // 1001: the server shuts down
+	CloseBadUTF8     = websocket.CloseInvalidFramePayloadData // 1007: a text frame that is not UTF-8
+	ClosePolicy      = websocket.ClosePolicyViolation         // 1008: the flood limit
+	CloseTooBig      = websocket.CloseMessageTooBig           // 1009: a message over the maximum
+	CloseServerError = websocket.CloseInternalServerErr       // 1011
+)
+
+// Defaults of a socket's keep-alive.
+const (
+	// PingInterval is how often an idle WebSocket client is pinged.
+	PingInterval = 30 * time.Second
+	// closeWait bounds the write of a close frame.
+	closeWait = time.Second
+)
+
+// ErrBadUTF8 is the read error of a text frame whose payload is not UTF-8.
+var ErrBadUTF8 = errors.New("websocket: text frame is not valid UTF-8")
+
+// upgrader makes WebSocket connections: no compression (it would cost
+// memory per client), no Origin check of its own (Origins does it), a small
+// read buffer kept for the life of the connection, and no write buffer
+// (frames are written by socket.writeFrames, never by the library).
+func upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:    512,
+		WriteBufferPool:   noPool{},
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: false,
+		HandshakeTimeout:  ReadHeaderTimeout,
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			http.Error(w, reason.Error(), status)
+		},
+	}
+}
+
+// noPool is a write buffer pool that is never asked for a buffer: the
+// library writes only control frames, from buffers of their own.
+type noPool struct{}
+
+func (noPool) Get() any       { return nil }
+func (noPool) Put(any)        {}
+func (noPool) String() string { return "none" }
+
+// socket is one WebSocket connection as a byte stream: Read joins the
+// payloads of the frames the client sends, text or binary (a text frame's
+// payload must be UTF-8, checked across reads); writeFrames sends whole
+// binary frames. The library (gorilla/websocket) reads frames and answers
+// pings and close frames; every frame the server sends goes out in a single
+// Write of whole frames, so the library's control frames, each a single
+// Write too, can only fall between frames.
+type socket struct {
+	ws   *websocket.Conn
+	conn net.Conn // what frames are written to: the connection the client upgraded
+	log  *slog.Logger
+
+	// Reader side (one goroutine).
+	cur     io.Reader
+	text    bool
+	partial [utf8.UTFMax]byte // an incomplete UTF-8 sequence at the end of a read
+	npart   int
+	readErr error
+
+	lastRead atomic.Int64 // unix nanoseconds of the last frame from the client
+	ping     *time.Timer
+	closed   atomic.Bool
+	wmu      sync.Mutex // one writer of data frames at a time
+}
+
+func newSocket(ws *websocket.Conn, log *slog.Logger) *socket {
+	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log}
+	s.lastRead.Store(time.Now().UnixNano())
+	ws.SetPongHandler(func(string) error {
+		s.lastRead.Store(time.Now().UnixNano())
+		return nil
+	})
+	// A client's close frame ends the stream (io.EOF); the answering close
+	// frame goes out when the service closes the socket (closeWith), not
+	// from the reader, so that no frame follows it.
+	ws.SetCloseHandler(func(int, string) error { return nil })
+	s.ping = time.AfterFunc(PingInterval, s.keepAlive)
+	return s
+}
+
+// keepAlive pings a quiet client, and drops one that answered nothing, not
+// even the previous ping, for two intervals.
+func (s *socket) keepAlive() {
+	if s.closed.Load() {
+		return
+	}
+	quiet := time.Since(time.Unix(0, s.lastRead.Load()))
+	if quiet >= 2*PingInterval {
+		s.log.Info("websocket client answers no ping; closing", "remote_addr", s.conn.RemoteAddr().String(), "quiet", quiet.Round(time.Second), "reason", "ping_timeout")
+		s.abort()
+		return
+	}
+	if quiet >= PingInterval {
+		s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(closeWait))
+	}
+	s.ping.Reset(PingInterval)
+}
+
+// Read returns the next bytes the client sent, across frames.
+func (s *socket) Read(p []byte) (int, error) {
+	if s.readErr != nil {
+		return 0, s.readErr
+	}
+	for {
+		if s.cur == nil {
+			kind, r, err := s.ws.NextReader()
+			if err != nil {
+				if s.npart > 0 {
+					s.readErr = ErrBadUTF8
+				} else {
+					s.readErr = readError(err)
+				}
+				return 0, s.readErr
+			}
+			s.lastRead.Store(time.Now().UnixNano())
+			s.cur, s.text = r, kind == websocket.TextMessage
+		}
+		n, err := s.cur.Read(p)
+		if s.text && n > 0 {
+			if !s.validUTF8(p[:n]) {
+				s.readErr = ErrBadUTF8
+				return 0, s.readErr
+			}
+		}
+		if err == io.EOF {
+			s.cur = nil
+			if s.text && s.npart > 0 {
+				s.readErr = ErrBadUTF8
+				return 0, s.readErr
+			}
+			if n == 0 {
+				continue
+			}
+			return n, nil
+		}
+		if err != nil {
+			s.readErr = readError(err)
+			return n, s.readErr
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// validUTF8 checks p, continuing a sequence cut at the end of the previous
+// read, and keeps a sequence cut at its end for the next.
+func (s *socket) validUTF8(p []byte) bool {
+	if s.npart > 0 {
+		need := utf8.UTFMax - s.npart
+		take := min(need, len(p))
+		var joined [2 * utf8.UTFMax]byte
+		j := copy(joined[:], s.partial[:s.npart])
+		j += copy(joined[j:], p[:take])
+		r, size := utf8.DecodeRune(joined[:j])
+		if r == utf8.RuneError && size <= 1 {
+			if !utf8.FullRune(joined[:j]) && take == len(p) {
+				copy(s.partial[:], joined[:j])
+				s.npart = j
+				return true
+			}
+			return false
+		}
+		used := size - s.npart
+		s.npart = 0
+		p = p[used:]
+	}
+	// Keep an incomplete sequence at the end for the next read.
+	tail := 0
+	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if !utf8.FullRune(p[i:]) {
+				tail = len(p) - i
+			}
+			break
+		}
+	}
+	if !utf8.Valid(p[:len(p)-tail]) {
+		return false
+	}
+	s.npart = copy(s.partial[:], p[len(p)-tail:])
+	return true
+}
+
+// readError turns the library's errors into what a stream reader expects:
+// io.EOF for a client that closed.
+func readError(err error) error {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return io.EOF
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return io.EOF
+	}
+	return err
+}
+
+// writeFrames sends each message as one binary frame, all in one Write.
+func (s *socket) writeFrames(buf []byte, msgs [][]byte) ([]byte, int, error) {
+	buf = buf[:0]
+	total := 0
+	for _, m := range msgs {
+		buf = appendFrameHeader(buf, websocket.BinaryMessage, len(m))
+		buf = append(buf, m...)
+		total += len(m)
+	}
+	s.wmu.Lock()
+	_, err := s.conn.Write(buf)
+	s.wmu.Unlock()
+	if err != nil {
+		return buf, 0, err
+	}
+	return buf, total, nil
+}
+
+// appendFrameHeader appends the header of one final, unmasked frame (a
+// server's frames are never masked, RFC 6455 section 5.1).
+func appendFrameHeader(b []byte, opcode int, n int) []byte {
+	b = append(b, 0x80|byte(opcode))
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+	}
+}
+
+// closeWith sends a close frame with code, then closes the connection.
+func (s *socket) closeWith(code int, text string) error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.ping.Stop()
+	s.conn.SetWriteDeadline(time.Now().Add(closeWait))
+	s.wmu.Lock()
+	s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWait))
+	s.wmu.Unlock()
+	return s.conn.Close()
+}
+
+// abort drops the connection without a close frame or TLS alert.
+func (s *socket) abort() error {
+	s.closed.Store(true)
+	s.ping.Stop()
+	return abort(s.conn)
+}

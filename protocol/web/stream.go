@@ -1,0 +1,82 @@
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Stream is the HTTP side of an asset listener: a WebSocket upgrade, on any
+// path, speaks the listener's raw protocol (ENVOIE) as a byte stream over
+// binary frames; any other request goes to Files (Assets: GET and HEAD
+// /NAME).
+type Stream struct {
+	// Serve runs the raw protocol on a connection (envoie.Server.ServeConn).
+	Serve   func(ctx context.Context, c net.Conn)
+	Files   http.Handler
+	Origins *Origins
+	Logger  *slog.Logger
+}
+
+func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !websocket.IsWebSocketUpgrade(r) {
+		s.Files.ServeHTTP(w, r)
+		return
+	}
+	if !s.Origins.Check(w, r) {
+		return
+	}
+	ws, err := upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	c := &streamConn{s: newSocket(ws, orDiscard(s.Logger)), under: ConnOf(r)}
+	defer c.Close()
+	s.Serve(r.Context(), c)
+}
+
+// maxStreamFrame bounds one frame of a stream's output: the response of a
+// large file goes out in frames of this size (a client must accept any
+// cut, SPEC "Assets").
+const maxStreamFrame = 64 << 10
+
+// streamConn is a WebSocket as a net.Conn: Read joins the client's frames,
+// Write sends binary frames.
+type streamConn struct {
+	s     *socket
+	under net.Conn
+	buf   []byte
+}
+
+func (c *streamConn) Read(p []byte) (int, error) { return c.s.Read(p) }
+
+func (c *streamConn) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), maxStreamFrame)
+		var err error
+		var sent int
+		c.buf, sent, err = c.s.writeFrames(c.buf, [][]byte{p[:n]})
+		written += sent
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	if cap(c.buf) > 2*maxStreamFrame {
+		c.buf = nil
+	}
+	return written, nil
+}
+
+func (c *streamConn) Close() error                       { return c.s.closeWith(CloseNormal, "") }
+func (c *streamConn) Abort() error                       { return c.s.abort() }
+func (c *streamConn) LocalAddr() net.Addr                { return c.s.conn.LocalAddr() }
+func (c *streamConn) RemoteAddr() net.Addr               { return c.s.conn.RemoteAddr() }
+func (c *streamConn) SetDeadline(t time.Time) error      { return c.s.conn.SetDeadline(t) }
+func (c *streamConn) SetReadDeadline(t time.Time) error  { return c.s.conn.SetReadDeadline(t) }
+func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.s.conn.SetWriteDeadline(t) }
