@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -41,7 +42,9 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log := orDiscard(c.Logger)
 	t := newChatTransport(newSocket(ws, log), c.MaxMessage, ConnOf(r))
-	c.Hub.Serve(hub.WithLogger(r.Context(), log.With("transport", "websocket")), t)
+	TakeOver(r, func(ctx context.Context) {
+		c.Hub.Serve(hub.WithLogger(ctx, log.With("transport", "websocket")), t)
+	})
 }
 
 // chatTransport is a WebSocket client of the relay (hub.Transport): the

@@ -23,7 +23,9 @@ type ConnServer struct {
 
 // NewConnServer starts serving handler for the connections ServeConn
 // hands it. Handlers find the connection a request came on with ConnOf.
+// log receives net/http's own complaints, at debug level; nil discards.
 func NewConnServer(handler http.Handler, log *slog.Logger) *ConnServer {
+	log = orDiscard(log)
 	s := &ConnServer{
 		ln:   &connListener{conns: make(chan net.Conn), closed: make(chan struct{})},
 		done: make(chan struct{}),
@@ -60,7 +62,7 @@ func NewConnServer(handler http.Handler, log *slog.Logger) *ConnServer {
 // HTTP is closed at once, and one a handler took over is given
 // takeoverGrace to end by itself (the handler's context is ctx).
 func (s *ConnServer) ServeConn(ctx context.Context, c net.Conn) {
-	hc := &httpConn{Conn: c, ctx: ctx, closed: make(chan struct{})}
+	hc := &httpConn{Conn: c, ctx: ctx, closed: make(chan struct{}), takeover: make(chan func(context.Context), 1)}
 	select {
 	case s.ln.conns <- hc:
 	case <-s.ln.closed:
@@ -72,6 +74,13 @@ func (s *ConnServer) ServeConn(ctx context.Context, c net.Conn) {
 	}
 	select {
 	case <-hc.closed:
+		return
+	case session := <-hc.takeover:
+		// A handler took the connection over (a WebSocket) and left its
+		// session to run here, in the listener's goroutine: net/http's
+		// goroutine, its deep stack and its buffers are gone by now.
+		session(ctx)
+		hc.Close()
 		return
 	case <-ctx.Done():
 	}
@@ -103,6 +112,20 @@ func (s *ConnServer) Close() error {
 
 type connKey struct{}
 
+// TakeOver runs session, for the connection r came on, in the goroutine
+// that handed the connection to ServeConn, once the handler has returned;
+// session gets ServeConn's context. A handler that has hijacked the
+// connection (a WebSocket upgrade) calls it and returns, so that an idle
+// WebSocket keeps none of net/http's per-request state. Outside ServeConn,
+// session runs at once.
+func TakeOver(r *http.Request, session func(context.Context)) {
+	if hc, ok := ConnOf(r).(*httpConn); ok {
+		hc.takeover <- session
+		return
+	}
+	session(r.Context())
+}
+
 // ConnOf is the connection a request came on (with the listener's Abort
 // and PeerStatusWord), for handlers that take it over.
 func ConnOf(r *http.Request) net.Conn {
@@ -118,6 +141,7 @@ type httpConn struct {
 	hijacked atomic.Bool
 	once     sync.Once
 	closed   chan struct{}
+	takeover chan func(context.Context)
 }
 
 func (c *httpConn) Close() error {

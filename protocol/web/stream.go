@@ -35,8 +35,10 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &streamConn{s: newSocket(ws, orDiscard(s.Logger)), under: ConnOf(r)}
-	defer c.Close()
-	s.Serve(r.Context(), c)
+	TakeOver(r, func(ctx context.Context) {
+		defer c.Close()
+		s.Serve(ctx, c)
+	})
 }
 
 // maxStreamFrame bounds one frame of a stream's output: the response of a

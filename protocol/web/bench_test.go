@@ -1,0 +1,331 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/protocol/xmlsocket"
+	"github.com/passerelle/passerelle/secure"
+)
+
+// chatListener is a chat listener as passerelle serve builds one: a
+// secure.Server whose handler sends browsers to the WebSocket side and raw
+// clients to the hub, both feeding one hub.
+type chatListener struct {
+	addr string
+	pool *x509.CertPool
+	ca   string // the root's PEM file
+	hub  *hub.Hub
+}
+
+func startChatListener(b *testing.B, cfg hub.Config, maxConns int) *chatListener {
+	b.Helper()
+	root := testpki.NewRoot(b, testpki.CAOptions{})
+	cert := root.Leaf(b, testpki.LeafOptions{}).TLS()
+	h := hub.New(cfg)
+	httpd := NewConnServer(&Chat{Hub: h, Page: NewChatPage(), Origins: mustOrigins(b), MaxMessage: hub.DefaultMaxMessage}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &secure.Server{
+		Config: secure.ServerConfig{
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
+			NextProtos:     []string{ALPN},
+			MaxConns:       maxConns,
+			// One address plays every client.
+			MaxConnsPerAddress: maxConns,
+		},
+		Handler: func(ctx context.Context, c *secure.Conn) {
+			next, isHTTP := Sniff(c, c.TLS().NegotiatedProtocol, 500*time.Millisecond)
+			if isHTTP {
+				httpd.ServeConn(ctx, next)
+				return
+			}
+			h.ServeConn(ctx, next)
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ctx, ln) }()
+	b.Cleanup(func() {
+		h.Close()
+		cancel()
+		<-done
+		httpd.Close()
+	})
+	return &chatListener{addr: ln.Addr().String(), pool: root.Pool(), ca: root.WriteCert(b, b.TempDir(), "ca.pem"), hub: h}
+}
+
+func mustOrigins(b *testing.B) *Origins {
+	o, err := NewOrigins(nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return o
+}
+
+// benchReceiver reads messages, whatever its transport.
+type benchReceiver interface {
+	next() ([]byte, error)
+}
+
+type rawReceiver struct{ rd *xmlsocket.Reader }
+
+func (r rawReceiver) next() ([]byte, error) { return r.rd.ReadFrame() }
+
+type wsReceiver struct{ ws *websocket.Conn }
+
+func (r wsReceiver) next() ([]byte, error) {
+	_, p, err := r.ws.ReadMessage()
+	return p, err
+}
+
+func (l *chatListener) dialRaw(b *testing.B) net.Conn {
+	c, err := tls.Dial("tcp", l.addr, &tls.Config{RootCAs: l.pool, ServerName: "localhost"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (l *chatListener) dialWS(b *testing.B) *websocket.Conn {
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: l.pool, ServerName: "localhost"}}
+	ws, _, err := d.Dial("wss://"+l.addr+"/", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// BenchmarkFanoutWebSocket is the relay's fan-out with browsers among the
+// receivers: 1 raw TLS sender, 100 receivers (raw TLS, WebSocket, or half
+// of each), 128-byte messages, the sender at most 512 messages ahead of the
+// slowest receiver, everything through a chat listener as serve builds it.
+// Compare the "websocket" figure with "raw" of the same run:
+//
+//	go test -run '^$' -bench FanoutWebSocket -benchtime 20000x -count 3 ./protocol/web
+func BenchmarkFanoutWebSocket(b *testing.B) {
+	for _, kind := range []string{"raw", "websocket", "mixed"} {
+		b.Run(kind, func(b *testing.B) { benchFanoutWS(b, kind) })
+	}
+}
+
+func benchFanoutWS(b *testing.B, kind string) {
+	const receivers, msgSize, batch, window = 100, 128, 16, 512
+	l := startChatListener(b, hub.Config{QueueBytes: 4 << 20}, 1000)
+	sender := l.dialRaw(b)
+	ping := func(c net.Conn) {
+		io.WriteString(c, "<passerelle:ping/>\x00")
+		rd := bufio.NewReader(c)
+		if _, err := rd.ReadString(0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ping(sender)
+	recv := make([]benchReceiver, receivers)
+	for i := range recv {
+		if kind == "websocket" || (kind == "mixed" && i%2 == 1) {
+			ws := l.dialWS(b)
+			ws.WriteMessage(websocket.BinaryMessage, []byte("<passerelle:ping/>\x00"))
+			if _, _, err := ws.ReadMessage(); err != nil {
+				b.Fatal(err)
+			}
+			recv[i] = wsReceiver{ws}
+		} else {
+			c := l.dialRaw(b)
+			ping(c)
+			recv[i] = rawReceiver{xmlsocket.NewReaderSize(c, 1024, 16<<10)}
+		}
+	}
+	got := make([]atomic.Int64, receivers)
+	var wg sync.WaitGroup
+	for i, r := range recv {
+		wg.Go(func() {
+			for got[i].Load() < int64(b.N) {
+				if _, err := r.next(); err != nil {
+					b.Errorf("receiver %d: %v", i, err)
+					return
+				}
+				got[i].Add(1)
+			}
+		})
+	}
+	minGot := func() int64 {
+		m := int64(b.N)
+		for i := range got {
+			m = min(m, got[i].Load())
+		}
+		return m
+	}
+	msg := make([]byte, msgSize)
+	for i := range msg {
+		msg[i] = 'x'
+	}
+	msg[msgSize-1] = 0
+	buf := make([]byte, 0, batch*msgSize)
+	b.ResetTimer()
+	start := time.Now()
+	for sent := 0; sent < b.N; {
+		for int64(sent)-minGot() > window {
+			time.Sleep(50 * time.Microsecond)
+		}
+		buf = buf[:0]
+		for j := 0; j < batch && sent < b.N; j++ {
+			buf = append(buf, msg...)
+			sent++
+		}
+		if _, err := sender.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*receivers)/elapsed.Seconds(), "msgs/s")
+}
+
+// Environment of the child process that holds the idle clients.
+const (
+	envIdleAddr = "PASSERELLE_WEB_BENCH_IDLE_ADDR"
+	envIdleCA   = "PASSERELLE_WEB_BENCH_IDLE_CA"
+	envIdleN    = "PASSERELLE_WEB_BENCH_IDLE_N"
+	envIdleKind = "PASSERELLE_WEB_BENCH_IDLE_KIND"
+)
+
+// TestMain turns the test binary into the idle-client process when
+// BenchmarkIdleWebSocketMemory re-executes it, so that the clients' own
+// memory is not counted.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(envIdleAddr); addr != "" {
+		if err := holdIdleClients(addr, os.Getenv(envIdleCA), os.Getenv(envIdleN), os.Getenv(envIdleKind)); err != nil {
+			fmt.Fprintln(os.Stderr, "idle clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func holdIdleClients(addr, caFile, nStr, kind string) error {
+	n, err := strconv.Atoi(nStr)
+	if err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	tc := &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	var closers []io.Closer
+	var mu sync.Mutex
+	var next atomic.Int64
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for int(next.Add(1)) <= n {
+				var c io.Closer
+				if kind == "websocket" {
+					d := websocket.Dialer{TLSClientConfig: tc}
+					ws, _, err := d.Dial("wss://"+addr+"/", http.Header{})
+					if err != nil {
+						errs <- err
+						return
+					}
+					c = ws
+				} else {
+					conn, err := tls.Dial("tcp", addr, tc)
+					if err != nil {
+						errs <- err
+						return
+					}
+					// A raw client says something, so the server does not
+					// wait to see whether it is a browser.
+					io.WriteString(conn, "<passerelle:ping/>\x00")
+					c = conn
+				}
+				mu.Lock()
+				closers = append(closers, c)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	fmt.Println("ready")
+	bufio.NewReader(os.Stdin).ReadString('\n')
+	for _, c := range closers {
+		c.Close()
+	}
+	return nil
+}
+
+// BenchmarkIdleWebSocketMemory measures what one idle client costs the
+// server, raw TLS against WebSocket over TLS, through a chat listener as
+// serve builds it: heap in use plus goroutine stacks after GC, with the
+// clients held by a child process, divided by their number. Run it once:
+//
+//	go test -run '^$' -bench IdleWebSocketMemory -benchtime 1x ./protocol/web
+func BenchmarkIdleWebSocketMemory(b *testing.B) {
+	const idle = 10000
+	for _, kind := range []string{"raw", "websocket"} {
+		b.Run(kind, func(b *testing.B) {
+			l := startChatListener(b, hub.Config{}, 2*idle)
+			before := serverMemory()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), envIdleAddr+"="+l.addr, envIdleCA+"="+l.ca, envIdleN+"="+strconv.Itoa(idle), envIdleKind+"="+kind)
+			stdin, _ := cmd.StdinPipe()
+			stdout, _ := cmd.StdoutPipe()
+			cmd.Stderr = os.Stderr
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+				b.Fatalf("idle clients: %q, %v", line, err)
+			}
+			// Let every connection reach its idle state (the hub's
+			// reader waiting, buffers released).
+			time.Sleep(2 * time.Second)
+			after := serverMemory()
+			stdin.Close()
+			cmd.Wait()
+			b.ReportMetric(float64(after-before)/idle, "B/client")
+		})
+	}
+}
+
+func serverMemory() uint64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
