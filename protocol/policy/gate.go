@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -84,7 +83,7 @@ func (g *Gate) Check(ctx context.Context, conn net.Conn) (net.Conn, bool) {
 	if len(prefix) == 0 {
 		return conn, true
 	}
-	return &Prefixed{Conn: conn, prefix: prefix, r: io.MultiReader(bytes.NewReader(prefix), conn)}, true
+	return &Prefixed{Conn: conn, prefix: prefix, unread: prefix}, true
 }
 
 // sniff reads until the bytes differ from Request, Request is complete, or
@@ -165,10 +164,17 @@ func orDefault(d, def time.Duration) time.Duration {
 type Prefixed struct {
 	net.Conn
 	prefix []byte
-	r      io.Reader
+	unread []byte // the part of prefix not read again yet
 }
 
-func (c *Prefixed) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *Prefixed) Read(p []byte) (int, error) {
+	if len(c.unread) > 0 {
+		n := copy(p, c.unread)
+		c.unread = c.unread[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
 
 // Prefix is what the Gate read (and Read returns first).
 func (c *Prefixed) Prefix() []byte { return c.prefix }

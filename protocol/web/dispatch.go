@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"time"
@@ -49,7 +48,7 @@ func Sniff(c net.Conn, alpn string, wait time.Duration) (net.Conn, bool) {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				// The client left or failed: the raw service sees the
 				// same error on its first read.
-				return &Peeked{Conn: c, r: io.MultiReader(bytes.NewReader(bytes.Clone(buf[:n])), errReader{err})}, false
+				return &Peeked{Conn: c, prefix: bytes.Clone(buf[:n]), err: err}, false
 			}
 			break
 		}
@@ -72,24 +71,31 @@ func classify(p []byte) (isHTTP, decided bool) {
 }
 
 func replay(c net.Conn, p []byte) net.Conn {
-	if len(p) == 0 {
-		return &Peeked{Conn: c, r: c}
-	}
-	return &Peeked{Conn: c, r: io.MultiReader(bytes.NewReader(bytes.Clone(p)), c)}
+	return &Peeked{Conn: c, prefix: bytes.Clone(p)}
 }
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // Peeked is a connection whose first bytes were read by Sniff and are read
 // again. It keeps the Abort and PeerStatusWord of the connection under it.
 type Peeked struct {
 	net.Conn
-	r io.Reader
+	prefix []byte // not read again yet
+	err    error  // the error that ended Sniff's read, after the prefix
 }
 
-func (p *Peeked) Read(b []byte) (int, error) { return p.r.Read(b) }
+func (p *Peeked) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		if len(p.prefix) == 0 {
+			p.prefix = nil
+		}
+		return n, nil
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.Conn.Read(b)
+}
 
 // Abort closes the connection without a graceful TLS close when the
 // connection under it knows how, else closes it.
