@@ -285,3 +285,29 @@ func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
 }
+
+// TestServeUnfinishedUpgradeClosed: a client that starts an HTTP request
+// (a WebSocket upgrade) and never finishes it is closed at the handshake
+// timeout, like one that never finishes its TLS handshake.
+func TestServeUnfinishedUpgradeClosed(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := filepath.Join(dataDir, "passerelle.yaml")
+	os.WriteFile(cfg, []byte(`limits:
+  handshake_timeout: 300ms
+listeners:
+  - {address: "127.0.0.1:0", service: chat}
+`), 0o600)
+	s := runServeCLI(t, []string{"--data-dir", dataDir, "--config", cfg, "serve"}, 1)
+	pool, _ := caPool(t, dataDir)
+	c, err := tls.Dial("tcp", s.addrs["chat"][0], &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("unfinished upgrade read %q, %v; want the connection closed", got, err)
+	}
+}

@@ -42,7 +42,7 @@ func startChatListener(b *testing.B, cfg hub.Config, maxConns int) *chatListener
 	root := testpki.NewRoot(b, testpki.CAOptions{})
 	cert := root.Leaf(b, testpki.LeafOptions{}).TLS()
 	h := hub.New(cfg)
-	httpd := NewConnServer(&Chat{Hub: h, Page: NewChatPage(), Origins: mustOrigins(b), MaxMessage: hub.DefaultMaxMessage}, nil)
+	httpd := NewConnServer(&Chat{Hub: h, Page: NewChatPage(), Origins: mustOrigins(b), MaxMessage: hub.DefaultMaxMessage}, 0, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -23,8 +23,12 @@ type ConnServer struct {
 
 // NewConnServer starts serving handler for the connections ServeConn
 // hands it. Handlers find the connection a request came on with ConnOf.
-// log receives net/http's own complaints, at debug level; nil discards.
-func NewConnServer(handler http.Handler, log *slog.Logger) *ConnServer {
+// headerTimeout bounds the request headers, a WebSocket upgrade's included
+// (zero: ReadHeaderTimeout); a listener passes its handshake timeout, so a
+// client that never finishes its upgrade is closed like one that never
+// finishes its TLS handshake. log receives net/http's own complaints, at
+// debug level; nil discards.
+func NewConnServer(handler http.Handler, headerTimeout time.Duration, log *slog.Logger) *ConnServer {
 	log = orDiscard(log)
 	s := &ConnServer{
 		ln:   &connListener{conns: make(chan net.Conn), closed: make(chan struct{})},
@@ -48,6 +52,7 @@ func NewConnServer(handler http.Handler, log *slog.Logger) *ConnServer {
 			}
 		},
 	}
+	s.srv.ReadHeaderTimeout = headerTimeout
 	ApplyLimits(s.srv)
 	go func() {
 		defer close(s.done)
