@@ -30,6 +30,7 @@ type serveConfig struct {
 	Limits    limitsConfig     `mapstructure:"limits"`
 	Policy    policyConfig     `mapstructure:"policy"`
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
+	Admin     adminConfig      `mapstructure:"admin"`
 }
 
 type runtimeConfig struct {
@@ -256,6 +257,7 @@ func (c *serveConfig) validate() error {
 			add("policy.listen %q: %v (usually :843)", c.Policy.Listen, err)
 		}
 	}
+	errs = append(errs, c.Admin.validate()...)
 	return errors.Join(errs...)
 }
 

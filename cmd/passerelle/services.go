@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/metrics"
 	"github.com/passerelle/passerelle/protocol/echo"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/policy"
@@ -70,6 +71,7 @@ type services struct {
 
 	relayOnce sync.Once
 	relay     *hub.Hub
+	metrics   *metrics.Metrics // set by startAdmin; nil: no metrics
 }
 
 func newServices(cfg *serveConfig, policyDoc []byte, log *slog.Logger) *services {
@@ -91,6 +93,7 @@ func (s *services) hub() *hub.Hub {
 			FloodBurst:   c.FloodBurst,
 			WriteTimeout: c.WriteTimeout,
 			Logger:       s.log,
+			Observer:     s.metrics.Hub(),
 		})
 	})
 	return s.relay
@@ -115,7 +118,7 @@ func newEchoService(s *services, l *listener) (service, error) {
 }
 
 func newEnvoieService(s *services, l *listener) (service, error) {
-	e := &envoie.Server{Files: l.assets, Logger: l.log}
+	e := &envoie.Server{Files: l.assets, Logger: l.log, Observer: s.metrics.Envoie(l.cfg.Address)}
 	return service{handle: func(ctx context.Context, c *secure.Conn) { e.ServeConn(ctx, c) }}, nil
 }
 
