@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -428,4 +430,110 @@ func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
 		code, _ := get(t, base+"/readyz")
 		return code == http.StatusOK
 	})
+}
+
+// TestAdminConfigErrors feeds serve bad admin settings and checks the exact
+// message the user reads; nothing is bound.
+func TestAdminConfigErrors(t *testing.T) {
+	insecure := `admin.address %q: not a loopback address, and admin.tls.mode is off: set admin.tls.mode (local, acme or files) so that metrics and profiles travel over TLS, or admin.allow_insecure: true to serve them in plain HTTP anyway`
+	tests := []struct {
+		name string
+		args []string
+		yaml string
+		want string
+	}{
+		{"every interface by flag", []string{"--admin", ":10080"}, "", fmt.Sprintf(insecure, ":10080")},
+		{"public address", nil, "admin: {address: 0.0.0.0:10080}", fmt.Sprintf(insecure, "0.0.0.0:10080")},
+		{"host name", nil, "admin: {address: \"metrics.example.org:10080\"}", fmt.Sprintf(insecure, "metrics.example.org:10080")},
+		{"bad address", []string{"--admin", "10080"}, "", `admin.address "10080": want host:port, such as 127.0.0.1:10000 or :10000`},
+		{"unknown mode", nil, "admin: {address: 127.0.0.1:0, tls: {mode: sometimes}}", `admin.tls.mode "sometimes": want off (the default), local, acme or files`},
+		{"client auth on plain", nil, "admin: {address: 127.0.0.1:0, tls: {client_auth: require, client_ca_file: ca.pem}}", `admin.tls.client_auth "require": needs TLS (admin.tls.mode is off)`},
+		{"require without CA", nil, "admin: {address: 127.0.0.1:0, tls: {mode: local, client_auth: require}}", `admin.tls.client_auth require: set admin.tls.client_ca_file to the CA that issues your clients' certificates`},
+		{"files without key", nil, "admin: {address: 127.0.0.1:0, tls: {mode: files, cert_file: a.pem}}", `admin.tls: files mode needs both cert_file and key_file`},
+		{"unknown key", nil, "admin: {adress: 127.0.0.1:0}", `admin.adress`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"--data-dir", dir}
+			if tt.yaml != "" {
+				file := filepath.Join(dir, "passerelle.yaml")
+				if err := os.WriteFile(file, []byte(tt.yaml+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--config", file)
+			}
+			args = append(append(args, "serve", "--chat-address", "127.0.0.1:0", "--assets-address", "127.0.0.1:0"), tt.args...)
+			_, _, err := runCLI(t, args...)
+			if err == nil {
+				t.Fatalf("serve accepted the configuration; want %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestAdminAddressesAccepted lists what the admin check lets through.
+func TestAdminAddressesAccepted(t *testing.T) {
+	for _, c := range []adminConfig{
+		{},
+		{Address: "127.0.0.1:10080"},
+		{Address: "[::1]:10080"},
+		{Address: "localhost:10080"},
+		{Address: "0.0.0.0:10080", AllowInsecure: true},
+		{Address: ":10080", TLS: tlsConfig{Mode: "local"}},
+		{Address: "0.0.0.0:10080", TLS: tlsConfig{Mode: "files", CertFile: "a.pem", KeyFile: "a.key"}},
+	} {
+		if errs := c.validate(); len(errs) > 0 {
+			t.Errorf("%+v: %v", c, errs)
+		}
+	}
+}
+
+// TestAdminOverTLSWithClientCertificates serves the admin listener over
+// TLS from the local CA, requiring client certificates from the operator's
+// own CA: a client with one reads /metrics, one without is refused during
+// the handshake.
+func TestAdminOverTLSWithClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	dataDir := t.TempDir()
+	clientCA := testpki.NewRoot(t, testpki.CAOptions{CommonName: "operators"})
+	clientCAFile := clientCA.WriteCert(t, dir, "operators.pem")
+	prometheus := clientCA.Leaf(t, testpki.LeafOptions{Client: true, CommonName: "prometheus"}).TLS()
+	config := fmt.Sprintf(`data_dir: %s
+listeners:
+  - address: 127.0.0.1:0
+    service: chat
+admin:
+  address: 127.0.0.1:0
+  tls:
+    mode: local
+    client_auth: require
+    client_ca_file: %s
+`, dataDir, clientCAFile)
+	s := startServeConfig(t, config, 1)
+	base := adminURL(t, s)
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("admin URL %s, want https", base)
+	}
+	pool, _ := caPool(t, dataDir)
+	client := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost", Certificates: certs}}}
+	}
+	resp, err := client(prometheus).Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte("passerelle_connections_accepted_total")) {
+		t.Fatalf("GET /metrics with a client certificate: %s %.200s", resp.Status, b)
+	}
+	if _, err := client().Get(base + "/metrics"); err == nil {
+		t.Fatal("GET /metrics without a client certificate succeeded")
+	}
+	testutil.EventuallyContains(t, s.errOut, `msg="client refused" listener=127.0.0.1:0 service=admin`, waitTimeout)
 }
