@@ -1,0 +1,19 @@
+package hub_test
+
+import (
+	"testing"
+
+	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/metrics"
+)
+
+// BenchmarkFanoutMetrics runs the saturated TLS fan-out with the hub's
+// metrics off (no Observer) and on (the metrics package's, as serve
+// --admin installs it), in the same run. docs/operations.md records the
+// figures; the metrics may not cost more than 3% of the fan-out.
+//
+//	go test -run '^$' -bench 'FanoutMetrics' -benchtime 50000x -count 6 ./hub
+func BenchmarkFanoutMetrics(b *testing.B) {
+	b.Run("off", func(b *testing.B) { hub.FanoutThroughput(b, nil) })
+	b.Run("on", func(b *testing.B) { hub.FanoutThroughput(b, metrics.New().Hub()) })
+}
