@@ -42,7 +42,7 @@ func TestCertificatesListsWhatIsServed(t *testing.T) {
 	}
 	wantIssuer := ca.cert.Subject.CommonName
 	if local.Name != "localhost" || local.Mode != ModeLocal || local.Issuer != wantIssuer ||
-		local.NotAfter.Sub(time.Now()) < DefaultManagedLocalLifetime-time.Hour {
+		time.Until(local.NotAfter) < DefaultManagedLocalLifetime-time.Hour {
 		t.Errorf("local certificate: %+v, want localhost, local, %q, about %s from now", local, wantIssuer, DefaultManagedLocalLifetime)
 	}
 }

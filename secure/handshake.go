@@ -159,7 +159,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 		switch {
 		case refused != nil:
 			st.observeHandshake(HandshakeRefused, verdict.Status, deadline)
-			log.Warn("client refused", "outcome", HandshakeRefused, "status", verdict.Status, "reason", refusalReason(verdict, refused))
+			log.Warn("client refused", "status", verdict.Status, "reason", refusalReason(verdict, refused))
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 			st.observeHandshake(HandshakeTimeout, StatusUnknown, deadline)
 			log.Info("tls handshake timed out; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)

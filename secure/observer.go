@@ -33,7 +33,8 @@ type Observer interface {
 const RefusedPerAddress = "per_address"
 
 // HandshakeOutcome is how a connection to a TLS listener ended its
-// handshake. The values appear in logs (key "outcome") and metrics.
+// handshake. The values appear in logs (key "outcome"; the "client refused"
+// line gives the certificate's status instead) and metrics.
 type HandshakeOutcome string
 
 // The handshake outcomes.
