@@ -537,3 +537,39 @@ admin:
 	}
 	testutil.EventuallyContains(t, s.errOut, `msg="client refused" listener=127.0.0.1:0 service=admin`, waitTimeout)
 }
+
+// TestAdminNotReadyWithExpiredCertificate: a listener serving an expired
+// certificate (files mode, which serves what the operator put there) keeps
+// the process out of rotation, and /readyz says which and until when.
+func TestAdminNotReadyWithExpiredCertificate(t *testing.T) {
+	dir := t.TempDir()
+	root := testpki.NewRoot(t, testpki.CAOptions{CommonName: "server root"})
+	notAfter := time.Now().Add(-time.Hour).Truncate(time.Second)
+	certFile, keyFile := root.Leaf(t, testpki.LeafOptions{NotBefore: notAfter.Add(-24 * time.Hour), NotAfter: notAfter}).WriteFiles(t, dir, "old")
+	config := fmt.Sprintf(`data_dir: %s
+listeners:
+  - address: 127.0.0.1:0
+    service: chat
+    tls: {mode: files, cert_file: %s, key_file: %s}
+  - address: 127.0.0.1:0
+    service: chat
+    tls: {mode: "off"}
+admin:
+  address: 127.0.0.1:0
+`, t.TempDir(), certFile, keyFile)
+	s := startServeConfig(t, config, 2)
+	base := adminURL(t, s)
+	code, body := get(t, base+"/readyz")
+	want := fmt.Sprintf(`{"status":"not ready","not_ready":[{"listener":"127.0.0.1:0","service":"chat","reason":"certificate_expired","detail":"not after %s"}]}`,
+		notAfter.UTC().Format(time.RFC3339))
+	if code != http.StatusServiceUnavailable || strings.TrimSpace(body) != want {
+		t.Fatalf("/readyz: %d %s\nwant 503 %s", code, body, want)
+	}
+	fams := scrape(t, base)
+	if v := value(t, fams, "passerelle_certificate_expiry_timestamp_seconds", "mode", "files", "issuer", "server root"); v != float64(notAfter.Unix()) {
+		t.Errorf("expiry %g, want %d", v, notAfter.Unix())
+	}
+	if v := value(t, fams, "passerelle_connections_accepted_total", "transport", "plain"); v != 0 {
+		t.Errorf("plain listener accepted %g", v)
+	}
+}
