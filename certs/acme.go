@@ -135,7 +135,7 @@ func (m *Manager) acmeConfig() (*acmeState, error) {
 	if tlsPort == 0 {
 		tlsPort = certmagic.TLSALPNChallengePort
 	}
-	cfg := m.newCertmagicConfig(nil)
+	cfg := m.newCertmagicConfig(m.acmeEvent)
 	iss := certmagic.NewACMEIssuer(cfg, certmagic.ACMEIssuer{
 		CA:                   dir,
 		Email:                c.Email,

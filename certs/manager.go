@@ -68,6 +68,8 @@ type Manager struct {
 	localCfg *certmagic.Config
 	acme     *acmeState
 	byName   map[string]*certmagic.Config
+
+	acmeCount acmeCounters // see ACMEStats
 }
 
 // NewManager prepares the data folder and starts the certmagic cache and

@@ -250,6 +250,8 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				Config: secure.ServerConfig{
 					GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
 					MaxConns:       2 * idleClients,
+					// One address plays every client.
+					MaxConnsPerAddress: 2 * idleClients,
 				},
 				Handler: func(ctx context.Context, c *secure.Conn) { h.ServeConn(ctx, c) },
 			}

@@ -54,6 +54,9 @@ type Config struct {
 	// Logger receives one line per closed client (remote_addr, reason) and,
 	// at debug level, one per new client; nil means no logging.
 	Logger *slog.Logger
+	// Observer, if set, is told of every relayed message and closed client
+	// (metrics); nil costs nothing.
+	Observer Observer
 }
 
 // withDefaults returns cfg with every zero field set to its default.

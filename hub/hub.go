@@ -196,6 +196,7 @@ func (h *Hub) unregister(c *client) {
 }
 
 func (h *Hub) logClose(log *slog.Logger, c *client, reason CloseReason, err error) {
+	h.observeClose(reason)
 	attrs := []any{"remote_addr", c.addr, "reason", string(reason)}
 	if c.peer != "" {
 		attrs = append(attrs, "peer_status", c.peer)

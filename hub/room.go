@@ -22,6 +22,7 @@ func (r *room) broadcast(from *client, msg []byte) {
 			from.wakes = append(from.wakes, m)
 		}
 	}
+	from.h.observeRelay(len(msg), len(r.members)-1)
 	r.mu.RUnlock()
 }
 

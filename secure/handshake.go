@@ -121,9 +121,11 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 	var first [1]byte
 	if _, err := io.ReadFull(raw, first[:]); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			log.Info("client sent nothing before the handshake timeout; closing", "timeout", st.cfg.HandshakeTimeout)
+			st.observeHandshake(HandshakeTimeout, StatusUnknown, deadline)
+			log.Info("client sent nothing before the handshake timeout; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)
 		} else {
-			log.Debug("client closed before the handshake", "error", err)
+			st.observeHandshake(HandshakeClosed, StatusUnknown, deadline)
+			log.Debug("client closed before the handshake", "outcome", HandshakeClosed, "error", err)
 		}
 		return nil
 	}
@@ -131,10 +133,12 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 	if first[0] != recordTypeHandshake {
 		if st.cfg.Preface != nil {
 			if _, notMine := st.cfg.Preface(ctx, pc); !notMine {
+				st.observeHandshake(HandshakePreface, StatusUnknown, deadline)
 				return nil
 			}
 		}
-		log.Info("client sent plain text to a TLS port; closing", "first_byte", fmt.Sprintf("%#02x", first[0]))
+		st.observeHandshake(HandshakePlainText, StatusUnknown, deadline)
+		log.Info("client sent plain text to a TLS port; closing", "outcome", HandshakePlainText, "first_byte", fmt.Sprintf("%#02x", first[0]))
 		io.WriteString(raw, plainHint)
 		return nil
 	}
@@ -154,15 +158,19 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 	if err != nil {
 		switch {
 		case refused != nil:
+			st.observeHandshake(HandshakeRefused, verdict.Status, deadline)
 			log.Warn("client refused", "status", verdict.Status, "reason", refusalReason(verdict, refused))
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
-			log.Info("tls handshake timed out; closing", "timeout", st.cfg.HandshakeTimeout)
+			st.observeHandshake(HandshakeTimeout, StatusUnknown, deadline)
+			log.Info("tls handshake timed out; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)
 		default:
-			log.Info("tls handshake failed", "error", err)
+			st.observeHandshake(HandshakeFailed, verdict.Status, deadline)
+			log.Info("tls handshake failed", "outcome", HandshakeFailed, "error", err)
 		}
 		return nil
 	}
 	raw.SetDeadline(time.Time{})
+	st.observeHandshake(HandshakeOK, verdict.Status, deadline)
 	cs := conn.ConnectionState()
 	log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
 		"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)

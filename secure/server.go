@@ -149,6 +149,9 @@ type ServerConfig struct {
 	// Logger receives one line per refused or failed connection; nil
 	// discards.
 	Logger *slog.Logger
+	// Observer, if set, is told of every connection and handshake
+	// (metrics); nil costs nothing.
+	Observer Observer
 }
 
 // ClientPolicy is how one connection asks for and judges a client
@@ -208,6 +211,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	listenAddr := ln.Addr().String()
+	if cfg.Observer != nil {
+		cfg.Observer.Serving(ln.Addr())
+	}
 	var wg sync.WaitGroup
 	var acceptErr error
 	var retry backoff
@@ -233,13 +239,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// backlog rather than accepting and dropping them.
 		release, err := cfg.Limiter.Admit(ctx, raw.RemoteAddr(), listenAddr)
 		if err != nil {
+			st.observeRefused(err)
 			raw.Close()
 			continue
 		}
 		st.track(raw, true)
+		st.observeConn(true)
 		wg.Add(1)
 		done := func() {
 			st.track(raw, false)
+			st.observeConn(false)
 			release()
 			wg.Done()
 		}

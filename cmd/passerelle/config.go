@@ -32,6 +32,7 @@ type serveConfig struct {
 	Policy    policyConfig     `mapstructure:"policy"`
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
 	WebSocket websocketConfig  `mapstructure:"websocket"`
+	Admin     adminConfig      `mapstructure:"admin"`
 }
 
 type websocketConfig struct {
@@ -267,6 +268,7 @@ func (c *serveConfig) validate() error {
 			add("policy.listen %q: %v (usually :843)", c.Policy.Listen, err)
 		}
 	}
+	errs = append(errs, c.Admin.validate()...)
 	return errors.Join(errs...)
 }
 

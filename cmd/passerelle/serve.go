@@ -51,12 +51,14 @@ SIGHUP reloads certificate files (files mode) without dropping connections.`,
 	f.String("plain-address", "", "also run a plain-TCP chat listener here, for legacy clients (off by default)")
 	f.String("echo-address", "", "also run the echo diagnostic service here, over TLS (off by default)")
 	f.String("policy-address", "", "also run a master Flash policy listener here, usually :843")
+	f.String("admin", "", "serve /metrics, /healthz, /readyz and /debug/pprof/ here, e.g. 127.0.0.1:10080 (off by default; see docs/operations.md)")
 	mustBind(a.v, "serve.assets", f.Lookup("assets"))
 	mustBind(a.v, "serve.chat_address", f.Lookup("chat-address"))
 	mustBind(a.v, "serve.assets_address", f.Lookup("assets-address"))
 	mustBind(a.v, "serve.plain_address", f.Lookup("plain-address"))
 	mustBind(a.v, "serve.echo_address", f.Lookup("echo-address"))
 	mustBind(a.v, "policy.listen", f.Lookup("policy-address"))
+	mustBind(a.v, "admin.address", f.Lookup("admin"))
 	return cmd
 }
 
@@ -142,6 +144,11 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	}
 	svc := newServices(cfg, lns.policyDoc(), log)
 	defer svc.close()
+	admin, err := startAdmin(ctx, cfg, a.out, log, lns, svc, mgr)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
 	if err := lns.startServices(svc); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/metrics"
 	"github.com/passerelle/passerelle/protocol/echo"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/policy"
@@ -73,6 +74,7 @@ type services struct {
 
 	relayOnce sync.Once
 	relay     *hub.Hub
+	metrics   *metrics.Metrics // set by startAdmin; nil: no metrics
 }
 
 func newServices(cfg *serveConfig, policyDoc []byte, log *slog.Logger) *services {
@@ -121,6 +123,7 @@ func (s *services) hub() *hub.Hub {
 			FloodBurst:   c.FloodBurst,
 			WriteTimeout: c.WriteTimeout,
 			Logger:       s.log,
+			Observer:     s.metrics.Hub(),
 		})
 	})
 	return s.relay
@@ -162,7 +165,7 @@ func newEchoService(s *services, l *listener) (service, error) {
 // newEnvoieService is the asset stream: ENVOIE on raw and WebSocket
 // clients, and GET /NAME over HTTP(S).
 func newEnvoieService(s *services, l *listener) (service, error) {
-	e := &envoie.Server{Files: l.assets, Logger: l.log}
+	e := &envoie.Server{Files: l.assets, Logger: l.log, Observer: s.metrics.Envoie(l.cfg.Address)}
 	origins, err := s.origins(l)
 	if err != nil {
 		return service{}, err

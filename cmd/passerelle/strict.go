@@ -41,6 +41,7 @@ type fileConfig struct {
 	Policy    policyConfig     `mapstructure:"policy"`
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
 	WebSocket websocketConfig  `mapstructure:"websocket"`
+	Admin     adminConfig      `mapstructure:"admin"`
 	Cert      struct {
 		Lifetime  string `mapstructure:"lifetime"`
 		KeyType   string `mapstructure:"key_type"`

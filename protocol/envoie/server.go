@@ -64,6 +64,9 @@ type Server struct {
 	// MaxDigests slots before it is refused as busy (default
 	// DefaultDigestWait).
 	DigestWait time.Duration
+	// Observer, if set, is told of every refusal and transfer (metrics);
+	// nil costs nothing.
+	Observer Observer
 
 	bufs  sync.Pool // *[]byte of BufferSize
 	dig   digester
@@ -213,6 +216,7 @@ func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, e
 // the end at once), and reads off what the client already sent for a moment
 // before closing.
 func (s *Server) refuse(conn net.Conn, log *slog.Logger, req Request, r *refusal) {
+	s.observeRefused(r.code)
 	s.logLimited(log, "envoie: request refused", "command", req.Command, "name", req.Name, "code", string(r.code), "message", r.msg, "error", r.err)
 	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 	if _, err := conn.Write(AppendError(nil, r.code, r.msg)); err != nil {
@@ -271,6 +275,7 @@ func (s *Server) send(ctx context.Context, conn net.Conn, req Request, log *slog
 	} else {
 		sent, err = s.sendBuffered(ctx, conn, f, remaining)
 	}
+	s.observeSent(sent, err == nil)
 	if err != nil {
 		return fmt.Errorf("send %s after %d of %d bytes: %w", req.Name, sent, remaining, err)
 	}

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/metrics"
+	"github.com/passerelle/passerelle/secure"
+)
+
+// serviceAdmin names the admin listener in logs and messages.
+const serviceAdmin = "admin"
+
+// adminConfig is the admin listener's configuration (admin.*). It is off
+// unless Address is set.
+type adminConfig struct {
+	// Address is where /metrics, /healthz, /readyz and /debug/pprof/ are
+	// served; empty: no admin listener.
+	Address string `mapstructure:"address"`
+	// TLS is a listener's tls block; its mode defaults to off (plain HTTP),
+	// which only a loopback address may use unless AllowInsecure.
+	TLS tlsConfig `mapstructure:"tls"`
+	// AllowInsecure lets a non-loopback address serve plain HTTP.
+	AllowInsecure bool `mapstructure:"allow_insecure"`
+}
+
+// mode is admin.tls.mode, off when unset.
+func (c adminConfig) mode() certs.TLSMode {
+	if c.TLS.Mode == "" {
+		return certs.ModeOff
+	}
+	m, _ := certs.ParseTLSMode(c.TLS.Mode)
+	return m
+}
+
+// validate checks the admin keys, each error naming its key.
+func (c adminConfig) validate() []error {
+	if c.Address == "" {
+		return nil
+	}
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := checkAddress(c.Address); err != nil {
+		add("admin.address %q: %v", c.Address, err)
+	}
+	mode, err := certs.ParseTLSMode(c.TLS.Mode)
+	if err != nil {
+		add("admin.tls.mode %q: want off (the default), local, acme or files", c.TLS.Mode)
+	}
+	if c.TLS.Mode == "" {
+		mode = certs.ModeOff
+	}
+	switch mode {
+	case certs.ModeOff:
+		if err := checkAddress(c.Address); err == nil && !isLoopback(c.Address) && !c.AllowInsecure {
+			add("admin.address %q: not a loopback address, and admin.tls.mode is off: set admin.tls.mode (local, acme or files) so that metrics and profiles travel over TLS, or admin.allow_insecure: true to serve them in plain HTTP anyway", c.Address)
+		}
+	case certs.ModeLocal, certs.ModeACME:
+		if mode == certs.ModeACME && len(c.TLS.Names) == 0 {
+			add("admin.tls.names: acme mode needs at least one public DNS name")
+		} else if err := certs.CheckNames(mode, c.TLS.Names); err != nil {
+			add("admin.%v", err)
+		}
+	case certs.ModeFiles:
+		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			add("admin.tls: files mode needs both cert_file and key_file")
+		}
+	}
+	auth, err := secure.ParseClientAuth(c.TLS.ClientAuth)
+	switch {
+	case err != nil:
+		add("admin.tls.client_auth %q: want none, request or require", c.TLS.ClientAuth)
+	case auth != secure.ClientAuthNone && mode == certs.ModeOff:
+		add("admin.tls.client_auth %q: needs TLS (admin.tls.mode is off)", c.TLS.ClientAuth)
+	case auth == secure.ClientAuthRequire && c.TLS.ClientCAFile == "":
+		add("admin.tls.client_auth require: set admin.tls.client_ca_file to the CA that issues your clients' certificates")
+	}
+	if !c.TLS.Allow.Empty() {
+		if auth == secure.ClientAuthNone {
+			add("admin.tls.allow: an allow-list needs admin.tls.client_auth request or require")
+		} else if err := c.TLS.Allow.Validate(); err != nil {
+			add("admin.tls.allow: %v", err)
+		}
+	}
+	return errs
+}
+
+// isLoopback reports whether a listen address only reaches this machine:
+// a loopback IP address or "localhost". An empty host listens everywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// adminServer is the running admin listener. Close stops it; a nil
+// *adminServer (admin listener off) closes as nothing.
+type adminServer struct {
+	addr   net.Addr
+	cancel context.CancelFunc
+	http   *http.Server
+	wg     sync.WaitGroup
+}
+
+// watched is one service listener as /readyz sees it.
+type watched struct {
+	l   *listener
+	obs *metrics.Listener
+}
+
+// startAdmin starts the admin listener, when admin.address is set, and
+// hooks the metrics into the listeners and services. It runs after the
+// addresses are bound and before the services are made and the listeners
+// serve: /readyz answers "not ready" until every accept loop runs.
+func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.Logger, lns *listenerSet, svc *services, mgr *certs.Manager) (*adminServer, error) {
+	ac := cfg.Admin
+	if ac.Address == "" {
+		return nil, nil
+	}
+	m := metrics.New()
+	var ws []watched
+	for _, l := range lns.all {
+		transport := metrics.TransportTLS
+		if l.server.Plain {
+			transport = metrics.TransportPlain
+		}
+		obs := m.Listener(l.cfg.Address, l.cfg.Service, transport)
+		l.server.Observer = obs
+		ws = append(ws, watched{l: l, obs: obs})
+	}
+	svc.metrics = m
+	if slices.ContainsFunc(lns.all, func(l *listener) bool { return l.cfg.Service == serviceChat }) {
+		// The hub is made now, with its observer, rather than by the
+		// first chat listener's service.
+		m.WatchHub(svc.hub().Stats)
+	}
+	m.WatchCertificates(mgr.Certificates)
+	m.WatchACME(mgr.ACMEStats)
+
+	al, err := adminListener(ctx, cfg, log, mgr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", ac.Address)
+	if err != nil {
+		return nil, fmt.Errorf("admin.address: listen on %s: %w", ac.Address, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeHealth(w, http.StatusOK, health{Status: "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		h := readiness(ws, time.Now())
+		code := http.StatusOK
+		if h.Status != "ready" {
+			code = http.StatusServiceUnavailable
+		}
+		writeHealth(w, code, h)
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+
+	ctx, cancel := context.WithCancel(ctx)
+	a := &adminServer{
+		addr:   ln.Addr(),
+		cancel: cancel,
+		http: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       time.Minute,
+			ErrorLog:          slog.NewLogLogger(al.log.Handler(), slog.LevelInfo),
+		},
+	}
+	// The admin listener runs secure's accept loop like every other one
+	// (connection limits, handshake deadline, client certificates judged
+	// in the nine-word vocabulary), and hands each connection to net/http.
+	conns := &handoff{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
+	srv := &secure.Server{Config: al.server, Handler: conns.handle}
+	a.wg.Go(func() {
+		if err := srv.Serve(ctx, ln); err != nil {
+			log.Error("admin listener failed", "listener", ac.Address, "error", err)
+		}
+	})
+	a.wg.Go(func() { a.http.Serve(conns) })
+	scheme := "http"
+	if !al.server.Plain {
+		scheme = "https"
+	}
+	fmt.Fprintf(out, "passerelle: admin on %s (%s): /metrics /healthz /readyz /debug/pprof/\n", ln.Addr(), scheme)
+	return a, nil
+}
+
+// adminListener prepares the admin listener's TLS (certificate and client
+// policy) the way every listener's is prepared.
+func adminListener(ctx context.Context, cfg *serveConfig, log *slog.Logger, mgr *certs.Manager) (*listener, error) {
+	ac := cfg.Admin
+	tc := ac.TLS
+	tc.Mode = string(ac.mode())
+	if tc.ClientAuth == "" {
+		tc.ClientAuth = secure.ClientAuthNone.String()
+	}
+	if tc.Mode == string(certs.ModeLocal) && len(tc.Names) == 0 {
+		tc.Names = certs.DefaultLocalNames()
+	}
+	l := &listener{
+		cfg:   listenerConfig{Address: ac.Address, Service: serviceAdmin, TLS: tc},
+		where: serviceAdmin,
+		log:   log.With("listener", ac.Address, "service", serviceAdmin),
+	}
+	l.server = secure.ServerConfig{
+		HandshakeTimeout: cfg.Limits.HandshakeTimeout,
+		Logger:           l.log,
+		Plain:            tc.Mode == string(certs.ModeOff),
+	}
+	if err := l.prepareClientAuth(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	set := &listenerSet{all: []*listener{l}}
+	if err := set.readLocalClientCAs(); err != nil {
+		return nil, err
+	}
+	if err := set.certificates(ctx, mgr); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Close stops the admin listener and waits for it.
+func (a *adminServer) Close() {
+	if a == nil {
+		return
+	}
+	a.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.http.Shutdown(ctx)
+	a.wg.Wait()
+}
+
+// health is the JSON body of /healthz and /readyz.
+type health struct {
+	Status   string     `json:"status"`
+	NotReady []notReady `json:"not_ready,omitempty"`
+}
+
+// notReady is one listener that keeps the process from being ready, and
+// why: not_serving, no_certificate, certificate_expired or
+// certificate_not_yet_valid.
+type notReady struct {
+	Listener string `json:"listener"`
+	Service  string `json:"service"`
+	Reason   string `json:"reason"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// readiness says whether every listener's accept loop runs and every TLS
+// listener holds a certificate valid at now.
+func readiness(ws []watched, now time.Time) health {
+	var bad []notReady
+	for _, w := range ws {
+		nr := notReady{Listener: w.l.cfg.Address, Service: w.l.cfg.Service}
+		if !w.obs.Up() {
+			nr.Reason = "not_serving"
+			bad = append(bad, nr)
+			continue
+		}
+		if w.l.server.Plain {
+			continue
+		}
+		if reason, detail := certificateState(w.l.server.GetCertificate, now); reason != "" {
+			nr.Reason, nr.Detail = reason, detail
+			bad = append(bad, nr)
+		}
+	}
+	if len(bad) > 0 {
+		return health{Status: "not ready", NotReady: bad}
+	}
+	return health{Status: "ready"}
+}
+
+// certificateState asks a listener's source for the certificate a client
+// sending no server name gets, and says what is wrong with it, if
+// anything.
+func certificateState(get func(*tls.ClientHelloInfo) (*tls.Certificate, error), now time.Time) (reason, detail string) {
+	if get == nil {
+		return "no_certificate", ""
+	}
+	c, err := get(&tls.ClientHelloInfo{})
+	if err != nil || c == nil || c.Leaf == nil {
+		if err == nil {
+			err = errors.New("the source returned no parsed certificate")
+		}
+		return "no_certificate", err.Error()
+	}
+	switch {
+	case now.After(c.Leaf.NotAfter):
+		return "certificate_expired", "not after " + c.Leaf.NotAfter.UTC().Format(time.RFC3339)
+	case now.Before(c.Leaf.NotBefore):
+		return "certificate_not_yet_valid", "not before " + c.Leaf.NotBefore.UTC().Format(time.RFC3339)
+	}
+	return "", ""
+}
+
+func writeHealth(w http.ResponseWriter, code int, h health) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(h)
+}
+
+// handoff is a net.Listener fed by secure.Server's handler: each
+// connection, past the handshake, goes to net/http, and the handler waits
+// until net/http closes it (secure.Server closes a connection when its
+// handler returns).
+type handoff struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+var _ net.Listener = (*handoff)(nil)
+
+func (h *handoff) handle(ctx context.Context, c *secure.Conn) {
+	hc := &handedConn{Conn: c, closed: make(chan struct{})}
+	select {
+	case h.conns <- hc:
+	case <-h.done:
+		return
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-hc.closed:
+	case <-ctx.Done():
+	}
+}
+
+func (h *handoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (h *handoff) Close() error {
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *handoff) Addr() net.Addr { return h.addr }
+
+// handedConn tells the handler when net/http is done with a connection.
+type handedConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *handedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
+}

@@ -1,0 +1,57 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/passerelle/passerelle/certs"
+)
+
+// certCollector exports each served certificate's notAfter.
+type certCollector struct {
+	list func() []certs.ServedCert
+}
+
+var certExpiryDesc = prometheus.NewDesc(namespace+"_certificate_expiry_timestamp_seconds",
+	"notAfter of each certificate served, in Unix seconds, by its first name, issuer common name and source (local, acme, files).",
+	[]string{"name", "issuer", "mode"}, nil)
+
+func (c *certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
+
+func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[[3]string]bool{}
+	for _, sc := range c.list() {
+		key := [3]string{sc.Name, sc.Issuer, string(sc.Mode)}
+		if seen[key] {
+			// Two certificates for one name and issuer (a renewal
+			// caught half-way): one series each would be a duplicate.
+			continue
+		}
+		seen[key] = true
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(sc.NotAfter.Unix()), key[:]...)
+	}
+}
+
+// acmeCollector exports the ACME order counts kept by certs.Manager.
+type acmeCollector struct {
+	stats func() certs.ACMEStats
+}
+
+var (
+	acmeOrdersDesc = prometheus.NewDesc(namespace+"_acme_certificates_total",
+		"ACME certificates obtained, by kind (obtain: a name's first; renew).", []string{"kind"}, nil)
+	acmeFailuresDesc = prometheus.NewDesc(namespace+"_acme_failures_total",
+		"Failed ACME order attempts, by kind (obtain, renew); certmagic retries, and each attempt counts.", []string{"kind"}, nil)
+)
+
+func (c *acmeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- acmeOrdersDesc
+	ch <- acmeFailuresDesc
+}
+
+func (c *acmeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(acmeOrdersDesc, prometheus.CounterValue, float64(s.Obtained), "obtain")
+	ch <- prometheus.MustNewConstMetric(acmeOrdersDesc, prometheus.CounterValue, float64(s.Renewed), "renew")
+	ch <- prometheus.MustNewConstMetric(acmeFailuresDesc, prometheus.CounterValue, float64(s.ObtainFailed), "obtain")
+	ch <- prometheus.MustNewConstMetric(acmeFailuresDesc, prometheus.CounterValue, float64(s.RenewFailed), "renew")
+}
