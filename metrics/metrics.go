@@ -114,9 +114,6 @@ var closeReasons = []hub.CloseReason{
 	hub.ReasonWriteTimeout, hub.ReasonWriteError, hub.ReasonReadError, hub.ReasonShutdown,
 }
 
-// Registry is where the metrics are registered; a caller may add its own.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
-
 // Handler serves the metrics in the Prometheus exposition formats.
 func (m *Metrics) Handler() http.Handler {
 	// A collector that fails (a /proc file hidden by a sandbox) loses its
