@@ -76,7 +76,14 @@ func (st *serveState) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, 
 	if !alpnOverlap(c.NextProtos, hello.SupportedProtos) {
 		c.NextProtos = nil
 	}
+	// The hook finds the handshake's state through the connection, which
+	// drops it once the handshake is over: the configuration, kept by the
+	// connection for life, then holds nothing of it.
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		hs := pc.hs
+		if hs == nil {
+			return errors.New("secure: certificate verification after the handshake")
+		}
 		hs.verdict, hs.refused = st.judgeClient(hs.ctx, hs.policy, cs)
 		return hs.refused
 	}
@@ -151,10 +158,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 	err := conn.HandshakeContext(ctx)
 	cancel()
 	verdict, refused := hs.verdict, hs.refused
-	// The connection keeps its configuration, and so the hook's hsState,
-	// for life: let go of what only the handshake needed.
-	*hs = hsState{}
-	pc.hs = nil
+	pc.hs = nil // what only the handshake needed
 	if err != nil {
 		switch {
 		case refused != nil:
