@@ -26,14 +26,21 @@ With no configuration at all it creates, once, a local CA and a server
 certificate for localhost, 127.0.0.1 and ::1 in the data folder, and serves over
 TLS on loopback: the XMLSocket chat relay on 127.0.0.1:10000 and the ENVOIE asset
 stream on 127.0.0.1:10001 (a small embedded sample set unless --assets names a
-folder). Later starts reuse the same CA. A configuration file (--config) can
-declare any set of listeners: chat, envoie or echo, each over TLS from the local
-CA, ACME or files, or in plain TCP for legacy clients.
+folder). Later starts reuse the same CA. Browsers use the same ports: open
+https://localhost:10000/ for the chat page; OpenFL HTML5 and Ruffle clients
+connect over WebSocket (wss://localhost:10000/); assets are also at
+https://localhost:10001/NAME.
+
+A configuration file (--config) can declare any set of listeners: chat, envoie,
+echo or policy, each over TLS from the local CA, ACME or files, or in plain TCP
+for legacy clients. A key the file does not know, a value of the wrong type or a
+duration without its unit stops serve before anything starts, naming the key.
 
 SIGHUP reloads certificate files (files mode) without dropping connections.`,
 		Example: `  passerelle serve
   passerelle serve --assets ./public
   passerelle serve --chat-address 0.0.0.0:10000 --plain-address 127.0.0.1:9999
+  passerelle serve --admin 127.0.0.1:10080
   passerelle --config configs/acme.yaml serve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
