@@ -102,6 +102,11 @@ func (g *Gate) sniff(ctx context.Context, conn net.Conn) (prefix []byte, isReque
 	if err := conn.SetReadDeadline(bound(start.Add(orDefault(g.Wait, DefaultWait)))); err != nil {
 		return nil, false, err
 	}
+	// A cancellation that came before the deadline above was set has had
+	// its own deadline overwritten: see it here.
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
 	buf := make([]byte, len(Request))
 	n := 0
 	for n < len(buf) {
@@ -109,6 +114,9 @@ func (g *Gate) sniff(ctx context.Context, conn net.Conn) (prefix []byte, isReque
 		if n == 0 && m > 0 {
 			// A request has begun: give it until ReadTimeout.
 			if err := conn.SetReadDeadline(bound(start.Add(orDefault(g.ReadTimeout, DefaultReadTimeout)))); err != nil {
+				return buf[:n+m], false, err
+			}
+			if err := ctx.Err(); err != nil {
 				return buf[:n+m], false, err
 			}
 		}
