@@ -68,8 +68,9 @@ type client struct {
 	// finds the queue full waits for room until progress is
 	// Config.SlowReceiverTimeout old, then drops the client (slow_consumer).
 	progress time.Time
-	// roomFreed, when not nil, is closed by the writer once a write has freed
-	// queue budget (and by kill): the senders waiting for room wait on it.
+	// roomFreed, when not nil, is closed by the writer once its writes have
+	// freed half the queue budget (and by kill): the senders waiting for
+	// room wait on it.
 	roomFreed chan struct{}
 
 	// wakes lists the receivers whose writers this client's messages need
@@ -425,7 +426,13 @@ func (c *client) writeBatch(batch [][]byte) error {
 		if !c.closing {
 			c.pending -= size
 			c.progress = time.Now()
-			c.freeRoomLocked()
+			if c.pending <= c.h.cfg.QueueBytes/2 {
+				// Waiting senders are woken once half the budget is
+				// free, not at every write: each then hands over a
+				// run of messages rather than one before it waits
+				// again.
+				c.freeRoomLocked()
+			}
 		}
 		c.mu.Unlock()
 		batch = batch[n:]

@@ -10,7 +10,7 @@
 #   bench/handshake/run.sh
 #   CONNS=128 DURATION=10s bench/handshake/run.sh
 #   PASSERELLE=/tmp/old/passerelle bench/handshake/run.sh   # another build
-#   NGINX=skip bench/handshake/run.sh
+#   NGINX_BIN=skip bench/handshake/run.sh                 # passerelle alone
 #
 # With one server core the load generator is pinned to the other core(s);
 # with two server cores on a two-core machine it cannot be kept apart and
@@ -44,17 +44,19 @@ for tool in go openssl taskset; do
 	command -v "$tool" >/dev/null || die "$tool is required"
 done
 ncpu=$(nproc)
-if [ "${NGINX:-}" != skip ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+# nginx reads a variable named NGINX (inherited sockets): ours is NGINX_BIN.
+unset NGINX
+if [ "${NGINX_BIN:-}" != skip ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
 	say "installing nginx (Debian package)"
 	export DEBIAN_FRONTEND=noninteractive
 	{ apt-get update -qq && { apt-get install -y -qq nginx-light || apt-get install -y -qq nginx; }; } >/dev/null 2>&1 ||
 		say "could not install nginx: measuring passerelle alone"
 fi
-if [ "${NGINX:-}" = skip ]; then
-	NGINX=
-elif [ -z "${NGINX:-}" ]; then
-	NGINX=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
-	[ -n "$NGINX" ] || say "nginx not found: measuring passerelle alone"
+if [ "${NGINX_BIN:-}" = skip ]; then
+	NGINX_BIN=
+elif [ -z "${NGINX_BIN:-}" ]; then
+	NGINX_BIN=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
+	[ -n "$NGINX_BIN" ] || say "nginx not found: measuring passerelle alone"
 fi
 
 (cd "$repo" && go build -o "$work/handshake" ./bench/handshake)
@@ -99,7 +101,7 @@ measure() {
 }
 
 say "machine: $ncpu cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg); $(go version | cut -d' ' -f3)"
-[ -n "$NGINX" ] && say "nginx: $("$NGINX" -V 2>&1 | sed -n 's/^nginx version: //p'), $("$NGINX" -V 2>&1 | sed -n 's/^built with //p')"
+[ -n "$NGINX_BIN" ] && say "nginx: $("$NGINX_BIN" -V 2>&1 | sed -n 's/^nginx version: //p'), $("$NGINX_BIN" -V 2>&1 | sed -n 's/^built with //p')"
 for n in $CORES; do
 	[ "$n" -le "$ncpu" ] || { say "skipping $n server cores: the machine has $ncpu"; continue; }
 	cpus=$(seq -s, 0 $((n - 1)))
@@ -109,9 +111,9 @@ for n in $CORES; do
 	wait_port "$CHAT_PORT" "$work/passerelle.log"
 	measure "passerelle, $n core(s)" "$CHAT_PORT" chat "$cpus" "$pid"
 	stop
-	if [ -n "$NGINX" ]; then
+	if [ -n "$NGINX_BIN" ]; then
 		sed -e "s|@WORK@|$work|g" -e "s|@PORT@|$NGINX_PORT|g" -e "s|@WORKERS@|$n|g" "$here/nginx.conf" >"$work/nginx.conf"
-		taskset -c "$cpus" "$NGINX" -c "$work/nginx.conf" -e "$work/nginx-error.log" &
+		taskset -c "$cpus" "$NGINX_BIN" -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 		pid=$!
 		wait_port "$NGINX_PORT" "$work/nginx-error.log"
 		workers=$(pgrep -P "$pid" | paste -sd' ')
