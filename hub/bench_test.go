@@ -249,8 +249,9 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		{"secure", func(ctx context.Context, ln net.Listener, h *Hub) func() {
 			srv := &secure.Server{
 				Config: secure.ServerConfig{
-					GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
-					MaxConns:       2 * idleClients,
+					GetCertificate:     func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
+					MaxConns:           2 * idleClients,
+					MaxConnsPerAddress: 2 * idleClients, // every client is 127.0.0.1
 				},
 				Handler: func(ctx context.Context, c *secure.Conn) { h.ServeConn(ctx, c) },
 			}
@@ -339,8 +340,8 @@ func memNow() memSample {
 // default. It reports the receivers the relay dropped (lost, all of which
 // read continuously) and the delivered rate (deliveries per second, to the
 // last receiver's last message). The rates bracket the 2-core machine's
-// saturation on a loaded one: the highest rate with nothing lost, then 1.5
-// and 2 times it.
+// saturation, loaded or quiet: find the highest rate at which nothing is
+// lost, then read the rows at 1.5 and 2 times it (docs/performance.md).
 //
 //	go test -run '^$' -bench 'FanoutOffered' -benchtime 100000x ./hub
 func BenchmarkFanoutOffered(b *testing.B) {
