@@ -49,6 +49,9 @@
 // continuously, however slowly, shows progress at each write and is never
 // dropped: its senders go at its pace. Messages from Publish (another
 // node) do not wait: a member whose queue has no room for them is dropped.
+// A sender disconnected while it waits (its context cancelled) leaves when
+// the wait ends, within the same bound; Close ends every wait at once, as it
+// closes the receivers waited for.
 
 // The hub deals in messages and clients, not in TLS: the server layer
 // (package secure) hands it connections that are through their TLS
