@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -248,10 +249,9 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		{"secure", func(ctx context.Context, ln net.Listener, h *Hub) func() {
 			srv := &secure.Server{
 				Config: secure.ServerConfig{
-					GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
-					MaxConns:       2 * idleClients,
-					// One address plays every client.
-					MaxConnsPerAddress: 2 * idleClients,
+					GetCertificate:     func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
+					MaxConns:           2 * idleClients,
+					MaxConnsPerAddress: 2 * idleClients, // every client is 127.0.0.1
 				},
 				Handler: func(ctx context.Context, c *secure.Conn) { h.ServeConn(ctx, c) },
 			}
@@ -331,4 +331,68 @@ func memNow() memSample {
 		prev = ms.HeapInuse + ms.StackInuse
 	}
 	return memSample{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+// BenchmarkFanoutOffered is BenchmarkFanout in open loop, with the flood
+// limit off: the sender offers rate messages per second (in bursts of
+// fanoutBatch; behind schedule, as fast as the relay takes them) whatever
+// the receivers do, b.N messages in all, and the queue budget is the
+// default. It reports the receivers the relay dropped (lost, all of which
+// read continuously) and the delivered rate (deliveries per second, to the
+// last receiver's last message). The rates bracket the 2-core machine's
+// saturation, loaded or quiet: find the highest rate at which nothing is
+// lost, then read the rows at 1.5 and 2 times it (docs/performance.md).
+//
+//	go test -run '^$' -bench 'FanoutOffered' -benchtime 100000x ./hub
+func BenchmarkFanoutOffered(b *testing.B) {
+	for _, rate := range []int{10000, 15000, 20000, 30000, 45000, 60000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) { benchFanoutOffered(b, tlsNetwork(), rate) })
+	}
+}
+
+func benchFanoutOffered(b *testing.B, tr network, rate int) {
+	s := startHubLevel(b, tr, Config{}, slog.LevelWarn+1)
+	sender := s.connect(1)
+	recv := make([]net.Conn, fanoutReceivers)
+	for i := range recv {
+		recv[i] = s.connect(i + 2).conn
+	}
+	var lost, delivered, last atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for _, c := range recv {
+		wg.Go(func() {
+			rd := xmlsocket.NewReaderSize(c, 1024, 16<<10)
+			c.SetReadDeadline(time.Now().Add(5 * time.Minute))
+			for range b.N {
+				if _, err := rd.ReadFrame(); err != nil {
+					lost.Add(1)
+					return
+				}
+				delivered.Add(1)
+			}
+			last.Store(int64(time.Since(start)))
+		})
+	}
+	msg := []byte(strings.Repeat("x", fanoutMsgSize-1) + "\x00")
+	burst := slices.Repeat(msg, fanoutBatch)
+	b.ResetTimer()
+	start = time.Now()
+	for sent := 0; sent < b.N; sent += fanoutBatch {
+		if d := time.Duration(sent) * time.Second / time.Duration(rate); d > time.Since(start) {
+			time.Sleep(d - time.Since(start))
+		}
+		n := min(fanoutBatch, b.N-sent)
+		if _, err := sender.conn.Write(burst[:n*fanoutMsgSize]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	b.StopTimer()
+	elapsed := time.Duration(last.Load())
+	if elapsed == 0 {
+		elapsed = time.Since(start)
+	}
+	b.ReportMetric(float64(lost.Load()), "lost")
+	b.ReportMetric(float64(delivered.Load())/elapsed.Seconds(), "delivered-msgs/s")
 }

@@ -63,10 +63,22 @@ type client struct {
 
 	wake       chan struct{} // one token: "the queue or closing changed"
 	writerDone chan struct{}
+	// progress is when the writer last showed it is moving: it started or
+	// finished a write, or was handed a queue that was empty. A sender that
+	// finds the queue full waits for room until progress is
+	// Config.SlowReceiverTimeout old, then drops the client (slow_consumer).
+	progress time.Time
+	// roomFreed, when not nil, is closed by the writer once its writes have
+	// freed half the queue budget (and by kill): the senders waiting for
+	// room wait on it.
+	roomFreed chan struct{}
 
 	// wakes lists the receivers whose writers this client's messages need
-	// woken (see room.broadcast); reader goroutine only.
+	// woken (see room.broadcast); full lists the receivers whose queue had
+	// no room for the message being relayed, which the reader then waits
+	// for. Reader goroutine only.
 	wakes []*client
+	full  []*client
 
 	// Flood control (token bucket), reader goroutine only.
 	tokens float64
@@ -128,10 +140,30 @@ func (c *client) run() (CloseReason, error) {
 			c.h.control(c, msg)
 		} else {
 			c.room.broadcast(c, msg)
+			c.waitFull(msg)
 		}
 		if !c.t.Buffered() {
 			c.flushWakes() // about to wait for the network
 		}
+	}
+}
+
+// waitFull queues msg to the receivers broadcast found without room for
+// it, waiting for each (pushWait), with the room's lock released: joins and
+// leaves go on meanwhile. The writers already collected are woken first,
+// so that the receivers waited for are draining.
+func (c *client) waitFull(msg []byte) {
+	if len(c.full) == 0 {
+		return
+	}
+	c.flushWakes()
+	for i, m := range c.full {
+		m.pushWait(msg)
+		c.full[i] = nil
+	}
+	c.full = c.full[:0]
+	if cap(c.full) > 1024 {
+		c.full = nil
 	}
 }
 
@@ -182,32 +214,108 @@ func (c *client) allow() bool {
 	return true
 }
 
-// enqueue queues a message for this client and wakes its writer.
+// enqueue queues a message for this client and wakes its writer, waiting
+// for room as a sender does (see pushWait): a control answer to a client
+// that does not read its answers slows that client down, then drops it.
 func (c *client) enqueue(msg []byte) {
-	if c.push(msg) {
-		c.signal()
-	}
+	c.pushWait(msg)
 }
 
 // push queues a message for this client without ever blocking the caller,
-// and reports whether the writer needs a wake-up (the queue was empty). The
-// message is shared with the other receivers and must not be modified.
+// and reports whether the writer needs a wake-up (the queue was empty). A
+// message that would exceed the budget drops the client (slow_consumer):
+// Publish uses it, so that a link from another node never waits on one
+// receiver. The message is shared with the other receivers and must not be
+// modified.
 func (c *client) push(msg []byte) bool {
+	first, full := c.tryPush(msg)
+	if full {
+		c.kill(ReasonSlowConsumer)
+	}
+	return first
+}
+
+// tryPush queues msg if it fits in the budget. It reports whether the
+// writer needs a wake-up (the queue was empty) and whether the queue was
+// too full to take it; a closing client takes nothing and is neither.
+func (c *client) tryPush(msg []byte) (first, full bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	if c.pending+len(msg) > c.h.cfg.QueueBytes {
-		c.mu.Unlock()
-		c.kill(ReasonSlowConsumer)
-		return false
+		return false, true
+	}
+	if len(c.queue) == 0 && c.pending == 0 {
+		// The writer is idle: it has made no progress to speak of, and
+		// the time it takes to get going starts now.
+		c.progress = time.Now()
 	}
 	c.queue = append(c.queue, msg)
 	c.pending += len(msg)
-	first := len(c.queue) == 1
-	c.mu.Unlock()
-	return first
+	return len(c.queue) == 1, false
+}
+
+// pushWait queues msg, waiting while the queue has no room for it: the
+// calling reader stops reading from its own client meanwhile, which is how
+// a sender faster than its receivers is slowed down rather than
+// disconnected. The wait ends when the writer frees room, when the client
+// closes, or when the writer has shown no progress for
+// Config.SlowReceiverTimeout, measured from the writer's own last progress,
+// not from when this wait began; then the client is dropped
+// (slow_consumer). Every sender waiting on a dead receiver so wakes at the
+// same moment, at most that long after the receiver stopped taking bytes.
+func (c *client) pushWait(msg []byte) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			return
+		}
+		if c.pending+len(msg) <= c.h.cfg.QueueBytes {
+			c.mu.Unlock()
+			if first, _ := c.tryPush(msg); first {
+				c.signal()
+			}
+			return
+		}
+		if c.roomFreed == nil {
+			c.roomFreed = make(chan struct{})
+		}
+		freed := c.roomFreed
+		left := time.Until(c.progress.Add(c.h.cfg.SlowReceiverTimeout))
+		c.mu.Unlock()
+		if left <= 0 {
+			c.kill(ReasonSlowConsumer)
+			return
+		}
+		c.signal() // the writer may not have been woken for this queue yet
+		if timer == nil {
+			timer = time.NewTimer(left)
+		} else {
+			timer.Reset(left)
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+		}
+	}
+}
+
+// freeRoomLocked wakes the senders waiting for room in the queue. c.mu
+// must be held.
+func (c *client) freeRoomLocked() {
+	if c.roomFreed != nil {
+		close(c.roomFreed)
+		c.roomFreed = nil
+	}
 }
 
 func (c *client) signal() {
@@ -238,6 +346,7 @@ func (c *client) kill(reason CloseReason) CloseReason {
 	c.reason = reason
 	clear(c.queue)
 	c.queue, c.spare, c.pending = nil, nil, 0
+	c.freeRoomLocked()
 	c.mu.Unlock()
 	c.signal()
 	c.t.SetReadDeadline(aLongTimeAgo())
@@ -308,6 +417,7 @@ func (c *client) writeBatch(batch [][]byte) error {
 		// kill that came before the deadline above was set is seen here.
 		c.mu.Lock()
 		closing := c.closing
+		c.progress = time.Now()
 		c.mu.Unlock()
 		if closing {
 			return errSkipped
@@ -318,6 +428,14 @@ func (c *client) writeBatch(batch [][]byte) error {
 		c.mu.Lock()
 		if !c.closing {
 			c.pending -= size
+			c.progress = time.Now()
+			if c.pending <= c.h.cfg.QueueBytes/2 {
+				// Waiting senders are woken once half the budget is
+				// free, not at every write: each then hands over a
+				// run of messages rather than one before it waits
+				// again.
+				c.freeRoomLocked()
+			}
 		}
 		c.mu.Unlock()
 		batch = batch[n:]

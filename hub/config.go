@@ -33,10 +33,20 @@ type Config struct {
 	// Default DefaultMaxMessage.
 	MaxMessage int
 	// QueueBytes is each client's outbound budget: the bytes queued for it
-	// and not yet written. A message that would exceed it disconnects the
-	// receiver (slow_consumer). Default DefaultQueueBytes; it is raised to
-	// MaxMessage if smaller, so that one maximal message always fits.
+	// and not yet written. A sender whose message would exceed a
+	// receiver's budget stops being read until there is room (back-pressure:
+	// a fast sender is slowed, never disconnected for it); a receiver whose
+	// queue stays full with no write progress for SlowReceiverTimeout is
+	// disconnected (slow_consumer). Messages from Publish do not wait: one
+	// that would exceed a member's budget disconnects that member.
+	// Default DefaultQueueBytes; it is raised to MaxMessage if smaller, so
+	// that one maximal message always fits.
 	QueueBytes int
+	// SlowReceiverTimeout is how long a receiver may leave its queue full
+	// without any write progress before it is disconnected (slow_consumer);
+	// it is also the longest a sender waits for that receiver. Default
+	// WriteTimeout.
+	SlowReceiverTimeout time.Duration
 	// FloodRate is the sustained number of messages per second a client may
 	// send, control messages included; FloodBurst is how many may come at
 	// once. Exceeding them disconnects the client (flood). A FloodRate of 0
@@ -76,6 +86,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.SlowReceiverTimeout <= 0 {
+		cfg.SlowReceiverTimeout = cfg.WriteTimeout
 	}
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = xmlsocket.DefaultBufferSize

@@ -13,15 +13,46 @@
 // list members; see control.go and docs/chat.md); they are answered to the
 // asker only and never relayed.
 //
-// Fan-out never blocks the sender. Each client has a bounded outbound queue
-// (Config.QueueBytes, counted in bytes until they are written) and one
-// writer goroutine that drains it with a write deadline, coalescing queued
-// messages into few writes (writev on plain TCP, 16 KiB writes on TLS). A
-// message is shared by all its receivers; queueing it costs no allocation
-// per receiver. A receiver whose queue would overflow is disconnected with
-// the close reason slow_consumer; nobody else waits for it. This is the
+// Each client has a bounded outbound queue (Config.QueueBytes, counted in
+// bytes until they are written) and one writer goroutine that drains it
+// with a write deadline, coalescing queued messages into few writes
+// (writev on plain TCP, 16 KiB writes on TLS). A message is shared by all
+// its receivers; queueing it costs no allocation per receiver. This is the
 // design of nats-server's client.go.
 //
+// # Back-pressure
+//
+// A relay under more load than it can carry slows down the clients that
+// produce the load before it disconnects clients that read. A sender's
+// reader goroutine queues each message, under the room's read lock, to
+// every member that has room for it, and notes those that have none; it
+// then releases the lock and waits for each of those in turn (pushWait)
+// before it reads the sender's next message. While it waits it reads
+// nothing, so the sender's own socket fills and the sending program is
+// slowed by TCP itself; the sender is never disconnected for being fast
+// (the flood limit, Config.FloodRate, is a separate rule with its own
+// reason, flood). Each receiver's order is kept: a sender hands message
+// n+1 to no one before message n is in every queue.
+//
+// One dead receiver cannot stall a room for longer than
+// Config.SlowReceiverTimeout (default: WriteTimeout). The wait is not
+// measured from when a sender starts waiting but from the receiver's own
+// last write progress (the start or end of a write, or the moment its
+// idle writer was handed a message): every sender waiting on a receiver
+// that stopped reading wakes at the same deadline, at most that long after
+// the receiver stopped taking bytes, and the first to wake drops it
+// (slow_consumer), which releases the others at once. Senders waiting on
+// several full receivers wait on their deadlines one after the other, but
+// those deadlines all run together, so the total wait is still bounded by
+// the timeout. The room's lock is not held during the wait, so joins,
+// leaves and the other rooms are never held up. A receiver that reads
+// continuously, however slowly, shows progress at each write and is never
+// dropped: its senders go at its pace. Messages from Publish (another
+// node) do not wait: a member whose queue has no room for them is dropped.
+// A sender disconnected while it waits (its context cancelled) leaves when
+// the wait ends, within the same bound; Close ends every wait at once, as it
+// closes the receivers waited for.
+
 // The hub deals in messages and clients, not in TLS: the server layer
 // (package secure) hands it connections that are through their TLS
 // handshake and past the Flash policy-request check. When a connection must

@@ -25,8 +25,9 @@ func runSlow(t *testing.T, tr network) {
 		{
 			// The budget counts the bytes not yet written; the sender's
 			// window (below) is well within it, so the healthy receiver is
-			// never near it.
-			s := startHub(t, tr, Config{QueueBytes: 256 << 10})
+			// never near it. The slow one never reads: once its queue is
+			// full the sender waits for it, SlowReceiverTimeout at most.
+			s := startHub(t, tr, Config{QueueBytes: 256 << 10, SlowReceiverTimeout: 300 * time.Millisecond, WriteTimeout: time.Minute})
 			sender, healthy, slow := s.connect(1), s.connect(2), s.connect(3)
 			// The sender keeps going until the slow client is dropped, then
 			// sends a last frame; the healthy one must get every frame. The

@@ -9,8 +9,9 @@ const (
 	ReasonClientClosed CloseReason = "client_closed"
 	// ReasonTooLarge: a message longer than Config.MaxMessage.
 	ReasonTooLarge CloseReason = "too_large"
-	// ReasonSlowConsumer: the client's outbound queue would have exceeded
-	// Config.QueueBytes.
+	// ReasonSlowConsumer: the client's outbound queue stayed full
+	// (Config.QueueBytes) with no write progress for
+	// Config.SlowReceiverTimeout, or a Publish found it full.
 	ReasonSlowConsumer CloseReason = "slow_consumer"
 	// ReasonFlood: the client sent faster than Config.FloodRate allows.
 	ReasonFlood CloseReason = "flood"

@@ -11,15 +11,25 @@ type room struct {
 	members []*client // each client knows its index, for O(1) removal
 }
 
-// broadcast queues msg to every member but from. The writers to wake are
-// collected in from.wakes and woken by from.flushWakes, once per read from
-// the network rather than once per message (nats-server's pending client
-// deliveries): a burst of messages then reaches each writer as one batch.
+// broadcast queues msg to every member but from that has room for it. The
+// writers to wake are collected in from.wakes and woken by from.flushWakes,
+// once per read from the network rather than once per message
+// (nats-server's pending client deliveries): a burst of messages then
+// reaches each writer as one batch. The members without room are collected
+// in from.full; the reader then waits for them (client.waitFull), after
+// the lock is released.
 func (r *room) broadcast(from *client, msg []byte) {
 	r.mu.RLock()
 	for _, m := range r.members {
-		if m != from && m.push(msg) {
+		if m == from {
+			continue
+		}
+		first, full := m.tryPush(msg)
+		if first {
 			from.wakes = append(from.wakes, m)
+		}
+		if full {
+			from.full = append(from.full, m)
 		}
 	}
 	from.h.observeRelay(len(msg), len(r.members)-1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -22,8 +23,9 @@ const plainHint = "passerelle: this port speaks TLS; connect with a TLS client (
 
 // buildTLS makes the listener's TLS configurations, once. No configuration
 // is changed after it is handed to crypto/tls: base, the one every
-// tls.Server gets, only holds GetConfigForClient, which returns a fresh
-// clone of tmpl for each connection with that connection's hooks
+// tls.Server gets, is tmpl plus GetConfigForClient, which returns a fresh
+// clone of tmpl for a connection that needs hooks of its own (a client
+// certificate to judge, an ALPN offer to drop), and nil for the others
 // (configForClient). Session tickets are encrypted with base's keys, which
 // crypto/tls creates and rotates itself (a new key every day, the previous
 // ones kept for a week to decrypt): a per-connection configuration without
@@ -36,8 +38,11 @@ func (st *serveState) buildTLS() error {
 		return err
 	}
 	st.tmpl = tmpl
-	st.base = baseConfig()
-	st.base.GetCertificate = st.cfg.GetCertificate
+	// base is the template itself plus the hook: a connection that needs
+	// nothing of its own (no client certificate asked for, no Authorize,
+	// an ALPN offer the listener shares) is handshaken with base as it is,
+	// without a clone.
+	st.base = tmpl.Clone()
 	st.base.GetConfigForClient = st.configForClient
 	return nil
 }
@@ -68,6 +73,12 @@ func (st *serveState) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, 
 			return nil, err
 		}
 		hs.policy = p
+	}
+	if hs.policy.ClientAuth == ClientAuthNone && st.base.ClientAuth == tls.NoClientCert &&
+		st.cfg.Authorize == nil && alpnOverlap(st.base.NextProtos, hello.SupportedProtos) {
+		// Nothing to judge: no client certificate is asked for, and
+		// judgeClient would find the verdict unknown and let it in.
+		return nil, nil
 	}
 	c := st.tmpl.Clone()
 	if err := setClientAuth(c, hs.policy); err != nil {
@@ -121,7 +132,9 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 		ok = true
 		return &Conn{Conn: c, raw: raw, verdict: Verdict{Status: StatusUnknown}}
 	}
-	log := st.cfg.Logger.With("remote_addr", raw.RemoteAddr().String())
+	// The remote address goes into the lines written, not into a logger
+	// made for each connection: most handshakes log nothing.
+	log := connLogger{st.cfg.Logger, raw}
 
 	// Peek at the first byte: a client speaking plain text is told so (or
 	// handed to the Preface) instead of failing deep in the handshake.
@@ -175,11 +188,31 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 	}
 	raw.SetDeadline(time.Time{})
 	st.observeHandshake(HandshakeOK, verdict.Status, deadline)
-	cs := conn.ConnectionState()
-	log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
-		"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
+	if st.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		cs := conn.ConnectionState()
+		log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
+			"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
+	}
 	ok = true
 	return &Conn{Conn: conn, raw: raw, tlsConn: conn, verdict: verdict}
+}
+
+// connLogger writes one connection's log lines with its remote_addr.
+type connLogger struct {
+	l   *slog.Logger
+	raw net.Conn
+}
+
+func (c connLogger) Debug(msg string, args ...any) { c.log(slog.LevelDebug, msg, args) }
+func (c connLogger) Info(msg string, args ...any)  { c.log(slog.LevelInfo, msg, args) }
+func (c connLogger) Warn(msg string, args ...any)  { c.log(slog.LevelWarn, msg, args) }
+
+func (c connLogger) log(level slog.Level, msg string, args []any) {
+	ctx := context.Background()
+	if !c.l.Enabled(ctx, level) {
+		return
+	}
+	c.l.Log(ctx, level, msg, append([]any{"remote_addr", c.raw.RemoteAddr().String()}, args...)...)
 }
 
 // judgeClient classifies the client certificate, if any, and decides whether

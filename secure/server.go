@@ -205,6 +205,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	connCtx, cancelConns := context.WithCancel(ctx)
 	defer cancelConns()
+	// Every connection's context (its handshake deadline, then its
+	// handler's) is a child of one of these shards rather than of connCtx
+	// itself: a child registers with its parent under the parent's mutex,
+	// and with one parent for all, that mutex serialised every handshake
+	// across cores (the mutex profile of BenchmarkHandshakeConcurrent).
+	var shards [connShards]context.Context
+	for i := range shards {
+		var cancel context.CancelFunc
+		shards[i], cancel = context.WithCancel(connCtx)
+		defer cancel()
+	}
+	next := 0
 
 	// Closing the listener is what unblocks Accept on shutdown.
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
@@ -252,8 +264,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			release()
 			wg.Done()
 		}
+		shard := shards[next]
+		next = (next + 1) % connShards
 		go func() {
-			c := st.open(connCtx, raw)
+			c := st.open(shard, raw)
 			if c == nil {
 				done()
 				return
@@ -264,7 +278,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			go func() {
 				defer done()
 				defer c.Close()
-				st.handler(connCtx, c)
+				st.handler(shard, c)
 			}()
 		}()
 	}
@@ -284,6 +298,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return acceptErr
 }
+
+// connShards is the number of contexts the connections of one Serve are
+// spread over (see Serve): enough that cores rarely meet on one.
+const connShards = 64
 
 // backoff is the delay between retries of a failing Accept: from 5ms,
 // doubling up to one second.

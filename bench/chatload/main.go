@@ -5,7 +5,9 @@
 //     server's resident memory (VmRSS of --pid) divided by N;
 //   - fanout: one sender and R receivers in one room; reports delivered
 //     messages per second and the p50/p99 latency from the sender's write to
-//     each receiver's read.
+//     each receiver's read. With --rate, the sender offers that many
+//     messages per second whatever the receivers do (open loop), and the
+//     report is the receivers the relay dropped and the delivered rate.
 //
 // It only dials the address given (loopback in bench/chatload/run.sh) and
 // stops by itself. See docs/chat.md for the figures.
@@ -48,6 +50,7 @@ func run(args []string) error {
 	messages := fs.Int("messages", 20000, "fanout: messages sent")
 	size := fs.Int("size", 128, "fanout: message size in bytes, NUL included")
 	window := fs.Int("window", 256, "fanout: messages the sender may be ahead of the slowest receiver")
+	rate := fs.Int("rate", 0, "fanout: offer this many messages per second, whatever the receivers do (open loop; 0: keep within --window instead)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +73,7 @@ func run(args []string) error {
 		if *size < 16 {
 			return errors.New("--size must be at least 16 bytes")
 		}
-		return fanout(*addr, cfg, *receivers, *messages, *size, *window)
+		return fanout(*addr, cfg, *receivers, *messages, *size, *window, *rate)
 	}
 	return fmt.Errorf("--mode %q: want idle or fanout", *mode)
 }
@@ -138,7 +141,7 @@ func idle(addr string, cfg *tls.Config, pid, n int) error {
 	return nil
 }
 
-func fanout(addr string, cfg *tls.Config, receivers, messages, size, window int) error {
+func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rate int) error {
 	type rx struct {
 		c *tls.Conn
 		r *bufio.Reader
@@ -186,12 +189,19 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window int)
 	lat := make([][]time.Duration, receivers)
 	var wg sync.WaitGroup
 	errc := make(chan error, receivers)
+	var lost atomic.Int64
+	var lastRead atomic.Int64 // ns since start of the last message read
 	for i := range rxs {
 		wg.Go(func() {
 			x := rxs[i]
 			x.c.SetReadDeadline(time.Now().Add(5 * time.Minute))
 			for n := 0; n < messages; n++ {
 				msg, err := x.r.ReadSlice(0)
+				if err != nil && rate > 0 {
+					// Open loop: the relay may drop a receiver; count it.
+					lost.Add(1)
+					return
+				}
 				if err != nil {
 					errc <- fmt.Errorf("receiver %d after %d messages: %w", i, n, err)
 					return
@@ -206,6 +216,7 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window int)
 				}
 				seen[i].Add(1)
 			}
+			lastRead.Store(int64(time.Since(start)))
 		})
 	}
 	go func() {
@@ -225,7 +236,15 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window int)
 	msg := bytes.Repeat([]byte("x"), size)
 	msg[size-1] = 0
 	for n := 0; n < messages; n++ {
-		for int64(n)-minSeen.Load() > int64(window) {
+		if rate > 0 && n%16 == 0 {
+			// Bursts of 16 on schedule; behind it, as fast as the
+			// relay takes them.
+			if d := time.Duration(n) * time.Second / time.Duration(rate); d > time.Since(start) {
+				w.Flush()
+				time.Sleep(d - time.Since(start))
+			}
+		}
+		for rate == 0 && int64(n)-minSeen.Load() > int64(window) {
 			w.Flush()
 			time.Sleep(50 * time.Microsecond)
 		}
@@ -239,12 +258,25 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window int)
 		}
 	}
 	w.Flush()
+	sendTime := time.Since(start)
 	wg.Wait()
 	elapsed := time.Since(start)
 	select {
 	case err := <-errc:
 		return err
 	default:
+	}
+	if rate > 0 {
+		delivered := int64(0)
+		for i := range seen {
+			delivered += seen[i].Load()
+		}
+		if t := time.Duration(lastRead.Load()); t > 0 {
+			elapsed = t
+		}
+		fmt.Printf("fanout-rate: 1 sender, %d receivers, %d messages of %d bytes offered at %d/s (sent at %.0f/s): %d receivers lost; %.0f delivered msgs/s\n",
+			receivers, messages, size, rate, float64(messages)/sendTime.Seconds(), lost.Load(), float64(delivered)/elapsed.Seconds())
+		return nil
 	}
 	var all []time.Duration
 	for _, l := range lat {

@@ -6,12 +6,21 @@
 #   bench/chatload/run.sh                    # 10,000 idle clients, 20,000 messages
 #   CONNS=2000 MESSAGES=5000 bench/chatload/run.sh
 #   GOGC=100 bench/chatload/run.sh           # Go's default GC target instead of runtime.gc_percent (50)
+#   RATES="30000 45000 60000" bench/chatload/run.sh   # open loop: offered msgs/s, SECONDS each
+#   PASSERELLE=/tmp/old/passerelle bench/chatload/run.sh  # another build
+#
+# With RATES, the sender offers each rate for SECONDS (default 5) whatever
+# the receivers do, a fresh server for each, and each line reports the
+# receivers the relay dropped and the delivered rate; the idle and windowed
+# fan-out runs are skipped.
 #
 # Needs go. Listens on 127.0.0.1 only, stops everything on exit.
 set -euo pipefail
 CONNS=${CONNS:-10000}
 MESSAGES=${MESSAGES:-20000}
 RECEIVERS=${RECEIVERS:-100}
+RATES=${RATES:-}
+SECONDS_EACH=${SECONDS:-5}
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -23,11 +32,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$repo" && go build -o "$work/passerelle" ./cmd/passerelle && go build -o "$work/chatload" ./bench/chatload)
+(cd "$repo" && go build -o "$work/chatload" ./bench/chatload)
+if [ -n "${PASSERELLE:-}" ]; then
+	cp "$PASSERELLE" "$work/passerelle"
+else
+	(cd "$repo" && go build -o "$work/passerelle" ./cmd/passerelle)
+fi
 
 start() {
 	# No flood limit: the sender is a load generator, not a chat user.
-	PASSERELLE_CHAT_FLOOD_RATE=0 PASSERELLE_LIMITS_MAX_CONNS=$((CONNS + 100)) \
+	PASSERELLE_CHAT_FLOOD_RATE=0 PASSERELLE_LIMITS_MAX_CONNS=$((CONNS + 100)) PASSERELLE_LIMITS_MAX_CONNS_PER_ADDRESS=$((CONNS + 100)) \
 		"$work/passerelle" --data-dir "$work/data" --log-level warn serve \
 		--chat-address 127.0.0.1:0 --assets-address 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.err" &
 	pid=$!
@@ -41,6 +55,15 @@ start() {
 stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$RATES" ]; then
+	for rate in $RATES; do
+		start
+		"$work/chatload" -mode fanout -addr "$addr" -ca "$work/data/ca/ca.pem" -receivers "$RECEIVERS" \
+			-rate "$rate" -messages $((rate * SECONDS_EACH))
+		stop
+	done
+	exit 0
+fi
 start
 "$work/chatload" -mode fanout -addr "$addr" -ca "$work/data/ca/ca.pem" -receivers "$RECEIVERS" -messages "$MESSAGES"
 stop
