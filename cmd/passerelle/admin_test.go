@@ -139,6 +139,7 @@ chat:
   flood_rate: 0
   max_message: 65536
   queue_bytes: 65536
+  slow_receiver_timeout: 1s
 listeners:
   - address: 127.0.0.1:0
     service: chat

@@ -79,7 +79,11 @@ type chatConfig struct {
 	FloodRate    float64       `mapstructure:"flood_rate"`
 	FloodBurst   int           `mapstructure:"flood_burst"`
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
-	PolicyWait   time.Duration `mapstructure:"policy_wait"`
+	// SlowReceiverTimeout is how long a receiver may leave its queue full
+	// with no write progress (its senders waiting) before it is dropped;
+	// 0 means WriteTimeout.
+	SlowReceiverTimeout time.Duration `mapstructure:"slow_receiver_timeout"`
+	PolicyWait          time.Duration `mapstructure:"policy_wait"`
 }
 
 type limitsConfig struct {
@@ -256,6 +260,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Limits.MaxConns < 1 {
 		add("limits.max_conns %d: want at least 1", c.Limits.MaxConns)
+	}
+	if c.Chat.SlowReceiverTimeout < 0 {
+		add("chat.slow_receiver_timeout %s: want 0 (chat.write_timeout) or a positive duration", c.Chat.SlowReceiverTimeout)
 	}
 	if c.Limits.MaxConnsPerAddress < 0 {
 		add("limits.max_conns_per_address %d: want 0 (the default rule) or more", c.Limits.MaxConnsPerAddress)

@@ -171,7 +171,7 @@ func TestConfigFileStrict(t *testing.T) {
 `, []string{"line 1: chatt: unknown key; did you mean chat?"}},
 		{"unknown key, nothing near", `chat:
   colour: blue
-`, []string{"line 2: chat.colour: unknown key; known keys here: flood_burst, flood_rate, max_message, policy_wait, queue_bytes, write_timeout"}},
+`, []string{"line 2: chat.colour: unknown key; known keys here: flood_burst, flood_rate, max_message, policy_wait, queue_bytes, slow_receiver_timeout, write_timeout"}},
 		{"bare number for a duration", `chat:
   write_timeout: 10
 `, []string{"line 2: chat.write_timeout: 10 has no unit: write a duration such as 10s or 10ms"}},

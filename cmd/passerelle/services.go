@@ -122,8 +122,10 @@ func (s *services) hub() *hub.Hub {
 			FloodRate:    c.FloodRate,
 			FloodBurst:   c.FloodBurst,
 			WriteTimeout: c.WriteTimeout,
-			Logger:       s.log,
-			Observer:     s.metrics.Hub(),
+			// Zero: WriteTimeout, the hub's own default.
+			SlowReceiverTimeout: c.SlowReceiverTimeout,
+			Logger:              s.log,
+			Observer:            s.metrics.Hub(),
 		})
 	})
 	return s.relay
