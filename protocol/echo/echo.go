@@ -10,10 +10,12 @@ import (
 	"time"
 )
 
-// Greeting is sent on connect (seed 001: socket.writeUTFBytes("Connected.")).
+// Greeting is sent on connect (the OpenFL/AIR socket chapter,
+// seed 001: socket.writeUTFBytes("Connected.")).
 const Greeting = "Connected."
 
-// Prefix starts every echo (seed 001: message = "Echo -- " + message).
+// Prefix starts every echo (the OpenFL/AIR socket chapter, seed 001:
+// message = "Echo -- " + message).
 const Prefix = "Echo -- "
 
 // Defaults of the Server's zero-valued fields.

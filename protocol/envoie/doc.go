@@ -1,4 +1,5 @@
-// Package envoie implements the ENVOIE asset stream of seed 000 ("Echanger
+// Package envoie implements the ENVOIE asset stream of seed 000, the French Flash
+// sockets chapter ("Echanger
 // des données": a PHP binary socket server and the ActionScript ChargeurFlux
 // client), hardened and extended, over any net.Conn (TLS in passerelle).
 //

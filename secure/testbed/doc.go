@@ -19,7 +19,7 @@
 // Each endpoint is a plan (endpoints.go): a name, the status a correct client
 // reports, the OpenSSL verify code it produces, and a builder method
 // (defects.go) that issues its certificate. A server-certificate endpoint
-// speaks the echo service of seed 001 after the handshake ("Connected.", then
+// speaks the echo service of seed 001 (the OpenFL/AIR socket chapter) after the handshake ("Connected.", then
 // "Echo -- " and each chunk). A client-certificate endpoint (client_cert in
 // the manifest) asks for a certificate, has secure.Server judge it for the
 // client role against the testbed root and its CRL, adds an allow-list
