@@ -11,6 +11,9 @@
 //     chapter (its ServerSocket example): "Connected." on connect, then "Echo -- " and each chunk.
 //   - envoie: the ENVOIE asset stream (seed 000, "Echanger des
 //     données").
+//   - web: the HTTP side of the chat and asset listeners, for browsers: which
+//     connections are HTTP (Sniff), the WebSocket transports, the chat page,
+//     HTTPS assets.
 //
 // The codecs take a maximum size and never buffer without bound, whatever the
 // peer sends; start reading with xmlsocket.Reader.
