@@ -125,6 +125,7 @@ func (c *client) run() (CloseReason, error) {
 			c.h.control(c, msg)
 		} else {
 			c.room.broadcast(c, msg)
+			c.h.relay(c, msg)
 		}
 		if !c.t.Buffered() {
 			c.flushWakes() // about to wait for the network

@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"encoding/base64"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// idLen is the length of a node id (a NUID), the prefix of every message a
+// node publishes.
+const idLen = 22
+
+// subject returns the room's subject. Room names may hold '.', NATS's
+// token separator, and non-ASCII letters: base64url keeps a room one
+// token of plain characters.
+func (n *Node) subject(room string) string {
+	return n.prefix + base64.RawURLEncoding.EncodeToString([]byte(room))
+}
+
+// Joined implements hub.Link: subscribe to the room's subject. It does not
+// wait for the server: a subscription made while the link is down is made
+// on reconnection.
+func (n *Node) Joined(room string) {
+	n.relayMu.Lock()
+	defer n.relayMu.Unlock()
+	if n.subs[room] != nil {
+		return
+	}
+	sub, err := n.nc.Subscribe(n.subject(room), func(m *nats.Msg) { n.deliver(room, m) })
+	if err != nil {
+		n.log.Warn("cluster subscribe failed: the room's messages from other nodes are not received", "room", room, "error", err.Error())
+		return
+	}
+	if err := sub.SetPendingLimits(n.cfg.PendingMsgs, n.cfg.PendingBytes); err != nil {
+		n.log.Warn("cluster subscription limits not set", "room", room, "error", err.Error())
+	}
+	n.subs[room] = sub
+}
+
+// Left implements hub.Link: unsubscribe from the room's subject.
+func (n *Node) Left(room string) {
+	n.relayMu.Lock()
+	defer n.relayMu.Unlock()
+	sub := n.subs[room]
+	if sub == nil {
+		return
+	}
+	delete(n.subs, room)
+	if d, err := sub.Dropped(); err == nil {
+		n.st.slowDropped.Add(uint64(d))
+	}
+	if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		n.log.Debug("cluster unsubscribe failed", "room", room, "error", err.Error())
+	}
+}
+
+// Relay implements hub.Link: publish msg, prefixed with this node's id, on
+// the room's subject. One connection publishes in the order it is called
+// and NATS keeps a publisher's order to each subscriber, so the sender's
+// order holds on every node. While the link is down nats.go keeps the
+// message in its reconnect buffer; when that is full the message is
+// dropped and counted.
+func (n *Node) Relay(room string, msg []byte) {
+	data := make([]byte, 0, idLen+len(msg))
+	data = append(append(data, n.id...), msg...)
+	err := n.nc.Publish(n.subject(room), data)
+	switch {
+	case err == nil:
+		n.st.published.Add(1)
+	case errors.Is(err, nats.ErrReconnectBufExceeded):
+		if n.st.bufferDropped.Add(1) == 1 || logDue(&n.lastDropLog) {
+			n.log.Warn("cluster reconnect buffer full: messages for the other nodes dropped",
+				"node_id", n.id, "dropped", n.st.bufferDropped.Load(), "buffer_bytes", n.cfg.ReconnectBuffer)
+		}
+	default:
+		n.st.bufferDropped.Add(1)
+		if logDue(&n.lastDropLog) {
+			n.log.Warn("cluster publish failed: message for the other nodes dropped", "node_id", n.id, "error", err.Error())
+		}
+	}
+}
+
+// deliver hands a message from another node to the room's local members.
+func (n *Node) deliver(room string, m *nats.Msg) {
+	data := m.Data
+	if len(data) <= idLen || string(data[:idLen]) == n.id {
+		return // our own (were NoEcho not honoured), or not ours to read
+	}
+	h := n.hub.Load()
+	if h == nil {
+		return
+	}
+	n.st.received.Add(1)
+	if _, err := h.Publish(room, data[idLen:]); err != nil {
+		n.st.rejected.Add(1)
+		if logDue(&n.lastRejectLog) {
+			n.log.Warn("cluster message from another node refused", "room", room, "error", err.Error())
+		}
+	}
+}
+
+// logDue reports whether a rate-limited log line may be written now (at
+// most one a second), and records it.
+func logDue(last *atomic.Int64) bool {
+	now := time.Now().UnixNano()
+	prev := last.Load()
+	return now-prev >= int64(time.Second) && last.CompareAndSwap(prev, now)
+}
