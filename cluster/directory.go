@@ -110,7 +110,7 @@ func (d *directory) run() {
 					d.n.log.Warn("cluster bucket of nicknames and members not ready yet: nicknames are checked on this node only meanwhile (JetStream needs a majority of the nodes up)",
 						"node_id", d.n.id, "error", err.Error())
 				}
-				retry.Reset(500 * time.Millisecond)
+				retry.Reset(250 * time.Millisecond)
 				continue
 			}
 			d.n.log.Info("cluster bucket of nicknames and members ready", "node_id", d.n.id)
@@ -146,7 +146,9 @@ func (d *directory) setup(ctx context.Context) error {
 	}
 	var kv jetstream.KeyValue
 	for _, r := range replicas {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Short: while JetStream has no leader the request gets no answer,
+		// and a leader elected meanwhile should be used at once.
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		kv, err = js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
 			Bucket:      "passerelle_" + d.n.cfg.Name,
 			Description: "passerelle chat: nicknames and room members of every node",
@@ -206,9 +208,7 @@ func (d *directory) sync(ctx context.Context) error {
 			rooms = append(rooms, r)
 		}
 		// Every room with members here, even if no change was seen.
-		for _, r := range h.Rooms() {
-			rooms = append(rooms, r)
-		}
+		rooms = append(rooms, h.Rooms()...)
 	}
 	var firstErr error
 	keep := func(err error) {
@@ -296,11 +296,15 @@ func (d *directory) writeNick(ctx context.Context, kv jetstream.KeyValue, key st
 		// Claimed while out of reach, or lost (NATS restarted): claim again.
 		rev, err = kv.Create(cctx, key, o.value)
 		if errors.Is(err, jetstream.ErrKeyExists) {
-			holder := "?"
-			if e, gerr := kv.Get(cctx, key); gerr == nil {
-				holder = string(e.Value())
+			e, gerr := kv.Get(cctx, key)
+			if gerr != nil {
+				return fmt.Errorf("read %s: %w", key, gerr) // a replica behind: again later
 			}
-			if !strings.HasPrefix(holder, d.n.id+" ") {
+			holder := string(e.Value())
+			if strings.HasPrefix(holder, d.n.id+" ") {
+				// Ours already (a claim whose answer was lost).
+				rev, err = kv.Update(cctx, key, o.value, e.Revision())
+			} else {
 				d.n.log.Warn("cluster nickname held on two nodes: it was claimed here while the other nodes could not be asked",
 					"node_id", d.n.id, "key", key, "holder", holder)
 				d.mu.Lock()
@@ -334,7 +338,12 @@ func (d *directory) claim(key, name string) (string, bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(d.n.ctx, opTimeout)
 	defer cancel()
-	for range 3 {
+	// Reads may come from a replica a little behind the leader that
+	// refused the Create: a key that "exists" yet reads as absent is read
+	// again after a pause. Create and Update are decided by the leader, so
+	// a stale read never lets two nodes win.
+	pause := 5 * time.Millisecond
+	for {
 		rev, err := kv.Create(ctx, k, val)
 		if err == nil {
 			d.own(k, val, rev)
@@ -345,26 +354,33 @@ func (d *directory) claim(key, name string) (string, bool, error) {
 			return "", false, fmt.Errorf("cluster: claim nickname: %w", err)
 		}
 		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // freed meanwhile
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			// freed meanwhile, or a replica behind: try again
+		case err != nil:
 			d.own(k, val, 0)
 			return "", false, fmt.Errorf("cluster: read nickname: %w", err)
+		default:
+			node, holder, _ := strings.Cut(string(e.Value()), " ")
+			if node != d.n.id {
+				return holder, false, nil
+			}
+			// Ours, left by a client of this node that is gone (its
+			// release not written yet): the hub checked that no client
+			// here holds it.
+			if rev, err := kv.Update(ctx, k, val, e.Revision()); err == nil {
+				d.own(k, val, rev)
+				return name, true, nil
+			}
 		}
-		node, holder, _ := strings.Cut(string(e.Value()), " ")
-		if node != d.n.id {
-			return holder, false, nil
-		}
-		// Ours, left by a client of this node that is gone (its release
-		// not written yet): the hub checked that no client here holds it.
-		rev, err = kv.Update(ctx, k, val, e.Revision())
-		if err == nil {
-			d.own(k, val, rev)
-			return name, true, nil
+		select {
+		case <-time.After(pause):
+			pause = min(2*pause, 100*time.Millisecond)
+		case <-ctx.Done():
+			d.own(k, val, 0)
+			return "", false, fmt.Errorf("cluster: claim nickname: %w", ctx.Err())
 		}
 	}
-	return "", false, fmt.Errorf("cluster: claim nickname: the key kept changing")
 }
 
 func (d *directory) own(key string, val []byte, rev uint64) {

@@ -77,8 +77,10 @@ func startEmbedded(cfg Config, token string) (*server.Server, error) {
 	return s, nil
 }
 
-// natsLogger sends the embedded server's log to slog. Its Fatalf only
-// logs: nothing NATS does stops passerelle.
+// natsLogger sends the embedded server's log to slog, a level down (its
+// errors are mostly routes to nodes not up yet, which it retries; its
+// warnings are routine). Its Fatalf only logs: nothing NATS does stops
+// passerelle.
 type natsLogger struct{ log *slog.Logger }
 
 func (l *natsLogger) Noticef(format string, v ...any) {

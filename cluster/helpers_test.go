@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,6 +61,9 @@ func startNode(t testing.TB, cfg Config, hcfg hub.Config) *testNode {
 		t.Fatalf("Start: %v", err)
 	}
 	hcfg.Link = n
+	if hcfg.Logger == nil && testing.Verbose() {
+		hcfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	h := hub.New(hcfg)
 	ln := testutil.Listen(t)
 	ctx, cancel := context.WithCancel(context.Background())

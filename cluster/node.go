@@ -152,6 +152,9 @@ func (n *Node) Close() error {
 func (n *Node) Connected() bool { return n.nc.IsConnected() }
 
 func (n *Node) disconnected(_ *nats.Conn, err error) {
+	if n.ctx.Err() != nil {
+		return // closing
+	}
 	n.st.disconnects.Add(1)
 	attrs := []any{"node_id", n.id}
 	if err != nil {
