@@ -30,6 +30,7 @@ type serveConfig struct {
 	Limits    limitsConfig     `mapstructure:"limits"`
 	Policy    policyConfig     `mapstructure:"policy"`
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
+	Cluster   clusterConfig    `mapstructure:"cluster"`
 }
 
 type runtimeConfig struct {
@@ -255,6 +256,9 @@ func (c *serveConfig) validate() error {
 		if err := checkAddress(c.Policy.Listen); err != nil {
 			add("policy.listen %q: %v (usually :843)", c.Policy.Listen, err)
 		}
+	}
+	if err := c.Cluster.validate(c.DataDir); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -140,7 +140,13 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	if err := lns.bind(); err != nil {
 		return err
 	}
+	cl, err := startClusterLink(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cl.close()
 	svc := newServices(cfg, lns.policyDoc(), log)
+	svc.link = cl.link()
 	defer svc.close()
 	if err := lns.startServices(svc); err != nil {
 		return err

@@ -70,6 +70,7 @@ type services struct {
 
 	relayOnce sync.Once
 	relay     *hub.Hub
+	link      hub.Link // the cluster link; nil for a single node
 }
 
 func newServices(cfg *serveConfig, policyDoc []byte, log *slog.Logger) *services {
@@ -90,6 +91,7 @@ func (s *services) hub() *hub.Hub {
 			FloodRate:    c.FloodRate,
 			FloodBurst:   c.FloodBurst,
 			WriteTimeout: c.WriteTimeout,
+			Link:         s.link,
 			Logger:       s.log,
 		})
 	})

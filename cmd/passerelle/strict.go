@@ -40,6 +40,7 @@ type fileConfig struct {
 	Limits    limitsConfig     `mapstructure:"limits"`
 	Policy    policyConfig     `mapstructure:"policy"`
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
+	Cluster   clusterConfig    `mapstructure:"cluster"`
 	Cert      struct {
 		Lifetime  string `mapstructure:"lifetime"`
 		KeyType   string `mapstructure:"key_type"`
