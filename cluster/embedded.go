@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -55,11 +58,9 @@ func startEmbedded(cfg Config, token string) (*server.Server, error) {
 		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: u.Host})
 	}
 	if cfg.TLS.CertFile != "" {
-		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
-			CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, CaFile: cfg.TLS.CAFile, Verify: true,
-		})
+		tc, err := routeTLS(cfg.TLS)
 		if err != nil {
-			return nil, fmt.Errorf("cluster.tls: %w", err)
+			return nil, err
 		}
 		opts.Cluster.TLSConfig = tc
 		opts.Cluster.TLSTimeout = 5
@@ -95,3 +96,55 @@ func (l *natsLogger) Errorf(format string, v ...any) {
 }
 func (l *natsLogger) Debugf(format string, v ...any) {}
 func (l *natsLogger) Tracef(format string, v ...any) {}
+
+// routeTLS is the routes' TLS: each node shows its certificate and checks
+// the other's against the CA, both ways. A node's certificate is a server
+// certificate (passerelle cert issue makes those), which Go would refuse
+// as a client certificate for its missing clientAuth usage: the accepting
+// side checks the chain itself, for any usage. So the CA must sign only
+// the nodes' certificates: a cluster CA, or the local CA of one machine.
+func routeTLS(t TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls: %w", err)
+	}
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.tls.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("cluster.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+		ClientAuth:   tls.RequireAnyClientCert,
+		VerifyPeerCertificate: func(raw [][]byte, chains [][]*x509.Certificate) error {
+			if len(chains) > 0 {
+				return nil // verified by crypto/tls (the dialling side)
+			}
+			certs := make([]*x509.Certificate, 0, len(raw))
+			for _, der := range raw {
+				c, err := x509.ParseCertificate(der)
+				if err != nil {
+					return fmt.Errorf("cluster route: bad peer certificate: %w", err)
+				}
+				certs = append(certs, c)
+			}
+			if len(certs) == 0 {
+				return errors.New("cluster route: the peer sent no certificate")
+			}
+			inter := x509.NewCertPool()
+			for _, c := range certs[1:] {
+				inter.AddCert(c)
+			}
+			_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+			if err != nil {
+				return fmt.Errorf("cluster route: peer certificate not signed by cluster.tls.ca_file: %w", err)
+			}
+			return nil
+		},
+	}, nil
+}

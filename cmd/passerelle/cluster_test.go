@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/viper"
+
 	"github.com/passerelle/passerelle/internal/testutil"
 )
 
@@ -142,5 +144,29 @@ cluster:
 	wantErr := "cluster: cannot reach NATS at nats://" + addr + ": nats: no servers available for connection (is cluster.nats right, and the server up?)"
 	if err == nil || err.Error() != wantErr {
 		t.Fatalf("error:\n%v\nwant:\n%s", err, wantErr)
+	}
+}
+
+// TestClusterExampleConfig checks configs/cluster.yaml: every key known,
+// and a cluster section serve accepts.
+func TestClusterExampleConfig(t *testing.T) {
+	const file = "../../configs/cluster.yaml"
+	if err := checkConfigFile(file); err != nil {
+		t.Fatal(err)
+	}
+	v := viper.New()
+	v.SetConfigFile(file)
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	var cfg serveConfig
+	if err := v.Unmarshal(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Cluster.Embedded || len(cfg.Cluster.Routes) != 2 || cfg.Cluster.TLS.CertFile == "" {
+		t.Fatalf("cluster section: %+v", cfg.Cluster)
+	}
+	if err := cfg.Cluster.validate(cfg.DataDir); err != nil {
+		t.Fatal(err)
 	}
 }
