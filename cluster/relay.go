@@ -29,7 +29,26 @@ func (n *Node) Joined(room string) {
 	if n.subs[room] != nil {
 		return
 	}
-	sub, err := n.nc.Subscribe(n.subject(room), func(m *nats.Msg) { n.deliver(room, m) })
+	// The callback runs on the subscription's own goroutine, one message
+	// at a time; messages are handed to the hub in batches of what is
+	// already waiting, so each local receiver's writer is woken once per
+	// batch rather than once per message (as the hub does for a local
+	// sender's burst).
+	var batch [][]byte
+	var sub *nats.Subscription
+	sub, err := n.nc.Subscribe(n.subject(room), func(m *nats.Msg) {
+		if msg := n.accept(m); msg != nil {
+			batch = append(batch, msg)
+		}
+		// Pending counts the message being delivered until the callback
+		// returns: more than one means more are waiting.
+		if pending, _, _ := sub.Pending(); pending > 1 && len(batch) < maxBatch {
+			return
+		}
+		n.deliver(room, batch)
+		clear(batch)
+		batch = batch[:0]
+	})
 	if err != nil {
 		n.log.Warn("cluster subscribe failed: the room's messages from other nodes are not received", "room", room, "error", err.Error())
 		return
@@ -83,21 +102,35 @@ func (n *Node) Relay(room string, msg []byte) {
 	}
 }
 
-// deliver hands a message from another node to the room's local members.
-func (n *Node) deliver(room string, m *nats.Msg) {
+// maxBatch bounds the messages from other nodes handed to the hub at once.
+const maxBatch = 256
+
+// accept returns a message from another node without its node id, or nil
+// for one of this node's own (were NoEcho not honoured) or a malformed one.
+func (n *Node) accept(m *nats.Msg) []byte {
 	data := m.Data
 	if len(data) <= idLen || string(data[:idLen]) == n.id {
-		return // our own (were NoEcho not honoured), or not ours to read
+		return nil
 	}
+	return data[idLen:]
+}
+
+// deliver hands messages from other nodes to the room's local members.
+func (n *Node) deliver(room string, msgs [][]byte) {
 	h := n.hub.Load()
-	if h == nil {
+	if h == nil || len(msgs) == 0 {
 		return
 	}
-	n.st.received.Add(1)
-	if _, err := h.Publish(room, data[idLen:]); err != nil {
-		n.st.rejected.Add(1)
-		if logDue(&n.lastRejectLog) {
-			n.log.Warn("cluster message from another node refused", "room", room, "error", err.Error())
+	n.st.received.Add(uint64(len(msgs)))
+	if _, err := h.Publish(room, msgs...); err != nil {
+		// One bad message refuses the batch: deliver the others alone.
+		for _, m := range msgs {
+			if _, err := h.Publish(room, m); err != nil {
+				n.st.rejected.Add(1)
+				if logDue(&n.lastRejectLog) {
+					n.log.Warn("cluster message from another node refused", "room", room, "error", err.Error())
+				}
+			}
 		}
 	}
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"log/slog"
 
+	"github.com/caddyserver/certmagic"
+
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/cluster"
 	"github.com/passerelle/passerelle/hub"
 )
@@ -81,6 +84,23 @@ func (l *clusterLink) link() hub.Link {
 		return nil
 	}
 	return l.node
+}
+
+// certStorage is where certmagic keeps certificates: on NATS when a
+// cluster node has an ACME listener, so that one node orders and every node
+// serves; otherwise nil, the data folder. (Local-mode certificates stay in
+// the data folder: each node has its own local CA, and a node must not wait
+// for the cluster to serve them.)
+func (l *clusterLink) certStorage(cfg *serveConfig) certmagic.Storage {
+	if l == nil || l.node == nil {
+		return nil
+	}
+	for _, ls := range cfg.Listeners {
+		if ls.TLS.Mode == string(certs.ModeACME) {
+			return l.node.CertStorage()
+		}
+	}
+	return nil
 }
 
 // close leaves the cluster, after the hub has closed.
