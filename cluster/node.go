@@ -31,6 +31,9 @@ type Node struct {
 	relayMu sync.Mutex
 	subs    map[string]*nats.Subscription // rooms with members here
 
+	outMu sync.Mutex
+	out   map[string]*outPack // messages for the other nodes, by room
+
 	dir *directory
 
 	ctx    context.Context
@@ -62,6 +65,7 @@ func Start(cfg Config) (*Node, error) {
 		id:     nuid.Next(),
 		prefix: "passerelle." + cfg.Name + ".room.",
 		subs:   make(map[string]*nats.Subscription),
+		out:    make(map[string]*outPack),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	opts := []nats.Option{
@@ -136,6 +140,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 // Close leaves the cluster: it frees this node's nicknames and members at
 // once (best effort), closes the connection and stops the embedded server.
 func (n *Node) Close() error {
+	n.flushRelay()
 	n.cancel()
 	n.wg.Wait()
 	n.dir.leave()
