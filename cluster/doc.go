@@ -7,9 +7,10 @@
 //
 // What goes through NATS (see relay.go and directory.go):
 //   - a room is a subject, "passerelle.NAME.room.ROOM" (ROOM in base64url);
-//     a node subscribes while it has members there, and publishes each
-//     message a local member sends, prefixed with its node id, so a node
-//     never delivers its own messages twice;
+//     a node subscribes while it has members there, and publishes what its
+//     local members send there in packs (its node id, then the messages,
+//     each ending with its NUL), so a node never delivers its own messages
+//     twice and a burst crosses as a few NATS messages;
 //   - nicknames and each node's members of each room are keys of a
 //     JetStream key-value bucket ("passerelle_NAME"), replicated across the
 //     cluster: a nickname is claimed with Create, which only one node can
@@ -22,4 +23,7 @@
 // reconnects (nats.go's reconnect buffer) and counts what overflows; a
 // subscription that falls behind drops and counts (nats.go's pending
 // limits). Stats returns the counters.
+//
+// CertStorage (storage.go) is certmagic's storage and locks on the same
+// NATS, for certificates obtained by one node and served by all.
 package cluster
