@@ -6,15 +6,16 @@ import "sync/atomic"
 type Stats struct {
 	// Connected is whether the node is connected to NATS now.
 	Connected bool
-	// Published and Received count messages sent to and taken from the
-	// other nodes.
+	// Published and Received count chat messages sent to and taken from
+	// the other nodes.
 	Published uint64
 	Received  uint64
 	// BufferDropped counts messages for the other nodes dropped because
 	// the reconnect buffer was full (the link was down).
 	BufferDropped uint64
-	// SlowDropped counts messages from the other nodes that NATS dropped
-	// because a room's subscription fell behind.
+	// SlowDropped counts NATS messages from the other nodes (each a pack
+	// of one or more chat messages) that nats.go dropped because a room's
+	// subscription fell behind.
 	SlowDropped uint64
 	// Rejected counts messages from other nodes this hub refused (too
 	// large for its chat.max_message, or malformed).
