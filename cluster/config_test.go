@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -62,5 +64,25 @@ func TestRoutesWithTLSAccepted(t *testing.T) {
 	cfg.TLS.KeyFile = ""
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster.tls: cert_file and key_file go together") {
 		t.Fatalf("Validate: %v", err)
+	}
+}
+
+// TestEmbeddedLogLevels: a route to a node not up yet is retried, and
+// logged as a warning, not an error.
+func TestEmbeddedLogLevels(t *testing.T) {
+	ports := freePorts(t, 2)
+	logger, logs := testutil.Logger(t, slog.LevelInfo)
+	n, err := Start(Config{Embedded: true, Listen: "127.0.0.1:" + strconv.Itoa(ports[0]), NodeName: "alone", DataDir: t.TempDir(),
+		Routes: []string{"127.0.0.1:" + strconv.Itoa(ports[1])}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	testutil.EventuallyContains(t, logs, `level=WARN msg="nats: Error trying to connect to route`, waitTimeout)
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("error lines:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), `level=INFO msg="cluster link started" mode=embedded`) {
+		t.Fatalf("no start line:\n%s", logs)
 	}
 }
