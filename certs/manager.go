@@ -37,6 +37,11 @@ type ManagerConfig struct {
 	// disk before reloading, so a certificate and key written one after the
 	// other load together. Default 100ms.
 	FileDebounce time.Duration
+	// Storage holds managed certificates, ACME accounts and locks instead
+	// of DataDir/certmagic: a storage shared by several nodes (package
+	// cluster's, on NATS) lets one node obtain a certificate that every
+	// node serves. Default nil: the folder.
+	Storage certmagic.Storage
 }
 
 // Manager hands out certificate sources for listeners. It owns one certmagic
@@ -47,7 +52,7 @@ type Manager struct {
 	cfg     ManagerConfig
 	log     *slog.Logger
 	zap     *zap.Logger
-	storage *certmagic.FileStorage
+	storage certmagic.Storage
 	cache   *certmagic.Cache
 
 	// ctx lives until Close; background work (file watchers) stops with it.
@@ -100,15 +105,19 @@ func NewManager(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
 	if err := validateACMEConfig(cfg.ACME); err != nil {
 		return nil, err
 	}
-	storeDir := filepath.Join(cfg.DataDir, "certmagic")
-	if err := os.MkdirAll(storeDir, 0o700); err != nil {
-		return nil, fmt.Errorf("certificate manager: %w", err)
+	storage := cfg.Storage
+	if storage == nil {
+		storeDir := filepath.Join(cfg.DataDir, "certmagic")
+		if err := os.MkdirAll(storeDir, 0o700); err != nil {
+			return nil, fmt.Errorf("certificate manager: %w", err)
+		}
+		storage = &certmagic.FileStorage{Path: storeDir}
 	}
 	m := &Manager{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		zap:     newZapLogger(cfg.Logger),
-		storage: &certmagic.FileStorage{Path: storeDir},
+		storage: storage,
 		byName:  make(map[string]*certmagic.Config),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())

@@ -140,6 +140,7 @@ func (c *client) run() (CloseReason, error) {
 			c.h.control(c, msg)
 		} else {
 			c.room.broadcast(c, msg)
+			c.h.relay(c, msg)
 			c.waitFull(msg)
 		}
 		if !c.t.Buffered() {

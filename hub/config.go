@@ -61,6 +61,9 @@ type Config struct {
 	// (ServeConn). Default xmlsocket.DefaultBufferSize (512 bytes); it grows
 	// while a sender keeps it full and shrinks back when reads get short.
 	ReadBufferSize int
+	// Link connects the hub to the other nodes of a cluster; nil (the
+	// default) is a single node.
+	Link Link
 	// Logger receives one line per closed client (remote_addr, reason) and,
 	// at debug level, one per new client; nil means no logging.
 	Logger *slog.Logger

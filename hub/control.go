@@ -97,29 +97,62 @@ func (h *Hub) control(c *client, frame []byte) {
 	}
 }
 
-// join moves c to the named room and returns the reply.
+// join moves c to the named room and returns the reply, whose count
+// includes the room's members on the other nodes of a cluster.
 func (h *Hub) join(c *client, name string) []byte {
 	h.mu.Lock()
-	h.moveLocked(c, name)
+	h.move(c, name)
 	n := len(c.room.members)
 	h.mu.Unlock()
+	if l := h.cfg.Link; l != nil {
+		if _, more, err := l.Members(name); err == nil {
+			n += more
+		}
+	}
 	return element("joined", "room", name, "members", strconv.Itoa(n))
 }
 
 // setNick gives c the nickname name, whose comparison key is key, unless
-// another client holds a nickname with that key; then it returns that
-// nickname, as its holder wrote it.
+// another client holds a nickname with that key, here or on another node;
+// then it returns that nickname, as its holder wrote it.
 func (h *Hub) setNick(c *client, name, key string) (string, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if other := h.nicks[key]; other != nil && other != c {
+		if other.nickKey != key { // reserved while another node is asked
+			return name, false
+		}
 		return other.nick, false
 	}
-	if c.nickKey != "" {
+	l := h.cfg.Link
+	if l != nil && c.nickKey != key {
+		// Reserve the key here, so that no other client of this node
+		// claims it meanwhile, and ask the other nodes without the lock.
+		// Only c's own goroutine (this one) changes c's nickname, or
+		// unregisters c, so the reservation is still c's afterwards.
+		h.nicks[key] = c
+		h.mu.Unlock()
+		holder, ok, err := l.ClaimNick(key, name)
+		h.mu.Lock()
+		if err != nil {
+			h.cfg.Logger.Warn("chat nickname claimed on this node only: the other nodes cannot be asked",
+				"remote_addr", c.addr, "nick", name, "error", err.Error())
+		} else if !ok {
+			delete(h.nicks, key)
+			return holder, false
+		}
+	}
+	if c.nickKey != "" && c.nickKey != key {
 		delete(h.nicks, c.nickKey)
+		if l != nil {
+			l.ReleaseNick(c.nickKey)
+		}
 	}
 	c.nick, c.nickKey = name, key
 	h.nicks[key] = c
+	if l != nil && c.room != nil {
+		l.Changed(c.room.name)
+	}
 	return name, true
 }
 

@@ -44,6 +44,9 @@ func New(cfg Config) *Hub {
 		b := make([]byte, 0, coalesceSize)
 		return &b
 	}
+	if h.cfg.Link != nil {
+		h.cfg.Link.Attach(h)
+	}
 	return h
 }
 
@@ -180,7 +183,7 @@ func (h *Hub) register(c *client) bool {
 	}
 	h.wg.Add(1)
 	h.clients[c] = struct{}{}
-	h.moveLocked(c, DefaultRoom)
+	h.move(c, DefaultRoom)
 	return true
 }
 
@@ -191,8 +194,85 @@ func (h *Hub) unregister(c *client) {
 	delete(h.clients, c)
 	if c.nickKey != "" && h.nicks[c.nickKey] == c {
 		delete(h.nicks, c.nickKey)
+		if h.cfg.Link != nil {
+			h.cfg.Link.ReleaseNick(c.nickKey)
+		}
 	}
-	h.moveLocked(c, "")
+	h.move(c, "")
+}
+
+// move is moveLocked, telling the cluster link which rooms this node
+// entered and left. h.mu must be held.
+func (h *Hub) move(c *client, name string) {
+	old := c.room
+	h.moveLocked(c, name)
+	l := h.cfg.Link
+	if l == nil || (old != nil && old.name == name) {
+		return
+	}
+	// Room members change only under h.mu, which is held: their number
+	// can be read without the room's lock.
+	if old != nil {
+		if len(old.members) == 0 {
+			l.Left(old.name)
+		}
+		l.Changed(old.name)
+	}
+	if c.room != nil {
+		if len(c.room.members) == 1 {
+			l.Joined(c.room.name)
+		}
+		l.Changed(c.room.name)
+	}
+}
+
+// relay hands a message c's room got from c to the other nodes.
+func (h *Hub) relay(c *client, msg []byte) {
+	if l := h.cfg.Link; l != nil {
+		l.Relay(c.room.name, msg)
+	}
+}
+
+// LocalMembers returns the sorted nicknames of the named room's members on
+// this hub (members without one are counted, not named) and their number.
+// A cluster link reads it to tell the other nodes.
+func (h *Hub) LocalMembers(room string) ([]string, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[room]
+	if r == nil {
+		return nil, 0
+	}
+	return r.names()
+}
+
+// Rooms returns the names of the rooms that have members on this hub.
+func (h *Hub) Rooms() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := make([]string, 0, len(h.rooms))
+	for name, r := range h.rooms {
+		if len(r.members) > 0 {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// names returns the room's sorted nicknames and its size. h.mu must be held.
+func (r *room) names() ([]string, int) {
+	r.mu.RLock()
+	var names []string
+	for _, m := range r.members {
+		if m.nick != "" {
+			names = append(names, m.nick)
+		}
+	}
+	n := len(r.members)
+	r.mu.RUnlock()
+	sort.Strings(names)
+	return names, n
 }
 
 func (h *Hub) logClose(log *slog.Logger, c *client, reason CloseReason, err error) {
@@ -207,23 +287,27 @@ func (h *Hub) logClose(log *slog.Logger, c *client, reason CloseReason, err erro
 	log.Info("chat client closed", attrs...)
 }
 
-// members returns the sorted nicknames in c's room and its size.
+// members returns the sorted nicknames in c's room and its size, on every
+// node when the hub has a cluster link (this node's alone if the other
+// nodes cannot be asked).
 func (h *Hub) members(c *client) (string, []string, int) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	r := c.room
 	if r == nil {
+		h.mu.Unlock()
 		return "", nil, 0
 	}
-	r.mu.RLock()
-	var names []string
-	for _, m := range r.members {
-		if m.nick != "" {
-			names = append(names, m.nick)
-		}
+	names, n := r.names()
+	h.mu.Unlock()
+	if h.cfg.Link == nil {
+		return r.name, names, n
 	}
-	n := len(r.members)
-	r.mu.RUnlock()
+	more, count, err := h.cfg.Link.Members(r.name)
+	if err != nil {
+		h.cfg.Logger.Debug("chat members of other nodes unknown", "room", r.name, "error", err.Error())
+		return r.name, names, n
+	}
+	names = append(names, more...)
 	sort.Strings(names)
-	return r.name, names, n
+	return r.name, names, n + count
 }

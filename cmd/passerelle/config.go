@@ -33,6 +33,7 @@ type serveConfig struct {
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
 	WebSocket websocketConfig  `mapstructure:"websocket"`
 	Admin     adminConfig      `mapstructure:"admin"`
+	Cluster   clusterConfig    `mapstructure:"cluster"`
 }
 
 type websocketConfig struct {
@@ -276,6 +277,9 @@ func (c *serveConfig) validate() error {
 		}
 	}
 	errs = append(errs, c.Admin.validate()...)
+	if err := c.Cluster.validate(c.DataDir); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

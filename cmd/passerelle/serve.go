@@ -115,8 +115,14 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	log.Info("connection limits", "max_conns", lns.limiter.MaxConns(), "max_conns_per_address", lns.limiter.MaxConnsPerAddress())
 	setGCPercent(cfg.Runtime.GCPercent, log)
 
+	cl, err := startClusterLink(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer cl.close()
 	mgr, err := certs.NewManager(ctx, certs.ManagerConfig{
 		DataDir: cfg.DataDir,
+		Storage: cl.certStorage(cfg),
 		Logger:  log,
 		ACME: certs.ACMEConfig{CA: cfg.ACME.CA, Email: cfg.ACME.Email, Agree: cfg.ACME.Agree, CARoot: cfg.ACME.CARoot,
 			TLSALPNPort: cfg.ACME.TLSALPNPort, HTTPPort: cfg.ACME.HTTPPort, ListenHost: cfg.ACME.ListenHost, Profile: cfg.ACME.Profile},
@@ -150,6 +156,7 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 		return err
 	}
 	svc := newServices(cfg, lns.policyDoc(), log)
+	svc.link = cl.link()
 	defer svc.close()
 	admin, err := startAdmin(ctx, cfg, a.out, log, lns, svc, mgr)
 	if err != nil {

@@ -75,6 +75,7 @@ type services struct {
 	relayOnce sync.Once
 	relay     *hub.Hub
 	metrics   *metrics.Metrics // set by startAdmin; nil: no metrics
+	link      hub.Link         // the cluster link; nil for a single node
 }
 
 func newServices(cfg *serveConfig, policyDoc []byte, log *slog.Logger) *services {
@@ -126,6 +127,7 @@ func (s *services) hub() *hub.Hub {
 			SlowReceiverTimeout: c.SlowReceiverTimeout,
 			Logger:              s.log,
 			Observer:            s.metrics.Hub(),
+			Link:                s.link,
 		})
 	})
 	return s.relay

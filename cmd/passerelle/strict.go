@@ -42,6 +42,7 @@ type fileConfig struct {
 	Runtime   runtimeConfig    `mapstructure:"runtime"`
 	WebSocket websocketConfig  `mapstructure:"websocket"`
 	Admin     adminConfig      `mapstructure:"admin"`
+	Cluster   clusterConfig    `mapstructure:"cluster"`
 	Cert      struct {
 		Lifetime  string `mapstructure:"lifetime"`
 		KeyType   string `mapstructure:"key_type"`

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+
+	"github.com/passerelle/passerelle/internal/testutil"
+)
+
+// freeLoopbackPorts returns n loopback ports free a moment ago.
+func freeLoopbackPorts(t *testing.T, n int) []int {
+	var ports []int
+	for range n {
+		ln := testutil.Listen(t)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	return ports
+}
+
+// TestServeCluster runs two `passerelle serve` nodes forming an embedded
+// NATS cluster from their configuration files alone: a client of one and
+// a client of the other share the default room and see each other in who.
+func TestServeCluster(t *testing.T) {
+	ports := freeLoopbackPorts(t, 2)
+	var nodes []*served
+	for i := range 2 {
+		dir := t.TempDir()
+		config := fmt.Sprintf(`data_dir: %s
+listeners:
+  - address: 127.0.0.1:0
+    service: chat
+    tls: {mode: off}
+cluster:
+  embedded: true
+  name: test
+  node_name: node%d
+  listen: 127.0.0.1:%d
+  routes: [nats-route://127.0.0.1:%d]
+`, dir, i, ports[i], ports[1-i])
+		file := filepath.Join(dir, "passerelle.yaml")
+		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, runServeCLI(t, []string{"--config", file, "serve"}, 1))
+	}
+	dial := func(s *served) (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", s.addrs["chat"][0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	a, ar := dial(nodes[0])
+	b, br := dial(nodes[1])
+	read := func(r *bufio.Reader, c net.Conn, d time.Duration) string {
+		c.SetReadDeadline(time.Now().Add(d))
+		s, err := r.ReadString(0)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSuffix(s, "\x00")
+	}
+	// The nodes' subscriptions take a moment to reach each other.
+	testutil.Eventually(t, "a message from node 0 at node 1", waitTimeout, func() bool {
+		a.Write([]byte("hello\x00"))
+		return read(br, b, 200*time.Millisecond) == "hello"
+	})
+	for read(br, b, 300*time.Millisecond) != "" {
+	}
+	for i := range 20 {
+		b.Write(fmt.Appendf(nil, "m%d\x00", i))
+	}
+	for i := range 20 {
+		if got := read(ar, a, waitTimeout); got != fmt.Sprintf("m%d", i) {
+			t.Fatalf("a got %q, want m%d", got, i)
+		}
+	}
+	a.Write([]byte(`<passerelle:nick name="ann"/>` + "\x00"))
+	if got := read(ar, a, waitTimeout); got != `<passerelle:nick name="ann"/>` {
+		t.Fatalf("nick: %q", got)
+	}
+	testutil.Eventually(t, "who across nodes", waitTimeout, func() bool {
+		b.Write([]byte(`<passerelle:who/>` + "\x00"))
+		return read(br, b, waitTimeout) == `<passerelle:members room="default" count="2"><passerelle:member name="ann"/></passerelle:members>`
+	})
+	b.Write([]byte(`<passerelle:nick name="ANN"/>` + "\x00"))
+	if got, want := read(br, b, waitTimeout), `<passerelle:error code="nick-taken" command="nick">nickname &#34;ANN&#34; is taken (&#34;ann&#34; reads the same)</passerelle:error>`; got != want {
+		t.Fatalf("nick on node 1: %q, want %q", got, want)
+	}
+	for _, n := range nodes {
+		if err := n.stop(); err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	}
+	if !strings.Contains(nodes[0].errOut.String(), "cluster link started") {
+		t.Errorf("no cluster line in the log:\n%s", nodes[0].errOut.String())
+	}
+}
+
+func TestServeClusterConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "passerelle.yaml")
+	yaml := `listeners:
+  - address: 127.0.0.1:0
+    service: chat
+    tls: {mode: off}
+cluster:
+  embedded: true
+  listen: 0.0.0.0:6222
+  routes: [nats-route://10.0.0.2:6222, nats-route://127.0.0.1:6222]
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
+	want := []string{
+		"cluster.routes[0]: nats-route://10.0.0.2:6222 leaves this machine and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file (every node's certificate signed by that CA), or keep every route on loopback",
+		"cluster.routes[1]: nats-route://127.0.0.1:6222 is this node's own cluster.listen address; list the other nodes only",
+	}
+	if err == nil || err.Error() != "configuration:\n"+strings.Join(want, "\n") {
+		t.Fatalf("error:\n%v\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+
+	// An external NATS that cannot be reached at start.
+	addr := testutil.ClosedAddr(t).String()
+	yaml = fmt.Sprintf("listeners:\n  - {address: 127.0.0.1:0, service: chat, tls: {mode: off}}\ncluster:\n  nats: [nats://%s]\n  typo: 1\n", addr)
+	os.WriteFile(file, []byte(yaml), 0o600)
+	if _, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve"); err == nil || !strings.Contains(err.Error(), "cluster.typo") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	yaml = strings.Replace(yaml, "  typo: 1\n", "", 1)
+	os.WriteFile(file, []byte(yaml), 0o600)
+	_, _, err = runCLI(t, "--data-dir", dir, "--config", file, "serve")
+	wantErr := "cluster: cannot reach NATS at nats://" + addr + ": nats: no servers available for connection (is cluster.nats right, and the server up?)"
+	if err == nil || err.Error() != wantErr {
+		t.Fatalf("error:\n%v\nwant:\n%s", err, wantErr)
+	}
+}
+
+// TestClusterExampleConfig checks configs/cluster.yaml: every key known,
+// and a cluster section serve accepts.
+func TestClusterExampleConfig(t *testing.T) {
+	const file = "../../configs/cluster.yaml"
+	if err := checkConfigFile(file); err != nil {
+		t.Fatal(err)
+	}
+	v := viper.New()
+	v.SetConfigFile(file)
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	var cfg serveConfig
+	if err := v.Unmarshal(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Cluster.Embedded || len(cfg.Cluster.Routes) != 2 || cfg.Cluster.TLS.CertFile == "" {
+		t.Fatalf("cluster section: %+v", cfg.Cluster)
+	}
+	if err := cfg.Cluster.validate(cfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+}
