@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/cluster"
 )
 
 // certCollector exports each served certificate's notAfter.
@@ -54,4 +55,41 @@ func (c *acmeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(acmeOrdersDesc, prometheus.CounterValue, float64(s.Renewed), "renew")
 	ch <- prometheus.MustNewConstMetric(acmeFailuresDesc, prometheus.CounterValue, float64(s.ObtainFailed), "obtain")
 	ch <- prometheus.MustNewConstMetric(acmeFailuresDesc, prometheus.CounterValue, float64(s.RenewFailed), "renew")
+}
+
+var (
+	clusterConnectedDesc = prometheus.NewDesc(namespace+"_cluster_connected",
+		"1 while this node is connected to the cluster's NATS, else 0.", nil, nil)
+	clusterMessagesDesc = prometheus.NewDesc(namespace+"_cluster_messages_total",
+		"Chat messages sent to the other nodes (direction out) and taken from them (in).", []string{"direction"}, nil)
+	clusterDroppedDesc = prometheus.NewDesc(namespace+"_cluster_dropped_total",
+		"Chat messages between nodes dropped: buffer_full (for the others while the link was down), slow_subscription (NATS packs from the others that this node fell behind on), rejected (refused by the hub).",
+		[]string{"reason"}, nil)
+	clusterDisconnectsDesc = prometheus.NewDesc(namespace+"_cluster_disconnects_total",
+		"Losses of the connection to the cluster's NATS.", nil, nil)
+)
+
+// clusterCollector reads the cluster link's own counters at scrape time.
+type clusterCollector struct{ stats func() cluster.Stats }
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- clusterConnectedDesc
+	ch <- clusterMessagesDesc
+	ch <- clusterDroppedDesc
+	ch <- clusterDisconnectsDesc
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	connected := 0.0
+	if s.Connected {
+		connected = 1
+	}
+	ch <- prometheus.MustNewConstMetric(clusterConnectedDesc, prometheus.GaugeValue, connected)
+	ch <- prometheus.MustNewConstMetric(clusterMessagesDesc, prometheus.CounterValue, float64(s.Published), "out")
+	ch <- prometheus.MustNewConstMetric(clusterMessagesDesc, prometheus.CounterValue, float64(s.Received), "in")
+	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(s.BufferDropped), "buffer_full")
+	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(s.SlowDropped), "slow_subscription")
+	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(s.Rejected), "rejected")
+	ch <- prometheus.MustNewConstMetric(clusterDisconnectsDesc, prometheus.CounterValue, float64(s.Disconnects))
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/cluster"
 	"github.com/passerelle/passerelle/hub"
 )
 
@@ -130,6 +131,11 @@ func (m *Metrics) WatchHub(stats func() hub.Stats) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "chat_rooms",
 			Help: "Chat rooms, the default one included."}, func() float64 { return float64(stats().Rooms) }),
 	)
+}
+
+// WatchCluster exports the cluster link's counters, read at scrape time.
+func (m *Metrics) WatchCluster(stats func() cluster.Stats) {
+	m.reg.MustRegister(&clusterCollector{stats: stats})
 }
 
 // WatchCertificates exports, at each scrape, the expiry of every

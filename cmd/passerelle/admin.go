@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/cluster"
 	"github.com/passerelle/passerelle/metrics"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -130,7 +131,7 @@ type watched struct {
 // hooks the metrics into the listeners and services. It runs after the
 // addresses are bound and before the services are made and the listeners
 // serve: /readyz answers "not ready" until every accept loop runs.
-func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.Logger, lns *listenerSet, svc *services, mgr *certs.Manager) (*adminServer, error) {
+func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.Logger, lns *listenerSet, svc *services, mgr *certs.Manager, cl *clusterLink) (*adminServer, error) {
 	ac := cfg.Admin
 	if ac.Address == "" {
 		return nil, nil
@@ -154,6 +155,11 @@ func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.
 	}
 	m.WatchCertificates(mgr.Certificates)
 	m.WatchACME(mgr.ACMEStats)
+	var clusterStats func() cluster.Stats
+	if cl != nil && cl.node != nil {
+		clusterStats = cl.node.Stats
+		m.WatchCluster(clusterStats)
+	}
 
 	al, err := adminListener(ctx, cfg, log, mgr)
 	if err != nil {
@@ -169,7 +175,7 @@ func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.
 		writeHealth(w, http.StatusOK, health{Status: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		h := readiness(ws, time.Now())
+		h := readiness(ws, clusterStats, time.Now())
 		code := http.StatusOK
 		if h.Status != "ready" {
 			code = http.StatusServiceUnavailable
@@ -267,7 +273,7 @@ type health struct {
 
 // notReady is one listener that keeps the process from being ready, and
 // why: not_serving, no_certificate, certificate_expired or
-// certificate_not_yet_valid.
+// certificate_not_yet_valid; or the cluster link, cluster_disconnected.
 type notReady struct {
 	Listener string `json:"listener"`
 	Service  string `json:"service"`
@@ -275,10 +281,15 @@ type notReady struct {
 	Detail   string `json:"detail,omitempty"`
 }
 
-// readiness says whether every listener's accept loop runs and every TLS
-// listener holds a certificate valid at now.
-func readiness(ws []watched, now time.Time) health {
+// readiness says whether every listener's accept loop runs, every TLS
+// listener holds a certificate valid at now, and the cluster link, if any,
+// is up.
+func readiness(ws []watched, clusterStats func() cluster.Stats, now time.Time) health {
 	var bad []notReady
+	if clusterStats != nil && !clusterStats().Connected {
+		bad = append(bad, notReady{Listener: "cluster", Service: "cluster", Reason: "cluster_disconnected",
+			Detail: "no connection to the cluster's NATS: local rooms are served, other nodes are not reached"})
+	}
 	for _, w := range ws {
 		nr := notReady{Listener: w.l.cfg.Address, Service: w.l.cfg.Service}
 		if !w.obs.Up() {

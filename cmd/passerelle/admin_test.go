@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/cluster"
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/envoie"
@@ -397,7 +398,7 @@ func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
 	svc := newServices(cfg, lns.policyDoc(), log)
 	defer svc.close()
 	var out testutil.Buffer
-	admin, err := startAdmin(ctx, cfg, &out, log, lns, svc, mgr)
+	admin, err := startAdmin(ctx, cfg, &out, log, lns, svc, mgr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -572,5 +573,22 @@ admin:
 	}
 	if v := value(t, fams, "passerelle_connections_accepted_total", "transport", "plain"); v != 0 {
 		t.Errorf("plain listener accepted %g", v)
+	}
+}
+
+// TestReadinessClusterLink: a node whose cluster link is down is not ready,
+// and says why.
+func TestReadinessClusterLink(t *testing.T) {
+	down := func() cluster.Stats { return cluster.Stats{Connected: false} }
+	up := func() cluster.Stats { return cluster.Stats{Connected: true} }
+	h := readiness(nil, down, time.Now())
+	if h.Status != "not ready" || len(h.NotReady) != 1 || h.NotReady[0].Reason != "cluster_disconnected" || h.NotReady[0].Listener != "cluster" {
+		t.Errorf("link down: %+v", h)
+	}
+	if h := readiness(nil, up, time.Now()); h.Status != "ready" {
+		t.Errorf("link up: %+v", h)
+	}
+	if h := readiness(nil, nil, time.Now()); h.Status != "ready" {
+		t.Errorf("single node: %+v", h)
 	}
 }

@@ -45,6 +45,8 @@ cluster:
   node_name: node%d
   listen: 127.0.0.1:%d
   routes: [nats-route://127.0.0.1:%d]
+admin:
+  address: 127.0.0.1:0
 `, dir, i, ports[i], ports[1-i])
 		file := filepath.Join(dir, "passerelle.yaml")
 		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
@@ -96,6 +98,22 @@ cluster:
 	b.Write([]byte(`<passerelle:nick name="ANN"/>` + "\x00"))
 	if got, want := read(br, b, waitTimeout), `<passerelle:error code="nick-taken" command="nick">nickname &#34;ANN&#34; is taken (&#34;ann&#34; reads the same)</passerelle:error>`; got != want {
 		t.Fatalf("nick on node 1: %q, want %q", got, want)
+	}
+	// The link's state and counters on the admin listener: node 1 took
+	// the 20 messages its client sent to the other node, node 0 took them.
+	base := adminURL(t, nodes[0])
+	fams := scrape(t, base)
+	if v := value(t, fams, "passerelle_cluster_connected"); v != 1 {
+		t.Errorf("passerelle_cluster_connected %v, want 1", v)
+	}
+	if v := value(t, fams, "passerelle_cluster_messages_total", "direction", "in"); v < 20 {
+		t.Errorf("node 0 took %v messages from the other node, want at least the 20 sent", v)
+	}
+	if v := value(t, fams, "passerelle_cluster_dropped_total", "reason", "buffer_full"); v != 0 {
+		t.Errorf("passerelle_cluster_dropped_total{reason=buffer_full} %v, want 0", v)
+	}
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Errorf("/readyz with the link up: %d %s", code, body)
 	}
 	for _, n := range nodes {
 		if err := n.stop(); err != nil {

@@ -41,7 +41,8 @@ SIGHUP reloads certificate files (files mode) without dropping connections.`,
   passerelle serve --assets ./public
   passerelle serve --chat-address 0.0.0.0:10000 --plain-address 127.0.0.1:9999
   passerelle serve --admin 127.0.0.1:10080
-  passerelle --config configs/acme.yaml serve`,
+  passerelle --config configs/acme.yaml serve
+  passerelle --config configs/cluster.yaml serve   # one node of three (docs/cluster.md)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.serveConfig(cmd)
@@ -158,7 +159,7 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	svc := newServices(cfg, lns.policyDoc(), log)
 	svc.link = cl.link()
 	defer svc.close()
-	admin, err := startAdmin(ctx, cfg, a.out, log, lns, svc, mgr)
+	admin, err := startAdmin(ctx, cfg, a.out, log, lns, svc, mgr, cl)
 	if err != nil {
 		return err
 	}
