@@ -3,7 +3,8 @@
 //
 //   - idle: opens N TLS clients that stay silent and reports the growth of the
 //     server's resident memory (VmRSS of --pid) divided by N;
-//   - fanout: one sender and R receivers in one room; reports delivered
+//   - fanout: one sender and R receivers in one room (raw TLS, WebSocket
+//     over TLS, or half each: --transport); reports delivered
 //     messages per second and the p50/p99 latency from the sender's write to
 //     each receiver's read. With --rate, the sender offers that many
 //     messages per second whatever the receivers do (open loop), and the
@@ -23,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -30,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 func main() {
@@ -47,6 +51,7 @@ func run(args []string) error {
 	pid := fs.Int("pid", 0, "idle: the server's process id, to read its VmRSS")
 	conns := fs.Int("conns", 10000, "idle: clients to open")
 	receivers := fs.Int("receivers", 100, "fanout: receivers")
+	transport := fs.String("transport", "raw", "fanout: how receivers connect: raw (TLS), websocket (wss), or mixed (half each)")
 	messages := fs.Int("messages", 20000, "fanout: messages sent")
 	size := fs.Int("size", 128, "fanout: message size in bytes, NUL included")
 	window := fs.Int("window", 256, "fanout: messages the sender may be ahead of the slowest receiver")
@@ -73,7 +78,12 @@ func run(args []string) error {
 		if *size < 16 {
 			return errors.New("--size must be at least 16 bytes")
 		}
-		return fanout(*addr, cfg, *receivers, *messages, *size, *window, *rate)
+		switch *transport {
+		case "raw", "websocket", "mixed":
+		default:
+			return fmt.Errorf("--transport %q: want raw, websocket or mixed", *transport)
+		}
+		return fanout(*addr, cfg, *receivers, *messages, *size, *window, *rate, *transport)
 	}
 	return fmt.Errorf("--mode %q: want idle or fanout", *mode)
 }
@@ -95,7 +105,7 @@ func rss(pid int) (int64, error) {
 
 // ping sends a control ping and waits for the pong: the relay has taken
 // the client in.
-func ping(c *tls.Conn, r *bufio.Reader) error {
+func ping(c io.Writer, r *bufio.Reader) error {
 	if _, err := io.WriteString(c, "<passerelle:ping/>\x00"); err != nil {
 		return err
 	}
@@ -141,22 +151,50 @@ func idle(addr string, cfg *tls.Config, pid, n int) error {
 	return nil
 }
 
-func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rate int) error {
+func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rate int, transport string) error {
+	// rx is one client: c for its deadlines and close, w for what it sends
+	// (a raw TLS stream, or one WebSocket frame per write), r for what it
+	// receives as one stream of NUL-terminated messages.
 	type rx struct {
-		c *tls.Conn
+		c net.Conn
+		w io.Writer
 		r *bufio.Reader
 	}
-	dial := func() (rx, error) {
+	dialRaw := func() (rx, error) {
 		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
 			return rx{}, err
 		}
 		r := bufio.NewReaderSize(c, 64<<10)
-		return rx{c, r}, ping(c, r)
+		return rx{c, c, r}, ping(c, r)
+	}
+	dialWS := func() (rx, error) {
+		d := websocket.Dialer{TLSClientConfig: cfg}
+		ws, _, err := d.Dial("wss://"+addr+"/", nil)
+		if err != nil {
+			return rx{}, err
+		}
+		c := ws.UnderlyingConn()
+		r := bufio.NewReaderSize(&frameReader{r: bufio.NewReaderSize(c, 64<<10)}, 64<<10)
+		w := wsWriter{ws}
+		return rx{c, w, r}, ping(w, r)
+	}
+	receiverNumber := 0
+	dial := func() (rx, error) {
+		defer func() { receiverNumber++ }()
+		// The sender (number 0) is always raw; receivers follow
+		// --transport, alternating for "mixed".
+		switch {
+		case receiverNumber == 0, transport == "raw":
+			return dialRaw()
+		case transport == "websocket", receiverNumber%2 == 0:
+			return dialWS()
+		}
+		return dialRaw()
 	}
 	room := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	join := func(x rx) error {
-		if _, err := fmt.Fprintf(x.c, "<passerelle:join room=%q/>\x00", room); err != nil {
+		if _, err := fmt.Fprintf(x.w, "<passerelle:join room=%q/>\x00", room); err != nil {
 			return err
 		}
 		_, err := x.r.ReadString(0)
@@ -297,4 +335,63 @@ func hexDecode(b []byte) []byte {
 	var out [8]byte
 	binary.BigEndian.PutUint64(out[:], v)
 	return out[:]
+}
+
+// wsWriter sends each Write as one binary WebSocket frame, as OpenFL's
+// XMLSocket sends each message.
+type wsWriter struct{ ws *websocket.Conn }
+
+func (w wsWriter) Write(p []byte) (int, error) {
+	if err := w.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// frameReader reads the payloads of a server's WebSocket frames as one
+// stream: the relay sends each message as one unmasked binary frame, so the
+// stream is the messages with their NULs, as a raw client reads them.
+type frameReader struct {
+	r    *bufio.Reader
+	left int // payload bytes of the current frame not read yet
+}
+
+func (f *frameReader) Read(p []byte) (int, error) {
+	for f.left == 0 {
+		var h [2]byte
+		if _, err := io.ReadFull(f.r, h[:]); err != nil {
+			return 0, err
+		}
+		n := int(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var ext [2]byte
+			if _, err := io.ReadFull(f.r, ext[:]); err != nil {
+				return 0, err
+			}
+			n = int(binary.BigEndian.Uint16(ext[:]))
+		case 127:
+			var ext [8]byte
+			if _, err := io.ReadFull(f.r, ext[:]); err != nil {
+				return 0, err
+			}
+			n = int(binary.BigEndian.Uint64(ext[:]))
+		}
+		if h[0]&0x0f >= 8 { // a control frame (ping, close): skip it
+			if _, err := f.r.Discard(n); err != nil {
+				return 0, err
+			}
+			if h[0]&0x0f == 8 {
+				return 0, io.EOF
+			}
+			continue
+		}
+		f.left = n
+	}
+	if len(p) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	f.left -= n
+	return n, err
 }

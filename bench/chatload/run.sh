@@ -8,6 +8,7 @@
 #   GOGC=100 bench/chatload/run.sh           # Go's default GC target instead of runtime.gc_percent (50)
 #   RATES="30000 45000 60000" bench/chatload/run.sh   # open loop: offered msgs/s, SECONDS each
 #   PASSERELLE=/tmp/old/passerelle bench/chatload/run.sh  # another build
+#   TRANSPORTS=websocket bench/chatload/run.sh # only WebSocket receivers (default: raw websocket mixed)
 #
 # With RATES, the sender offers each rate for SECONDS (default 5) whatever
 # the receivers do, a fresh server for each, and each line reports the
@@ -64,9 +65,20 @@ if [ -n "$RATES" ]; then
 	done
 	exit 0
 fi
-start
-"$work/chatload" -mode fanout -addr "$addr" -ca "$work/data/ca/ca.pem" -receivers "$RECEIVERS" -messages "$MESSAGES"
-stop
+# The same fan-out with raw TLS receivers, WebSocket receivers, and half of
+# each, one after the other against the same binary.
+# The server's CPU time (user + system, from /proc) is printed beside each,
+# since the load generator shares the machine.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+for transport in ${TRANSPORTS:-raw websocket mixed}; do
+	start
+	echo "receivers: $transport"
+	before=$(cpu_ticks)
+	"$work/chatload" -mode fanout -transport "$transport" -addr "$addr" -ca "$work/data/ca/ca.pem" -receivers "$RECEIVERS" -messages "$MESSAGES"
+	after=$(cpu_ticks)
+	echo "server CPU: $(( (after - before) * 1000 / $(getconf CLK_TCK) )) ms for $((MESSAGES * RECEIVERS)) deliveries"
+	stop
+done
 start
 "$work/chatload" -mode idle -addr "$addr" -ca "$work/data/ca/ca.pem" -pid "$pid" -conns "$CONNS"
 stop

@@ -26,6 +26,11 @@ type Chat struct {
 	MaxMessage int
 	// Logger receives the listener's lines; nil discards.
 	Logger *slog.Logger
+
+	// bufs holds the buffers every WebSocket client of the listener
+	// writes its frames from, held only during a write, so idle clients
+	// keep none.
+	bufs sync.Pool
 }
 
 func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +46,7 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered the client
 	}
 	log := orDiscard(c.Logger)
-	t := newChatTransport(newSocket(ws, log), c.MaxMessage, ConnOf(r))
+	t := newChatTransport(newSocket(ws, log), c.MaxMessage, ConnOf(r), &c.bufs)
 	TakeOver(r, func(ctx context.Context) {
 		c.Hub.Serve(hub.WithLogger(ctx, log.With("transport", "websocket")), t)
 	})
@@ -54,8 +59,8 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type chatTransport struct {
 	s    *socket
 	rd   *xmlsocket.Reader
-	conn net.Conn // the listener's connection, for its peer status
-	bufs sync.Pool
+	conn net.Conn   // the listener's connection, for its peer status
+	bufs *sync.Pool // Chat.bufs
 }
 
 var (
@@ -64,8 +69,8 @@ var (
 	_ hub.PeerStatusReporter = (*chatTransport)(nil)
 )
 
-func newChatTransport(s *socket, maxMessage int, conn net.Conn) *chatTransport {
-	return &chatTransport{s: s, rd: xmlsocket.NewReaderSize(s, maxMessage, xmlsocket.DefaultBufferSize), conn: conn}
+func newChatTransport(s *socket, maxMessage int, conn net.Conn, bufs *sync.Pool) *chatTransport {
+	return &chatTransport{s: s, rd: xmlsocket.NewReaderSize(s, maxMessage, xmlsocket.DefaultBufferSize), conn: conn, bufs: bufs}
 }
 
 func (t *chatTransport) ReadMessage() ([]byte, error) { return t.rd.ReadFrame() }
@@ -79,7 +84,8 @@ func (t *chatTransport) WriteMessages(msgs [][]byte) (int, error) {
 	var n int
 	var err error
 	*bp, n, err = t.s.writeFrames(*bp, msgs)
-	if cap(*bp) <= 64<<10 {
+	if cap(*bp) <= 2*frameBufferSize {
+		// A buffer grown for one long message is not kept.
 		t.bufs.Put(bp)
 	}
 	return n, err

@@ -220,6 +220,13 @@ func readError(err error) error {
 
 // writeFrames sends each message as one binary frame, all in one Write.
 func (s *socket) writeFrames(buf []byte, msgs [][]byte) ([]byte, int, error) {
+	need := 0
+	for _, m := range msgs {
+		need += len(m) + maxFrameHeader
+	}
+	if cap(buf) < need {
+		buf = make([]byte, 0, max(need, frameBufferSize))
+	}
 	buf = buf[:0]
 	total := 0
 	for _, m := range msgs {
@@ -235,6 +242,14 @@ func (s *socket) writeFrames(buf []byte, msgs [][]byte) ([]byte, int, error) {
 	}
 	return buf, total, nil
 }
+
+// maxFrameHeader is the longest header of a server's frame (RFC 6455
+// section 5.2: 2 bytes, and 8 of extended length).
+const maxFrameHeader = 10
+
+// frameBufferSize is the size of the buffers frames are written from: a
+// hub batch (about 16 KiB of messages) and its headers.
+const frameBufferSize = 20 << 10
 
 // appendFrameHeader appends the header of one final, unmasked frame (a
 // server's frames are never masked, RFC 6455 section 5.1).
