@@ -84,26 +84,15 @@ func TestServeOpenFLClients(t *testing.T) {
 	raw := dialTLS(t, chat, "localhost", pool)
 	ping(t, raw)
 
-	// The app's own page, from another origin (another port), over HTTPS.
-	root := testpki.NewRoot(t, testpki.CAOptions{CommonName: "app page root"})
-	leaf := root.Leaf(t, testpki.LeafOptions{})
 	page := strings.NewReplacer("CHAT_PORT", portOf(chat), "ASSET_PORT", portOf(assets)).Replace(openflPage)
-	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/openfl.min.js":
-			w.Header().Set("Content-Type", "text/javascript")
-			w.Write(lib)
-		default:
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			io.WriteString(w, page)
+	b := openApp(t, caFile, page, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/openfl.min.js" {
+			return false
 		}
-	}))
-	app.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
-	app.StartTLS()
-	defer app.Close()
-
-	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile), root.Cert}})
-	b.Navigate("https://localhost:" + portOf(app.Listener.Addr().String()) + "/")
+		w.Header().Set("Content-Type", "text/javascript")
+		w.Write(lib)
+		return true
+	})
 
 	if got := readFrames(t, raw, 1); got[0] != "hello from openfl\x00" {
 		t.Fatalf("raw client got %q from OpenFL's XMLSocket", got)
@@ -124,6 +113,29 @@ func TestServeOpenFLClients(t *testing.T) {
 	if got := testbrowser.Eval[string](b, `window.asset`); got != want {
 		t.Fatalf("OpenFL's Socket read %q (%s bytes), want the sample", got, strconv.Itoa(len(got)))
 	}
+}
+
+// openApp serves an app's page over HTTPS from another origin than serve's
+// (its own port and CA), as a game's page is, and opens it in a browser
+// that trusts both CAs. files answers the page's other requests (its
+// scripts), returning false for the page itself.
+func openApp(t *testing.T, serveCA, page string, files func(http.ResponseWriter, *http.Request) bool) *testbrowser.Browser {
+	t.Helper()
+	root := testpki.NewRoot(t, testpki.CAOptions{CommonName: "app page root"})
+	leaf := root.Leaf(t, testpki.LeafOptions{})
+	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if files(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, page)
+	}))
+	app.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
+	app.StartTLS()
+	t.Cleanup(app.Close)
+	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, serveCA), root.Cert}})
+	b.Navigate("https://localhost:" + portOf(app.Listener.Addr().String()) + "/")
+	return b
 }
 
 func mustReadSample(t *testing.T, name string) string {

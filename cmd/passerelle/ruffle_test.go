@@ -2,20 +2,15 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/passerelle/passerelle/internal/testbrowser"
-	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
@@ -63,10 +58,8 @@ player.load({
   socketProxy: [{ host: "flash.example", port: 1234, proxyUrl: "PROXY_URL" }],
 });
 </script>`)
-	root := testpki.NewRoot(t, testpki.CAOptions{CommonName: "movie page root"})
-	leaf := root.Leaf(t, testpki.LeafOptions{})
 	files := http.StripPrefix("/ruffle/", http.FileServer(http.Dir(dir)))
-	app := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := openApp(t, caFile, page, func(w http.ResponseWriter, r *http.Request) bool {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/ruffle/"):
 			files.ServeHTTP(w, r)
@@ -74,16 +67,10 @@ player.load({
 			w.Header().Set("Content-Type", "application/x-shockwave-flash")
 			w.Write(swf)
 		default:
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			io.WriteString(w, page)
+			return false
 		}
-	}))
-	app.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}}
-	app.StartTLS()
-	defer app.Close()
-
-	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile), root.Cert}})
-	b.Navigate("https://localhost:" + portOf(app.Listener.Addr().String()) + "/")
+		return true
+	})
 
 	raw.SetReadDeadline(time.Now().Add(waitTimeout))
 	first, err := xmlsocket.NewReader(raw, 1<<16).ReadFrame()

@@ -20,10 +20,11 @@ import (
 // and every PASSERELLE_* environment variable must name one.
 
 // fileConfig lists every key a configuration file may hold, for all
-// commands; the types are those of the structs each command decodes.
+// commands; the types are those of the structs each command decodes. serve's
+// own keys are its serveConfig, squashed in as viper reads them.
 type fileConfig struct {
-	DataDir string `mapstructure:"data_dir"`
-	Log     struct {
+	serveConfig `mapstructure:",squash"`
+	Log         struct {
 		Level  string `mapstructure:"level"`
 		Format string `mapstructure:"format"`
 	} `mapstructure:"log"`
@@ -34,16 +35,7 @@ type fileConfig struct {
 		PlainAddress  string `mapstructure:"plain_address"`
 		EchoAddress   string `mapstructure:"echo_address"`
 	} `mapstructure:"serve"`
-	Listeners []listenerConfig `mapstructure:"listeners"`
-	ACME      acmeConfig       `mapstructure:"acme"`
-	Chat      chatConfig       `mapstructure:"chat"`
-	Limits    limitsConfig     `mapstructure:"limits"`
-	Policy    policyConfig     `mapstructure:"policy"`
-	Runtime   runtimeConfig    `mapstructure:"runtime"`
-	WebSocket websocketConfig  `mapstructure:"websocket"`
-	Admin     adminConfig      `mapstructure:"admin"`
-	Cluster   clusterConfig    `mapstructure:"cluster"`
-	Cert      struct {
+	Cert struct {
 		Lifetime  string `mapstructure:"lifetime"`
 		KeyType   string `mapstructure:"key_type"`
 		P12Format string `mapstructure:"p12_format"`
@@ -195,9 +187,28 @@ func displayPath(path string) string {
 	return path
 }
 
+// fields lists the keyed fields of struct t, those of a squashed struct
+// (`mapstructure:",squash"`) as its own.
+func fields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for f := range t.Fields() {
+		if squashed(f) {
+			out = append(out, fields(f.Type)...)
+		} else if tagKey(f) != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func squashed(f reflect.StructField) bool {
+	_, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+	return f.Type.Kind() == reflect.Struct && opts == "squash"
+}
+
 // fieldByKey finds the field of struct t whose mapstructure key is key.
 func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
-	for f := range t.Fields() {
+	for _, f := range fields(t) {
 		if tagKey(f) == key {
 			return f, true
 		}
@@ -208,10 +219,8 @@ func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
 // knownKeys lists the keys of struct t, sorted.
 func knownKeys(t reflect.Type) []string {
 	var keys []string
-	for f := range t.Fields() {
-		if k := tagKey(f); k != "" {
-			keys = append(keys, k)
-		}
+	for _, f := range fields(t) {
+		keys = append(keys, tagKey(f))
 	}
 	sort.Strings(keys)
 	return keys
@@ -298,11 +307,8 @@ func checkEnvironment(env []string) error {
 // them to environment variables.
 func envKeys(t reflect.Type, prefix string) []string {
 	var keys []string
-	for f := range t.Fields() {
+	for _, f := range fields(t) {
 		k := tagKey(f)
-		if k == "" {
-			continue
-		}
 		full := k
 		if prefix != "" {
 			full = prefix + "_" + k
