@@ -40,6 +40,9 @@ type websocketConfig struct {
 	// Origins are the web pages allowed to open a WebSocket; nil means
 	// web.DefaultOrigins.
 	Origins []string `mapstructure:"origins"`
+	// PingInterval is how often an idle WebSocket client is pinged; one
+	// silent for two intervals is closed.
+	PingInterval time.Duration `mapstructure:"ping_interval"`
 }
 
 type runtimeConfig struct {
@@ -116,6 +119,7 @@ func setServeDefaults(v *viper.Viper) {
 	v.SetDefault("chat.flood_burst", hub.DefaultFloodBurst)
 	v.SetDefault("chat.write_timeout", hub.DefaultWriteTimeout)
 	v.SetDefault("chat.policy_wait", policy.DefaultWait)
+	v.SetDefault("websocket.ping_interval", web.DefaultPingInterval)
 	v.SetDefault("runtime.gc_percent", defaultGCPercent)
 	v.SetDefault("limits.max_conns", secure.DefaultMaxConns)
 	v.SetDefault("limits.max_conns_per_address", 0) // secure.NewLimiter's rule
@@ -267,6 +271,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Limits.MaxConnsPerAddress < 0 {
 		add("limits.max_conns_per_address %d: want 0 (the default rule) or more", c.Limits.MaxConnsPerAddress)
+	}
+	if c.WebSocket.PingInterval <= 0 {
+		add("websocket.ping_interval %s: want a positive duration", c.WebSocket.PingInterval)
 	}
 	if _, err := web.NewOrigins(c.WebSocket.Origins, nil); err != nil {
 		add("websocket.%v", err)

@@ -150,7 +150,7 @@ func newChatService(s *services, l *listener) (service, error) {
 	if err != nil {
 		return service{}, err
 	}
-	httpd := web.NewConnServer(&web.Chat{Hub: relay, Page: web.NewChatPage(), Origins: origins, MaxMessage: s.cfg.Chat.MaxMessage, Logger: l.log}, s.cfg.Limits.HandshakeTimeout, l.log)
+	httpd := web.NewConnServer(&web.Chat{Hub: relay, Page: web.NewChatPage(), Origins: origins, MaxMessage: s.cfg.Chat.MaxMessage, Logger: l.log, PingInterval: s.cfg.WebSocket.PingInterval}, s.cfg.Limits.HandshakeTimeout, l.log)
 	return service{handle: func(ctx context.Context, c *secure.Conn) {
 		next, isHTTP := s.sniff(c)
 		if isHTTP {
@@ -175,10 +175,11 @@ func newEnvoieService(s *services, l *listener) (service, error) {
 		return service{}, err
 	}
 	httpd := web.NewConnServer(&web.Stream{
-		Serve:   e.ServeConn,
-		Files:   &web.Assets{Files: l.assets, Origins: origins, Logger: l.log},
-		Origins: origins,
-		Logger:  l.log,
+		Serve:        e.ServeConn,
+		Files:        &web.Assets{Files: l.assets, Origins: origins, Logger: l.log},
+		Origins:      origins,
+		Logger:       l.log,
+		PingInterval: s.cfg.WebSocket.PingInterval,
 	}, s.cfg.Limits.HandshakeTimeout, l.log)
 	return service{handle: func(ctx context.Context, c *secure.Conn) {
 		next, isHTTP := s.sniff(c)

@@ -26,6 +26,9 @@ type Chat struct {
 	MaxMessage int
 	// Logger receives the listener's lines; nil discards.
 	Logger *slog.Logger
+	// PingInterval is how often an idle client is pinged; one silent for
+	// two intervals is closed. Default DefaultPingInterval.
+	PingInterval time.Duration
 
 	// bufs holds the buffers every WebSocket client of the listener
 	// writes its frames from, held only during a write, so idle clients
@@ -46,7 +49,7 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader answered the client
 	}
 	log := orDiscard(c.Logger)
-	t := newChatTransport(newSocket(ws, log), c.MaxMessage, ConnOf(r), &c.bufs)
+	t := newChatTransport(newSocket(ws, log, c.PingInterval), c.MaxMessage, ConnOf(r), &c.bufs)
 	TakeOver(r, func(ctx context.Context) {
 		c.Hub.Serve(hub.WithLogger(ctx, log.With("transport", "websocket")), t)
 	})

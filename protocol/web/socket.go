@@ -27,8 +27,9 @@ const (
 
 // Defaults of a socket's keep-alive.
 const (
-	// PingInterval is how often an idle WebSocket client is pinged.
-	PingInterval = 30 * time.Second
+	// DefaultPingInterval is how often an idle WebSocket client is pinged;
+	// one silent for two intervals is closed.
+	DefaultPingInterval = 30 * time.Second
 	// closeWait bounds the write of a close frame.
 	closeWait = time.Second
 )
@@ -82,12 +83,16 @@ type socket struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame from the client
 	ping     *time.Timer
+	interval time.Duration
 	closed   atomic.Bool
 	wmu      sync.Mutex // one writer of data frames at a time
 }
 
-func newSocket(ws *websocket.Conn, log *slog.Logger) *socket {
-	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log}
+func newSocket(ws *websocket.Conn, log *slog.Logger, ping time.Duration) *socket {
+	if ping <= 0 {
+		ping = DefaultPingInterval
+	}
+	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log, interval: ping}
 	s.lastRead.Store(time.Now().UnixNano())
 	ws.SetPongHandler(func(string) error {
 		s.lastRead.Store(time.Now().UnixNano())
@@ -97,7 +102,7 @@ func newSocket(ws *websocket.Conn, log *slog.Logger) *socket {
 	// frame goes out when the service closes the socket (closeWith), not
 	// from the reader, so that no frame follows it.
 	ws.SetCloseHandler(func(int, string) error { return nil })
-	s.ping = time.AfterFunc(PingInterval, s.keepAlive)
+	s.ping = time.AfterFunc(ping, s.keepAlive)
 	return s
 }
 
@@ -108,15 +113,15 @@ func (s *socket) keepAlive() {
 		return
 	}
 	quiet := time.Since(time.Unix(0, s.lastRead.Load()))
-	if quiet >= 2*PingInterval {
+	if quiet >= 2*s.interval {
 		s.log.Info("websocket client answers no ping; closing", "remote_addr", s.conn.RemoteAddr().String(), "quiet", quiet.Round(time.Second), "reason", "ping_timeout")
 		s.abort()
 		return
 	}
-	if quiet >= PingInterval {
+	if quiet >= s.interval {
 		s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(closeWait))
 	}
-	s.ping.Reset(PingInterval)
+	s.ping.Reset(s.interval)
 }
 
 // Read returns the next bytes the client sent, across frames.

@@ -20,6 +20,8 @@ type Stream struct {
 	Files   http.Handler
 	Origins *Origins
 	Logger  *slog.Logger
+	// PingInterval is as Chat's.
+	PingInterval time.Duration
 }
 
 func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +36,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	c := &streamConn{s: newSocket(ws, orDiscard(s.Logger)), under: ConnOf(r)}
+	c := &streamConn{s: newSocket(ws, orDiscard(s.Logger), s.PingInterval), under: ConnOf(r)}
 	TakeOver(r, func(ctx context.Context) {
 		defer c.Close()
 		s.Serve(ctx, c)
