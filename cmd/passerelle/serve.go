@@ -107,6 +107,12 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 	log := a.log
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// SIGHUP is caught from the start: once a listener is announced, an
+	// operator (or a script reading the announcement) may send it at once,
+	// and Go's default for an uncaught SIGHUP ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	lns, err := prepareListeners(cfg, log)
 	if err != nil {
@@ -179,7 +185,7 @@ func runServe(ctx context.Context, cfg *serveConfig, a *app) error {
 		})
 	}
 
-	runErr := awaitShutdown(ctx, errc, mgr, log)
+	runErr := awaitShutdown(ctx, errc, hup, mgr, log)
 	log.Info("shutting down")
 	cancel()
 	svc.close()
@@ -218,10 +224,7 @@ func announceLocalCA(out io.Writer, cfg *serveConfig, mgr *certs.Manager) error 
 
 // awaitShutdown blocks until ctx ends or a listener fails, reloading
 // certificate files on SIGHUP meanwhile (open connections stay up).
-func awaitShutdown(ctx context.Context, errc <-chan error, mgr *certs.Manager, log *slog.Logger) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func awaitShutdown(ctx context.Context, errc <-chan error, hup <-chan os.Signal, mgr *certs.Manager, log *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
