@@ -96,6 +96,19 @@ func (s *services) origins(l *listener) (*web.Origins, error) {
 	return o, nil
 }
 
+// browsersTo is the handler of a listener that serves browsers beside its
+// raw protocol: HTTP clients go to httpd, every other client to raw.
+func (s *services) browsersTo(httpd *web.ConnServer, raw func(context.Context, net.Conn)) func(context.Context, *secure.Conn) {
+	return func(ctx context.Context, c *secure.Conn) {
+		next, isHTTP := s.sniff(c)
+		if isHTTP {
+			httpd.ServeConn(ctx, next)
+			return
+		}
+		raw(ctx, next)
+	}
+}
+
 // sniff tells a browser from a raw client on a connection past its
 // handshake and policy check (web.Sniff). A TLS client that negotiated no
 // ALPN may still send an HTTP request line: its first bytes are waited for
@@ -151,14 +164,9 @@ func newChatService(s *services, l *listener) (service, error) {
 		return service{}, err
 	}
 	httpd := web.NewConnServer(&web.Chat{Hub: relay, Page: web.NewChatPage(), Origins: origins, MaxMessage: s.cfg.Chat.MaxMessage, Logger: l.log, PingInterval: s.cfg.WebSocket.PingInterval}, s.cfg.Limits.HandshakeTimeout, l.log)
-	return service{handle: func(ctx context.Context, c *secure.Conn) {
-		next, isHTTP := s.sniff(c)
-		if isHTTP {
-			httpd.ServeConn(ctx, next)
-			return
-		}
-		relay.ServeConn(hub.WithLogger(ctx, l.log), next)
-	}, closer: httpd}, nil
+	return service{handle: s.browsersTo(httpd, func(ctx context.Context, c net.Conn) {
+		relay.ServeConn(hub.WithLogger(ctx, l.log), c)
+	}), closer: httpd}, nil
 }
 
 func newEchoService(s *services, l *listener) (service, error) {
@@ -181,14 +189,7 @@ func newEnvoieService(s *services, l *listener) (service, error) {
 		Logger:       l.log,
 		PingInterval: s.cfg.WebSocket.PingInterval,
 	}, s.cfg.Limits.HandshakeTimeout, l.log)
-	return service{handle: func(ctx context.Context, c *secure.Conn) {
-		next, isHTTP := s.sniff(c)
-		if isHTTP {
-			httpd.ServeConn(ctx, next)
-			return
-		}
-		e.ServeConn(ctx, next)
-	}, closer: httpd}, nil
+	return service{handle: s.browsersTo(httpd, e.ServeConn), closer: httpd}, nil
 }
 
 // newPolicyService answers the policy request and nothing else: its Gate

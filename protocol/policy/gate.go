@@ -83,7 +83,7 @@ func (g *Gate) Check(ctx context.Context, conn net.Conn) (net.Conn, bool) {
 	if len(prefix) == 0 {
 		return conn, true
 	}
-	return &Prefixed{Conn: conn, prefix: prefix, unread: prefix}, true
+	return &Prefixed{Conn: conn, unread: prefix}, true
 }
 
 // sniff reads until the bytes differ from Request, Request is complete, or
@@ -171,8 +171,7 @@ func orDefault(d, def time.Duration) time.Duration {
 // client sent nothing within Wait) is not a Prefixed.
 type Prefixed struct {
 	net.Conn
-	prefix []byte
-	unread []byte // the part of prefix not read again yet
+	unread []byte // what the Gate read, not read again yet
 }
 
 func (c *Prefixed) Read(p []byte) (int, error) {
@@ -183,6 +182,3 @@ func (c *Prefixed) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
-
-// Prefix is what the Gate read (and Read returns first).
-func (c *Prefixed) Prefix() []byte { return c.prefix }

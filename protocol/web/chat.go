@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
@@ -37,16 +35,9 @@ type Chat struct {
 }
 
 func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !websocket.IsWebSocketUpgrade(r) {
-		c.Page.ServeHTTP(w, r)
+	ws := acceptWebSocket(w, r, c.Origins, c.Page)
+	if ws == nil {
 		return
-	}
-	if !c.Origins.Check(w, r) {
-		return
-	}
-	ws, err := upgrader().Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader answered the client
 	}
 	log := orDiscard(c.Logger)
 	t := newChatTransport(newSocket(ws, log, c.PingInterval), c.MaxMessage, ConnOf(r), &c.bufs)

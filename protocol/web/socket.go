@@ -37,6 +37,25 @@ const (
 // ErrBadUTF8 is the read error of a text frame whose payload is not UTF-8.
 var ErrBadUTF8 = errors.New("websocket: text frame is not valid UTF-8")
 
+// acceptWebSocket upgrades r when it asks for a WebSocket from an allowed
+// Origin, and returns the connection. Otherwise it has answered r and
+// returns nil: any other request goes to other, a refused Origin gets 403,
+// a broken upgrade the library's error.
+func acceptWebSocket(w http.ResponseWriter, r *http.Request, origins *Origins, other http.Handler) *websocket.Conn {
+	if !websocket.IsWebSocketUpgrade(r) {
+		other.ServeHTTP(w, r)
+		return nil
+	}
+	if !origins.Check(w, r) {
+		return nil
+	}
+	ws, err := upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return nil // the upgrader answered the client
+	}
+	return ws
+}
+
 // upgrader makes WebSocket connections: no compression (it would cost
 // memory per client), no Origin check of its own (Origins does it), a small
 // read buffer kept for the life of the connection, and no write buffer

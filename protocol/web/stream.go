@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Stream is the HTTP side of an asset listener: a WebSocket upgrade, on any
@@ -25,18 +23,11 @@ type Stream struct {
 }
 
 func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !websocket.IsWebSocketUpgrade(r) {
-		s.Files.ServeHTTP(w, r)
+	ws := acceptWebSocket(w, r, s.Origins, s.Files)
+	if ws == nil {
 		return
 	}
-	if !s.Origins.Check(w, r) {
-		return
-	}
-	ws, err := upgrader().Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	c := &streamConn{s: newSocket(ws, orDiscard(s.Logger), s.PingInterval), under: ConnOf(r)}
+	c := &streamConn{s: newSocket(ws, orDiscard(s.Logger), s.PingInterval)}
 	TakeOver(r, func(ctx context.Context) {
 		defer c.Close()
 		s.Serve(ctx, c)
@@ -51,9 +42,8 @@ const maxStreamFrame = 64 << 10
 // streamConn is a WebSocket as a net.Conn: Read joins the client's frames,
 // Write sends binary frames.
 type streamConn struct {
-	s     *socket
-	under net.Conn
-	buf   []byte
+	s   *socket
+	buf []byte
 }
 
 func (c *streamConn) Read(p []byte) (int, error) { return c.s.Read(p) }
