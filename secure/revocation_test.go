@@ -1,9 +1,12 @@
 package secure
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,12 +21,7 @@ import (
 // cached answer is a minute old; without a cache every judgement asks.
 func TestClassifyRevocationCache(t *testing.T) {
 	w := newWorld(t)
-	var requests atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		requests.Add(1)
-		w.rev.ServeHTTP(rw, r)
-	}))
-	t.Cleanup(srv.Close)
+	srv, requests := countingRevocation(t, w)
 	tests := []struct {
 		name  string
 		leaf  testpki.LeafOptions
@@ -64,4 +62,44 @@ func TestClassifyRevocationCache(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerRevocationCached: a listener judging client certificates with a
+// CRL distribution point downloads the CRL once, not per handshake.
+func TestServerRevocationCached(t *testing.T) {
+	w := newWorld(t)
+	crlSrv, downloads := countingRevocation(t, w)
+	client := w.root.Leaf(t, testpki.LeafOptions{Client: true, Emails: []string{"a@example.org"}, CRLDistributionPoints: []string{crlSrv.URL + "/crl"}})
+	ts := startServer(t, ServerConfig{
+		GetCertificate: staticCert(w.root.Leaf(t, testpki.LeafOptions{}).TLS()),
+		ClientAuth:     ClientAuthRequest,
+		ClientCAs:      w.root.Pool(),
+	}, verdictHandler)
+	for i := 0; i < 3; i++ {
+		c, err := Dial(dialCtx(t), ts.addr, ClientConfig{ServerName: "localhost", RootCAs: w.root.Pool(), Certificates: []tls.Certificate{client.TLS()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(got), "status trusted\n") {
+			t.Fatalf("connection %d: %q", i, got)
+		}
+	}
+	if n := downloads.Load(); n != 1 {
+		t.Errorf("CRL downloaded %d times for 3 handshakes, want 1", n)
+	}
+}
+
+// countingRevocation serves the world's OCSP responder and CRLs over HTTP on
+// loopback and counts the requests.
+func countingRevocation(t testing.TB, w *world) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.rev.ServeHTTP(rw, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
 }

@@ -10,8 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -459,10 +457,7 @@ func TestAdminConfigErrors(t *testing.T) {
 			dir := t.TempDir()
 			args := []string{"--data-dir", dir}
 			if tt.yaml != "" {
-				file := filepath.Join(dir, "passerelle.yaml")
-				if err := os.WriteFile(file, []byte(tt.yaml+"\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				file := writeConfig(t, dir, tt.yaml+"\n")
 				args = append(args, "--config", file)
 			}
 			args = append(append(args, "serve", "--chat-address", "127.0.0.1:0", "--assets-address", "127.0.0.1:0"), tt.args...)

@@ -97,8 +97,7 @@ func TestBinarySignals(t *testing.T) {
 // PASSERELLE_*, which beats the file, which beats the default.
 func TestEnvironmentPrecedence(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "passerelle.yaml")
-	os.WriteFile(file, []byte("chat:\n  max_message: 5\n  queue_bytes: 3\n"), 0o600)
+	file := writeConfig(t, dir, "chat:\n  max_message: 5\n  queue_bytes: 3\n")
 
 	// The file alone: its values are read (and refused).
 	_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -188,12 +187,11 @@ func TestServeWebSocketChat(t *testing.T) {
 
 func TestServeWebSocketOriginRefused(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := filepath.Join(dataDir, "passerelle.yaml")
-	os.WriteFile(cfg, []byte(`websocket:
+	cfg := writeConfig(t, dataDir, `websocket:
   origins: ["https://chat.example.org"]
 listeners:
   - {address: "127.0.0.1:0", service: chat}
-`), 0o600)
+`)
 	s := runServeCLI(t, []string{"--data-dir", dataDir, "--config", cfg, "serve"}, 1)
 	pool, _ := caPool(t, dataDir)
 	addr := s.addrs["chat"][0]
@@ -291,12 +289,11 @@ func portOf(addr string) string {
 // timeout, like one that never finishes its TLS handshake.
 func TestServeUnfinishedUpgradeClosed(t *testing.T) {
 	dataDir := t.TempDir()
-	cfg := filepath.Join(dataDir, "passerelle.yaml")
-	os.WriteFile(cfg, []byte(`limits:
+	cfg := writeConfig(t, dataDir, `limits:
   handshake_timeout: 300ms
 listeners:
   - {address: "127.0.0.1:0", service: chat}
-`), 0o600)
+`)
 	s := runServeCLI(t, []string{"--data-dir", dataDir, "--config", cfg, "serve"}, 1)
 	pool, _ := caPool(t, dataDir)
 	c, err := tls.Dial("tcp", s.addrs["chat"][0], &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{"http/1.1"}})

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -48,10 +46,7 @@ cluster:
 admin:
   address: 127.0.0.1:0
 `, dir, i, ports[i], ports[1-i])
-		file := filepath.Join(dir, "passerelle.yaml")
-		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		file := writeConfig(t, dir, config)
 		nodes = append(nodes, runServeCLI(t, []string{"--config", file, "serve"}, 1))
 	}
 	dial := func(s *served) (net.Conn, *bufio.Reader) {
@@ -127,7 +122,6 @@ admin:
 
 func TestServeClusterConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "passerelle.yaml")
 	yaml := `listeners:
   - address: 127.0.0.1:0
     service: chat
@@ -137,9 +131,7 @@ cluster:
   listen: 0.0.0.0:6222
   routes: [nats-route://10.0.0.2:6222, nats-route://127.0.0.1:6222]
 `
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeConfig(t, dir, yaml)
 	_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
 	want := []string{
 		"cluster.routes[0]: nats-route://10.0.0.2:6222 leaves this machine and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file (every node's certificate signed by that CA), or keep every route on loopback",
@@ -152,12 +144,12 @@ cluster:
 	// An external NATS that cannot be reached at start.
 	addr := testutil.ClosedAddr(t).String()
 	yaml = fmt.Sprintf("listeners:\n  - {address: 127.0.0.1:0, service: chat, tls: {mode: off}}\ncluster:\n  nats: [nats://%s]\n  typo: 1\n", addr)
-	os.WriteFile(file, []byte(yaml), 0o600)
+	writeConfig(t, dir, yaml)
 	if _, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve"); err == nil || !strings.Contains(err.Error(), "cluster.typo") {
 		t.Fatalf("unknown key: %v", err)
 	}
 	yaml = strings.Replace(yaml, "  typo: 1\n", "", 1)
-	os.WriteFile(file, []byte(yaml), 0o600)
+	writeConfig(t, dir, yaml)
 	_, _, err = runCLI(t, "--data-dir", dir, "--config", file, "serve")
 	wantErr := "cluster: cannot reach NATS at nats://" + addr + ": nats: no servers available for connection (is cluster.nats right, and the server up?)"
 	if err == nil || err.Error() != wantErr {

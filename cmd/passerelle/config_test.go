@@ -135,10 +135,7 @@ listeners:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			file := filepath.Join(dir, "passerelle.yaml")
-			if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			file := writeConfig(t, dir, tt.yaml)
 			_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
 			if err == nil {
 				t.Fatalf("serve accepted the configuration; want %q", tt.want)
@@ -203,10 +200,7 @@ limits: {max_con: 3, handshake_timeout: 5}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			file := filepath.Join(dir, "passerelle.yaml")
-			if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			file := writeConfig(t, dir, tt.yaml)
 			_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
 			want := "configuration " + file + ":\n  " + strings.Join(tt.want, "\n  ")
 			if err == nil || err.Error() != want {
@@ -224,7 +218,6 @@ limits: {max_con: 3, handshake_timeout: 5}
 // named, before the local CA is created or any address bound.
 func TestConfigRefusedBeforeAnything(t *testing.T) {
 	dir := t.TempDir()
-	file := filepath.Join(dir, "passerelle.yaml")
 	yaml := `listeners:
   - address: 127.0.0.1:99999
     service: chat
@@ -236,9 +229,7 @@ func TestConfigRefusedBeforeAnything(t *testing.T) {
     root: /nonexistent/assets
     tls: {client_auth: request, client_ca_file: /nonexistent/ca.pem}
 `
-	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeConfig(t, dir, yaml)
 	_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
 	want := []string{
 		`listeners[0].address "127.0.0.1:99999": port "99999": want a number from 0 to 65535`,
@@ -250,7 +241,7 @@ func TestConfigRefusedBeforeAnything(t *testing.T) {
 	// Once those are fixed, the files are read, still before anything.
 	yaml = strings.Replace(yaml, "99999", "0", 1)
 	yaml = strings.Replace(yaml, "{client_auth: require}", "{client_auth: request}", 1)
-	os.WriteFile(file, []byte(yaml), 0o600)
+	writeConfig(t, dir, yaml)
 	_, _, err = runCLI(t, "--data-dir", dir, "--config", file, "serve")
 	want = []string{
 		`listeners[2].tls.client_ca_file: open /nonexistent/ca.pem: no such file or directory`,

@@ -30,11 +30,17 @@ import (
 // listeners "<service> on <address>" lines.
 func startServeConfig(t *testing.T, config string, listeners int) *served {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "passerelle.yaml")
-	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+	return runServeCLI(t, []string{"--config", writeConfig(t, t.TempDir(), config), "serve"}, listeners)
+}
+
+// writeConfig writes yaml to dir/passerelle.yaml and returns its path.
+func writeConfig(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	file := filepath.Join(dir, "passerelle.yaml")
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return runServeCLI(t, []string{"--config", file, "serve"}, listeners)
+	return file
 }
 
 // dialSecure connects like a SecureSocket and returns the connection, whose
