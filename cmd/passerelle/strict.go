@@ -235,9 +235,9 @@ func tagKey(f reflect.StructField) string {
 // enough to be a typo (at most a third of the key's length, and at least
 // one edit allowed).
 func nearest(key string, known []string) string {
-	best, bestD := "", len(key)/3+1
+	best, bestD := "", len(key)/3+2 // the farthest a typo may be, plus one
 	for _, k := range known {
-		if d := editDistance(key, k); d <= bestD && (best == "" || d < editDistance(key, best)) {
+		if d := editDistance(key, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
