@@ -102,6 +102,7 @@ type socket struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame from the client
 	ping     *time.Timer
+	pingSent time.Time // the last ping not yet answered by any frame; keepAlive only
 	interval time.Duration
 	closed   atomic.Bool
 	wmu      sync.Mutex // one writer of data frames at a time
@@ -125,20 +126,25 @@ func newSocket(ws *websocket.Conn, log *slog.Logger, ping time.Duration) *socket
 	return s
 }
 
-// keepAlive pings a quiet client, and drops one that answered nothing, not
-// even the previous ping, for two intervals.
+// keepAlive runs every interval: it pings a client quiet for an interval,
+// and drops one that has sent nothing, not even the pong, for an interval
+// after its ping. The client always has a whole interval to answer,
+// whatever the timer's delays.
 func (s *socket) keepAlive() {
 	if s.closed.Load() {
 		return
 	}
-	quiet := time.Since(time.Unix(0, s.lastRead.Load()))
-	if quiet >= 2*s.interval {
-		s.log.Info("websocket client answers no ping; closing", "remote_addr", s.conn.RemoteAddr().String(), "quiet", quiet.Round(time.Second), "reason", "ping_timeout")
+	now := time.Now()
+	last := time.Unix(0, s.lastRead.Load())
+	if !s.pingSent.IsZero() && s.pingSent.After(last) && now.Sub(s.pingSent) >= s.interval {
+		s.log.Info("websocket client answers no ping; closing", "remote_addr", s.conn.RemoteAddr().String(),
+			"quiet", now.Sub(last).Round(time.Millisecond), "reason", "ping_timeout")
 		s.abort()
 		return
 	}
-	if quiet >= s.interval {
-		s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(closeWait))
+	if now.Sub(last) >= s.interval && !s.pingSent.After(last) {
+		s.pingSent = now
+		s.ws.WriteControl(websocket.PingMessage, nil, now.Add(closeWait))
 	}
 	s.ping.Reset(s.interval)
 }

@@ -23,7 +23,9 @@ func TestIdleClientsPinged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const interval = 100 * time.Millisecond
+	// Long enough for a pong to come back under the race detector on a
+	// loaded machine: a client has one interval to answer a ping.
+	const interval = 300 * time.Millisecond
 	srv := serve(t, &Chat{Hub: h, Page: NewChatPage(), Origins: origins, MaxMessage: hub.DefaultMaxMessage, Logger: log, PingInterval: interval})
 	dial := func() *websocket.Conn {
 		d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: srv.ca.Pool()}}
