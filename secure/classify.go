@@ -12,23 +12,30 @@ import (
 
 // Bounds on the work a presented chain may cost. crypto/tls accepts a
 // Certificate message of up to 256 KiB, some 800 small certificates, and a
-// peer chooses every byte of it before anything about it is trusted.
+// peer chooses every byte of it before anything about it is trusted. What is
+// bounded is the work, not the shape: a server may send a valid path buried
+// among cross-signed intermediates, several candidate issuers and
+// certificates that have nothing to do with it, as real servers do, and it
+// is found.
 const (
-	// maxIntermediates is how many certificates a peer may send besides its
-	// own. Real chains carry one to three intermediates, sometimes a
-	// cross-signed root; ten leaves room for odd ones.
-	maxIntermediates = 10
-	// maxSignatureChecks bounds the signatures checked while judging one
-	// chain, as crypto/x509 bounds its own chain building
-	// (maxChainSignatureChecks in crypto/x509/verify.go). Ordering
-	// maxIntermediates+1 certificates costs at most 66, so only a change of
-	// maxIntermediates could reach it.
+	// maxCertificates is how many certificates a peer may send, its own
+	// included. Real chains carry two to four; servers that bundle every
+	// cross-sign they ever had send a few dozen.
+	maxCertificates = 64
+	// maxChainBytes bounds their total DER size: 64 certificates of 2 KiB
+	// each (RSA 4096 keys and signatures). It bounds the parsing, hashing
+	// and key sizes a signature check meets, which the count alone does not.
+	maxChainBytes = 128 << 10
+	// maxSignatureChecks bounds the signatures passerelle checks while
+	// ordering one chain, as crypto/x509 bounds its own chain building
+	// (maxChainSignatureChecks in crypto/x509/verify.go, also 100), which
+	// runs first over the same certificates.
 	maxSignatureChecks = 100
 )
 
-// errSignatureBudget reports a chain that needed more than
-// maxSignatureChecks signature checks to order.
-var errSignatureBudget = fmt.Errorf("ordering the certificates the peer sent took more than %d signature checks", maxSignatureChecks)
+// errSignatureBudget reports a chain in which no path was found within
+// maxSignatureChecks signature checks.
+var errSignatureBudget = fmt.Errorf("no path to a trusted root found within %d signature checks among the certificates the peer sent", maxSignatureChecks)
 
 // sigBudget counts the signatures checked while judging one chain and
 // refuses to check more than max.
@@ -43,6 +50,19 @@ func (b *sigBudget) signedBy(child, parent *x509.Certificate) error {
 	}
 	b.used++
 	return parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
+}
+
+// anchored reports whether a trusted root issued c (or c is one), asking
+// crypto/x509 with no intermediates; the question is charged as one check,
+// since crypto/x509 checks the signature of each root that could have issued
+// c. The error is errSignatureBudget or nil.
+func (b *sigBudget) anchored(c *x509.Certificate, roots *x509.CertPool, now time.Time) (bool, error) {
+	if b.used >= b.max {
+		return false, errSignatureBudget
+	}
+	b.used++
+	_, err := anchorChain(c, roots, now, nil)
+	return err == nil, nil
 }
 
 // selfSigned reports whether c names itself as issuer and its own key
@@ -74,11 +94,11 @@ func classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	if len(certs) == 0 || certs[0] == nil {
 		return v.with(StatusInvalid, "no certificate presented")
 	}
-	// Refused before any signature is checked: each extra certificate
-	// could be the issuer of each other one.
-	if n := len(certs) - 1; n > maxIntermediates {
-		opts.logger().Debug("chain refused: too many certificates", "subject", name(certs[0]), "certificates", len(certs))
-		return v.with(StatusInvalidChain, fmt.Sprintf("the peer sent %d certificates besides its own; at most %d are accepted", n, maxIntermediates))
+	// Refused before any signature is checked: each certificate could be
+	// the issuer of each other one.
+	if reason := tooMuch(certs); reason != "" {
+		opts.logger().Debug("chain refused: too large", "subject", name(certs[0]), "certificates", len(certs))
+		return v.with(StatusInvalidChain, reason)
 	}
 	now := opts.now()
 	leaf := certs[0]
@@ -94,7 +114,7 @@ func classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 		return v.judgeLeaf(ctx, leaf, nil, now, opts)
 	}
 
-	path, linkErrs, err := buildPath(certs, sigs)
+	path, linkErrs, err := buildPath(certs, opts.Roots, now, sigs)
 	if err != nil {
 		v.Chain = path
 		return v.with(StatusInvalidChain, err.Error())
@@ -187,6 +207,25 @@ func (v Verdict) judgeLeaf(ctx context.Context, leaf *x509.Certificate, roleErr 
 	return v.with(StatusTrusted, "certificate chain verified for "+describeTarget(opts))
 }
 
+// tooMuch says why a presented chain is refused unread: more than
+// maxCertificates certificates or more than maxChainBytes of them. It returns
+// "" when the chain is within both bounds.
+func tooMuch(certs []*x509.Certificate) string {
+	if len(certs) > maxCertificates {
+		return fmt.Sprintf("the peer sent %d certificates; at most %d are accepted", len(certs), maxCertificates)
+	}
+	size := 0
+	for _, c := range certs {
+		if c != nil {
+			size += len(c.Raw)
+		}
+	}
+	if size > maxChainBytes {
+		return fmt.Sprintf("the peer sent %d bytes of certificates; at most %d are accepted", size, maxChainBytes)
+	}
+	return ""
+}
+
 func (v Verdict) with(s Status, reason string) Verdict {
 	v.Status = s
 	v.Reason = reason
@@ -201,22 +240,37 @@ func describeTarget(opts VerifyOptions) string {
 }
 
 // buildPath orders the presented certificates into a path from the leaf
-// upwards, following issuer names (and key identifiers when both are
-// present), preferring an issuer whose key verifies the signature. Peers send
-// chains out of order and with extras; the path stops where no presented
-// certificate issued the current one.
+// upwards. It runs only when crypto/x509 found no good path, to name what is
+// wrong with the best one. Peers send chains out of order, with extras,
+// cross-signs and several candidate issuers, so at each step it:
+//   - stops at a certificate a trusted root issued (the trust store first,
+//     as OpenSSL's X509_V_FLAG_TRUSTED_FIRST, its default, does);
+//   - stops at a self-signed certificate;
+//   - else takes, among the presented certificates whose subject (and key
+//     identifier, when both carry one) names the current one's issuer, the
+//     first that a trusted root issued, else the first inside its dates
+//     whose key verifies the signature, else the first that verifies, else
+//     the first by name.
 //
 // It also returns, per link i (path[i] issued by path[i+1]), the result of
 // checking path[i]'s signature with path[i+1]'s key, so that each signature
-// is checked once. Every check is charged to sigs; when it runs out, the
-// path so far is returned with errSignatureBudget.
-func buildPath(certs []*x509.Certificate, sigs *sigBudget) ([]*x509.Certificate, []error, error) {
+// is checked once. Every check, and every question put to the trust store,
+// is charged to sigs; when it runs out, the path so far is returned with
+// errSignatureBudget.
+func buildPath(certs []*x509.Certificate, roots *x509.CertPool, now time.Time, sigs *sigBudget) ([]*x509.Certificate, []error, error) {
 	path := []*x509.Certificate{certs[0]}
 	var linkErrs []error
 	used := make([]bool, len(certs))
 	used[0] = true
 	for {
 		cur := path[len(path)-1]
+		anchored, err := sigs.anchored(cur, roots, now)
+		if err != nil {
+			return path, linkErrs, err
+		}
+		if anchored {
+			break
+		}
 		self, err := sigs.selfSigned(cur)
 		if err != nil {
 			return path, linkErrs, err
@@ -224,9 +278,9 @@ func buildPath(certs []*x509.Certificate, sigs *sigBudget) ([]*x509.Certificate,
 		if self {
 			break
 		}
-		pick := -1
+		pick, pickRank := -1, 0
 		var pickErr error
-		for i := 1; i < len(certs); i++ {
+		for i := 1; i < len(certs) && pickRank < 3; i++ {
 			c := certs[i]
 			if used[i] || c == nil || !issuedBy(cur, c) {
 				continue
@@ -235,11 +289,22 @@ func buildPath(certs []*x509.Certificate, sigs *sigBudget) ([]*x509.Certificate,
 			if errors.Is(err, errSignatureBudget) {
 				return path, linkErrs, err
 			}
-			if pick < 0 || err == nil {
-				pick, pickErr = i, err
-			}
+			rank := 0
 			if err == nil {
-				break
+				rank = 1
+				if !now.Before(c.NotBefore) && !now.After(c.NotAfter) {
+					rank = 2
+					ok, aerr := sigs.anchored(c, roots, now)
+					if aerr != nil {
+						return path, linkErrs, aerr
+					}
+					if ok {
+						rank = 3
+					}
+				}
+			}
+			if pick < 0 || rank > pickRank {
+				pick, pickRank, pickErr = i, rank, err
 			}
 		}
 		if pick < 0 {

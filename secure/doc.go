@@ -91,12 +91,19 @@
 // rules 5 and 6, so an expired leaf under a good chain is expired, not
 // invalidChain.
 //
-// The work is bounded before any rule: a peer that sends more than 10
-// certificates besides its own gets invalidChain at once ("the peer sent 808
-// certificates besides its own; at most 10 are accepted"), since crypto/tls
-// accepts some 800 in one message and each could claim to be the issuer of
-// each other one. Ordering the rest stops after 100 signature checks, as
-// crypto/x509's own chain building does.
+// The work is bounded, not the shape of the chain. A peer may send up to 64
+// certificates, their own included, and 128 KiB of them; more gets
+// invalidChain at once, before any signature is checked ("the peer sent 809
+// certificates; at most 64 are accepted"), since crypto/tls accepts some 800
+// in one message and each could claim to be the issuer of each other one.
+// Within those bounds a valid path is found wherever it lies among
+// cross-signs, candidate issuers and unrelated certificates: crypto/x509's
+// path search runs first (bounded by its own limit of 100 signature checks),
+// and only when it finds no good path does passerelle order the certificates
+// itself to name the defect, within another 100 checks (buildPath). A chain
+// in which no path is found within them gets invalidChain ("no path to a
+// trusted root found within 100 signature checks among the certificates the
+// peer sent").
 //
 // # Server behaviour
 //

@@ -2,6 +2,7 @@ package secure
 
 import (
 	"bufio"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
@@ -19,12 +21,13 @@ import (
 )
 
 // longChain builds what a hostile client can send within crypto/tls's
-// 256 KiB limit on a Certificate message: a leaf and n-1 certificates that
-// all name the same subject and issuer, so each one looks like the issuer
-// of every other, while none verifies another (they carry one key and are
-// signed with a second). One pair of keys serves them all, so n in the
-// hundreds takes milliseconds to make.
-func longChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey *ecdsa.PrivateKey) {
+// 256 KiB limit on a Certificate message: a leaf and n-1 CA certificates that
+// all name the same subject and issuer, so each one looks like the issuer of
+// every other, while none verifies another (they carry one key and are
+// signed with a second), so that every signature is checked in full, by
+// crypto/x509 and by passerelle, and fails. One pair of ECDSA P-256 keys
+// serves them all, so n in the hundreds takes milliseconds to make.
+func longChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey crypto.Signer) {
 	tb.Helper()
 	held, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -34,17 +37,30 @@ func longChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey *ecdsa.
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return loopChain(tb, n, held, signer), held
+}
+
+// loopChain is longChain with the keys given: the certificates carry held's
+// public key and are signed by signer.
+func loopChain(tb testing.TB, n int, held, signer crypto.Signer) []*x509.Certificate {
+	tb.Helper()
 	loop := pkix.Name{CommonName: "loop"}
 	now := time.Now()
 	parent := &x509.Certificate{Subject: loop}
-	issue := func(i int, subject pkix.Name) *x509.Certificate {
+	issue := func(i int, subject pkix.Name, ca bool) *x509.Certificate {
 		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(int64(i + 1)),
-			Subject:      subject,
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(time.Hour),
+			SerialNumber:          big.NewInt(int64(i + 1)),
+			Subject:               subject,
+			NotBefore:             now.Add(-time.Hour),
+			NotAfter:              now.Add(time.Hour),
+			BasicConstraintsValid: ca,
+			IsCA:                  ca,
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &held.PublicKey, signer)
+		if ca {
+			tmpl.KeyUsage = x509.KeyUsageCertSign
+			tmpl.SubjectKeyId = []byte{1} // the same on all, as no AKID tells them apart
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, held.Public(), signer)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -54,15 +70,98 @@ func longChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey *ecdsa.
 		}
 		return c
 	}
-	certs = append(certs, issue(0, pkix.Name{CommonName: "victim"}))
+	certs := []*x509.Certificate{issue(0, pkix.Name{CommonName: "victim"}, false)}
 	for i := 1; i < n; i++ {
-		certs = append(certs, issue(i, loop))
+		certs = append(certs, issue(i, loop, true))
 	}
-	return certs, held
+	return certs
+}
+
+// worstChain is the costliest chain the bounds let through: n certificates
+// (the leaf and n-1 CA certificates) that all name the subject and issuer
+// "loop" and one key identifier, carrying two keys in turn, each signed with
+// the other. Every CA certificate really did sign every one of the other key,
+// so each signature checked verifies and a search finds a new link at every
+// step until its budget runs out; none is self-signed, none is trusted.
+func worstChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey *ecdsa.PrivateKey) {
+	tb.Helper()
+	var keys [2]*ecdsa.PrivateKey
+	for i := range keys {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		keys[i] = k
+	}
+	loop := pkix.Name{CommonName: "loop"}
+	keyID := []byte("loop")
+	now := time.Now()
+	issue := func(i int, subject pkix.Name, pub, signer *ecdsa.PrivateKey, ca bool) *x509.Certificate {
+		tmpl := &x509.Certificate{
+			SerialNumber:          big.NewInt(int64(i + 1)),
+			Subject:               subject,
+			NotBefore:             now.Add(-time.Hour),
+			NotAfter:              now.Add(time.Hour),
+			BasicConstraintsValid: true,
+			IsCA:                  ca,
+			AuthorityKeyId:        keyID,
+		}
+		if ca {
+			tmpl.KeyUsage = x509.KeyUsageCertSign
+			tmpl.SubjectKeyId = keyID
+		}
+		parent := &x509.Certificate{Subject: loop, SubjectKeyId: keyID}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &pub.PublicKey, signer)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return c
+	}
+	// The leaf carries key 0 and is signed with key 1, as are the CA
+	// certificates of key 0.
+	certs = append(certs, issue(0, pkix.Name{CommonName: "victim"}, keys[0], keys[1], false))
+	for i := 1; i < n; i++ {
+		certs = append(certs, issue(i, loop, keys[i%2], keys[(i+1)%2], true))
+	}
+	return certs, keys[0]
+}
+
+// paddedChain is a leaf and n-1 unrelated certificates of about size bytes
+// each, padded with a non-critical extension: few certificates, many bytes.
+func paddedChain(tb testing.TB, n, size int) []*x509.Certificate {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var certs []*x509.Certificate
+	for i := range n {
+		tmpl := &x509.Certificate{
+			SerialNumber:    big.NewInt(int64(i + 1)),
+			Subject:         pkix.Name{CommonName: "padded"},
+			NotBefore:       time.Now().Add(-time.Hour),
+			NotAfter:        time.Now().Add(time.Hour),
+			ExtraExtensions: []pkix.Extension{{Id: []int{1, 3, 6, 1, 4, 1, 55555, 7, 2}, Value: make([]byte, size)}},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+	return certs
 }
 
 // tlsCertificate is certs as a client presents them, with the leaf's key.
-func tlsCertificate(certs []*x509.Certificate, key *ecdsa.PrivateKey) tls.Certificate {
+func tlsCertificate(certs []*x509.Certificate, key crypto.Signer) tls.Certificate {
 	c := tls.Certificate{PrivateKey: key, Leaf: certs[0]}
 	for _, x := range certs {
 		c.Certificate = append(c.Certificate, x.Raw)
@@ -70,13 +169,16 @@ func tlsCertificate(certs []*x509.Certificate, key *ecdsa.PrivateKey) tls.Certif
 	return c
 }
 
-// TestClassifyLongChain: a peer that sends hundreds of certificates, each
-// one looking like the issuer of every other, is refused before any
-// signature is checked; one within the limit costs a bounded number of
-// checks.
+// TestClassifyLongChain: a peer that sends more certificates, or more bytes
+// of them, than a chain may hold is refused before any signature is checked;
+// one within the bounds costs at most maxSignatureChecks checks of
+// passerelle's own, counted here, and the reason says when no path was found
+// within them.
 func TestClassifyLongChain(t *testing.T) {
 	root := testpki.NewRoot(t, testpki.CAOptions{})
 	long, _ := longChain(t, 809)
+	worst, _ := worstChain(t, maxCertificates)
+	padded := paddedChain(t, 10, 14<<10)
 	size := 0
 	for _, c := range long {
 		size += len(c.Raw)
@@ -84,7 +186,12 @@ func TestClassifyLongChain(t *testing.T) {
 	if size > 256<<10 {
 		t.Fatalf("the chain is %d bytes, more than crypto/tls accepts in a Certificate message", size)
 	}
+	paddedSize := 0
+	for _, c := range padded {
+		paddedSize += len(c.Raw)
+	}
 	opts := VerifyOptions{Roots: root.Pool(), Role: RoleClient, Revocation: RevocationOff, NoAIAFetch: true}
+	const budget = "no path to a trusted root found within 100 signature checks among the certificates the peer sent"
 	tests := []struct {
 		name       string
 		certs      []*x509.Certificate
@@ -92,9 +199,12 @@ func TestClassifyLongChain(t *testing.T) {
 		reason     string
 		sigsAtMost int
 	}{
-		{"809 certificates", long, StatusInvalidChain, "the peer sent 808 certificates besides its own; at most 10 are accepted", 0},
-		{"one over the limit", long[:12], StatusInvalidChain, "the peer sent 11 certificates besides its own; at most 10 are accepted", 0},
-		{"at the limit", long[:11], StatusUntrustedSigners, `issuer "CN=loop" of "loop" is not a trusted root and was not sent`, maxSignatureChecks},
+		{"809 certificates", long, StatusInvalidChain, "the peer sent 809 certificates; at most 64 are accepted", 0},
+		{"one over the limit", long[:65], StatusInvalidChain, "the peer sent 65 certificates; at most 64 are accepted", 0},
+		{"too many bytes", padded, StatusInvalidChain, fmt.Sprintf("the peer sent %d bytes of certificates; at most 131072 are accepted", paddedSize), 0},
+		{"at the limit, no signature verifies", long[:64], StatusInvalidChain, budget, maxSignatureChecks},
+		{"at the limit, every signature verifies", worst, StatusInvalidChain, budget, maxSignatureChecks},
+		{"eleven", long[:11], StatusUntrustedSigners, `issuer "CN=loop" of "loop" is not a trusted root and was not sent`, maxSignatureChecks},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,13 +221,13 @@ func TestClassifyLongChain(t *testing.T) {
 	}
 }
 
-// TestBuildPathSignatureBudget: without the limit on their number, ordering
-// the 809 certificates stops after maxSignatureChecks checks.
+// TestBuildPathSignatureBudget: without the bounds on their number and
+// size, ordering the 809 certificates stops after maxSignatureChecks checks.
 func TestBuildPathSignatureBudget(t *testing.T) {
 	long, _ := longChain(t, 809)
 	sigs := newSigBudget()
-	path, _, err := buildPath(long, sigs)
-	if !errors.Is(err, errSignatureBudget) || err.Error() != "ordering the certificates the peer sent took more than 100 signature checks" {
+	path, _, err := buildPath(long, nil, time.Now(), sigs)
+	if !errors.Is(err, errSignatureBudget) || err.Error() != "no path to a trusted root found within 100 signature checks among the certificates the peer sent" {
 		t.Errorf("buildPath: %v", err)
 	}
 	if sigs.used != maxSignatureChecks {
@@ -128,37 +238,48 @@ func TestBuildPathSignatureBudget(t *testing.T) {
 	}
 }
 
-// TestServerRefusesLongClientChain sends the 809 certificates as a client
-// certificate over real TLS: the server names the limit in the verdict
-// (request) and in the refusal it logs (require).
+// TestServerRefusesLongClientChain sends hostile chains as a client
+// certificate over real TLS: 809 certificates, refused by their number, and
+// the 64 of worstChain, judged within the signature budget. The server names
+// the bound in the verdict (request) and in the refusal it logs (require).
 func TestServerRefusesLongClientChain(t *testing.T) {
 	root := testpki.NewRoot(t, testpki.CAOptions{})
 	server := root.Leaf(t, testpki.LeafOptions{}).TLS()
-	long, key := longChain(t, 809)
-	client := tlsCertificate(long, key)
-	const reason = "the peer sent 808 certificates besides its own; at most 10 are accepted"
+	long, longKey := longChain(t, 809)
+	worst, worstKey := worstChain(t, maxCertificates)
+	tests := []struct {
+		name   string
+		client tls.Certificate
+		reason string
+	}{
+		{"809 certificates", tlsCertificate(long, longKey), "the peer sent 809 certificates; at most 64 are accepted"},
+		{"64 certificates", tlsCertificate(worst, worstKey), "no path to a trusted root found within 100 signature checks among the certificates the peer sent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, ServerConfig{GetCertificate: staticCert(server), ClientAuth: ClientAuthRequest, ClientCAs: root.Pool()}, nil)
+			c, err := Dial(dialCtx(t), ts.addr, ClientConfig{ServerName: "localhost", RootCAs: root.Pool(), Certificates: []tls.Certificate{tt.client}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line, err := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if err != nil || line != "status invalidChain\n" {
+				t.Errorf("greeting %q, %v", line, err)
+			}
 
-	ts := startServer(t, ServerConfig{GetCertificate: staticCert(server), ClientAuth: ClientAuthRequest, ClientCAs: root.Pool()}, nil)
-	c, err := Dial(dialCtx(t), ts.addr, ClientConfig{ServerName: "localhost", RootCAs: root.Pool(), Certificates: []tls.Certificate{client}})
-	if err != nil {
-		t.Fatal(err)
+			ts = startServer(t, ServerConfig{GetCertificate: staticCert(server), ClientAuth: ClientAuthRequire, ClientCAs: root.Pool()}, nil)
+			c, err = Dial(dialCtx(t), ts.addr, ClientConfig{ServerName: "localhost", RootCAs: root.Pool(), Certificates: []tls.Certificate{tt.client}})
+			if err == nil {
+				_, err = c.Read(make([]byte, 1))
+				c.Close()
+			}
+			if err == nil {
+				t.Fatal("a client with a hostile chain got in")
+			}
+			testutil.Eventually(t, "the refusal logged", 5*time.Second, func() bool {
+				return strings.Contains(ts.logs.String(), `msg="client refused" remote_addr=`) && strings.Contains(ts.logs.String(), `status=invalidChain reason="`+tt.reason+`"`)
+			})
+		})
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	c.Close()
-	if err != nil || line != "status invalidChain\n" {
-		t.Errorf("greeting %q, %v", line, err)
-	}
-
-	ts = startServer(t, ServerConfig{GetCertificate: staticCert(server), ClientAuth: ClientAuthRequire, ClientCAs: root.Pool()}, nil)
-	c, err = Dial(dialCtx(t), ts.addr, ClientConfig{ServerName: "localhost", RootCAs: root.Pool(), Certificates: []tls.Certificate{client}})
-	if err == nil {
-		_, err = c.Read(make([]byte, 1))
-		c.Close()
-	}
-	if err == nil {
-		t.Fatal("a client with 809 certificates got in")
-	}
-	testutil.Eventually(t, "the refusal logged", 5*time.Second, func() bool {
-		return strings.Contains(ts.logs.String(), `msg="client refused" remote_addr=`) && strings.Contains(ts.logs.String(), `status=invalidChain reason="`+reason+`"`)
-	})
 }
