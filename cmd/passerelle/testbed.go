@@ -93,7 +93,7 @@ func (a *app) runTestbed() error {
 		tb.Close()
 		return err
 	}
-	fmt.Fprintln(a.out, "\nOpenSSL column: openssl s_client -connect ADDRESS -servername NAME -verify_hostname NAME -CAfile CA -verify_return_error -crl_check -crl_download")
+	fmt.Fprintln(a.out, "\nOpenSSL column: openssl s_client -connect ADDRESS -servername NAME -verify_hostname NAME -CAfile CA -verify_return_error -crl_check -crl_download (-verify_ip NAME for an address)")
 	fmt.Fprintln(a.out, "Client certificates for the client-cert endpoints: passerelle testbed client-certs --out DIR")
 	return tb.Serve(a.ctx)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/testutil"
+	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/testbed"
 )
 
@@ -67,6 +68,26 @@ func TestTestbedCommand(t *testing.T) {
 	}
 	if jerr := json.Unmarshal([]byte(out), &verdict); jerr != nil || verdict.Status != "expired" {
 		t.Errorf("check --json: %q (%v), want status expired", out, jerr)
+	}
+
+	// check agrees with every endpoint that judges no client certificate:
+	// its status and its exit code (the silent endpoint's wait is cut short).
+	for _, e := range eps {
+		if e.ClientCert {
+			continue
+		}
+		out, _, err := runTestbedCLI(context.Background(), "check", e.Address, "--json",
+			"--servername", e.ServerName, "--ca", caOut, "--timeout", "1s")
+		var v struct {
+			Status secure.Status `json:"status"`
+			Reason string        `json:"reason"`
+		}
+		if jerr := json.Unmarshal([]byte(out), &v); jerr != nil || v.Status != e.ExpectedStatus {
+			t.Errorf("check %s: status %q (%s; %v), want %s", e.Name, v.Status, v.Reason, jerr, e.ExpectedStatus)
+		}
+		if got, want := exitCode(err), checkExitCodes[e.ExpectedStatus]; got != want {
+			t.Errorf("check %s: exit %d, want %d", e.Name, got, want)
+		}
 	}
 
 	// In the other direction: check presents an expired client certificate
@@ -141,7 +162,7 @@ func TestTestbedBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"testbed", "client-certs"}, "testbed client-certs: --out DIR is required"},
-		{[]string{"testbed", "--base-port", "70000"}, "testbed: base port 70000: the 21 ports from it must lie within 1-65535"},
+		{[]string{"testbed", "--base-port", "70000"}, "testbed: base port 70000: the 29 ports from it must lie within 1-65535"},
 		{[]string{"testbed", "--key-type", "dsa", "--base-port", "0"}, `testbed: key type "dsa": want ecdsa-p256 or rsa-2048`},
 		{[]string{"testbed", "extra"}, `unknown command "extra" for "passerelle testbed"`},
 	} {

@@ -25,6 +25,7 @@ const (
 const (
 	osslOK                 = 0  // X509_V_OK
 	osslSignatureFailure   = 7  // X509_V_ERR_CERT_SIGNATURE_FAILURE
+	osslCRLSignature       = 8  // X509_V_ERR_CRL_SIGNATURE_FAILURE
 	osslNotYetValid        = 9  // X509_V_ERR_CERT_NOT_YET_VALID
 	osslExpired            = 10 // X509_V_ERR_CERT_HAS_EXPIRED
 	osslSelfSignedLeaf     = 18 // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
@@ -35,6 +36,7 @@ const (
 	osslInvalidPurpose     = 26 // X509_V_ERR_INVALID_PURPOSE
 	osslUnhandledCritical  = 34 // X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION
 	osslPermittedViolation = 47 // X509_V_ERR_PERMITTED_VIOLATION
+	osslExcludedViolation  = 48 // X509_V_ERR_EXCLUDED_VIOLATION
 	osslHostnameMismatch   = 62 // X509_V_ERR_HOSTNAME_MISMATCH
 )
 
@@ -42,6 +44,7 @@ const (
 var osslText = map[int]string{
 	osslOK:                 "ok",
 	osslSignatureFailure:   "certificate signature failure",
+	osslCRLSignature:       "CRL signature failure",
 	osslNotYetValid:        "certificate is not yet valid",
 	osslExpired:            "certificate has expired",
 	osslSelfSignedLeaf:     "self-signed certificate",
@@ -52,6 +55,7 @@ var osslText = map[int]string{
 	osslInvalidPurpose:     "unsuitable certificate purpose",
 	osslUnhandledCritical:  "unhandled critical extension",
 	osslPermittedViolation: "permitted subtree violation",
+	osslExcludedViolation:  "excluded subtree violation",
 	osslHostnameMismatch:   "hostname mismatch",
 	osslNoHandshake:        "no TLS handshake",
 }
@@ -65,6 +69,13 @@ type plan struct {
 	clientAuth  ClientAuth
 	needsAIA    bool // the status shows only for a client that fetches AIA issuers
 	needsRevoke bool // the status shows only for a client that checks revocation
+	// osslStatus is the status OpenSSL's verify code stands for, where
+	// OpenSSL gets the endpoint wrong; "" where it agrees with status.
+	osslStatus secure.Status
+	// ipOnly endpoints have a leaf for IP addresses only: a client asks for
+	// the address, sends no SNI (RFC 6066 section 3), so they are not on the
+	// SNI port.
+	ipOnly bool
 	// noTLS endpoints never complete a TLS handshake: they have no
 	// certificate and are not on the SNI port.
 	noTLS       noTLS
@@ -131,6 +142,36 @@ var plans = []plan{
 		description: "no TLS at all: the echo service in clear text, so the handshake fails"},
 	{name: "silent", status: secure.StatusUnknown, openssl: osslNoHandshake, noTLS: silent,
 		description: "accepts the connection and never answers: no handshake result, so the status stays unknown"},
+	{name: "cross-signed-expired", status: secure.StatusTrusted, openssl: osslOK,
+		description: "the intermediate is sent twice: first cross-signed by a retired root (expired, not trusted), then signed by the testbed root; only the second path is valid",
+		build:       (*builder).crossSignedExpired},
+	{name: "reversed-chain", status: secure.StatusTrusted, openssl: osslOK,
+		description: "three intermediates sent top first: the root's child, its child, then the leaf's issuer",
+		build:       (*builder).reversedChain},
+	{name: "shuffled-chain", status: secure.StatusTrusted, openssl: osslOK,
+		description: "three intermediates sent in no order: the middle one, the leaf's issuer, then the root's child",
+		build:       (*builder).shuffledChain},
+	{name: "extra-certificates", status: secure.StatusTrusted, openssl: osslOK,
+		description: "the intermediate is sent among unrelated certificates: a root no one trusts, an intermediate and a leaf under it, a second intermediate of the testbed root",
+		build:       (*builder).extraCertificates},
+	// OpenSSL 3.0 takes the first namesake: without -crl_check it reports
+	// the leaf's signature (7), with it the CRL's (8), which it checks with
+	// the same wrong issuer.
+	{name: "namesake-issuer", status: secure.StatusTrusted, openssl: osslCRLSignature, osslStatus: secure.StatusInvalid,
+		description: "two intermediates with the same subject and key identifier but different keys are sent; the first did not sign the leaf, the second did",
+		build:       (*builder).namesakeIssuer},
+	{name: "name-constraints-excluded", status: secure.StatusInvalidChain, openssl: osslExcludedViolation,
+		description: "the intermediate's name constraints exclude the leaf's DNS names",
+		build:       (*builder).nameConstraintsExcluded},
+	{name: "name-constraints-permitted", status: secure.StatusTrusted, openssl: osslOK,
+		description: "the intermediate's name constraints permit only the leaf's DNS names: a good chain",
+		build:       (*builder).nameConstraintsPermitted},
+	// OpenSSL 3.0 checks a common name that looks like a host name against
+	// DNS constraints when the leaf has no DNS name (NAME_CONSTRAINTS_check_CN),
+	// and 127.0.0.1 looks like one to it.
+	{name: "ip-san-dns-constraint", status: secure.StatusTrusted, openssl: osslPermittedViolation, osslStatus: secure.StatusInvalidChain, ipOnly: true,
+		description: "the leaf names IP addresses only (its common name is the first), under an intermediate that may issue for DNS names under " + constrainedDomain + " only; a DNS constraint does not restrict IP addresses",
+		build:       (*builder).ipUnderDNSConstraint},
 }
 
 // noTLS says how an endpoint without TLS behaves.
@@ -163,7 +204,9 @@ type Endpoint struct {
 	// SNIAddress is the shared host:port where ServerName selects this
 	// endpoint; empty for the endpoints that do not speak TLS.
 	SNIAddress string `json:"sni_address"`
-	// ServerName is the name a client should ask for (and verify).
+	// ServerName is the name a client should ask for (and verify): an IP
+	// address for the endpoints whose leaf names addresses only, which are
+	// not on the SNI port.
 	ServerName string `json:"server_name"`
 	// ExpectedStatus is the status a correct client reports for the server
 	// certificate.
@@ -179,9 +222,14 @@ type Endpoint struct {
 	//   openssl s_client -connect ADDRESS -servername SERVER_NAME
 	//     -verify_hostname SERVER_NAME -CAfile CA_FILE -verify_return_error
 	//     -crl_check -crl_download
+	// (with -verify_ip SERVER_NAME instead of -servername and
+	// -verify_hostname when SERVER_NAME is an IP address)
 	OpenSSLVerifyCode int `json:"openssl_verify_code"`
 	// OpenSSLVerifyText is the text OpenSSL prints with that code.
 	OpenSSLVerifyText string `json:"openssl_verify_text"`
+	// OpenSSLStatus is the status that OpenSSL's verdict stands for: the
+	// expected status, except on the endpoints that OpenSSL 3.0 gets wrong.
+	OpenSSLStatus secure.Status `json:"openssl_status"`
 	// NeedsAIAFetch marks endpoints whose status shows only for a client
 	// that fetches a missing intermediate from the AIA caIssuers URL; others
 	// see the OpenSSL code above and must map it.

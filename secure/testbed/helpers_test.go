@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -138,9 +139,13 @@ var verifyCodeRE = regexp.MustCompile(`Verify return code: (\d+) \(([^)]*)\)`)
 // sClient runs openssl s_client as documented for the manifest and returns
 // the verify code, the text, and the whole output.
 func sClient(ctx context.Context, addr, serverName, caFile string, extra ...string) (int, string, string, error) {
-	args := append([]string{"s_client", "-connect", addr, "-servername", serverName,
-		"-verify_hostname", serverName, "-CAfile", caFile, "-verify_return_error",
-		"-crl_check", "-crl_download"}, extra...)
+	// An address is verified as one and sent no SNI (RFC 6066 section 3).
+	name := []string{"-servername", serverName, "-verify_hostname", serverName}
+	if net.ParseIP(serverName) != nil {
+		name = []string{"-verify_ip", serverName}
+	}
+	args := append(append(append([]string{"s_client", "-connect", addr}, name...),
+		"-CAfile", caFile, "-verify_return_error", "-crl_check", "-crl_download"), extra...)
 	cmd := exec.CommandContext(ctx, "openssl", args...)
 	cmd.Stdin = strings.NewReader("")
 	out, _ := cmd.CombinedOutput() // exits 1 on a verify error: the code is in the output

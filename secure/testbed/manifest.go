@@ -46,6 +46,10 @@ func WriteTable(w io.Writer, eps []Endpoint) error {
 			note = "status needs an AIA fetch"
 		case e.NeedsRevocationCheck:
 			note = "status needs a revocation check"
+		case e.OpenSSLStatus != e.ExpectedStatus:
+			note = "OpenSSL 3.0 gets it wrong: " + string(e.OpenSSLStatus)
+		case e.SNIAddress == "":
+			note = "IP address: not on the SNI port"
 		}
 		ossl := strconv.Itoa(e.OpenSSLVerifyCode) + " (" + e.OpenSSLVerifyText + ")"
 		if e.OpenSSLVerifyCode == osslNoHandshake {

@@ -76,19 +76,29 @@ type certSpec struct {
 	maxPathLen    int
 	maxPathLenSet bool
 	permittedDNS  []string
+	excludedDNS   []string
 	extKeyUsage   []x509.ExtKeyUsage
 	extra         []pkix.Extension
 	aiaIssuer     []string
 	ocspServer    []string
 	crlDP         []string
+	// key is the key to certify (a cross-sign of an existing authority);
+	// a fresh one when nil.
+	key crypto.Signer
+	// subjectKeyID replaces the identifier crypto/x509 derives from the
+	// key, for an issuer that must look like another one.
+	subjectKeyID []byte
 }
 
 // issue makes a key and a certificate for spec signed by parent, or
 // self-signed when parent is nil.
 func issue(kt KeyType, parent *authority, spec certSpec) (*x509.Certificate, crypto.Signer, error) {
-	key, err := generateKey(kt)
-	if err != nil {
-		return nil, nil, fmt.Errorf("generate key for %q: %w", spec.commonName, err)
+	key := spec.key
+	if key == nil {
+		var err error
+		if key, err = generateKey(kt); err != nil {
+			return nil, nil, fmt.Errorf("generate key for %q: %w", spec.commonName, err)
+		}
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -109,6 +119,8 @@ func issue(kt KeyType, parent *authority, spec certSpec) (*x509.Certificate, cry
 		OCSPServer:            spec.ocspServer,
 		CRLDistributionPoints: spec.crlDP,
 		PermittedDNSDomains:   spec.permittedDNS,
+		ExcludedDNSDomains:    spec.excludedDNS,
+		SubjectKeyId:          spec.subjectKeyID,
 	}
 	switch {
 	case spec.isCA:

@@ -275,15 +275,23 @@ func (t *Testbed) makeEndpoints() error {
 			ClientAuth:           ep.clientAuth,
 			OpenSSLVerifyCode:    ep.openssl,
 			OpenSSLVerifyText:    osslText[ep.openssl],
+			OpenSSLStatus:        ep.status,
 			NeedsAIAFetch:        ep.needsAIA,
 			NeedsRevocationCheck: ep.needsRevoke,
 			Description:          ep.description,
+		}
+		if ep.osslStatus != "" {
+			ep.info.OpenSSLStatus = ep.osslStatus
 		}
 		if ep.noTLS != withTLS {
 			ep.info.SNIAddress = ""
 			continue
 		}
 		ep.getCertificate = t.certificate(ep, m)
+		if ep.ipOnly {
+			ep.info.SNIAddress, ep.info.ServerName = "", ipServerName(ep.ln.Addr())
+			continue
+		}
 		t.byName[normalName(ep.info.ServerName)] = ep
 	}
 	t.extra = b.extra
@@ -308,6 +316,15 @@ func (t *Testbed) certificate(ep *endpoint, m material) func(*tls.ClientHelloInf
 		c.OCSPStaple = staple
 		return &c, nil
 	}
+}
+
+// ipServerName is what a client of an IP-only endpoint asks for: the bound
+// address, or 127.0.0.1 when it is bound to every address.
+func ipServerName(addr net.Addr) string {
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP != nil && !ta.IP.IsUnspecified() {
+		return ta.IP.String()
+	}
+	return "127.0.0.1"
 }
 
 // serverName is the SNI name of an endpoint.
