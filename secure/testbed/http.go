@@ -21,6 +21,7 @@ const ContentTypeCert = "application/pkix-cert"
 //	/crl/<issuer>.crl       the issuer's CRL, DER (CRL distribution point)
 //	/ocsp/<issuer>          the issuer's OCSP responder, GET and POST (RFC 6960)
 //	/manifest.json          the manifest
+//	/                       the dashboard for browsers (browser.go)
 //
 // where <issuer> is "root", "intermediate", or the name of an endpoint whose
 // leaf has an issuer of its own (name-constraints).
@@ -37,6 +38,7 @@ func (t *Testbed) httpServer(ctx context.Context) *http.Server {
 		mux.Handle("/ocsp/"+iss.name, t.withClientSync(iss, iss.responder))
 		mux.Handle("/ocsp/"+iss.name+"/", t.withClientSync(iss, iss.responder))
 	}
+	mux.HandleFunc("GET /{$}", t.serveDashboard)
 	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_, _ = w.Write(certPEM(t.root.cert))

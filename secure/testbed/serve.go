@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/protocol/echo"
+	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -48,6 +49,10 @@ func (t *Testbed) Serve(ctx context.Context) error {
 	defer t.closeListeners()
 
 	httpSrv := t.httpServer(ctx)
+	// Browsers' connections to the endpoints, for their pages; the header
+	// timeout is the handshake's, as on every passerelle listener.
+	t.pages = web.NewConnServer(pageHandler(), t.cfg.HandshakeTimeout, t.log)
+	defer t.pages.Close()
 	fail := make(chan error, 2+len(t.endpoints))
 	var loops sync.WaitGroup
 	loops.Go(func() {
@@ -96,6 +101,9 @@ func (t *Testbed) server(ln net.Listener, ep *endpoint) *secure.Server {
 		cfg.Plain = true
 		return &secure.Server{Config: cfg, Handler: func(ctx context.Context, c *secure.Conn) { t.handle(ctx, c, ep) }}
 	}
+	// A browser negotiates http/1.1 and gets the endpoint's page; other
+	// clients offer no ALPN and get the endpoint's service.
+	cfg.NextProtos = []string{web.ALPN}
 	pick := func(*tls.ClientHelloInfo) (*endpoint, error) { return ep, nil }
 	if ep == nil {
 		pick = t.endpointByName
@@ -174,6 +182,10 @@ func (t *Testbed) handle(ctx context.Context, c *secure.Conn, ep *endpoint) {
 		return
 	}
 	state := c.TLS()
+	if state.NegotiatedProtocol == web.ALPN {
+		t.servePage(ctx, c, ep)
+		return
+	}
 	log = log.With("server_name", state.ServerName)
 	if ep.clientAuth == ClientAuthNone {
 		// The echo service of the OpenFL/AIR socket chapter (seed 001); the

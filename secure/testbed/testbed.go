@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/protocol/policy"
+	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
 )
@@ -83,6 +84,7 @@ type Testbed struct {
 	byName    map[string]*endpoint // by lower-case server name
 	limit     *secure.Limiter      // one connection limit over every port
 	policy    *policy.Gate         // the policy-file request, on every port
+	pages     *web.ConnServer      // the endpoints' pages for browsers, while serving
 
 	revokedMu  sync.Mutex // guards revokedMod
 	revokedMod time.Time  // mtime of the revoked-clients file last read
