@@ -21,7 +21,9 @@ func newTestbedCmd(a *app) *cobra.Command {
 		Short: "Run TLS endpoints that each present one certificate defect",
 		Long: `testbed starts TLS endpoints on loopback, each presenting one certificate
 defect (expired, not yet valid, wrong name, untrusted signers, broken chains,
-revoked, not for servers, no TLS at all, no answer), so that a client
+revoked, not for servers, no TLS at all, no answer) or a chain that clients
+get wrong (cross-signed with an expired path, out of order, with extra
+certificates, a namesake issuer, name constraints), so that a client
 developer can check that each yields the right status: trusted, expired,
 notYetValid, principalMismatch, untrustedSigners, invalidChain, revoked,
 invalid or unknown.
@@ -30,7 +32,11 @@ Every endpoint has its own port (base-port+2 onwards, for socket clients that
 cannot choose a server name) and a server name <endpoint>.testbed.localhost
 on the shared SNI port (base-port+1). base-port itself is an HTTP server for
 what the certificates point at: the missing intermediate (AIA), CRLs, OCSP,
-and the manifest (/manifest.json).
+and the manifest (/manifest.json); at "/" it serves a dashboard that tries
+every endpoint from the visitor's browser and says where the browser accepted
+what it should have refused, or the reverse. A browser (ALPN http/1.1) gets a
+page naming the endpoint and its defect from every TLS endpoint; other
+clients get the endpoint's service.
 
 Two endpoints ask for a client certificate and send their verdict on it as
 the first XMLSocket message, then echo; "testbed client-certs" issues a client
@@ -95,6 +101,7 @@ func (a *app) runTestbed() error {
 	}
 	fmt.Fprintln(a.out, "\nOpenSSL column: openssl s_client -connect ADDRESS -servername NAME -verify_hostname NAME -CAfile CA -verify_return_error -crl_check -crl_download (-verify_ip NAME for an address)")
 	fmt.Fprintln(a.out, "Client certificates for the client-cert endpoints: passerelle testbed client-certs --out DIR")
+	fmt.Fprintf(a.out, "Browsers: http://%s/ tries every endpoint from the browser and tells what it got wrong (trust the root there first)\n", tb.HTTPAddress())
 	return tb.Serve(a.ctx)
 }
 

@@ -126,7 +126,8 @@ func TestTestbedCommand(t *testing.T) {
 		t.Fatalf("testbed: %v\n%s", r.err, r.errOut)
 	}
 	for _, want := range []string{"passerelle testbed: trust " + caOut, "ENDPOINT", "expired.testbed.localhost",
-		"10 (certificate has expired)", "client certificate: require", "status needs an AIA fetch"} {
+		"10 (certificate has expired)", "client certificate: require", "status needs an AIA fetch",
+		"OpenSSL 3.0 gets it wrong: invalid", "Browsers: http://127.0.0.1:"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.out)
 		}

@@ -11,7 +11,7 @@
 // while the root, which clients may have installed, stays the same:
 //
 //	base-port      HTTP: /ca/<issuer>.cer (AIA), /crl/<issuer>.crl, /ocsp/<issuer>,
-//	               /ca.pem, /manifest.json
+//	               /ca.pem, /manifest.json, and / the dashboard for browsers
 //	base-port+1    the SNI port: the server name <endpoint>.testbed.localhost
 //	               picks the endpoint (no or unknown name: handshake refused)
 //	base-port+2+i  endpoint i of plans, whatever name the client asks for
@@ -29,6 +29,18 @@
 // in clear, silent never answers) for the invalid and unknown outcomes of a
 // handshake that does not happen.
 //
+// A client that negotiates ALPN http/1.1 (a browser) gets, from every TLS
+// endpoint, a page naming it and its defect instead of its service
+// (browser.go, served by protocol/web's ConnServer); the dashboard's script
+// fetches each endpoint's page from the visitor's browser and shows where
+// the browser accepted what it should have refused, or the reverse.
+//
+// Some endpoints send chains that hold a valid path in a shape clients get
+// wrong (cross-signed, out of order, extras, a namesake issuer), or test
+// name constraints (paths.go). Where OpenSSL 3.0 disagrees with the
+// expected status, the plan records what it says (osslStatus, the
+// manifest's openssl_status).
+//
 // Revocation is real: every issuer has a certs/revocation List with an OCSP
 // responder and a CRL publisher on the HTTP server; the revoked endpoint's
 // server staples the responder's answer. IssueClientCerts makes one client
@@ -37,12 +49,13 @@
 //
 // # Where to start reading
 //
-// endpoints.go (the plan table and the manifest entry), defects.go (how each
-// defect is made), testbed.go (New), serve.go (Serve: a secure.Server per
+// endpoints.go (the plan table and the manifest entry), defects.go and
+// paths.go (how each defect is made), testbed.go (New), serve.go (Serve: a secure.Server per
 // port, which owns the accept loop, handshake and client-certificate
 // judgement, one connection limit shared by every port, the policy-file
 // request answered before the handshake, and the services after it),
-// verdict.go (client certificates), clientcerts.go, http.go.
+// verdict.go (client certificates), clientcerts.go, http.go, browser.go.
 // The tests in testbed_test.go run the manifest through three independent
-// clients: secure.Dial, openssl s_client and testdata/pyclient.py.
+// clients: secure.Dial, openssl s_client and testdata/pyclient.py;
+// browser_test.go runs the dashboard in headless Chromium.
 package testbed
