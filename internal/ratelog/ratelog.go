@@ -51,9 +51,6 @@ func New(log *slog.Logger, every time.Duration) *Logger {
 	return &Logger{log: log, every: every, keys: make(map[string]*entry)}
 }
 
-// Every is the least time between two lines of one key.
-func (l *Logger) Every() time.Duration { return l.every }
-
 // Log writes msg with args at level, unless a line of key was written less
 // than the interval ago, in which case the event is only counted. A line
 // that follows held-back events carries SuppressedKey with their number.

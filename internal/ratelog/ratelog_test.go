@@ -98,8 +98,8 @@ func TestDisabledLevelCostsNothing(t *testing.T) {
 
 func TestNilLoggerDiscards(t *testing.T) {
 	l := New(nil, 0)
-	if l.Every() != DefaultEvery {
-		t.Errorf("Every = %v, want %v", l.Every(), DefaultEvery)
+	if l.every != DefaultEvery {
+		t.Errorf("interval %v, want %v", l.every, DefaultEvery)
 	}
 	l.Warn("k", "nowhere")
 }
