@@ -54,6 +54,9 @@ type listenerConfig struct {
 	Service string    `mapstructure:"service"`
 	Root    string    `mapstructure:"root"`
 	TLS     tlsConfig `mapstructure:"tls"`
+	// ProxyProtocol are the load balancers (CIDR prefixes or addresses)
+	// whose connections start with a PROXY protocol header.
+	ProxyProtocol []string `mapstructure:"proxy_protocol"`
 }
 
 type tlsConfig struct {
@@ -220,6 +223,11 @@ func (c *serveConfig) validate() error {
 			// Without a CA of its own the listener would let in anyone
 			// with a certificate from any public CA.
 			add("%s.tls.client_auth require: set tls.client_ca_file to the CA that issues your clients' certificates", where)
+		}
+		for j, p := range l.ProxyProtocol {
+			if _, err := secure.ParseProxyPrefix(p); err != nil {
+				add("%s.proxy_protocol[%d] %v", where, j, err)
+			}
 		}
 		if !l.TLS.Allow.Empty() {
 			if auth == secure.ClientAuthNone {

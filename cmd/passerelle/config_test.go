@@ -125,6 +125,12 @@ listeners:
     service: chat
     tls: {client_auth: require, client_ca_file: /nonexistent/ca.pem}
 `, `listeners[0].tls.client_ca_file: open /nonexistent/ca.pem: no such file or directory`},
+		{"proxy_protocol not a prefix", `
+listeners:
+  - address: 127.0.0.1:0
+    service: chat
+    proxy_protocol: [10.0.0.0/8, lb.example]
+`, `listeners[0].proxy_protocol[1] "lb.example": want an address or a CIDR prefix such as 10.0.0.0/8`},
 		{"missing assets folder", `
 listeners:
   - address: 127.0.0.1:0

@@ -78,7 +78,9 @@ func prepareListeners(cfg *serveConfig, log *slog.Logger) (*listenerSet, error) 
 		if lc.Service == servicePolicy {
 			l.where = "policy.listen"
 		}
+		balancers, _ := secure.ParseProxyProtocol(lc.ProxyProtocol) // checked by validate
 		l.server = secure.ServerConfig{
+			ProxyProtocol:    balancers,
 			HandshakeTimeout: cfg.Limits.HandshakeTimeout,
 			Limiter:          set.limiter,
 			Logger:           l.log,
