@@ -357,6 +357,51 @@ func TestTrustNSSStore(t *testing.T) {
 	}
 }
 
+// TestTrustNSSCreatesDatabase: on a fresh account (a HOME with no
+// ~/.pki/nssdb, as a Chromium that never imported a certificate leaves it),
+// install makes the database Chromium reads, puts the CA in it, and says
+// so; uninstall never makes one.
+func TestTrustNSSCreatesDatabase(t *testing.T) {
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Skip("certutil not installed (libnss3-tools): the NSS store cannot be exercised")
+	}
+	if !inTrustSandbox(t, sandboxOpts{home: t.TempDir()}) {
+		return
+	}
+	db := filepath.Join(os.Getenv("HOME"), ".pki", "nssdb")
+	dataDir, ca, _ := newTrustFixture(t)
+	cfg := TrustConfig{Name: TrustName(dataDir), Stores: []string{StoreNSS}}
+	nick := TrustEntryName(cfg.Name, ca.Certificate())
+
+	res, err := UninstallTrust(context.Background(), ca.CertFile(), cfg)
+	want := TrustResult{Store: StoreNSS, Outcome: TrustSkipped, Detail: "no Firefox profile or NSS database (~/.pki/nssdb) found"}
+	if err != nil || len(res) != 1 || res[0] != want {
+		t.Fatalf("uninstall with no database: %+v, %v; want [%+v]", res, err, want)
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("uninstall created an NSS database")
+	}
+
+	res, err = InstallTrust(context.Background(), ca.CertFile(), cfg)
+	want = TrustResult{Store: StoreNSS, Outcome: TrustInstalled,
+		Detail: "created the NSS database " + db + " (Chromium's, as Chromium makes it: empty password); NSS nickname " + nick}
+	if err != nil || len(res) != 1 || res[0] != want {
+		t.Fatalf("install on a fresh account: %+v, %v\nwant [%+v]", res, err, want)
+	}
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("database folder: %v, %v; want mode 0700", fi, err)
+	}
+	out, err := exec.Command(certutil, "-L", "-d", "sql:"+db, "-n", nick).CombinedOutput()
+	if err != nil {
+		t.Fatalf("certutil -L -n %s: %v\n%s", nick, err, out)
+	}
+	res, err = InstallTrust(context.Background(), ca.CertFile(), cfg)
+	if err != nil || len(res) != 1 || res[0].Outcome != TrustAlreadyInstalled {
+		t.Fatalf("second install: %+v, %v", res, err)
+	}
+}
+
 func TestTrustName(t *testing.T) {
 	a, b := TrustName("/srv/one"), TrustName("/srv/two")
 	if a == b {
