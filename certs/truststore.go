@@ -78,12 +78,20 @@ type TrustConfig struct {
 // library, the system store file becomes, on Debian,
 // /usr/local/share/ca-certificates/passerelle-1a2b3c4d-<serial>.crt.
 func TrustName(dataDir string) string {
+	return "passerelle-" + DataDirID(dataDir) + "-"
+}
+
+// DataDirID tells data folders apart: the first 8 hex digits of the SHA-256
+// of the folder's absolute path. The local CA's name and its trust-store
+// entries carry it, so that the CAs of two folders (or two machines' users
+// with the same name) can be told apart.
+func DataDirID(dataDir string) string {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		abs = dataDir
 	}
 	sum := sha256.Sum256([]byte(filepath.Clean(abs)))
-	return "passerelle-" + hex.EncodeToString(sum[:4]) + "-"
+	return hex.EncodeToString(sum[:4])
 }
 
 // TrustEntryName is the full name the CA cert gets in the stores (nickname

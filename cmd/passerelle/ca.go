@@ -68,8 +68,8 @@ existing CA is never replaced: clients may already trust it.`,
 			if created {
 				verb = "Created the local CA"
 			}
-			_, err = fmt.Fprintf(a.out, "%s: %s\n  certificate: %s\n  key:         %s\nTrust it with \"passerelle ca install\", or give clients %s.\n",
-				verb, ca.Certificate().Subject.CommonName, ca.CertFile(), ca.KeyFile(), ca.CertFile())
+			_, err = fmt.Fprintf(a.out, "%s: %s\n  certificate: %s\n  key:         %s\nTrust it with \"passerelle%s ca install\", or give clients %s.\n",
+				verb, ca.Certificate().Subject.CommonName, ca.CertFile(), ca.KeyFile(), dataDirFlag(a.dataDir()), ca.CertFile())
 			return err
 		},
 	}

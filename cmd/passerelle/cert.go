@@ -241,7 +241,7 @@ func (a *app) runIssue(o issueOptions) error {
 		return fmt.Errorf("local CA: %w", err)
 	}
 	if created {
-		fmt.Fprintf(a.out, "Created the local CA %s (trust it with \"passerelle ca install\")\n", ca.CertFile())
+		fmt.Fprintf(a.out, "Created the local CA %s (trust it with \"passerelle%s ca install\")\n", ca.CertFile(), dataDirFlag(a.dataDir()))
 	}
 	issued, err := ca.Issue(certs.IssueRequest{
 		Names:      o.names,

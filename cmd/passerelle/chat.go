@@ -161,7 +161,7 @@ func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, pla
 		case timedOut(err):
 			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
 		case errors.As(err, &he):
-			return nil, fmt.Errorf("connect to %s: certificate status %s: %w", addr, he.Verdict.Status, err)
+			return nil, handshakeFailure(addr, he)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}

@@ -183,7 +183,7 @@ func (a *app) dialAssets(ctx context.Context, o getOptions) (net.Conn, error) {
 		case timedOut(err):
 			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", o.addr, o.timeout)
 		case errors.As(err, &he):
-			return nil, fmt.Errorf("connect to %s: certificate status %s: %w", o.addr, he.Verdict.Status, err)
+			return nil, handshakeFailure(o.addr, he)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 	}

@@ -218,7 +218,7 @@ func announceLocalCA(out io.Writer, cfg *serveConfig, mgr *certs.Manager) error 
 		verb = "created"
 	}
 	fmt.Fprintf(out, "passerelle: %s local CA %s\n", verb, ca.CertFile())
-	fmt.Fprintf(out, "passerelle: clients on this machine trust it with `passerelle ca install`, or give them that file (openssl s_client -CAfile %s)\n", ca.CertFile())
+	fmt.Fprintf(out, "passerelle: clients on this machine trust it with `passerelle%s ca install`, or give them that file (openssl s_client -CAfile %s)\n", dataDirFlag(cfg.DataDir), ca.CertFile())
 	return nil
 }
 
