@@ -153,6 +153,30 @@ listeners:
 	}
 }
 
+// TestServeFlagErrorsNameTheFlag: a bad address or folder given with a
+// flag is reported under that flag's name, not as a listeners[i] key the
+// user never wrote.
+func TestServeFlagErrorsNameTheFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--chat-address", "127.0.0.1"}, `--chat-address "127.0.0.1": want host:port, such as 127.0.0.1:10000 or :10000`},
+		{[]string{"--chat-address", "127.0.0.1:10400", "--assets-address", "127.0.0.1:10400"}, `--assets-address "127.0.0.1:10400": already used by --chat-address`},
+		{[]string{"--echo-address", "localhost:99999"}, `--echo-address "localhost:99999": port "99999": want a number from 0 to 65535`},
+		{[]string{"--assets", "/nonexistent/assets"}, `--assets: `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			dir := t.TempDir()
+			_, _, err := runCLI(t, append([]string{"--data-dir", dir, "serve"}, tt.args...)...)
+			if err == nil || !strings.Contains(err.Error(), "\n"+tt.want) || strings.Contains(err.Error(), "listeners[") {
+				t.Fatalf("error:\n%v\nwant a line starting with:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestConfigFileStrict feeds broken files and checks that each is refused
 // before anything happens, with the key's path, its line and plain words.
 func TestConfigFileStrict(t *testing.T) {

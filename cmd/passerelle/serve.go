@@ -85,12 +85,13 @@ func (a *app) serveConfig(cmd *cobra.Command) (*serveConfig, error) {
 		for i := range cfg.Listeners {
 			if cfg.Listeners[i].Service == serviceEnvoie && cfg.Listeners[i].Root == "" {
 				cfg.Listeners[i].Root = assets
+				cfg.Listeners[i].rootFrom = "--assets"
 			}
 		}
 	}
 	if cfg.Policy.Listen != "" {
 		// The master policy listener is one more row of the table.
-		cfg.Listeners = append(cfg.Listeners, listenerConfig{Address: cfg.Policy.Listen, Service: servicePolicy, TLS: tlsConfig{Mode: string(certs.ModeOff)}})
+		cfg.Listeners = append(cfg.Listeners, listenerConfig{Address: cfg.Policy.Listen, Service: servicePolicy, TLS: tlsConfig{Mode: string(certs.ModeOff)}, addressFrom: "policy.listen"})
 	}
 	cfg.normalize()
 	if err := cfg.validate(); err != nil {
