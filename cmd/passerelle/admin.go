@@ -143,7 +143,8 @@ func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.
 		if l.server.Plain {
 			transport = metrics.TransportPlain
 		}
-		obs := m.Listener(l.cfg.Address, l.cfg.Service, transport)
+		judges := l.server.ClientAuth != secure.ClientAuthNone || l.server.Authorize != nil
+		obs := m.Listener(l.cfg.Address, l.cfg.Service, transport, judges)
 		l.server.Observer = obs
 		ws = append(ws, watched{l: l, obs: obs})
 	}

@@ -41,3 +41,16 @@ func TestHintsNameTheDataFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestServeSaysCertificateReadyOncePerName: the chat and asset listeners
+// share the local certificate of the same names; the log says it is ready
+// once per name, not once per listener.
+func TestServeSaysCertificateReadyOncePerName(t *testing.T) {
+	s := startServe(t, t.TempDir())
+	log := s.errOut.String()
+	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+		if n := strings.Count(log, `msg="certificate ready" server_name=`+name+" "); n != 1 {
+			t.Errorf("certificate ready for %s: %d lines, want 1\n%s", name, n, log)
+		}
+	}
+}
