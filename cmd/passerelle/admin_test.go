@@ -340,6 +340,13 @@ func TestAdminHealthAndProfiles(t *testing.T) {
 			t.Errorf("GET %s: %d %s, want %d %s", c.path, code, body, c.code, c.body)
 		}
 	}
+	// The address alone shows what is there.
+	if code, body := get(t, base+"/"); code != 200 || body != adminIndex || !strings.HasPrefix(body, "passerelle admin\n/metrics ") {
+		t.Errorf("GET /: %d %q", code, body)
+	}
+	if code, _ := get(t, base+"/nothing"); code != 404 {
+		t.Errorf("GET /nothing: %d, want 404", code)
+	}
 	if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("GET /debug/pprof/: %d %.200s", code, body)
 	}
