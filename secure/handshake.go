@@ -127,7 +127,14 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 			if !st.cfg.Plain {
 				st.observeHandshake(HandshakeProxyHeader, StatusUnknown, deadline)
 			}
-			connLogger{st.cfg.Logger, raw}.Info("connection refused: "+err.Error(), "outcome", HandshakeProxyHeader)
+			var ph errProxyHeader
+			kind := "proxy_error"
+			if errors.As(err, &ph) {
+				kind = ph.kind
+			}
+			// Any address can send a header: one line per kind per
+			// interval, with the count.
+			st.proxyLog.Info(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
 			return nil, nil
 		}
 		raw = pc

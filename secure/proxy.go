@@ -82,8 +82,8 @@ func (cfg *ServerConfig) fromBalancer(addr net.Addr) bool {
 }
 
 // errProxyHeader is a connection closed for its PROXY header; its text is
-// the log line's reason.
-type errProxyHeader struct{ reason string }
+// the log line's reason, kind the line's rate-limiting key (ratelog).
+type errProxyHeader struct{ kind, reason string }
 
 func (e errProxyHeader) Error() string { return e.reason }
 
@@ -102,7 +102,7 @@ func readProxyHeader(raw net.Conn, balancer bool) (net.Conn, error) {
 	pc := &proxiedConn{Conn: raw, r: br, remote: raw.RemoteAddr()}
 	if !balancer {
 		if hasProxySignature(br) {
-			return nil, errProxyHeader{"PROXY protocol header from an address not in proxy_protocol"}
+			return nil, errProxyHeader{"proxy_unlisted", "PROXY protocol header from an address not in proxy_protocol"}
 		}
 		// What the client sent (or the error) is for the next reader.
 		return pc, nil
@@ -110,9 +110,9 @@ func readProxyHeader(raw net.Conn, balancer bool) (net.Conn, error) {
 	h, err := proxyproto.Read(br)
 	switch {
 	case errors.Is(err, proxyproto.ErrNoProxyProtocol):
-		return nil, errProxyHeader{"no PROXY protocol header from a balancer in proxy_protocol"}
+		return nil, errProxyHeader{"proxy_missing", "no PROXY protocol header from a balancer in proxy_protocol"}
 	case err != nil:
-		return nil, errProxyHeader{"bad PROXY protocol header: " + err.Error()}
+		return nil, errProxyHeader{"proxy_bad", "bad PROXY protocol header: " + err.Error()}
 	}
 	if h.Command.IsProxy() {
 		if src, _, ok := h.TCPAddrs(); ok {

@@ -103,7 +103,17 @@ func TestProxyProtocolRefusals(t *testing.T) {
 	testutil.Eventually(t, "refusal lines", 5*time.Second, func() bool {
 		return strings.Contains(ts.logs.String(), "not in proxy_protocol")
 	})
+	// A loop of forged headers writes one line per interval, not one each.
+	for range 5 {
+		c := dialFrom(t, "127.0.0.1", ts.addr)
+		c.Write(proxyHeader(t, 2, "203.0.113.7:1", c.RemoteAddr()))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.ReadAll(c)
+	}
 	logs := ts.logs.String()
+	if n := strings.Count(logs, "not in proxy_protocol"); n != 1 {
+		t.Errorf("%d lines for 6 forged headers, want 1:\n%s", n, logs)
+	}
 	for _, want := range []string{
 		`level=INFO msg="connection refused: no PROXY protocol header from a balancer in proxy_protocol" remote_addr=127.0.0.2:`,
 		`level=INFO msg="connection refused: PROXY protocol header from an address not in proxy_protocol" remote_addr=127.0.0.1:`,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/certs/revocation"
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // ClientAuth says whether a server asks for a client certificate.
@@ -206,7 +207,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = newFetchClient()
 	}
-	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{}), revocation: newRevocationCache()}
+	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{}), revocation: newRevocationCache(),
+		proxyLog: ratelog.New(cfg.Logger, 0)}
 	if !cfg.Plain {
 		if err := st.buildTLS(); err != nil {
 			return err
@@ -398,6 +400,8 @@ type serveState struct {
 	// revocation keeps the OCSP responses and CRLs fetched to judge
 	// client certificates.
 	revocation *revocation.Cache
+	// proxyLog writes the PROXY protocol refusals (ServerConfig.ProxyProtocol).
+	proxyLog *ratelog.Logger
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
