@@ -133,8 +133,13 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 				kind = ph.kind
 			}
 			// Any address can send a header: one line per kind per
-			// interval, with the count.
-			st.proxyLog.Info(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
+			// interval, with the count. A listed balancer that sends
+			// none or a bad one is a configuration to fix: a warning.
+			say := st.proxyLog.Warn
+			if !balancer {
+				say = st.proxyLog.Info
+			}
+			say(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
 			return nil, nil
 		}
 		raw = pc

@@ -115,7 +115,7 @@ func TestProxyProtocolRefusals(t *testing.T) {
 		t.Errorf("%d lines for 6 forged headers, want 1:\n%s", n, logs)
 	}
 	for _, want := range []string{
-		`level=INFO msg="connection refused: no PROXY protocol header from a balancer in proxy_protocol" remote_addr=127.0.0.2:`,
+		`level=WARN msg="connection refused: no PROXY protocol header from a balancer in proxy_protocol" remote_addr=127.0.0.2:`,
 		`level=INFO msg="connection refused: PROXY protocol header from an address not in proxy_protocol" remote_addr=127.0.0.1:`,
 	} {
 		if !strings.Contains(logs, want) {
