@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -154,5 +155,29 @@ func TestParseProxyProtocol(t *testing.T) {
 	}
 	if _, err := ParseProxyProtocol([]string{"10.0.0.0/8", "lb.example"}); err == nil || err.Error() != `[1] "lb.example": want an address or a CIDR prefix such as 10.0.0.0/8` {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestProxyProtocolPlainListener: on a plain listener the header comes
+// first too; the handler gets the client's address and can still
+// half-close the TCP connection (as ENVOIE does before its error reply).
+func TestProxyProtocolPlainListener(t *testing.T) {
+	nets, err := ParseProxyProtocol([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, ServerConfig{Plain: true, ProxyProtocol: nets}, func(_ context.Context, c *Conn) {
+		_, half := c.Conn.(interface{ CloseWrite() error })
+		io.WriteString(c, "you are "+c.RemoteAddr().String()+fmt.Sprintf(", half-close %v\n", half))
+		buf := make([]byte, 5)
+		io.ReadFull(c, buf)
+		io.WriteString(c, "got "+string(buf)+"\n")
+	})
+	c := dialFrom(t, "127.0.0.1", ts.addr)
+	c.Write(append(proxyHeader(t, 1, "192.0.2.44:5555", c.RemoteAddr()), "hello"...))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(c)
+	if want := "you are 192.0.2.44:5555, half-close true\ngot hello\n"; string(got) != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }
