@@ -3,9 +3,14 @@ package certs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testbrowser"
 )
 
 // trustProbeEnv makes TestTrustProbe, run in a child process, verify the
@@ -399,6 +406,30 @@ func TestTrustNSSCreatesDatabase(t *testing.T) {
 	res, err = InstallTrust(context.Background(), ca.CertFile(), cfg)
 	if err != nil || len(res) != 1 || res[0].Outcome != TrustAlreadyInstalled {
 		t.Fatalf("second install: %+v, %v", res, err)
+	}
+
+	// What the user saw: Chromium on this account now trusts a server of
+	// the CA; on an account without the database it does not.
+	leaf, err := ca.Issue(IssueRequest{Names: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "<title>trusted</title>")
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refusal below is expected
+	srv.StartTLS()
+	defer srv.Close()
+	url := "https://localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:] + "/"
+	fresh := testbrowser.Start(t, testbrowser.Options{Home: t.TempDir()})
+	if err := fresh.NavigateErr(url); err == nil || !strings.Contains(err.Error(), "ERR_CERT_AUTHORITY_INVALID") {
+		t.Fatalf("chromium on an account without the CA: %v, want ERR_CERT_AUTHORITY_INVALID", err)
+	}
+	b := testbrowser.Start(t, testbrowser.Options{Home: os.Getenv("HOME")})
+	b.Navigate(url)
+	if title := testbrowser.Eval[string](b, "document.title"); title != "trusted" {
+		t.Fatalf("page title %q", title)
 	}
 }
 
