@@ -168,8 +168,9 @@ func (e *caKeyOnlyError) beingCreated() bool {
 	return err == nil && time.Since(fi.ModTime()) < 5*time.Second
 }
 
-// CreateCA makes a new local CA in dir, creating the folder (0700). It
-// refuses to overwrite an existing CA.
+// CreateCA makes a new local CA in dir (normally CADir(dataDir)), creating
+// the folder (0700). It refuses to overwrite an existing CA. Its common name
+// ends with the data folder's DataDirID.
 func CreateCA(dir string) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create local CA folder: %w", err)
@@ -199,7 +200,9 @@ func CreateCA(dir string) (*CA, error) {
 		Subject: pkix.Name{
 			Organization:       []string{"passerelle local CA"},
 			OrganizationalUnit: []string{userAndHost()},
-			CommonName:         "passerelle local CA " + userAndHost(),
+			// The data folder's id tells apart the CAs of several
+			// folders, whose other fields are the same.
+			CommonName: "passerelle local CA " + userAndHost() + " " + DataDirID(filepath.Dir(dir)),
 		},
 		SubjectKeyId:          skid,
 		NotBefore:             now.Add(-time.Minute),

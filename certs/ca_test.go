@@ -222,3 +222,26 @@ func TestLoadOrCreateCAConcurrent(t *testing.T) {
 		t.Fatalf("CA on disk differs from the one handed out: %v", err)
 	}
 }
+
+// TestCANamesTellDataFoldersApart: the local CAs of two data folders of one
+// user differ in their subject, by the folder's id.
+func TestCANamesTellDataFoldersApart(t *testing.T) {
+	var names []string
+	for _, dataDir := range []string{t.TempDir(), t.TempDir()} {
+		ca, err := CreateCA(CADir(dataDir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "passerelle local CA " + userAndHost() + " " + DataDirID(dataDir)
+		if got := ca.Certificate().Subject.CommonName; got != want {
+			t.Fatalf("common name %q, want %q", got, want)
+		}
+		names = append(names, ca.Certificate().Subject.String())
+	}
+	if names[0] == names[1] {
+		t.Fatalf("two data folders' CAs share the subject %q", names[0])
+	}
+	if id := DataDirID("/srv/one"); len(id) != 8 || TrustName("/srv/one") != "passerelle-"+id+"-" {
+		t.Fatalf("DataDirID %q, TrustName %q", id, TrustName("/srv/one"))
+	}
+}

@@ -75,6 +75,12 @@ type Manager struct {
 	byName   map[string]*certmagic.Config
 
 	acmeCount acmeCounters // see ACMEStats
+
+	// readyLogged is the serial last logged as "certificate ready" per
+	// name: listeners sharing names share the certificate, and say so
+	// once.
+	readyMu     sync.Mutex
+	readyLogged map[string]string
 }
 
 // NewManager prepares the data folder and starts the certmagic cache and

@@ -237,14 +237,28 @@ func (m *Manager) dropNarrowCert(ctx context.Context, issuerKey string, names []
 	return m.storage.Delete(ctx, certmagic.StorageKeys.CertsSitePrefix(issuerKey, names[0]))
 }
 
-// logReady logs the certificate now served for name.
+// logReady logs the certificate now served for name, once per certificate:
+// a second listener with the same names gets the same one, and a line
+// already said.
 func (m *Manager) logReady(name, mode, origin string) {
 	attrs := []any{"server_name", name, "mode", mode}
+	serial := ""
 	for _, c := range m.cache.AllMatchingCertificates(name) {
 		if c.Leaf != nil {
-			attrs = append(attrs, "not_after", c.Leaf.NotAfter, "serial", c.Leaf.SerialNumber.Text(16))
+			serial = c.Leaf.SerialNumber.Text(16)
+			attrs = append(attrs, "not_after", c.Leaf.NotAfter, "serial", serial)
 			break
 		}
+	}
+	m.readyMu.Lock()
+	said := serial != "" && m.readyLogged[name] == serial
+	if m.readyLogged == nil {
+		m.readyLogged = map[string]string{}
+	}
+	m.readyLogged[name] = serial
+	m.readyMu.Unlock()
+	if said {
+		return
 	}
 	if origin != "" {
 		attrs = append(attrs, "origin", origin)

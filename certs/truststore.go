@@ -78,12 +78,20 @@ type TrustConfig struct {
 // library, the system store file becomes, on Debian,
 // /usr/local/share/ca-certificates/passerelle-1a2b3c4d-<serial>.crt.
 func TrustName(dataDir string) string {
+	return "passerelle-" + DataDirID(dataDir) + "-"
+}
+
+// DataDirID tells data folders apart: the first 8 hex digits of the SHA-256
+// of the folder's absolute path. The local CA's name and its trust-store
+// entries carry it, so that the CAs of two folders (or two machines' users
+// with the same name) can be told apart.
+func DataDirID(dataDir string) string {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		abs = dataDir
 	}
 	sum := sha256.Sum256([]byte(filepath.Clean(abs)))
-	return "passerelle-" + hex.EncodeToString(sum[:4]) + "-"
+	return hex.EncodeToString(sum[:4])
 }
 
 // TrustEntryName is the full name the CA cert gets in the stores (nickname
@@ -314,8 +322,21 @@ func trustNSS(caFile string, cert *x509.Certificate, name string, install bool) 
 		return TrustResult{Outcome: TrustSkipped,
 			Detail: "certutil not found (install libnss3-tools, or nss-tools)"}
 	}
+	created := ""
 	if err := nss.PreCheck(); err != nil {
-		return TrustResult{Outcome: TrustSkipped, Detail: "no Firefox profile or NSS database (~/.pki/nssdb) found"}
+		if !install || runtime.GOOS != "linux" {
+			return TrustResult{Outcome: TrustSkipped, Detail: "no Firefox profile or NSS database (~/.pki/nssdb) found"}
+		}
+		// Chromium on Linux reads ~/.pki/nssdb but creates it only when
+		// it first needs to write there (a certificate imported in its
+		// settings), so a fresh account has none and would not trust
+		// the CA. Make it as Chromium does: an SQL database with an
+		// empty password.
+		db, err := createNSSDB()
+		if err != nil {
+			return TrustResult{Outcome: TrustFailed, Detail: err.Error()}
+		}
+		created = "created the NSS database " + db + " (Chromium's, as Chromium makes it: empty password); "
 	}
 	exists := nss.Exists(cert)
 	entry := "NSS nickname " + TrustEntryName(name, cert)
@@ -324,9 +345,9 @@ func trustNSS(caFile string, cert *x509.Certificate, name string, install bool) 
 			return TrustResult{Outcome: TrustAlreadyInstalled, Detail: entry}
 		}
 		if err := nss.Install(caFile, cert); err != nil {
-			return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
+			return TrustResult{Outcome: TrustFailed, Detail: created + cmdDetail(err)}
 		}
-		return TrustResult{Outcome: TrustInstalled, Detail: entry}
+		return TrustResult{Outcome: TrustInstalled, Detail: created + entry}
 	}
 	if !exists {
 		return TrustResult{Outcome: TrustNotInstalled, Detail: entry}
@@ -335,6 +356,28 @@ func trustNSS(caFile string, cert *x509.Certificate, name string, install bool) 
 		return TrustResult{Outcome: TrustFailed, Detail: cmdDetail(err)}
 	}
 	return TrustResult{Outcome: TrustRemoved, Detail: entry}
+}
+
+// createNSSDB makes the user's shared NSS database, ~/.pki/nssdb, with an
+// empty password, and returns its folder.
+func createNSSDB() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no NSS database, and none can be created: %w", err)
+	}
+	db := filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(db, 0o700); err != nil {
+		return "", fmt.Errorf("create the NSS database: %w", err)
+	}
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		return "", fmt.Errorf("create the NSS database: %w", err)
+	}
+	cmd := exec.Command(certutil, "-N", "-d", "sql:"+db, "--empty-password")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("create the NSS database %s: %s: %s", db, err, strings.TrimSpace(string(out)))
+	}
+	return db, nil
 }
 
 func trustJava(caFile string, cert *x509.Certificate, name string, install bool) TrustResult {

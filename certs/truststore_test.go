@@ -3,9 +3,14 @@ package certs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testbrowser"
 )
 
 // trustProbeEnv makes TestTrustProbe, run in a child process, verify the
@@ -354,6 +361,75 @@ func TestTrustNSSStore(t *testing.T) {
 		if strings.Contains(string(out), nick) != s.present {
 			t.Fatalf("%s: certutil -L lists %s: %v, want %v\n%s", s.name, nick, !s.present, s.present, out)
 		}
+	}
+}
+
+// TestTrustNSSCreatesDatabase: on a fresh account (a HOME with no
+// ~/.pki/nssdb, as a Chromium that never imported a certificate leaves it),
+// install makes the database Chromium reads, puts the CA in it, and says
+// so; uninstall never makes one.
+func TestTrustNSSCreatesDatabase(t *testing.T) {
+	certutil, err := exec.LookPath("certutil")
+	if err != nil {
+		t.Skip("certutil not installed (libnss3-tools): the NSS store cannot be exercised")
+	}
+	if !inTrustSandbox(t, sandboxOpts{home: t.TempDir()}) {
+		return
+	}
+	db := filepath.Join(os.Getenv("HOME"), ".pki", "nssdb")
+	dataDir, ca, _ := newTrustFixture(t)
+	cfg := TrustConfig{Name: TrustName(dataDir), Stores: []string{StoreNSS}}
+	nick := TrustEntryName(cfg.Name, ca.Certificate())
+
+	res, err := UninstallTrust(context.Background(), ca.CertFile(), cfg)
+	want := TrustResult{Store: StoreNSS, Outcome: TrustSkipped, Detail: "no Firefox profile or NSS database (~/.pki/nssdb) found"}
+	if err != nil || len(res) != 1 || res[0] != want {
+		t.Fatalf("uninstall with no database: %+v, %v; want [%+v]", res, err, want)
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("uninstall created an NSS database")
+	}
+
+	res, err = InstallTrust(context.Background(), ca.CertFile(), cfg)
+	want = TrustResult{Store: StoreNSS, Outcome: TrustInstalled,
+		Detail: "created the NSS database " + db + " (Chromium's, as Chromium makes it: empty password); NSS nickname " + nick}
+	if err != nil || len(res) != 1 || res[0] != want {
+		t.Fatalf("install on a fresh account: %+v, %v\nwant [%+v]", res, err, want)
+	}
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("database folder: %v, %v; want mode 0700", fi, err)
+	}
+	out, err := exec.Command(certutil, "-L", "-d", "sql:"+db, "-n", nick).CombinedOutput()
+	if err != nil {
+		t.Fatalf("certutil -L -n %s: %v\n%s", nick, err, out)
+	}
+	res, err = InstallTrust(context.Background(), ca.CertFile(), cfg)
+	if err != nil || len(res) != 1 || res[0].Outcome != TrustAlreadyInstalled {
+		t.Fatalf("second install: %+v, %v", res, err)
+	}
+
+	// What the user saw: Chromium on this account now trusts a server of
+	// the CA; on an account without the database it does not.
+	leaf, err := ca.Issue(IssueRequest{Names: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "<title>trusted</title>")
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key}}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refusal below is expected
+	srv.StartTLS()
+	defer srv.Close()
+	url := "https://localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:] + "/"
+	fresh := testbrowser.Start(t, testbrowser.Options{Home: t.TempDir()})
+	if err := fresh.NavigateErr(url); err == nil || !strings.Contains(err.Error(), "ERR_CERT_AUTHORITY_INVALID") {
+		t.Fatalf("chromium on an account without the CA: %v, want ERR_CERT_AUTHORITY_INVALID", err)
+	}
+	b := testbrowser.Start(t, testbrowser.Options{Home: os.Getenv("HOME")})
+	b.Navigate(url)
+	if title := testbrowser.Eval[string](b, "document.title"); title != "trusted" {
+		t.Fatalf("page title %q", title)
 	}
 }
 

@@ -72,7 +72,7 @@ func New() *Metrics {
 		listenerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "listener_up",
 			Help: "1 while the listener's accept loop runs, else 0."}, listener),
 		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "handshakes_total",
-			Help: "Connections to TLS listeners by handshake outcome (ok, refused, timeout, failed, closed, plain_text, preface)."},
+			Help: "Connections to TLS listeners by handshake outcome (ok, refused, timeout, failed, closed, plain_text, preface, proxy_header)."},
 			[]string{labelListener, labelService, labelOutcome}),
 		certRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "client_certificates_refused_total",
 			Help: "Clients refused during the handshake for their certificate, by its status word."},

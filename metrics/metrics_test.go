@@ -33,7 +33,7 @@ func page(t *testing.T, m *Metrics) string {
 // move, and only those.
 func TestObserversCount(t *testing.T) {
 	m := New()
-	l := m.Listener("127.0.0.1:10000", "chat", TransportTLS)
+	l := m.Listener("127.0.0.1:10000", "chat", TransportTLS, true)
 	l.Opened()
 	l.Opened()
 	l.Closed()
@@ -109,10 +109,26 @@ func TestObserversCount(t *testing.T) {
 // hands, so it shows no handshake series at all.
 func TestPlainListenerHasNoHandshakeSeries(t *testing.T) {
 	m := New()
-	l := m.Listener("127.0.0.1:9999", "chat", TransportPlain)
+	l := m.Listener("127.0.0.1:9999", "chat", TransportPlain, false)
 	l.Handshake(secure.HandshakeOK, secure.StatusUnknown, time.Millisecond)
 	if got := page(t, m); strings.Contains(got, "handshake") {
 		t.Errorf("plain listener has handshake series:\n%s", got)
+	}
+}
+
+// TestNoClientCertificateSeriesWithoutClientAuth: a TLS listener that asks
+// for no client certificate never refuses one, so it shows no
+// client_certificates_refused series.
+func TestNoClientCertificateSeriesWithoutClientAuth(t *testing.T) {
+	m := New()
+	m.Listener("127.0.0.1:10000", "chat", TransportTLS, false)
+	m.Listener("127.0.0.1:10002", "chat", TransportTLS, true)
+	got := page(t, m)
+	if strings.Contains(got, `client_certificates_refused_total{listener="127.0.0.1:10000"`) {
+		t.Errorf("a listener without client authentication has refused-certificate series:\n%s", got)
+	}
+	if n := strings.Count(got, `passerelle_client_certificates_refused_total{listener="127.0.0.1:10002"`); n != len(secure.Statuses) {
+		t.Errorf("%d refused-certificate series for a mutual-TLS listener, want one per status (%d)", n, len(secure.Statuses))
 	}
 }
 

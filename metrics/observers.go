@@ -35,10 +35,12 @@ type Listener struct {
 var _ secure.Observer = (*Listener)(nil)
 
 // Listener returns the observer of the listener configured at address for
-// service over transport (TransportTLS or TransportPlain). Every series of
-// the listener is created at zero, so that a rate shows from the first
-// scrape.
-func (m *Metrics) Listener(address, service, transport string) *Listener {
+// service over transport (TransportTLS or TransportPlain); clientCerts
+// tells a listener that judges client certificates and may refuse one. Every
+// series the listener can move is created at zero, so that a rate shows from
+// the first scrape; those it cannot (handshakes on a plain listener,
+// refused client certificates where none is asked for) are not made at all.
+func (m *Metrics) Listener(address, service, transport string, clientCerts bool) *Listener {
 	lv := prometheus.Labels{labelListener: address, labelService: service, labelTransport: transport}
 	l := &Listener{
 		upGauge:  m.listenerUp.With(lv),
@@ -54,7 +56,9 @@ func (m *Metrics) Listener(address, service, transport string) *Listener {
 			l.outcomes[o] = m.handshakes.WithLabelValues(address, service, string(o))
 		}
 		for _, s := range secure.Statuses {
-			l.statuses[s] = m.certRefused.WithLabelValues(address, service, string(s))
+			if clientCerts {
+				l.statuses[s] = m.certRefused.WithLabelValues(address, service, string(s))
+			}
 		}
 		l.duration = m.handshakeTime.WithLabelValues(address, service)
 	}

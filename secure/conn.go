@@ -38,5 +38,12 @@ func (c *Conn) TLS() *tls.ConnectionState {
 func (c *Conn) Abort() error { return c.raw.Close() }
 
 // PeerStatusWord is the client certificate's status as its word, for the
-// services' log lines (hub.PeerStatusReporter).
-func (c *Conn) PeerStatusWord() string { return string(c.verdict.Status) }
+// services' log lines (hub.PeerStatusReporter): "" when no client
+// certificate was judged (none asked for, or none sent), so that the lines
+// of listeners without mutual TLS carry no peer_status=unknown.
+func (c *Conn) PeerStatusWord() string {
+	if len(c.verdict.Certificates) == 0 {
+		return ""
+	}
+	return string(c.verdict.Status)
+}

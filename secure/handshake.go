@@ -102,12 +102,14 @@ func (st *serveState) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, 
 }
 
 // open takes one accepted connection through everything before its handler:
-// the Preface, and on a TLS listener the handshake and the judgement of the
-// client certificate, all under the handshake deadline. It returns the
-// connection for the handler, or nil when the connection ended there
-// (refused, failed, timed out, or answered by the Preface); it has then
-// closed it.
-func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
+// the PROXY header (ServerConfig.ProxyProtocol), the Preface, and on a TLS
+// listener the handshake and the judgement of the client certificate, all
+// under the handshake deadline. It returns the connection for the handler,
+// or nil when the connection ended there (refused, failed, timed out, or
+// answered by the Preface); it has then closed it. A balancer's connection
+// is counted against its client's address here; releaseAddr, when not nil,
+// gives that back.
+func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, listenAddr string) (_ *Conn, releaseAddr func()) {
 	ok := false
 	defer func() {
 		if !ok {
@@ -116,21 +118,51 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 	}()
 	deadline := time.Now().Add(st.cfg.HandshakeTimeout)
 	raw.SetDeadline(deadline)
-	// The Preface and the handshake share one deadline.
+	// The PROXY header, the Preface and the handshake share one deadline.
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	if len(st.cfg.ProxyProtocol) > 0 {
+		pc, err := readProxyHeader(raw, balancer)
+		if err != nil {
+			if !st.cfg.Plain {
+				st.observeHandshake(HandshakeProxyHeader, StatusUnknown, deadline)
+			}
+			var ph errProxyHeader
+			kind := "proxy_error"
+			if errors.As(err, &ph) {
+				kind = ph.kind
+			}
+			// Any address can send a header: one line per kind per
+			// interval, with the count. A listed balancer that sends
+			// none or a bad one is a configuration to fix: a warning.
+			say := st.proxyLog.Warn
+			if !balancer {
+				say = st.proxyLog.Info
+			}
+			say(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
+			return nil, nil
+		}
+		raw = pc
+		if balancer {
+			releaseAddr, err = st.cfg.Limiter.AdmitAddress(raw.RemoteAddr(), listenAddr)
+			if err != nil {
+				st.observeRefused(err)
+				return nil, nil
+			}
+		}
+	}
 	if st.cfg.Plain {
 		c := raw
 		if st.cfg.Preface != nil {
 			next, goOn := st.cfg.Preface(ctx, raw)
 			if !goOn {
-				return nil
+				return nil, releaseAddr
 			}
 			c = next
 		}
 		raw.SetDeadline(time.Time{})
 		ok = true
-		return &Conn{Conn: c, raw: raw, verdict: Verdict{Status: StatusUnknown}}
+		return &Conn{Conn: c, raw: raw, verdict: Verdict{Status: StatusUnknown}}, releaseAddr
 	}
 	// The remote address goes into the lines written, not into a logger
 	// made for each connection: most handshakes log nothing.
@@ -147,20 +179,20 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 			st.observeHandshake(HandshakeClosed, StatusUnknown, deadline)
 			log.Debug("client closed before the handshake", "outcome", HandshakeClosed, "error", err)
 		}
-		return nil
+		return nil, releaseAddr
 	}
 	pc := &replayConn{Conn: raw, first: first[0], pending: true}
 	if first[0] != recordTypeHandshake {
 		if st.cfg.Preface != nil {
 			if _, notMine := st.cfg.Preface(ctx, pc); !notMine {
 				st.observeHandshake(HandshakePreface, StatusUnknown, deadline)
-				return nil
+				return nil, releaseAddr
 			}
 		}
 		st.observeHandshake(HandshakePlainText, StatusUnknown, deadline)
 		log.Info("client sent plain text to a TLS port; closing", "outcome", HandshakePlainText, "first_byte", fmt.Sprintf("%#02x", first[0]))
 		io.WriteString(raw, plainHint)
-		return nil
+		return nil, releaseAddr
 	}
 
 	// The handshake context bounds the judgement too: revocation and AIA
@@ -184,7 +216,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 			st.observeHandshake(HandshakeFailed, verdict.Status, deadline)
 			log.Info("tls handshake failed", "outcome", HandshakeFailed, "error", err)
 		}
-		return nil
+		return nil, releaseAddr
 	}
 	raw.SetDeadline(time.Time{})
 	st.observeHandshake(HandshakeOK, verdict.Status, deadline)
@@ -194,7 +226,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn) *Conn {
 			"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
 	}
 	ok = true
-	return &Conn{Conn: conn, raw: raw, tlsConn: conn, verdict: verdict}
+	return &Conn{Conn: conn, raw: raw, tlsConn: conn, verdict: verdict}, releaseAddr
 }
 
 // connLogger writes one connection's log lines with its remote_addr.

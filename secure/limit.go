@@ -14,9 +14,10 @@ const (
 	// DefaultMaxConns bounds the connections a Limiter admits at once.
 	DefaultMaxConns = 10000
 	// DefaultMaxConnsPerAddress bounds the connections from one IP address:
-	// room for a household or an office behind one NAT address, far below
-	// DefaultMaxConns so that no single address can take every slot.
-	DefaultMaxConnsPerAddress = 64
+	// a tenth of DefaultMaxConns, room for a classroom or an office behind
+	// one NAT address or one load balancer without the PROXY protocol, far
+	// enough below DefaultMaxConns that no single address takes every slot.
+	DefaultMaxConnsPerAddress = DefaultMaxConns / 10
 )
 
 // refusalLogEvery is the least time between two log lines of one kind of
@@ -49,15 +50,15 @@ type Limiter struct {
 
 // NewLimiter returns a Limiter admitting maxConns connections at once, at
 // most perAddress of them from one IP address. Zero or negative values take
-// the defaults; perAddress is capped at maxConns, and when it is left to its
-// default, at half of maxConns (so that one address never holds every slot
-// of a small limit). log receives the refusal lines; nil discards them.
+// the defaults: DefaultMaxConns, and a tenth of maxConns (at least one) per
+// address, so that one address never holds every slot; perAddress is capped
+// at maxConns. log receives the refusal lines; nil discards them.
 func NewLimiter(maxConns, perAddress int, log *slog.Logger) *Limiter {
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
 	}
 	if perAddress <= 0 {
-		perAddress = min(DefaultMaxConnsPerAddress, max(1, maxConns/2))
+		perAddress = max(1, maxConns/10)
 	}
 	perAddress = min(perAddress, maxConns)
 	return &Limiter{
@@ -86,6 +87,24 @@ var ErrTooManyFromAddress = fmt.Errorf("secure: too many connections from one ad
 // success the caller must call the returned release exactly once, when the
 // connection ends.
 func (l *Limiter) Admit(ctx context.Context, addr net.Addr, listenAddr string) (release func(), err error) {
+	releaseAddr, err := l.AdmitAddress(addr, listenAddr)
+	if err != nil {
+		return nil, err
+	}
+	releaseSlot, err := l.AdmitSlot(ctx, listenAddr)
+	if err != nil {
+		releaseAddr()
+		return nil, err
+	}
+	return func() { releaseSlot(); releaseAddr() }, nil
+}
+
+// AdmitAddress counts a connection from addr against the per-address limit
+// only, or returns ErrTooManyFromAddress (with the rate-limited log line).
+// It is Admit's first half, for a connection whose address is known only
+// after it has taken its slot (one behind a PROXY protocol balancer). The
+// returned release may be called more than once.
+func (l *Limiter) AdmitAddress(addr net.Addr, listenAddr string) (release func(), err error) {
 	ip := addrKey(addr)
 	l.mu.Lock()
 	// A per-address limit as high as the overall one refuses no one: the
@@ -98,7 +117,14 @@ func (l *Limiter) Admit(ctx context.Context, addr net.Addr, listenAddr string) (
 	}
 	l.byAddr[ip]++
 	l.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { l.drop(ip) }) }, nil
+}
 
+// AdmitSlot takes one of the overall slots, waiting while none is free, and
+// returns ctx's error if ctx ends first. It is Admit's second half. The
+// returned release may be called more than once.
+func (l *Limiter) AdmitSlot(ctx context.Context, listenAddr string) (release func(), err error) {
 	select {
 	case l.slots <- struct{}{}:
 	default:
@@ -107,17 +133,11 @@ func (l *Limiter) Admit(ctx context.Context, addr net.Addr, listenAddr string) (
 		select {
 		case l.slots <- struct{}{}:
 		case <-ctx.Done():
-			l.drop(ip)
 			return nil, ctx.Err()
 		}
 	}
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			<-l.slots
-			l.drop(ip)
-		})
-	}, nil
+	return func() { once.Do(func() { <-l.slots }) }, nil
 }
 
 func (l *Limiter) drop(ip string) {

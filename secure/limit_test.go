@@ -33,12 +33,12 @@ func greeted(t *testing.T, c net.Conn) bool {
 	return err == nil && l == "status unknown\n"
 }
 
-// TestPerAddressLimit: with max_conns 20, one address holding its share of
+// TestPerAddressLimit: with max_conns 100, one address holding its share of
 // idle connections cannot shut everyone else out, and the refusal is
 // logged.
 func TestPerAddressLimit(t *testing.T) {
-	ts := startServer(t, ServerConfig{Plain: true, MaxConns: 20}, nil)
-	for range 10 { // the default share: half of MaxConns
+	ts := startServer(t, ServerConfig{Plain: true, MaxConns: 100}, nil)
+	for range 10 { // the default share: a tenth of MaxConns
 		if c := dialFrom(t, "127.0.0.1", ts.addr); !greeted(t, c) {
 			t.Fatal("a client under the per-address limit was not served")
 		}
@@ -108,7 +108,8 @@ func TestLimiterDefaults(t *testing.T) {
 		wantMax, wantPer int
 	}{
 		{0, 0, DefaultMaxConns, DefaultMaxConnsPerAddress},
-		{20, 0, 20, 10},
+		{20, 0, 20, 2},
+		{10000, 0, 10000, 1000},
 		{1, 0, 1, 1},
 		{100, 500, 100, 100},
 		{100, 7, 100, 7},

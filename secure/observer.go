@@ -64,7 +64,7 @@ const (
 // HandshakeOutcomes lists the outcomes in a stable order.
 var HandshakeOutcomes = [...]HandshakeOutcome{
 	HandshakeOK, HandshakeRefused, HandshakeTimeout, HandshakeFailed,
-	HandshakeClosed, HandshakePlainText, HandshakePreface,
+	HandshakeClosed, HandshakePlainText, HandshakePreface, HandshakeProxyHeader,
 }
 
 // observeHandshake reports a connection's handshake outcome, if the

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/passerelle/passerelle/certs/revocation"
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // ClientAuth says whether a server asks for a client certificate.
@@ -146,6 +148,15 @@ type ServerConfig struct {
 	// Preface's own short answer is ever served in clear on a TLS port.
 	// The Preface runs under the handshake deadline.
 	Preface func(ctx context.Context, c net.Conn) (net.Conn, bool)
+	// ProxyProtocol lists the TCP load balancers in front of the listener
+	// (IP prefixes; ParseProxyProtocol reads them). A connection from one
+	// of them must start with a PROXY protocol header (version 1 or 2),
+	// whose client address then stands for the connection's everywhere:
+	// RemoteAddr, the per-address limit, every log line. A connection
+	// from any other address that starts with such a header is refused.
+	// Both refusals are logged with outcome proxy_header. Empty: no
+	// header is read or looked for.
+	ProxyProtocol []netip.Prefix
 	// Logger receives one line per refused or failed connection; nil
 	// discards.
 	Logger *slog.Logger
@@ -196,7 +207,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = newFetchClient()
 	}
-	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{}), revocation: newRevocationCache()}
+	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{}), revocation: newRevocationCache(),
+		proxyLog: ratelog.New(cfg.Logger, 0)}
 	if !cfg.Plain {
 		if err := st.buildTLS(); err != nil {
 			return err
@@ -248,8 +260,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		retry.reset()
 		// Waiting here for a slot keeps further clients in the listen
-		// backlog rather than accepting and dropping them.
-		release, err := cfg.Limiter.Admit(ctx, raw.RemoteAddr(), listenAddr)
+		// backlog rather than accepting and dropping them. A balancer's
+		// client is counted against its own address once its PROXY
+		// header has told it (open), not against the balancer's.
+		balancer := cfg.fromBalancer(raw.RemoteAddr())
+		var release func()
+		if balancer {
+			release, err = cfg.Limiter.AdmitSlot(ctx, listenAddr)
+		} else {
+			release, err = cfg.Limiter.Admit(ctx, raw.RemoteAddr(), listenAddr)
+		}
 		if err != nil {
 			st.observeRefused(err)
 			raw.Close()
@@ -267,16 +287,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		shard := shards[next]
 		next = (next + 1) % connShards
 		go func() {
-			c := st.open(shard, raw)
+			c, releaseAddr := st.open(shard, raw, balancer, listenAddr)
+			finish := done
+			if releaseAddr != nil {
+				finish = func() { releaseAddr(); done() }
+			}
 			if c == nil {
-				done()
+				finish()
 				return
 			}
 			// The handler gets a goroutine of its own so that the stack
 			// the handshake grew (about 16 KiB) ends with this one: an
 			// idle client then costs only what its handler's stack needs.
 			go func() {
-				defer done()
+				defer finish()
 				defer c.Close()
 				st.handler(shard, c)
 			}()
@@ -376,6 +400,8 @@ type serveState struct {
 	// revocation keeps the OCSP responses and CRLs fetched to judge
 	// client certificates.
 	revocation *revocation.Cache
+	// proxyLog writes the PROXY protocol refusals (ServerConfig.ProxyProtocol).
+	proxyLog *ratelog.Logger
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}

@@ -112,6 +112,15 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// adminIndex is the answer to GET /: what the admin listener serves, for
+// the operator who opens its address first.
+const adminIndex = `passerelle admin
+/metrics        Prometheus metrics (passerelle_*, Go and process)
+/healthz        200 while the process answers
+/readyz         200 once every listener serves with a valid certificate (and the cluster link is up), else 503 and why
+/debug/pprof/   Go profiles (CPU, heap, goroutines, mutexes, traces)
+`
+
 // adminServer is the running admin listener. Close stops it; a nil
 // *adminServer (admin listener off) closes as nothing.
 type adminServer struct {
@@ -143,7 +152,8 @@ func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.
 		if l.server.Plain {
 			transport = metrics.TransportPlain
 		}
-		obs := m.Listener(l.cfg.Address, l.cfg.Service, transport)
+		judges := l.server.ClientAuth != secure.ClientAuthNone || l.server.Authorize != nil
+		obs := m.Listener(l.cfg.Address, l.cfg.Service, transport, judges)
 		l.server.Observer = obs
 		ws = append(ws, watched{l: l, obs: obs})
 	}
@@ -170,6 +180,10 @@ func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.
 		return nil, fmt.Errorf("admin.address: listen on %s: %w", ac.Address, err)
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, adminIndex)
+	})
 	mux.Handle("GET /metrics", m.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeHealth(w, http.StatusOK, health{Status: "ok"})

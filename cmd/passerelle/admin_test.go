@@ -239,8 +239,14 @@ admin:
 		{"passerelle_handshakes_total", append(mtls, "outcome", "refused"), 1},
 		{"passerelle_handshakes_total", append(mtls, "outcome", "ok"), 0},
 		{"passerelle_connections_accepted_total", mtls, 1},
-		{"passerelle_client_certificates_refused_total", append(chat, "status", "untrustedSigners"), 0},
 	})
+	// The chat listener asks for no client certificate: it has no
+	// refused-certificate series, not even at zero.
+	for _, m := range s3["passerelle_client_certificates_refused_total"].GetMetric() {
+		if hasLabels(m, chat) {
+			t.Errorf("a listener without client authentication has the series %v", m.Label)
+		}
+	}
 
 	// ENVOIE: two refusals (one a hostile path) and one download.
 	envoieL := []string{"listener", "127.0.0.1:0"}
@@ -333,6 +339,13 @@ func TestAdminHealthAndProfiles(t *testing.T) {
 		if code != c.code || strings.TrimSpace(body) != c.body {
 			t.Errorf("GET %s: %d %s, want %d %s", c.path, code, body, c.code, c.body)
 		}
+	}
+	// The address alone shows what is there.
+	if code, body := get(t, base+"/"); code != 200 || body != adminIndex || !strings.HasPrefix(body, "passerelle admin\n/metrics ") {
+		t.Errorf("GET /: %d %q", code, body)
+	}
+	if code, _ := get(t, base+"/nothing"); code != 404 {
+		t.Errorf("GET /nothing: %d, want 404", code)
 	}
 	if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("GET /debug/pprof/: %d %.200s", code, body)

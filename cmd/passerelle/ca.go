@@ -68,8 +68,8 @@ existing CA is never replaced: clients may already trust it.`,
 			if created {
 				verb = "Created the local CA"
 			}
-			_, err = fmt.Fprintf(a.out, "%s: %s\n  certificate: %s\n  key:         %s\nTrust it with \"passerelle ca install\", or give clients %s.\n",
-				verb, ca.Certificate().Subject.CommonName, ca.CertFile(), ca.KeyFile(), ca.CertFile())
+			_, err = fmt.Fprintf(a.out, "%s: %s\n  certificate: %s\n  key:         %s\nTrust it with \"passerelle%s ca install\", or give clients %s.\n",
+				verb, ca.Certificate().Subject.CommonName, ca.CertFile(), ca.KeyFile(), dataDirFlag(a.dataDir()), ca.CertFile())
 			return err
 		},
 	}
@@ -147,11 +147,13 @@ Java and AIR applications trust the certificates passerelle issues:
 
   system  the operating system store (Debian: /usr/local/share/ca-certificates
           then update-ca-certificates; needs root, or sudo)
-  nss     every Firefox profile and ~/.pki/nssdb (Chromium), through certutil
+  nss     every Firefox profile and ~/.pki/nssdb (Chromium), through certutil;
+          on Linux the latter is created (empty password, as Chromium
+          does) when a fresh account has none
   java    $JAVA_HOME/lib/security/cacerts, through keytool
 
 It prints one line per store: installed, already installed, or skipped and
-why (certutil missing, no Firefox profile, JAVA_HOME not set, not root). The
+why (certutil missing, JAVA_HOME not set, not root). The
 CA is named after the data folder and its serial number, so CAs of several
 data folders can be installed side by side and removed one by one. Exits with
 status 1 when a store failed or when no store could take the CA.`,

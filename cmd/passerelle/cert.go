@@ -20,8 +20,7 @@ import (
 	"github.com/passerelle/passerelle/certs"
 )
 
-// p12PasswordEnv is read when --p12-password (or --password for inspect) is
-// not given, so the password need not appear in the process list.
+// p12PasswordEnv is read when --p12-password is not given, so the password need not appear in the process list.
 const p12PasswordEnv = "PASSERELLE_P12_PASSWORD"
 
 func newCertCmd(a *app) *cobra.Command {
@@ -241,7 +240,7 @@ func (a *app) runIssue(o issueOptions) error {
 		return fmt.Errorf("local CA: %w", err)
 	}
 	if created {
-		fmt.Fprintf(a.out, "Created the local CA %s (trust it with \"passerelle ca install\")\n", ca.CertFile())
+		fmt.Fprintf(a.out, "Created the local CA %s (trust it with \"passerelle%s ca install\")\n", ca.CertFile(), dataDirFlag(a.dataDir()))
 	}
 	issued, err := ca.Issue(certs.IssueRequest{
 		Names:      o.names,
@@ -342,10 +341,10 @@ A live server is only read, never judged (anything it sends is shown, expired
 or untrusted); use "passerelle check" for the verdict. The argument is taken
 as a file when such a file exists, otherwise as HOST:PORT.
 
-PKCS#12 files are opened with --password, else $PASSERELLE_P12_PASSWORD, else
-the empty password.`,
+PKCS#12 files are opened with --p12-password (as cert issue names it), else
+$PASSERELLE_P12_PASSWORD, else the empty password.`,
 		Example: `  passerelle cert inspect localhost.crt
-  passerelle cert inspect alice-client.p12 --password s3cret
+  passerelle cert inspect alice-client.p12 --p12-password s3cret
   passerelle cert inspect localhost:10000
   passerelle cert inspect 127.0.0.1:10000 --servername chat.lan --json | jq -r '.certificates[0].days_left'`,
 		Args: func(_ *cobra.Command, args []string) error {
@@ -359,7 +358,10 @@ the empty password.`,
 		},
 	}
 	f := cmd.Flags()
-	f.String("password", "", "PKCS#12 password (default: $"+p12PasswordEnv+")")
+	f.String("p12-password", "", "PKCS#12 password (default: $"+p12PasswordEnv+")")
+	// --password was this flag's first name; scripts may still use it.
+	f.String("password", "", "the former name of --p12-password")
+	_ = f.MarkHidden("password")
 	f.String("servername", "", "server name (SNI) to ask a live server for (default: the host)")
 	f.Duration("timeout", 10*time.Second, "time limit to connect to a live server and read its chain")
 	f.Bool("json", false, "print one JSON object instead of text")
@@ -379,14 +381,16 @@ func (a *app) runInspect(cmd *cobra.Command, target string) error {
 	var pathErr *fs.PathError
 	switch {
 	case readErr == nil:
-		password, _ := f.GetString("password")
-		if !f.Changed("password") {
-			password = os.Getenv(p12PasswordEnv)
+		password := os.Getenv(p12PasswordEnv)
+		for _, name := range []string{"password", "p12-password"} { // the new name wins
+			if f.Changed(name) {
+				password, _ = f.GetString(name)
+			}
 		}
 		cf, err := certs.ReadCertificates(data, password)
 		if err != nil {
 			if errors.Is(err, certs.ErrP12Password) {
-				return fmt.Errorf("%s: wrong PKCS#12 password: give it with --password or %s", target, p12PasswordEnv)
+				return fmt.Errorf("%s: wrong PKCS#12 password: give it with --p12-password or %s", target, p12PasswordEnv)
 			}
 			return fmt.Errorf("%s: %w", target, err)
 		}

@@ -130,9 +130,17 @@ func TestCertIssueClientPKCS12(t *testing.T) {
 		t.Fatalf("inspect --json: %s", out)
 	}
 
-	_, _, err = runCLI(t, "cert", "inspect", base+".p12", "--password", "wrong")
-	if want := base + ".p12: wrong PKCS#12 password: give it with --password or PASSERELLE_P12_PASSWORD"; err == nil || err.Error() != want {
+	_, _, err = runCLI(t, "cert", "inspect", base+".p12", "--p12-password", "wrong")
+	if want := base + ".p12: wrong PKCS#12 password: give it with --p12-password or PASSERELLE_P12_PASSWORD"; err == nil || err.Error() != want {
 		t.Fatalf("wrong password: %v, want %q", err, want)
+	}
+	// The flag's former name still works, and --help no longer shows it.
+	if _, _, err := runCLI(t, "cert", "inspect", base+".p12", "--password", "wrong"); err == nil || !strings.Contains(err.Error(), "wrong PKCS#12 password") {
+		t.Fatalf("--password wrong: %v", err)
+	}
+	help, _, _ := runCLI(t, "cert", "inspect", "--help")
+	if !strings.Contains(help, "--p12-password string") || strings.Contains(help, "--password") {
+		t.Errorf("cert inspect --help:\n%s", help)
 	}
 }
 
@@ -333,7 +341,7 @@ func TestCertMTLSExampleCommands(t *testing.T) {
 		}
 	}
 	// The PKCS#12 file opens with the example's password.
-	out, _, err := runCLI(t, "cert", "inspect", filepath.Join(work, "alice@example.org-client.p12"), "--password", "s3cret")
+	out, _, err := runCLI(t, "cert", "inspect", filepath.Join(work, "alice@example.org-client.p12"), "--p12-password", "s3cret")
 	if err != nil || !strings.Contains(out, "alice") {
 		t.Fatalf("cert inspect of the example's PKCS#12: %v\n%s", err, out)
 	}

@@ -62,7 +62,12 @@ In a pipe, it sends what it reads, at most --rate messages per second (the
 relay disconnects a client that sends faster than its flood limit, 200 a
 second by default; 0 sends as fast as possible), waits --linger for answers,
 then closes. If the server closes the connection first, chat says how many
-messages were sent and exits with status 1.
+messages were sent and exits with status 1; so it does when the relay
+refuses --nick (a pipe waits for that answer, up to --timeout, before its
+first line).
+
+The relay's control replies are shown in words after "* " (* your nickname
+is "ann", * refused (nick-taken): nickname "erin" is taken).
 
 Received messages are printed with control characters, C1 characters,
 bidirectional overrides and invalid UTF-8 escaped (\x1b, \u009b, \u202e,
@@ -103,6 +108,7 @@ drive the terminal, and each message stays on one line.`,
 				}
 				fmt.Fprintf(a.errOut, "connected to %s (%s). Type a line and press Enter to send it; Ctrl-D leaves.\r\n", addr, how)
 			}
+			o.nickWait = timeout
 			return runChat(cmd.Context(), conn, ui, o)
 		},
 	}
@@ -115,7 +121,7 @@ drive the terminal, and each message stays on one line.`,
 	f.DurationVar(&o.linger, "linger", 500*time.Millisecond, "after standard input ends, how long to keep printing incoming messages")
 	f.IntVar(&o.maxMessage, "max-message", 1<<20, "largest incoming message accepted, in bytes")
 	f.Float64Var(&o.rate, "rate", chatDefaultRate, "messages sent per second at most, evenly spaced (the relay's default flood limit); 0 for no pacing")
-	f.Duration("timeout", 10*time.Second, "time allowed to connect and complete the TLS handshake")
+	f.Duration("timeout", 10*time.Second, "time allowed to connect and complete the TLS handshake (and, in a pipe, for the answer to --nick)")
 	return cmd
 }
 
@@ -155,7 +161,7 @@ func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, pla
 		case timedOut(err):
 			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
 		case errors.As(err, &he):
-			return nil, fmt.Errorf("connect to %s: certificate status %s: %w", addr, he.Verdict.Status, err)
+			return nil, handshakeFailure(addr, he)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
@@ -164,6 +170,8 @@ func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, pla
 
 type chatOptions struct {
 	room, nick string
+	// nickWait bounds the wait for the answer to --nick in a pipe.
+	nickWait   time.Duration
 	linger     time.Duration
 	maxMessage int
 	// rate is the most messages sent per second, 0 for no pacing.
@@ -329,6 +337,8 @@ func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
 type chatReceiver struct {
 	done chan struct{}
 	err  error // errServerClosed, or a local failure
+	// nick receives the first answer to a nick request.
+	nick chan chatReply
 }
 
 // errServerClosed marks the server ending the connection (as opposed to a
@@ -336,7 +346,7 @@ type chatReceiver struct {
 var errServerClosed = errors.New("the server closed the connection")
 
 func startReceiver(conn net.Conn, ui chatUI, maxMessage int) *chatReceiver {
-	r := &chatReceiver{done: make(chan struct{})}
+	r := &chatReceiver{done: make(chan struct{}), nick: make(chan chatReply, 1)}
 	go func() {
 		defer close(r.done)
 		rd := xmlsocket.NewReader(conn, maxMessage)
@@ -351,8 +361,18 @@ func startReceiver(conn net.Conn, ui chatUI, maxMessage int) *chatReceiver {
 				r.err = err
 				return
 			}
-			msg := termsafe.Escape(strings.TrimSuffix(string(frame), "\x00"))
-			if err := ui.Show(msg); err != nil {
+			msg := strings.TrimSuffix(string(frame), "\x00")
+			// The relay's control replies are shown in words.
+			if reply, ok := parseChatReply(msg); ok {
+				msg = reply.text
+				if reply.nick {
+					select {
+					case r.nick <- reply:
+					default:
+					}
+				}
+			}
+			if err := ui.Show(termsafe.Escape(msg)); err != nil {
 				r.err = fmt.Errorf("write output: %w", err)
 				return
 			}
@@ -400,6 +420,14 @@ func runChat(ctx context.Context, conn net.Conn, ui chatUI, o chatOptions) error
 	if o.nick != "" {
 		if err := send(fmt.Sprintf(`<passerelle:nick name=%q/>`, o.nick)); err != nil {
 			return fmt.Errorf("send nickname: %w", err)
+		}
+		// In a pipe nobody is there to pick another name: a refused
+		// --nick ends chat with status 1 before a line is sent under no
+		// name. A person at a terminal reads the refusal and goes on.
+		if !ui.interactive() {
+			if err := awaitNick(ctx, recv, o.nickWait); err != nil {
+				return err
+			}
 		}
 	}
 	if o.room != "" {
@@ -472,6 +500,29 @@ func runChat(ctx context.Context, conn net.Conn, ui chatUI, o chatOptions) error
 		return closedError(sent, sent)
 	}
 	return nil
+}
+
+// awaitNick waits for the relay's answer to --nick, and returns an error
+// when the nickname was refused or no answer came within wait.
+func awaitNick(ctx context.Context, recv *chatReceiver, wait time.Duration) error {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case reply := <-recv.nick:
+		if !reply.ok {
+			return fmt.Errorf("chat: --nick %s", strings.TrimPrefix(termsafe.Escape(reply.text), "* "))
+		}
+		return nil
+	case <-recv.done:
+		if !errors.Is(recv.err, errServerClosed) {
+			return fmt.Errorf("chat: %w", recv.err)
+		}
+		return fmt.Errorf("chat: %w before answering --nick", errServerClosed)
+	case <-ctx.Done():
+		return nil
+	case <-t.C:
+		return fmt.Errorf("chat: no answer to --nick within %s (--timeout): is this a passerelle relay?", wait)
+	}
 }
 
 // Totals closedError takes when the input's length is not known.

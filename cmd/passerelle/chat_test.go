@@ -72,13 +72,47 @@ func TestChatRooms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, `<passerelle:joined room="lobby" members="2"/>`) {
-		t.Fatalf("chat output does not show the join:\n%s", out)
+	if want := "* your nickname is \"ann\"\n* you are in room \"lobby\" (2 members)\n"; out != want {
+		t.Fatalf("chat output %q, want the replies in words: %q", out, want)
 	}
 	// The seed client heard nothing of it.
 	seed.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if n, _ := seed.Read(make([]byte, 1)); n != 0 {
 		t.Fatal("a seed client received a control message")
+	}
+}
+
+// TestChatNickRefused: the relay's replies are shown in words, not as XML
+// with entities, and a --nick the relay refuses ends a piped chat with
+// status 1 and the reason, before any line is sent.
+func TestChatNickRefused(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, dataDir)
+	pool, _ := caPool(t, dataDir)
+	erin := dialTLS(t, s.addrs["chat"][0], "localhost", pool)
+	io.WriteString(erin, `<passerelle:nick name="erin"/>`+"\x00")
+	readFrames(t, erin, 1)
+
+	out, _, err := runCLIInput(t, "hello\n", "--data-dir", dataDir, "chat", s.addrs["chat"][0], "--nick", "Erin")
+	if err == nil || err.Error() != `chat: --nick refused (nick-taken): nickname "Erin" is taken ("erin" reads the same)` || exitCode(err) != 1 {
+		t.Fatalf("error %v (exit %d), want the refusal and status 1", err, exitCode(err))
+	}
+	if want := `* refused (nick-taken): nickname "Erin" is taken ("erin" reads the same)` + "\n"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	erin.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, _ := erin.Read(make([]byte, 64)); n != 0 {
+		t.Error("a line was sent after the nickname was refused")
+	}
+
+	out, _, err = runCLIInput(t, "<passerelle:who/>\n<passerelle:ping/>\n<passerelle:join room=\"\"/>\n", "--data-dir", dataDir,
+		"chat", s.addrs["chat"][0], "--nick", "fred", "--linger", "300ms")
+	want := "* your nickname is \"fred\"\n" +
+		"* room \"default\": 2 members; nicknames: \"erin\", \"fred\"\n" +
+		"* pong\n" +
+		"* refused (bad-room): room must not be empty\n"
+	if err != nil || out != want {
+		t.Errorf("chat: %v, output\n%s\nwant\n%s", err, out, want)
 	}
 }
 

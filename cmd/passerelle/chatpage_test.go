@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/passerelle/passerelle/internal/testbrowser"
 )
@@ -69,4 +70,90 @@ func readCert(t *testing.T, file string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// TestChatPageLeavesOnPagehide: a tab that navigates away leaves the room
+// at once, even when the browser keeps the page in its back/forward cache,
+// so its nickname is free; coming back reconnects it under that nickname.
+func TestChatPageLeavesOnPagehide(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, dataDir)
+	pool, caFile := caPool(t, dataDir)
+	addr := s.addrs["chat"][0]
+	raw := dialTLS(t, addr, "localhost", pool)
+	who := func() string {
+		t.Helper()
+		io.WriteString(raw, "<passerelle:who/>\x00")
+		for {
+			got := readFrames(t, raw, 1)[0]
+			if strings.HasPrefix(got, "<passerelle:members ") {
+				return got
+			}
+		}
+	}
+	const withAnn = `<passerelle:members room="default" count="2"><passerelle:member name="ann"/></passerelle:members>` + "\x00"
+	const alone = `<passerelle:members room="default" count="1"></passerelle:members>` + "\x00"
+
+	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile)}})
+	page := "https://localhost:" + portOf(addr) + "/?nick=ann"
+	b.Navigate(page)
+	b.WaitText("#members", "ann")
+	if got := who(); got != withAnn {
+		t.Fatalf("who with the page open: %q", got)
+	}
+	testbrowser.Eval[bool](b, `addEventListener("pageshow", (e) => { window.restoredFromCache = e.persisted; }); true`)
+	// Another page of the same origin, as a person following a link.
+	b.Navigate("https://localhost:" + portOf(addr) + "/elsewhere")
+	var got string
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = who(); got == alone {
+			break
+		}
+	}
+	if got != alone {
+		t.Fatalf("who after the page was left: %q, want %q", got, alone)
+	}
+	// Back: the page comes out of the cache and takes its nickname again.
+	testbrowser.Eval[bool](b, `history.back(); true`)
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = who(); got == withAnn {
+			break
+		}
+	}
+	if got != withAnn {
+		t.Fatalf("who after coming back: %q, want %q", got, withAnn)
+	}
+	// The case the page must handle: it came back from the cache, where
+	// it had been kept alive; a reload would have proved nothing.
+	if !testbrowser.Eval[bool](b, `window.restoredFromCache === true`) {
+		t.Error("the page was not restored from the back/forward cache")
+	}
+	b.WaitText("#status", "over TLS")
+}
+
+// TestChatPageNickTaken: after the relay refuses a nickname, the box shows
+// the nickname the page holds again, not the refused one; an empty box
+// shows a placeholder that cannot be taken for a value.
+func TestChatPageNickTaken(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, dataDir)
+	pool, caFile := caPool(t, dataDir)
+	addr := s.addrs["chat"][0]
+	erin := dialTLS(t, addr, "localhost", pool)
+	io.WriteString(erin, `<passerelle:nick name="erin"/>`+"\x00")
+	readFrames(t, erin, 1)
+
+	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile)}})
+	b.Navigate("https://localhost:" + portOf(addr) + "/")
+	b.WaitText("#status", "over TLS")
+	if ph := testbrowser.Eval[string](b, `document.getElementById("nick").placeholder`); ph != "your nickname" {
+		t.Errorf("nickname placeholder %q", ph)
+	}
+	testbrowser.Eval[bool](b, `document.getElementById("nick").value = "ann"; document.getElementById("join").requestSubmit(); true`)
+	b.WaitText("#log", "Your nickname is ann.")
+	testbrowser.Eval[bool](b, `document.getElementById("nick").value = "erin"; document.getElementById("join").requestSubmit(); true`)
+	b.WaitText("#log", `nick-taken: nickname "erin" is taken`)
+	if v := testbrowser.Eval[string](b, `document.getElementById("nick").value`); v != "ann" {
+		t.Errorf("after nick-taken the box shows %q, want the held nickname ann", v)
+	}
 }

@@ -54,6 +54,30 @@ type listenerConfig struct {
 	Service string    `mapstructure:"service"`
 	Root    string    `mapstructure:"root"`
 	TLS     tlsConfig `mapstructure:"tls"`
+	// ProxyProtocol are the load balancers (CIDR prefixes or addresses)
+	// whose connections start with a PROXY protocol header.
+	ProxyProtocol []string `mapstructure:"proxy_protocol"`
+
+	// addressFrom and rootFrom name the flag (or key) the address and the
+	// root came from when it was not this entry of listeners, so that an
+	// error names what the user wrote: "--chat-address", "--assets".
+	addressFrom, rootFrom string
+}
+
+// addressKey is the name of the setting that gave listener i its address.
+func (l listenerConfig) addressKey(i int) string {
+	if l.addressFrom != "" {
+		return l.addressFrom
+	}
+	return fmt.Sprintf("listeners[%d].address", i)
+}
+
+// rootKey is the name of the setting that gave listener where its root.
+func (l listenerConfig) rootKey(where string) string {
+	if l.rootFrom != "" {
+		return l.rootFrom
+	}
+	return where + ".root"
 }
 
 type tlsConfig struct {
@@ -130,14 +154,14 @@ func setServeDefaults(v *viper.Viper) {
 // seeds' port and the asset stream beside it, both over TLS on loopback.
 func defaultListeners(chatAddr, assetsAddr, plainAddr, echoAddr string) []listenerConfig {
 	ls := []listenerConfig{
-		{Address: chatAddr, Service: serviceChat},
-		{Address: assetsAddr, Service: serviceEnvoie},
+		{Address: chatAddr, Service: serviceChat, addressFrom: "--chat-address"},
+		{Address: assetsAddr, Service: serviceEnvoie, addressFrom: "--assets-address"},
 	}
 	if plainAddr != "" {
-		ls = append(ls, listenerConfig{Address: plainAddr, Service: serviceChat, TLS: tlsConfig{Mode: string(certs.ModeOff)}})
+		ls = append(ls, listenerConfig{Address: plainAddr, Service: serviceChat, TLS: tlsConfig{Mode: string(certs.ModeOff)}, addressFrom: "--plain-address"})
 	}
 	if echoAddr != "" {
-		ls = append(ls, listenerConfig{Address: echoAddr, Service: serviceEcho})
+		ls = append(ls, listenerConfig{Address: echoAddr, Service: serviceEcho, addressFrom: "--echo-address"})
 	}
 	var out []listenerConfig
 	for _, l := range ls {
@@ -179,16 +203,18 @@ func (c *serveConfig) validate() error {
 	for i, l := range c.Listeners {
 		where := fmt.Sprintf("listeners[%d]", i)
 		if err := checkAddress(l.Address); err != nil {
-			add("%s.address %q: %v", where, l.Address, err)
+			if l.Service != servicePolicy { // policy.listen is checked below, with a hint
+				add("%s %q: %v", l.addressKey(i), l.Address, err)
+			}
 		} else if j, dup := seen[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
-			add("%s.address %q: already used by listeners[%d]", where, l.Address, j)
+			add("%s %q: already used by %s", l.addressKey(i), l.Address, c.Listeners[j].addressKey(j))
 		} else {
 			seen[l.Address] = i
 		}
 		if _, ok := services[l.Service]; !ok {
 			add("%s.service %q: want %s", where, l.Service, serviceNames())
 		} else if l.Root != "" && l.Service != serviceEnvoie {
-			add("%s.root: only an envoie listener serves a folder", where)
+			add("%s: only an envoie listener serves a folder", l.rootKey(where))
 		}
 		mode, err := certs.ParseTLSMode(l.TLS.Mode)
 		if err != nil {
@@ -220,6 +246,11 @@ func (c *serveConfig) validate() error {
 			// Without a CA of its own the listener would let in anyone
 			// with a certificate from any public CA.
 			add("%s.tls.client_auth require: set tls.client_ca_file to the CA that issues your clients' certificates", where)
+		}
+		for j, p := range l.ProxyProtocol {
+			if _, err := secure.ParseProxyPrefix(p); err != nil {
+				add("%s.proxy_protocol[%d] %v", where, j, err)
+			}
 		}
 		if !l.TLS.Allow.Empty() {
 			if auth == secure.ClientAuthNone {

@@ -125,6 +125,12 @@ listeners:
     service: chat
     tls: {client_auth: require, client_ca_file: /nonexistent/ca.pem}
 `, `listeners[0].tls.client_ca_file: open /nonexistent/ca.pem: no such file or directory`},
+		{"proxy_protocol not a prefix", `
+listeners:
+  - address: 127.0.0.1:0
+    service: chat
+    proxy_protocol: [10.0.0.0/8, lb.example]
+`, `listeners[0].proxy_protocol[1] "lb.example": want an address or a CIDR prefix such as 10.0.0.0/8`},
 		{"missing assets folder", `
 listeners:
   - address: 127.0.0.1:0
@@ -142,6 +148,30 @@ listeners:
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestServeFlagErrorsNameTheFlag: a bad address or folder given with a
+// flag is reported under that flag's name, not as a listeners[i] key the
+// user never wrote.
+func TestServeFlagErrorsNameTheFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--chat-address", "127.0.0.1"}, `--chat-address "127.0.0.1": want host:port, such as 127.0.0.1:10000 or :10000`},
+		{[]string{"--chat-address", "127.0.0.1:10400", "--assets-address", "127.0.0.1:10400"}, `--assets-address "127.0.0.1:10400": already used by --chat-address`},
+		{[]string{"--echo-address", "localhost:99999"}, `--echo-address "localhost:99999": port "99999": want a number from 0 to 65535`},
+		{[]string{"--assets", "/nonexistent/assets"}, `--assets: `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args[0], func(t *testing.T) {
+			dir := t.TempDir()
+			_, _, err := runCLI(t, append([]string{"--data-dir", dir, "serve"}, tt.args...)...)
+			if err == nil || !strings.Contains(err.Error(), "\n"+tt.want) || strings.Contains(err.Error(), "listeners[") {
+				t.Fatalf("error:\n%v\nwant a line starting with:\n%s", err, tt.want)
 			}
 		})
 	}

@@ -38,6 +38,7 @@ type getOptions struct {
 	verify     bool
 	list       bool
 	dataDir    string
+	timeout    time.Duration
 }
 
 func newGetCmd(a *app) *cobra.Command {
@@ -65,6 +66,11 @@ nothing.
 A progress bar is drawn on a terminal; in a pipe get is quiet. -o - writes to
 standard output; a device such as /dev/null is written to directly.
 
+--timeout bounds connecting, the TLS handshake, and each wait for the
+server's answer or its next bytes: a port that never answers (the chat
+relay's) ends get with "does not seem to serve ENVOIE", as does one that
+answers in text.
+
 With --list, NAME is a folder (optional) and get prints its entries, one per
 line: the size in bytes (or - for a folder), a tab, the name.
 
@@ -76,7 +82,8 @@ cannot write to the terminal.`,
   passerelle get localhost:10001 blason.png -o blason.png --force   # replace the old copy
   passerelle get assets.example.org:10001 big.bin -o /dev/null --ca ./root.pem
   passerelle get localhost:10001 bienvenue.txt -o - | less
-  passerelle get localhost:10001 --list`,
+  passerelle get localhost:10001 --list
+  passerelle get assets.example.org:10001 big.bin --timeout 30s`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.list && (len(args) == 1 || len(args) == 2) {
 				return nil
@@ -105,6 +112,7 @@ cannot write to the terminal.`,
 	f.BoolVar(&o.force, "force", false, "replace FILE if it exists")
 	f.BoolVar(&o.verify, "verify", false, "check the saved file's SHA-256 against the server's")
 	f.BoolVar(&o.list, "list", false, "list a folder of the server instead of downloading")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "time allowed to connect and finish the TLS handshake, and for each wait for the server's answer or its next bytes")
 	return cmd
 }
 
@@ -112,6 +120,9 @@ cannot write to the terminal.`,
 func (a *app) runGet(ctx context.Context, o getOptions) error {
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
 		return fmt.Errorf("address %q: want HOST:PORT", o.addr)
+	}
+	if o.timeout <= 0 {
+		return fmt.Errorf("--timeout %s: must be positive", o.timeout)
 	}
 	var target getTarget
 	if !o.list {
@@ -123,26 +134,37 @@ func (a *app) runGet(ctx context.Context, o getOptions) error {
 			return err
 		}
 	}
-	conn, err := a.dialAssets(ctx, o)
+	raw, err := a.dialAssets(ctx, o)
 	if err != nil {
 		return err
 	}
+	conn := newGetConn(ctx, raw, o.timeout)
 	c := envoie.NewClient(conn)
 	defer c.Close()
 	if o.list {
-		return a.listAssets(ctx, c, o.name)
+		err := a.listAssets(ctx, c, o.name)
+		if why, ok := conn.explain(o.addr, err); ok {
+			return fmt.Errorf("list %q: %w", o.name, why)
+		}
+		return err
 	}
-	return a.download(ctx, c, o, target)
+	return a.download(ctx, c, conn, o, target)
 }
 
-// dialAssets opens the connection within a bounded time; the transfer
-// itself has no time limit but the context.
+// dialAssets opens the connection within --timeout; the transfer itself
+// has no time limit as long as bytes keep coming (getConn).
 func (a *app) dialAssets(ctx context.Context, o getOptions) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	timedOut := func(err error) bool {
+		return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	}
 	if o.plain {
 		var d net.Dialer
 		c, err := d.DialContext(dctx, "tcp", o.addr)
+		if timedOut(err) {
+			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", o.addr, o.timeout)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 		}
@@ -155,8 +177,13 @@ func (a *app) dialAssets(ctx context.Context, o getOptions) (net.Conn, error) {
 	c, err := secure.Dial(dctx, o.addr, secure.ClientConfig{ServerName: o.serverName, RootCAs: roots, Logger: a.log})
 	if err != nil {
 		var he *secure.HandshakeError
-		if errors.As(err, &he) {
-			return nil, fmt.Errorf("connect to %s: certificate status %s: %w", o.addr, he.Verdict.Status, err)
+		switch {
+		case errors.As(err, &he) && timedOut(err):
+			return nil, fmt.Errorf("connect to %s: the TLS handshake did not finish within %s (--timeout)", o.addr, o.timeout)
+		case timedOut(err):
+			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", o.addr, o.timeout)
+		case errors.As(err, &he):
+			return nil, handshakeFailure(o.addr, he)
 		}
 		return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
 	}
@@ -238,7 +265,7 @@ func resolveGetTarget(name, output string) (getTarget, error) {
 
 // download saves one file, through FILE.part unless the target is written
 // directly.
-func (a *app) download(ctx context.Context, c *envoie.Client, o getOptions, t getTarget) error {
+func (a *app) download(ctx context.Context, c *envoie.Client, conn *getConn, o getOptions, t getTarget) error {
 	var h hash.Hash
 	if o.verify {
 		h = sha256.New()
@@ -260,6 +287,7 @@ func (a *app) download(ctx context.Context, c *envoie.Client, o getOptions, t ge
 			w = io.MultiWriter(w, h)
 		}
 		if err := c.Get(ctx, o.name, w, bar.update); err != nil {
+			err, _ = conn.explain(o.addr, err)
 			return fmt.Errorf("get %s: %w", o.name, err)
 		}
 		return verifyDigest(ctx, c, o.name, h)
@@ -294,7 +322,13 @@ func (a *app) download(ctx context.Context, c *envoie.Client, o getOptions, t ge
 	}
 	err = c.GetFrom(ctx, o.name, offset, w, func(n, tot int64) { total = tot; bar.update(n, tot) })
 	if err != nil {
-		return a.failedDownload(o, part, offset, err)
+		why, notEnvoie := conn.explain(o.addr, err)
+		if notEnvoie && offset == 0 {
+			// What arrived is another protocol's text, not the file.
+			os.Remove(part)
+			return fmt.Errorf("get %s: %w", o.name, why)
+		}
+		return a.failedDownload(o, part, offset, why)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("save %s: %w", part, err)

@@ -175,7 +175,6 @@ func TestGetErrors(t *testing.T) {
 	addr := assetServer(t, dataDir, envoie.Samples(), false)
 	out := t.TempDir()
 	otherCA := filepath.Join(t.TempDir(), "data")
-	const hint = "; the server may be a TLS listener: try without --plain"
 	tests := []struct {
 		name string
 		args []string
@@ -194,22 +193,58 @@ func TestGetErrors(t *testing.T) {
 		{"untrusted server", []string{"--data-dir", otherCA, "get", addr, "blason.png", "-o", filepath.Join(out, "c")},
 			"connect to " + addr + ": certificate status untrustedSigners: "},
 		{"plain against TLS", []string{"--data-dir", dataDir, "get", addr, "blason.png", "--plain", "-o", filepath.Join(out, "d")},
-			"get blason.png: receive blason.png: connection ended after "},
+			"get blason.png: " + addr + ` does not seem to serve ENVOIE (passerelle's asset listener is port 10001 by default): it answered "passerelle: this port speaks TLS; connect with a TLS client (SecureSocket, openssl s_client)"`},
 		{"missing CA file", []string{"--data-dir", dataDir, "get", addr, "blason.png", "--ca", filepath.Join(out, "none.pem")},
 			"--ca: open " + filepath.Join(out, "none.pem") + ": no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := runCLI(t, tt.args...)
-			if err == nil || !strings.HasPrefix(err.Error(), tt.want) || slices.Contains(tt.args, "--plain") != strings.Contains(err.Error(), hint) {
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Fatalf("got %v\nwant %s", err, tt.want)
 			}
 		})
 	}
-	// No refused download leaves a file, partial or not; the bytes the TLS
-	// listener sent to a plain client are kept, as any interrupted download.
-	ents, _ := os.ReadDir(out)
-	if len(ents) != 1 || ents[0].Name() != "d.part" {
+	// No refused download leaves a file, partial or not: what the TLS
+	// listener told a plain client is not the file.
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("files left behind: %v", ents)
+	}
+}
+
+// TestGetWrongPort: get pointed at a port of another service ends within
+// --timeout and says the port does not seem to serve ENVOIE: the chat
+// relay, which waits in silence for a NUL-terminated message, and the echo
+// service, which greets in text.
+func TestGetWrongPort(t *testing.T) {
+	dataDir := t.TempDir()
+	s := startServe(t, dataDir, "--echo-address", "127.0.0.1:0")
+	out := t.TempDir()
+	chat, echo := s.addrs["chat"][0], s.addrs["echo"][0]
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"chat port", []string{"get", chat, "blason.png", "--timeout", "1s", "-o", filepath.Join(out, "a")},
+			"get blason.png: no answer within 1s (--timeout): " + chat + " does not seem to serve ENVOIE (passerelle's asset listener is port 10001 by default)"},
+		{"chat port, list", []string{"get", chat, "--list", "--timeout", "1s"},
+			`list "": no answer within 1s (--timeout): ` + chat + " does not seem to serve ENVOIE (passerelle's asset listener is port 10001 by default)"},
+		// "Conn" reads as a length of 1.1 GB, then the echo stops: the
+		// timeout ends the wait, and the text gives it away.
+		{"echo port", []string{"get", echo, "blason.png", "--timeout", "1s", "-o", filepath.Join(out, "b")},
+			"get blason.png: " + echo + ` does not seem to serve ENVOIE (passerelle's asset listener is port 10001 by default): it answered "Connected.Echo -- ENVOIE blason.png"`},
+		{"zero timeout", []string{"get", chat, "blason.png", "--timeout", "0s"}, "--timeout 0s: must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := runCLI(t, append([]string{"--data-dir", dataDir}, tt.args...)...)
+			if err == nil || err.Error() != tt.want || exitCode(err) != 1 {
+				t.Fatalf("got %v (exit %d)\nwant %s", err, exitCode(err), tt.want)
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Fatalf("files left behind: %v", ents)
 	}
 }

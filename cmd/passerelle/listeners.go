@@ -78,7 +78,9 @@ func prepareListeners(cfg *serveConfig, log *slog.Logger) (*listenerSet, error) 
 		if lc.Service == servicePolicy {
 			l.where = "policy.listen"
 		}
+		balancers, _ := secure.ParseProxyProtocol(lc.ProxyProtocol) // checked by validate
 		l.server = secure.ServerConfig{
+			ProxyProtocol:    balancers,
 			HandshakeTimeout: cfg.Limits.HandshakeTimeout,
 			Limiter:          set.limiter,
 			Logger:           l.log,
@@ -93,7 +95,7 @@ func prepareListeners(cfg *serveConfig, log *slog.Logger) (*listenerSet, error) 
 				// The folder stays open (os.Root) while serve runs.
 				dir, err := envoie.OpenDir(lc.Root)
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s.root: %w", l.where, err))
+					errs = append(errs, fmt.Errorf("%s: %w", lc.rootKey(l.where), err))
 				} else {
 					l.assets = dir
 					l.closers = append(l.closers, dir)

@@ -85,12 +85,13 @@ func (a *app) serveConfig(cmd *cobra.Command) (*serveConfig, error) {
 		for i := range cfg.Listeners {
 			if cfg.Listeners[i].Service == serviceEnvoie && cfg.Listeners[i].Root == "" {
 				cfg.Listeners[i].Root = assets
+				cfg.Listeners[i].rootFrom = "--assets"
 			}
 		}
 	}
 	if cfg.Policy.Listen != "" {
 		// The master policy listener is one more row of the table.
-		cfg.Listeners = append(cfg.Listeners, listenerConfig{Address: cfg.Policy.Listen, Service: servicePolicy, TLS: tlsConfig{Mode: string(certs.ModeOff)}})
+		cfg.Listeners = append(cfg.Listeners, listenerConfig{Address: cfg.Policy.Listen, Service: servicePolicy, TLS: tlsConfig{Mode: string(certs.ModeOff)}, addressFrom: "policy.listen"})
 	}
 	cfg.normalize()
 	if err := cfg.validate(); err != nil {
@@ -218,7 +219,7 @@ func announceLocalCA(out io.Writer, cfg *serveConfig, mgr *certs.Manager) error 
 		verb = "created"
 	}
 	fmt.Fprintf(out, "passerelle: %s local CA %s\n", verb, ca.CertFile())
-	fmt.Fprintf(out, "passerelle: clients on this machine trust it with `passerelle ca install`, or give them that file (openssl s_client -CAfile %s)\n", ca.CertFile())
+	fmt.Fprintf(out, "passerelle: clients on this machine trust it with `passerelle%s ca install`, or give them that file (openssl s_client -CAfile %s)\n", dataDirFlag(cfg.DataDir), ca.CertFile())
 	return nil
 }
 

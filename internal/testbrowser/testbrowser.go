@@ -34,6 +34,10 @@ type Options struct {
 	// Flags are extra chromium command-line flags ("name" -> value; true for
 	// a flag without a value).
 	Flags map[string]any
+	// Home, when set, is the HOME chromium runs with, taken as it is: its
+	// .pki/nssdb is what chromium trusts, as on a person's account (a test
+	// of what an installer put there). Empty: a fresh temporary HOME.
+	Home string
 }
 
 // Browser is one headless chromium with a private profile and HOME, and
@@ -54,11 +58,14 @@ func Start(tb testing.TB, opts Options) *Browser {
 	tb.Helper()
 	exe := lookPath(tb, "chromium", "chromium")
 	home := tb.TempDir()
+	profile := filepath.Join(home, "profile")
+	if opts.Home != "" {
+		home = opts.Home
+	}
 	if len(opts.TrustCAs) > 0 {
 		certutil := lookPath(tb, "certutil", "libnss3-tools")
 		makeNSSDB(tb, certutil, home, opts.TrustCAs)
 	}
-	profile := filepath.Join(home, "profile")
 	if err := os.Mkdir(profile, 0o700); err != nil {
 		tb.Fatalf("testbrowser: profile folder: %v", err)
 	}

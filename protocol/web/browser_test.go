@@ -179,15 +179,19 @@ func TestChatPageInBrowser(t *testing.T) {
 	}
 	conn.send(t, `<passerelle:error code="bad-nick" command="nick">nickname may hold only letters, digits, spaces, '-', '_' and '.', not '"'</passerelle:error>`)
 	b.WaitText("#log .error", `bad-nick: nickname may hold only letters, digits, spaces, '-', '_' and '.', not '"'`)
+	// The box shows the nickname held again, not the refused one.
+	if v := testbrowser.Eval[string](b, `document.getElementById("nick").value`); v != "ann" {
+		t.Errorf("nickname box after the refusal: %q, want ann", v)
+	}
 
 	// The server goes away: the page says so and comes back by itself,
-	// with the nickname and room it asked for last.
+	// with the nickname it held and the room it asked for last.
 	if err := conn.c.Close(websocket.StatusGoingAway, "server restart"); err != nil {
 		t.Fatal(err)
 	}
 	b.WaitText("#status", "Disconnected (code 1001: server restart); reconnecting in")
 	conn = relay.next(t)
-	conn.expect(t, `<passerelle:nick name="a&quot;b&lt;c&amp;&apos;d"/>`)
+	conn.expect(t, `<passerelle:nick name="ann"/>`)
 	conn.expect(t, `<passerelle:join room="x&quot;y"/>`)
 	b.WaitText("#status", "Connected to wss://")
 
@@ -197,7 +201,7 @@ func TestChatPageInBrowser(t *testing.T) {
 	}
 	b.WaitText("#status", "Disconnected (code 1006); reconnecting in")
 	conn = relay.next(t)
-	conn.expect(t, `<passerelle:nick name="a&quot;b&lt;c&amp;&apos;d"/>`)
+	conn.expect(t, `<passerelle:nick name="ann"/>`)
 	b.WaitText("#status", "Connected to wss://")
 
 	// Nothing was fetched besides the page itself.

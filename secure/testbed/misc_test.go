@@ -360,3 +360,23 @@ func TestMaxConnsOverAllPorts(t *testing.T) {
 	})
 	second.Close()
 }
+
+// TestEchoLogLineNamesTheClientOnce: the echo endpoints' close line says
+// remote_addr once, with the endpoint and the name the client asked for.
+func TestEchoLogLineNamesTheClientOnce(t *testing.T) {
+	tb := startTestbed(t)
+	ep := tb.Endpoints()[0]
+	c, err := secure.Dial(context.Background(), ep.Address, secure.ClientConfig{ServerName: ep.ServerName, RootCAs: caPool(t, ep.CAFile)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(c, make([]byte, len("Connected.")))
+	c.Close()
+	want := `level=INFO msg="echo client closed" endpoint=` + ep.Name + ` server_name=` + ep.ServerName + ` remote_addr=` + c.LocalAddr().String() + ` reason=`
+	testutil.Eventually(t, "the echo close line", 10*time.Second, func() bool { return strings.Contains(tb.logs.String(), want) })
+	for _, l := range strings.Split(tb.logs.String(), "\n") {
+		if strings.Contains(l, "echo client closed") && strings.Count(l, "remote_addr=") != 1 {
+			t.Errorf("line with remote_addr %d times: %s", strings.Count(l, "remote_addr="), l)
+		}
+	}
+}

@@ -170,12 +170,15 @@ func (t *Testbed) clientPolicy(ep *endpoint) secure.ClientPolicy {
 // handle runs an endpoint's service once the handshake is done (or at once,
 // for the endpoints without TLS).
 func (t *Testbed) handle(ctx context.Context, c *secure.Conn, ep *endpoint) {
+	// The echo service writes remote_addr in its own lines: its logger
+	// gets the endpoint only.
+	echoLog := t.log.With("endpoint", ep.name)
 	log := t.log.With("remote_addr", c.RemoteAddr().String(), "endpoint", ep.name)
 	switch {
 	case ep.noTLS == plainText:
 		// A TLS client's ClientHello meets "Connected." in clear text,
 		// which is no TLS record: the client fails its handshake.
-		(&echo.Server{Logger: log, IdleTimeout: t.cfg.IdleTimeout}).ServeConn(ctx, c)
+		(&echo.Server{Logger: echoLog, IdleTimeout: t.cfg.IdleTimeout}).ServeConn(ctx, c)
 		return
 	case ep.noTLS == silent:
 		t.silence(ctx, c, log)
@@ -192,7 +195,8 @@ func (t *Testbed) handle(ctx context.Context, c *secure.Conn, ep *endpoint) {
 		// policy request was answered before the handshake, as on every
 		// passerelle listener.
 		log.Debug("connected", "tls_version", tls.VersionName(state.Version))
-		(&echo.Server{Logger: log, IdleTimeout: t.cfg.IdleTimeout}).ServeConn(ctx, c)
+		echoLog = echoLog.With("server_name", state.ServerName)
+		(&echo.Server{Logger: echoLog, IdleTimeout: t.cfg.IdleTimeout}).ServeConn(ctx, c)
 		return
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })

@@ -154,6 +154,14 @@
       }
       case "error":
         show("error", "", (el.getAttribute("code") || "error") + ": " + el.textContent);
+        if (el.getAttribute("command") === "nick") {
+          // The box shows the nickname the relay holds for us (none,
+          // or the last one granted), not the refused one, and a
+          // reconnection does not ask for the refused one again.
+          state.wantNick = state.nick;
+          $("nick").value = state.nick;
+          $("nick").focus();
+        }
         return true;
       case "pong":
         return true;
@@ -261,6 +269,30 @@
   });
 
   $("who").addEventListener("click", () => send(control("who")));
+
+  // A page left for another one may be kept, frozen, in the back/forward
+  // cache with its socket open: its member would stay in the room and its
+  // nickname taken for as long as the browser keeps it. Leave on pagehide;
+  // come back (same nickname and room) on pageshow from the cache.
+  window.addEventListener("pagehide", () => {
+    const ws = state.ws;
+    state.ws = null; // its onclose must not schedule a reconnection
+    clearTimeout(state.retryTimer);
+    clearInterval(state.whoTimer);
+    if (ws) {
+      ws.close(1000, "page hidden");
+    }
+    if (state.nick) {
+      state.wantNick = state.nick;
+    }
+    setStatus("closed", "Disconnected: the page was left.");
+  });
+  window.addEventListener("pageshow", (ev) => {
+    if (ev.persisted) {
+      state.retries = 0;
+      connect();
+    }
+  });
 
   connect();
 })();

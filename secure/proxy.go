@@ -1,0 +1,167 @@
+package secure
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/pires/go-proxyproto"
+)
+
+// The PROXY protocol (HAProxy's proxy-protocol.txt, versions 1 and 2) lets
+// a TCP load balancer tell the server behind it who the client is: the
+// balancer's first bytes on each connection are a header naming the
+// client's address. Only the balancers listed in ServerConfig.ProxyProtocol
+// may send one, and they must: a header from anyone else would let any
+// client pose as any address, and a balancer's connection without one
+// would count every client behind it as the balancer.
+//
+// The header is read where a connection first enters (Server.Serve's
+// connection goroutine, under the handshake deadline), before the Preface,
+// the TLS handshake and every log line, so that all of them, the
+// per-address limit included, see the client's address.
+
+// proxyBufferSize is the read buffer that holds a PROXY header: a version 1
+// header is at most 107 bytes, a version 2 header 16 bytes plus its length
+// (go-proxyproto reads past the buffer for long TLV lists).
+const proxyBufferSize = 256
+
+// HandshakeProxyHeader: a listener that takes the PROXY protocol closed the
+// connection for its header (a listed balancer sent none or a bad one, or
+// an unlisted address sent one).
+const HandshakeProxyHeader HandshakeOutcome = "proxy_header"
+
+// ParseProxyProtocol reads the proxy_protocol setting: IP prefixes in CIDR
+// notation ("10.0.0.0/8", "2001:db8::/32") or single addresses. The errors
+// name each bad entry by its index.
+func ParseProxyProtocol(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for i, s := range list {
+		p, err := ParseProxyPrefix(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("[%d] %w", i, err))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, errors.Join(errs...)
+}
+
+// ParseProxyPrefix reads one entry of the proxy_protocol setting.
+func ParseProxyPrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, fmt.Errorf("%q: want an address or a CIDR prefix such as 10.0.0.0/8", s)
+}
+
+// fromBalancer reports whether a connection from addr must start with a
+// PROXY header.
+func (cfg *ServerConfig) fromBalancer(addr net.Addr) bool {
+	if len(cfg.ProxyProtocol) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range cfg.ProxyProtocol {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// errProxyHeader is a connection closed for its PROXY header; its text is
+// the log line's reason, kind the line's rate-limiting key (ratelog).
+type errProxyHeader struct{ kind, reason string }
+
+func (e errProxyHeader) Error() string { return e.reason }
+
+// readProxyHeader reads the PROXY header of a balancer's connection, or
+// checks that another client sends none, and returns the connection to go
+// on with: its reads replay what was read past the header, and its
+// RemoteAddr is the client's address the balancer gave. A header with the
+// LOCAL command (the balancer's own health check) keeps the balancer's
+// address.
+//
+// From an unlisted address, a first byte that cannot begin a header ('P'
+// for version 1, '\r' for version 2) is enough; one that can makes it wait
+// for the 5 or 12 bytes that tell (a TLS client's first record is longer).
+func readProxyHeader(raw net.Conn, balancer bool) (net.Conn, error) {
+	br := bufio.NewReaderSize(raw, proxyBufferSize)
+	pc := &proxiedConn{Conn: raw, r: br, remote: raw.RemoteAddr()}
+	if !balancer {
+		if hasProxySignature(br) {
+			return nil, errProxyHeader{"proxy_unlisted", "PROXY protocol header from an address not in proxy_protocol"}
+		}
+		// What the client sent (or the error) is for the next reader.
+		return pc, nil
+	}
+	h, err := proxyproto.Read(br)
+	switch {
+	case errors.Is(err, proxyproto.ErrNoProxyProtocol):
+		return nil, errProxyHeader{"proxy_missing", "no PROXY protocol header from a balancer in proxy_protocol"}
+	case err != nil:
+		return nil, errProxyHeader{"proxy_bad", "bad PROXY protocol header: " + err.Error()}
+	}
+	if h.Command.IsProxy() {
+		if src, _, ok := h.TCPAddrs(); ok {
+			pc.remote = src
+		}
+	}
+	return pc, nil
+}
+
+// hasProxySignature reports whether br starts with the signature of a
+// version 1 or 2 header, reading no more than it must to tell.
+func hasProxySignature(br *bufio.Reader) bool {
+	first, err := br.Peek(1)
+	if err != nil {
+		return false
+	}
+	for _, sig := range [][]byte{proxyproto.SIGV1, proxyproto.SIGV2} {
+		if first[0] == sig[0] {
+			b, _ := br.Peek(len(sig))
+			return bytes.Equal(b, sig)
+		}
+	}
+	return false
+}
+
+// proxiedConn is a connection past its PROXY header.
+type proxiedConn struct {
+	net.Conn
+	r      *bufio.Reader // what was read past the header; nil once drained
+	remote net.Addr
+}
+
+func (c *proxiedConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(p)
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
+
+// CloseWrite half-closes the TCP connection, as a plain listener's services
+// do before draining (protocol/envoie).
+func (c *proxiedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
