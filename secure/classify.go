@@ -23,60 +23,11 @@ const (
 	// cross-sign they ever had send a few dozen.
 	maxCertificates = 64
 	// maxChainBytes bounds their total DER size: 64 certificates of 2 KiB
-	// each (RSA 4096 keys and signatures). It bounds the parsing, hashing
-	// and key sizes a signature check meets, which the count alone does not.
+	// each (RSA 4096 keys and signatures). It bounds the parsing and
+	// hashing; the signature checks are bounded by their cost
+	// (maxSignatureWork).
 	maxChainBytes = 128 << 10
-	// maxSignatureChecks bounds the signatures passerelle checks while
-	// ordering one chain, as crypto/x509 bounds its own chain building
-	// (maxChainSignatureChecks in crypto/x509/verify.go, also 100), which
-	// runs first over the same certificates.
-	maxSignatureChecks = 100
 )
-
-// errSignatureBudget reports a chain in which no path was found within
-// maxSignatureChecks signature checks.
-var errSignatureBudget = fmt.Errorf("no path to a trusted root found within %d signature checks among the certificates the peer sent", maxSignatureChecks)
-
-// sigBudget counts the signatures checked while judging one chain and
-// refuses to check more than max.
-type sigBudget struct{ used, max int }
-
-func newSigBudget() *sigBudget { return &sigBudget{max: maxSignatureChecks} }
-
-// signedBy checks only the signature on child with parent's key.
-func (b *sigBudget) signedBy(child, parent *x509.Certificate) error {
-	if b.used >= b.max {
-		return errSignatureBudget
-	}
-	b.used++
-	return parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
-}
-
-// anchored reports whether a trusted root issued c (or c is one), asking
-// crypto/x509 with no intermediates; the question is charged as one check,
-// since crypto/x509 checks the signature of each root that could have issued
-// c. The error is errSignatureBudget or nil.
-func (b *sigBudget) anchored(c *x509.Certificate, roots *x509.CertPool, now time.Time) (bool, error) {
-	if b.used >= b.max {
-		return false, errSignatureBudget
-	}
-	b.used++
-	_, err := anchorChain(c, roots, now, nil)
-	return err == nil, nil
-}
-
-// selfSigned reports whether c names itself as issuer and its own key
-// verifies its signature. The error is errSignatureBudget or nil.
-func (b *sigBudget) selfSigned(c *x509.Certificate) (bool, error) {
-	if !bytes.Equal(c.RawIssuer, c.RawSubject) {
-		return false, nil
-	}
-	err := b.signedBy(c, c)
-	if errors.Is(err, errSignatureBudget) {
-		return false, err
-	}
-	return err == nil, nil
-}
 
 // Classify judges a certificate chain as presented by a peer (leaf first) and
 // returns the verdict in AIR's vocabulary. It follows the rule table in the
@@ -88,7 +39,7 @@ func Classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 }
 
 // classify is Classify with the signature budget given, so that tests can
-// count the signatures checked.
+// count the work spent.
 func classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions, sigs *sigBudget) Verdict {
 	v := Verdict{Status: StatusUnknown, Name: opts.Name, Certificates: certs}
 	if len(certs) == 0 || certs[0] == nil {
@@ -106,12 +57,17 @@ func classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	// The common case first: a complete, good chain that crypto/x509
 	// verifies for the role in one pass. Only when it does not is the
 	// chain taken apart to name what is wrong.
-	if chain, ok := quickPath(leaf, certs[1:], now, opts); ok {
-		v.Chain = chain
-		if reason := chainDefect(chain, nil, now); reason != "" {
-			return v.with(StatusInvalidChain, reason)
+	// Its search runs only when it cannot cost more than the budget;
+	// otherwise passerelle's own ordering, charged check by check, looks
+	// for the path.
+	if searchWork(leaf, certs[1:]) <= maxSignatureWork {
+		if chain, ok := quickPath(leaf, certs[1:], now, opts); ok {
+			v.Chain = chain
+			if reason := chainDefect(chain, nil, now); reason != "" {
+				return v.with(StatusInvalidChain, reason)
+			}
+			return v.judgeLeaf(ctx, leaf, nil, now, opts)
 		}
-		return v.judgeLeaf(ctx, leaf, nil, now, opts)
 	}
 
 	path, linkErrs, err := buildPath(certs, opts.Roots, now, sigs)
@@ -154,6 +110,10 @@ func classify(ctx context.Context, certs []*x509.Certificate, opts VerifyOptions
 	// crypto/x509 rejects) is asked of crypto/x509 over the exact path, for
 	// the role's usage first: in the common, good case that is the only
 	// full verification.
+	// Like the first search, it must not cost more than the budget.
+	if searchWork(leaf, v.Chain[1:]) > maxSignatureWork {
+		return v.with(StatusInvalidChain, errSignatureBudget.Error())
+	}
 	roleErr := verifyPath(leaf, v.Chain, now, opts.Roots, []x509.ExtKeyUsage{opts.Role.extKeyUsage()})
 	if roleErr != nil {
 		if err := verifyPath(leaf, v.Chain, now, opts.Roots, []x509.ExtKeyUsage{x509.ExtKeyUsageAny}); err != nil {

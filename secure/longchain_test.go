@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -173,9 +174,10 @@ func tlsCertificate(certs []*x509.Certificate, key crypto.Signer) tls.Certificat
 
 // TestClassifyLongChain: a peer that sends more certificates, or more bytes
 // of them, than a chain may hold is refused before any signature is checked;
-// one within the bounds costs at most maxSignatureChecks checks of
-// passerelle's own, counted here, and the reason says when no path was found
-// within them.
+// one within the bounds costs passerelle's own search at most
+// maxSignatureWork units of work (a P-256 check is one, an RSA 4096 check
+// four), counted here, and the reason names the budget when no path was
+// found within it.
 func TestClassifyLongChain(t *testing.T) {
 	root := testpki.NewRoot(t, testpki.CAOptions{})
 	long, _ := longChain(t, 809)
@@ -194,8 +196,19 @@ func TestClassifyLongChain(t *testing.T) {
 	for _, c := range padded {
 		paddedSize += len(c.Raw)
 	}
+	// The loop again with RSA 4096 keys, each check costing four units:
+	// crypto/x509's search, which could cost 400, is not run, and
+	// passerelle's own makes at most 25 checks.
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heavy := loopChain(t, maxCertificates, rsaKey, root.Key)
+	if w := searchWork(heavy[0], heavy[1:]); w <= maxSignatureWork {
+		t.Fatalf("crypto/x509's search of the RSA 4096 loop foreseen at %d units, within the budget", w)
+	}
 	opts := VerifyOptions{Roots: root.Pool(), Role: RoleClient, Revocation: RevocationOff, NoAIAFetch: true}
-	const budget = "no path to a trusted root found within 100 signature checks among the certificates the peer sent"
+	const budget = "no path to a trusted root found within the budget of 100 signature checks (larger keys count as several) among the certificates the peer sent"
 	tests := []struct {
 		name       string
 		certs      []*x509.Certificate
@@ -206,9 +219,10 @@ func TestClassifyLongChain(t *testing.T) {
 		{"809 certificates", long, StatusInvalidChain, "the peer sent 809 certificates; at most 64 are accepted", 0},
 		{"one over the limit", long[:65], StatusInvalidChain, "the peer sent 65 certificates; at most 64 are accepted", 0},
 		{"too many bytes", padded, StatusInvalidChain, fmt.Sprintf("the peer sent %d bytes of certificates; at most 131072 are accepted", paddedSize), 0},
-		{"at the limit, no signature verifies", long[:64], StatusInvalidChain, budget, maxSignatureChecks},
-		{"at the limit, every signature verifies", worst, StatusInvalidChain, budget, maxSignatureChecks},
-		{"eleven", long[:11], StatusUntrustedSigners, `issuer "CN=loop" of "loop" is not a trusted root and was not sent`, maxSignatureChecks},
+		{"at the limit, no signature verifies", long[:64], StatusInvalidChain, budget, maxSignatureWork},
+		{"at the limit, every signature verifies", worst, StatusInvalidChain, budget, maxSignatureWork},
+		{"at the limit, RSA 4096 keys", heavy, StatusInvalidChain, budget, maxSignatureWork},
+		{"eleven", long[:11], StatusUntrustedSigners, `issuer "CN=loop" of "loop" is not a trusted root and was not sent`, maxSignatureWork},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -218,24 +232,25 @@ func TestClassifyLongChain(t *testing.T) {
 				t.Errorf("got %s %q, want %s %q", v.Status, v.Reason, tt.status, tt.reason)
 			}
 			if sigs.used > tt.sigsAtMost {
-				t.Errorf("%d signatures checked, want at most %d", sigs.used, tt.sigsAtMost)
+				t.Errorf("%d units of signature work spent, want at most %d", sigs.used, tt.sigsAtMost)
 			}
-			t.Logf("%d signatures checked", sigs.used)
+			t.Logf("%d units of signature work spent", sigs.used)
 		})
 	}
 }
 
 // TestBuildPathSignatureBudget: without the bounds on their number and
-// size, ordering the 809 certificates stops after maxSignatureChecks checks.
+// size, ordering the 809 certificates stops once maxSignatureWork units
+// (here as many P-256 checks) are spent.
 func TestBuildPathSignatureBudget(t *testing.T) {
 	long, _ := longChain(t, 809)
 	sigs := newSigBudget()
 	path, _, err := buildPath(long, nil, time.Now(), sigs)
-	if !errors.Is(err, errSignatureBudget) || err.Error() != "no path to a trusted root found within 100 signature checks among the certificates the peer sent" {
+	if !errors.Is(err, errSignatureBudget) || err.Error() != "no path to a trusted root found within the budget of 100 signature checks (larger keys count as several) among the certificates the peer sent" {
 		t.Errorf("buildPath: %v", err)
 	}
-	if sigs.used != maxSignatureChecks {
-		t.Errorf("%d signatures checked, want %d", sigs.used, maxSignatureChecks)
+	if sigs.used != maxSignatureWork {
+		t.Errorf("%d units of signature work spent, want %d", sigs.used, maxSignatureWork)
 	}
 	if len(path) > 2 {
 		t.Errorf("path of %d certificates", len(path))
@@ -257,7 +272,7 @@ func TestServerRefusesLongClientChain(t *testing.T) {
 		reason string
 	}{
 		{"809 certificates", tlsCertificate(long, longKey), "the peer sent 809 certificates; at most 64 are accepted"},
-		{"64 certificates", tlsCertificate(worst, worstKey), "no path to a trusted root found within 100 signature checks among the certificates the peer sent"},
+		{"64 certificates", tlsCertificate(worst, worstKey), "no path to a trusted root found within the budget of 100 signature checks (larger keys count as several) among the certificates the peer sent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
