@@ -69,7 +69,7 @@ func (ca *CA) Pool() *x509.CertPool {
 
 // CertPEM is the CA certificate in PEM.
 func (ca *CA) CertPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
+	return MarshalCertsPEM(ca.cert)
 }
 
 // LoadCA loads the local CA from dir (normally CADir(dataDir)). When neither
@@ -186,7 +186,7 @@ func CreateCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	serial, err := randomSerial()
+	serial, err := RandomSerial()
 	if err != nil {
 		return nil, err
 	}
@@ -248,9 +248,9 @@ type caExistsError struct{ path string }
 func (e *caExistsError) Error() string        { return "local CA already exists: " + e.path }
 func (e *caExistsError) Is(target error) bool { return target == fs.ErrExist }
 
-// randomSerial is a positive 128-bit random serial, as CA/Browser Forum
+// RandomSerial is a positive 128-bit random serial, as CA/Browser Forum
 // baseline requirements ask for (at least 64 bits of entropy) and mkcert does.
-func randomSerial() (*big.Int, error) {
+func RandomSerial() (*big.Int, error) {
 	limit := new(big.Int).Lsh(big.NewInt(1), 128)
 	n, err := rand.Int(rand.Reader, limit)
 	if err != nil {
@@ -300,6 +300,17 @@ func parseCertPEM(data []byte) (*x509.Certificate, error) {
 		return nil, err
 	}
 	return certs[0], nil
+}
+
+// MarshalCertsPEM encodes certificates as PEM, one "CERTIFICATE" block each,
+// in the order given: a leaf then its chain is what a server's certificate
+// file holds.
+func MarshalCertsPEM(certs ...*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return out
 }
 
 // ParseCertsPEM parses every CERTIFICATE block of PEM data, in order. No

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"time"
@@ -68,11 +67,7 @@ type Issued struct {
 // CertPEM is the certificate followed by its chain, in PEM: what a server
 // configures as its certificate file.
 func (is *Issued) CertPEM() []byte {
-	out := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: is.Cert.Raw})
-	for _, c := range is.Chain {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return out
+	return MarshalCertsPEM(append([]*x509.Certificate{is.Cert}, is.Chain...)...)
 }
 
 // KeyPEM is the private key in PKCS#8 PEM. It fails when the request
@@ -135,7 +130,7 @@ func (ca *CA) Issue(req IssueRequest) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	serial, err := randomSerial()
+	serial, err := RandomSerial()
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/secure"
-	"github.com/passerelle/passerelle/secure/testbed"
+	"github.com/passerelle/passerelle/testbed"
 )
 
 // checkExitCodes is the exit status of "passerelle check" per certificate

@@ -8,7 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/passerelle/passerelle/secure/testbed"
+	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/testbed"
 )
 
 // testbedDir is where the testbed keeps its root and revoked client serials,
@@ -59,7 +60,7 @@ afresh at each start. Runs until interrupted.`,
 	f.Int("base-port", testbed.DefaultBasePort, "first port: HTTP on it, SNI on +1, endpoints from +2 (0: ephemeral ports)")
 	f.String("ca-out", "", "also write the testbed root (PEM) to this file")
 	f.String("manifest", "", "write the endpoints as a JSON array to this file")
-	f.String("key-type", string(testbed.KeyECDSAP256), "key type of the certificates: ecdsa-p256 or rsa-2048")
+	f.String("key-type", string(certs.KeyECDSAP256), "key type of the certificates: ecdsa-p256 or rsa-2048")
 	mustBind(a.v, "testbed.address", f.Lookup("address"))
 	mustBind(a.v, "testbed.base_port", f.Lookup("base-port"))
 	mustBind(a.v, "testbed.ca_out", f.Lookup("ca-out"))
@@ -74,7 +75,7 @@ func (a *app) runTestbed() error {
 		Dir:      a.testbedDir(),
 		Address:  a.v.GetString("testbed.address"),
 		BasePort: a.v.GetInt("testbed.base_port"),
-		KeyType:  testbed.KeyType(a.v.GetString("testbed.key_type")),
+		KeyType:  certs.KeyType(a.v.GetString("testbed.key_type")),
 		Logger:   a.log,
 	})
 	if err != nil {
@@ -134,7 +135,7 @@ recorded there, and a running testbed picks it up at once.`,
 				Dir:      a.testbedDir(),
 				Out:      out,
 				Password: password,
-				KeyType:  testbed.KeyType(kt),
+				KeyType:  certs.KeyType(kt),
 			})
 			if err != nil {
 				return err
@@ -155,7 +156,7 @@ recorded there, and a running testbed picks it up at once.`,
 	f := cmd.Flags()
 	f.String("out", "", "folder to write the certificates to (required)")
 	f.String("password", testbed.DefaultP12Password, "password of the PKCS#12 files")
-	f.String("key-type", string(testbed.KeyECDSAP256), "key type: ecdsa-p256 or rsa-2048")
+	f.String("key-type", string(certs.KeyECDSAP256), "key type: ecdsa-p256 or rsa-2048")
 	return cmd
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/secure"
-	"github.com/passerelle/passerelle/secure/testbed"
+	"github.com/passerelle/passerelle/testbed"
 )
 
 // runTestbedCLI runs the command tree in-process with ctx.

@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
 // BenchmarkNew measures a start: binding every port and issuing every
 // certificate (the root is loaded, as on every start but the first).
 func BenchmarkNew(b *testing.B) {
-	for _, kt := range []KeyType{KeyECDSAP256, KeyRSA2048} {
+	for _, kt := range []certs.KeyType{certs.KeyECDSAP256, certs.KeyRSA2048} {
 		b.Run(string(kt), func(b *testing.B) {
 			dir := b.TempDir()
 			if _, _, err := loadOrCreateRoot(dir, kt, time.Now()); err != nil {

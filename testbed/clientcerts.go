@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"crypto/rand"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -9,8 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"software.sslmate.com/src/go-pkcs12"
-
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -28,7 +26,7 @@ type ClientCertsConfig struct {
 	// Password protects the PKCS#12 files (default DefaultP12Password).
 	Password string
 	// KeyType of the client keys (default ecdsa-p256).
-	KeyType KeyType
+	KeyType certs.KeyType
 	// Now is the clock the certificates are dated from (default time.Now).
 	Now func() time.Time
 }
@@ -40,12 +38,13 @@ type ClientCert struct {
 	CommonName string        `json:"common_name"`
 	CertFile   string        `json:"cert_file"` // leaf then chain, PEM
 	KeyFile    string        `json:"key_file"`  // PKCS#8 PEM, 0600
-	// P12File uses modern algorithms (go-pkcs12's Modern2023: PBKDF2-SHA-256
-	// and AES-256-CBC), read by OpenSSL 1.1.1+, Java 12+ and Windows Server
+	// P12File uses modern algorithms (certs.P12Modern: PBKDF2-SHA-256 and
+	// AES-256-CBC), read by OpenSSL 1.1.1+, Java 12+ and Windows Server
 	// 2019+.
 	P12File string `json:"p12_file"`
-	// LegacyP12File uses RC2/3DES with SHA-1 (go-pkcs12's LegacyRC2), for
-	// older stores: AIR on older Windows and macOS keychains, Java 8.
+	// LegacyP12File uses 3DES with a SHA-1 MAC (certs.P12Legacy, as
+	// `passerelle cert` writes), for older stores: AIR on older Windows and
+	// macOS keychains, Java 8.
 	LegacyP12File string `json:"legacy_p12_file"`
 	Description   string `json:"description"`
 }
@@ -96,7 +95,7 @@ func IssueClientCerts(cfg ClientCertsConfig) ([]ClientCert, error) {
 	if cfg.Out == "" {
 		return nil, errors.New("testbed: client certificates: no output folder")
 	}
-	if err := cfg.KeyType.Validate(); err != nil {
+	if err := checkKeyType(cfg.KeyType); err != nil {
 		return nil, fmt.Errorf("testbed: client certificates: %w", err)
 	}
 	if cfg.Password == "" {
@@ -113,7 +112,7 @@ func IssueClientCerts(cfg ClientCertsConfig) ([]ClientCert, error) {
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("testbed: client certificates: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(cfg.Out, "ca.crt"), certPEM(root.cert), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(filepath.Join(cfg.Out, "ca.crt"), certs.MarshalCertsPEM(root.cert), 0o644); err != nil {
 		return nil, fmt.Errorf("testbed: client certificates: %w", err)
 	}
 	var out []ClientCert
@@ -175,30 +174,28 @@ func issueClientCert(cfg ClientCertsConfig, root *authority, now time.Time, p cl
 		Status: p.status, CommonName: p.commonName, Description: p.description,
 		CertFile: stem + ".crt", KeyFile: stem + ".key", P12File: stem + ".p12", LegacyP12File: stem + "-legacy.p12",
 	}
-	kp, err := keyPEM(key)
+	kp, err := certs.MarshalKeyPEM(key)
 	if err != nil {
 		return ClientCert{}, err
 	}
-	if err := writeFileAtomic(cc.KeyFile, kp, 0o600); err != nil {
+	if err := certs.WriteFileAtomic(cc.KeyFile, kp, 0o600); err != nil {
 		return ClientCert{}, err
 	}
-	if err := writeFileAtomic(cc.CertFile, certPEM(append([]*x509.Certificate{leaf}, chain...)...), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(cc.CertFile, certs.MarshalCertsPEM(append([]*x509.Certificate{leaf}, chain...)...), 0o644); err != nil {
 		return ClientCert{}, err
 	}
 	// The PKCS#12 files hold the private key: owner-only, like the key file.
-	modern, err := pkcs12.Modern2023.WithRand(rand.Reader).Encode(key, leaf, chain, cfg.Password)
-	if err != nil {
-		return ClientCert{}, fmt.Errorf("encode PKCS#12: %w", err)
-	}
-	if err := writeFileAtomic(cc.P12File, modern, 0o600); err != nil {
-		return ClientCert{}, err
-	}
-	legacy, err := pkcs12.LegacyRC2.WithRand(rand.Reader).Encode(key, leaf, chain, cfg.Password)
-	if err != nil {
-		return ClientCert{}, fmt.Errorf("encode legacy PKCS#12: %w", err)
-	}
-	if err := writeFileAtomic(cc.LegacyP12File, legacy, 0o600); err != nil {
-		return ClientCert{}, err
+	for _, f := range []struct {
+		path   string
+		format certs.P12Format
+	}{{cc.P12File, certs.P12Modern}, {cc.LegacyP12File, certs.P12Legacy}} {
+		p12, err := certs.EncodePKCS12(key, leaf, chain, cfg.Password, f.format)
+		if err != nil {
+			return ClientCert{}, err
+		}
+		if err := certs.WriteFileAtomic(f.path, p12, 0o600); err != nil {
+			return ClientCert{}, err
+		}
 	}
 	return cc, nil
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 // ContentTypeCert is the media type of a DER certificate (RFC 2585 section
@@ -41,7 +43,7 @@ func (t *Testbed) httpServer(ctx context.Context) *http.Server {
 	mux.HandleFunc("GET /{$}", t.serveDashboard)
 	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
-		_, _ = w.Write(certPEM(t.root.cert))
+		_, _ = w.Write(certs.MarshalCertsPEM(t.root.cert))
 	})
 	mux.HandleFunc("GET /manifest.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

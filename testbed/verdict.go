@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
@@ -212,5 +213,5 @@ func addRevokedClient(dir string, serial *big.Int, now time.Time) error {
 	for _, s := range old {
 		b.WriteString(s.Text(16) + "\n")
 	}
-	return writeFileAtomic(path, []byte(b.String()), 0o644)
+	return certs.WriteFileAtomic(path, []byte(b.String()), 0o644)
 }

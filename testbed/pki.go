@@ -2,52 +2,31 @@ package testbed
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
-// KeyType names the key algorithm of every certificate the testbed makes.
-type KeyType string
-
-// The key types the testbed can make. ECDSA P-256 is fast to generate, so a
-// start takes milliseconds; RSA 2048 suits clients whose TLS stack predates
-// ECDSA (old AIR runtimes on old systems).
-const (
-	KeyECDSAP256 KeyType = "ecdsa-p256"
-	KeyRSA2048   KeyType = "rsa-2048"
-)
-
-// Validate reports a key type the testbed cannot make; "" means ecdsa-p256.
-func (kt KeyType) Validate() error {
+// checkKeyType reports a key type the testbed does not make; "" means
+// ecdsa-p256. ECDSA P-256 is fast to generate, so a start takes
+// milliseconds; RSA 2048 suits clients whose TLS stack predates ECDSA (old
+// AIR runtimes on old systems).
+func checkKeyType(kt certs.KeyType) error {
 	switch kt {
-	case KeyECDSAP256, KeyRSA2048, "":
+	case certs.KeyECDSAP256, certs.KeyRSA2048, "":
 		return nil
 	}
-	return fmt.Errorf("key type %q: want %s or %s", kt, KeyECDSAP256, KeyRSA2048)
-}
-
-// generateKey returns a fresh private key of type kt.
-func generateKey(kt KeyType) (crypto.Signer, error) {
-	if err := kt.Validate(); err != nil {
-		return nil, err
-	}
-	if kt == KeyRSA2048 {
-		return rsa.GenerateKey(rand.Reader, 2048)
-	}
-	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return fmt.Errorf("key type %q: want %s or %s", kt, certs.KeyECDSAP256, certs.KeyRSA2048)
 }
 
 // authority is a CA the testbed signs with. Only the root is persisted; every
@@ -92,15 +71,18 @@ type certSpec struct {
 
 // issue makes a key and a certificate for spec signed by parent, or
 // self-signed when parent is nil.
-func issue(kt KeyType, parent *authority, spec certSpec) (*x509.Certificate, crypto.Signer, error) {
+func issue(kt certs.KeyType, parent *authority, spec certSpec) (*x509.Certificate, crypto.Signer, error) {
 	key := spec.key
 	if key == nil {
+		if err := checkKeyType(kt); err != nil {
+			return nil, nil, fmt.Errorf("generate key for %q: %w", spec.commonName, err)
+		}
 		var err error
-		if key, err = generateKey(kt); err != nil {
+		if key, err = certs.GenerateKey(kt); err != nil {
 			return nil, nil, fmt.Errorf("generate key for %q: %w", spec.commonName, err)
 		}
 	}
-	serial, err := randomSerial()
+	serial, err := certs.RandomSerial()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,16 +141,6 @@ func issue(kt KeyType, parent *authority, spec certSpec) (*x509.Certificate, cry
 	return cert, key, nil
 }
 
-// randomSerial returns a positive 128-bit serial, as CA/B Forum rules ask
-// (at least 64 bits of randomness).
-func randomSerial() (*big.Int, error) {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("random serial: %w", err)
-	}
-	return n.Add(n, big.NewInt(1)), nil
-}
-
 // tlsCertificate assembles what a TLS server sends: the leaf, then chain.
 func tlsCertificate(leaf *x509.Certificate, key crypto.Signer, chain ...*x509.Certificate) tls.Certificate {
 	c := tls.Certificate{PrivateKey: key, Leaf: leaf, Certificate: [][]byte{leaf.Raw}}
@@ -192,7 +164,7 @@ const (
 
 // loadOrCreateRoot loads the testbed root from dir, or makes and saves a new
 // one when there is none or it is about to expire. created reports a new root.
-func loadOrCreateRoot(dir string, kt KeyType, now time.Time) (root *authority, created bool, err error) {
+func loadOrCreateRoot(dir string, kt certs.KeyType, now time.Time) (root *authority, created bool, err error) {
 	certFile, keyFile := filepath.Join(dir, rootCertName), filepath.Join(dir, rootKeyName)
 	root, err = loadRoot(certFile, keyFile)
 	switch {
@@ -210,7 +182,7 @@ func loadOrCreateRoot(dir string, kt KeyType, now time.Time) (root *authority, c
 	if err != nil {
 		return nil, false, fmt.Errorf("create testbed root: %w", err)
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	keyPEM, err := certs.MarshalKeyPEM(key)
 	if err != nil {
 		return nil, false, fmt.Errorf("encode testbed root key: %w", err)
 	}
@@ -219,10 +191,10 @@ func loadOrCreateRoot(dir string, kt KeyType, now time.Time) (root *authority, c
 	}
 	// Key first: a certificate without its key would be loaded and fail
 	// later, while a key without certificate is simply replaced.
-	if err := writeFileAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := certs.WriteFileAtomic(keyFile, keyPEM, 0o600); err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(certFile, certPEM(cert), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(certFile, certs.MarshalCertsPEM(cert), 0o644); err != nil {
 		return nil, false, err
 	}
 	return &authority{name: "root", cert: cert, key: key}, true, nil
@@ -246,52 +218,4 @@ func loadRoot(certFile, keyFile string) (*authority, error) {
 		return nil, fmt.Errorf("load testbed root %s: not a CA certificate with a signing key", certFile)
 	}
 	return &authority{name: "root", cert: pair.Leaf, key: signer}, nil
-}
-
-// certPEM encodes certificates as PEM, one block each.
-func certPEM(certs ...*x509.Certificate) []byte {
-	var out []byte
-	for _, c := range certs {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return out
-}
-
-// keyPEM encodes a private key as PKCS#8 PEM.
-func keyPEM(key crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encode private key: %w", err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it
-// into place, so a reader never sees half a key.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

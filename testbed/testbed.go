@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
@@ -49,7 +50,7 @@ type Config struct {
 	// an ephemeral port (tests).
 	BasePort int
 	// KeyType of every certificate made at start (default ecdsa-p256).
-	KeyType KeyType
+	KeyType certs.KeyType
 	// HandshakeTimeout bounds each TLS handshake (default 10s).
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes an endpoint's connection silent for that long
@@ -124,7 +125,7 @@ func New(cfg Config) (_ *Testbed, err error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if err := cfg.KeyType.Validate(); err != nil {
+	if err := checkKeyType(cfg.KeyType); err != nil {
 		return nil, fmt.Errorf("testbed: %w", err)
 	}
 	t := &Testbed{
@@ -395,7 +396,7 @@ func (t *Testbed) listeners() []net.Listener {
 // WriteCAFile copies the root PEM to path (--ca-out) and makes the manifest
 // point at that copy.
 func (t *Testbed) WriteCAFile(path string) error {
-	if err := writeFileAtomic(path, certPEM(t.root.cert), 0o644); err != nil {
+	if err := certs.WriteFileAtomic(path, certs.MarshalCertsPEM(t.root.cert), 0o644); err != nil {
 		return fmt.Errorf("testbed: %w", err)
 	}
 	abs, err := filepath.Abs(path)

@@ -47,6 +47,13 @@
 // certificate per status under the same root and records the revoked one's
 // serial in Config.Dir, which a running testbed rereads.
 //
+// The testbed sits above both the TLS layer and the wire formats: it uses
+// secure for its listeners and judgements, protocol/* for the services its
+// endpoints speak, and package certs for the PKI primitives (key types and
+// generation, serials, PEM, atomic file writes with the folder synced,
+// PKCS#12), so that what it writes is written as passerelle's own
+// certificates are.
+//
 // # Where to start reading
 //
 // endpoints.go (the plan table and the manifest entry), defects.go and

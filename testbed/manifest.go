@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 // ManifestJSON is the manifest: a JSON array, one object per endpoint, in
@@ -24,7 +26,7 @@ func (t *Testbed) WriteManifest(path string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(path, b, 0o644); err != nil {
+	if err := certs.WriteFileAtomic(path, b, 0o644); err != nil {
 		return fmt.Errorf("testbed: manifest: %w", err)
 	}
 	return nil

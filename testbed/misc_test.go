@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/secure"
@@ -215,7 +216,7 @@ func TestHTTPServer(t *testing.T) {
 	if err := json.Unmarshal(get("/manifest.json", "application/json"), &eps); err != nil || len(eps) != len(plans) {
 		t.Errorf("/manifest.json: %d endpoints, %v", len(eps), err)
 	}
-	if !bytes.Equal(get("/ca.pem", "application/x-pem-file"), certPEM(tb.caCertificate())) {
+	if !bytes.Equal(get("/ca.pem", "application/x-pem-file"), certs.MarshalCertsPEM(tb.caCertificate())) {
 		t.Error("/ca.pem is not the root")
 	}
 }
@@ -285,7 +286,7 @@ func TestPolicyRequest(t *testing.T) {
 // exchange needs (RFC 5246 section 7.4.2).
 func TestRSALeaf(t *testing.T) {
 	now := time.Now()
-	cert, _, err := issue(KeyRSA2048, nil, certSpec{commonName: "rsa", notBefore: now, notAfter: now.Add(time.Hour)})
+	cert, _, err := issue(certs.KeyRSA2048, nil, certSpec{commonName: "rsa", notBefore: now, notAfter: now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

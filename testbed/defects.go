@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/certs/revocation"
 )
 
@@ -40,7 +41,7 @@ type material struct {
 // builder issues the certificates of every endpoint. It holds the authorities
 // of one testbed start and the base URL of its HTTP server.
 type builder struct {
-	kt      KeyType
+	kt      certs.KeyType
 	now     time.Time
 	baseURL string // http://host:port of the testbed's HTTP server
 	// names returns the DNS names and IPs an endpoint's leaf covers.

@@ -250,8 +250,9 @@ func TestClientCertificateAbsent(t *testing.T) {
 	})
 }
 
-// TestPKCS12FilesOpenWithOpenSSL: the modern files open with plain openssl,
-// the legacy ones with -legacy (RC2 is in OpenSSL 3's legacy provider).
+// TestPKCS12FilesOpenWithOpenSSL: both files open with plain openssl (the
+// legacy one is 3DES, which OpenSSL 3 reads without -legacy), each with its
+// own algorithms.
 func TestPKCS12FilesOpenWithOpenSSL(t *testing.T) {
 	dir, out := t.TempDir(), t.TempDir()
 	certs, err := IssueClientCerts(ClientCertsConfig{Dir: dir, Out: out, Password: "s3cret"})
@@ -260,16 +261,15 @@ func TestPKCS12FilesOpenWithOpenSSL(t *testing.T) {
 	}
 	cc := certs[0]
 	for _, tc := range []struct {
-		file string
-		args []string
+		file, algorithm string
 	}{
-		{cc.P12File, nil},
-		{cc.LegacyP12File, []string{"-legacy"}},
+		{cc.P12File, "PBES2, PBKDF2, AES-256-CBC"},
+		{cc.LegacyP12File, "Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC"},
 	} {
-		args := append([]string{"pkcs12", "-in", tc.file, "-passin", "pass:s3cret", "-nokeys"}, tc.args...)
+		args := []string{"pkcs12", "-in", tc.file, "-passin", "pass:s3cret", "-nodes", "-info"}
 		outp, err := exec.Command("openssl", args...).CombinedOutput()
-		if err != nil || !strings.Contains(string(outp), "CN = "+cc.CommonName) {
-			t.Errorf("openssl %s: %v\n%s", strings.Join(args, " "), err, outp)
+		if err != nil || !strings.Contains(string(outp), "CN = "+cc.CommonName) || !strings.Contains(string(outp), tc.algorithm) {
+			t.Errorf("openssl %s: %v, want %q and CN = %s in\n%s", strings.Join(args, " "), err, tc.algorithm, cc.CommonName, outp)
 		}
 	}
 	for _, f := range []string{cc.KeyFile, cc.P12File, cc.LegacyP12File} {
