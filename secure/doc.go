@@ -98,12 +98,16 @@
 // in one message and each could claim to be the issuer of each other one.
 // Within those bounds a valid path is found wherever it lies among
 // cross-signs, candidate issuers and unrelated certificates: crypto/x509's
-// path search runs first (bounded by its own limit of 100 signature checks),
-// and only when it finds no good path does passerelle order the certificates
-// itself to name the defect, within another 100 checks (buildPath). A chain
-// in which no path is found within them gets invalidChain ("no path to a
-// trusted root found within 100 signature checks among the certificates the
-// peer sent").
+// path search runs first, and only when it finds no good path does
+// passerelle order the certificates itself to name the defect (buildPath).
+// Each search may cost what 100 signature checks with P-256 keys cost; a
+// check with a larger key counts as several (RSA of n bits (n/2048)², P-384
+// 8, P-521 22; sigwork.go). crypto/x509's search runs only when what it may
+// cost, foreseen from the names and keys sent (searchWork), is within that;
+// passerelle's own is charged check by check. A chain in which no path is
+// found within them gets invalidChain ("no path to a trusted root found
+// within the budget of 100 signature checks (larger keys count as several)
+// among the certificates the peer sent").
 //
 // # Server behaviour
 //
