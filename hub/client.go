@@ -24,6 +24,26 @@ var errSkipped = errors.New("hub: client closing, messages not written")
 // controlPrefix starts every control message (see control.go).
 const controlPrefix = "<passerelle:"
 
+// bom is U+FEFF in UTF-8, the byte-order mark a UTF-8 decoder drops from
+// the start of a text (WHATWG Encoding, "UTF-8 decode"; Python's
+// "utf-8-sig").
+const bom = "\xef\xbb\xbf"
+
+// controlStart returns where the control prefix of msg starts, or -1 when
+// msg is not a control message. A message whose text starts with the prefix
+// once its leading byte-order marks are dropped is one: relayed, it would
+// read as a reply of the server to a client whose decoder drops them.
+func controlStart(msg []byte) int {
+	i := 0
+	for len(msg)-i >= len(bom) && msg[i] == bom[0] && string(msg[i:i+len(bom)]) == bom {
+		i += len(bom)
+	}
+	if len(msg)-i > len(controlPrefix) && string(msg[i:i+len(controlPrefix)]) == controlPrefix {
+		return i
+	}
+	return -1
+}
+
 // aLongTimeAgo is a deadline in the past: setting it makes blocked reads and
 // writes return at once.
 func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
@@ -56,6 +76,10 @@ type client struct {
 	pending int      // bytes queued, or handed to a write that has not returned
 	closing bool
 	reason  CloseReason
+	// held keeps the writer from writing while the client's listener has
+	// not told it apart from an HTTP or policy client (Hub.AdmitConn):
+	// messages queue up meanwhile.
+	held bool
 	// writeFailed is set when a write was cut or failed: a TLS record may
 	// be half sent, so the connection must not be closed gracefully (a
 	// close_notify alert after half a record reads as garbage).
@@ -136,8 +160,8 @@ func (c *client) run() (CloseReason, error) {
 		if !c.allow() {
 			return ReasonFlood, nil
 		}
-		if len(msg) > len(controlPrefix) && string(msg[:len(controlPrefix)]) == controlPrefix {
-			c.h.control(c, msg)
+		if i := controlStart(msg); i >= 0 {
+			c.h.control(c, msg[i:])
 		} else {
 			c.room.broadcast(c, msg)
 			c.h.relay(c, msg)
@@ -332,6 +356,31 @@ func (c *client) closeReason() (CloseReason, bool) {
 	return c.reason, c.closing
 }
 
+// release lets the writer write what was queued while the client was held.
+func (c *client) release() {
+	c.mu.Lock()
+	c.held = false
+	c.mu.Unlock()
+	c.signal()
+}
+
+// withdraw ends a held client that turned out not to be a chat client: its
+// queue is dropped and its writer returns without having written. Unlike
+// kill it leaves the connection's deadlines alone, for whoever serves the
+// connection next.
+func (c *client) withdraw() {
+	c.mu.Lock()
+	c.closing = true
+	if c.reason == "" {
+		c.reason = ReasonShutdown
+	}
+	clear(c.queue)
+	c.queue, c.spare, c.pending = nil, nil, 0
+	c.freeRoomLocked()
+	c.mu.Unlock()
+	c.signal()
+}
+
 // kill marks the client closing for reason (unless it already was; the
 // first reason wins and is returned), drops its queue, and unblocks its
 // reader and writer. The connection itself is closed by Serve once both
@@ -365,7 +414,7 @@ func (c *client) writeLoop() {
 	defer close(c.writerDone)
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && !c.closing {
+		for (len(c.queue) == 0 || c.held) && !c.closing {
 			if cap(c.spare) > shrinkQueue {
 				c.spare = nil
 			}

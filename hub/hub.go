@@ -58,35 +58,73 @@ func New(cfg Config) *Hub {
 // conn is a PeerStatusReporter, the verdict on the client's certificate is
 // logged. Cancelling ctx disconnects the client with reason shutdown.
 func (h *Hub) ServeConn(ctx context.Context, conn net.Conn) {
-	h.Serve(ctx, newStreamTransport(conn, h.cfg.MaxMessage, h.cfg.ReadBufferSize, &h.bufs))
+	h.AdmitConn(ctx, conn).Serve()
+}
+
+// AdmitConn makes a byte-stream client a member of the default room at
+// once, before anything it sends is looked at: a listener calls it as soon
+// as the client's handshake is done and only then reads the client's first
+// bytes to tell what it is. What the room relays meanwhile is queued for
+// the client (within Config.QueueBytes, as for any member) and written only
+// once Admission.Serve runs it as a chat client; Admission.Leave withdraws
+// it without a byte written, when it turned out to be something else (an
+// HTTP request, a policy request).
+func (h *Hub) AdmitConn(ctx context.Context, conn net.Conn) *Admission {
+	return h.admit(ctx, newStreamTransport(conn, h.cfg.MaxMessage, h.cfg.ReadBufferSize, &h.bufs))
 }
 
 // Serve relays for one client reached through t, as ServeConn does for a
 // byte stream: it returns once the client is gone and t is closed (or
 // aborted). If t is a PeerStatusReporter, its verdict is logged.
 func (h *Hub) Serve(ctx context.Context, t Transport) {
+	h.admit(ctx, t).Serve()
+}
+
+// Admission is a client the hub holds as a member while its listener tells
+// what it is (AdmitConn). Exactly one of Serve and Leave is called, by the
+// goroutine that admitted it.
+type Admission struct {
+	h   *Hub
+	c   *client
+	ctx context.Context
+	in  bool // registered: the hub was not closed
+}
+
+func (h *Hub) admit(ctx context.Context, t Transport) *Admission {
 	peer := ""
 	if p, ok := t.(PeerStatusReporter); ok {
 		peer = p.PeerStatusWord()
 	}
 	c := newClient(h, t, peer)
+	c.held = true
+	a := &Admission{h: h, c: c, ctx: ctx, in: h.register(c)}
+	if a.in {
+		go c.writeLoop()
+	}
+	return a
+}
+
+// Serve runs the admitted client as a chat client: what was queued for it
+// is written, then it relays until it is gone, as Hub.Serve.
+func (a *Admission) Serve() {
+	h, c := a.h, a.c
 	log := h.cfg.Logger
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+	if l, ok := a.ctx.Value(loggerKey{}).(*slog.Logger); ok {
 		log = l
 	}
-	if peer != "" {
-		log.Debug("chat client connected", "remote_addr", c.addr, "peer_status", peer)
+	if c.peer != "" {
+		log.Debug("chat client connected", "remote_addr", c.addr, "peer_status", c.peer)
 	} else {
 		log.Debug("chat client connected", "remote_addr", c.addr)
 	}
-	if !h.register(c) {
-		t.Close()
+	if !a.in {
+		c.t.Close()
 		h.logClose(log, c, ReasonShutdown, nil)
 		return
 	}
 	defer h.wg.Done()
-	go c.writeLoop()
-	stop := context.AfterFunc(ctx, func() { c.kill(ReasonShutdown) })
+	c.release()
+	stop := context.AfterFunc(a.ctx, func() { c.kill(ReasonShutdown) })
 	reason, err := c.run()
 	stop()
 	h.unregister(c)
@@ -94,6 +132,21 @@ func (h *Hub) Serve(ctx context.Context, t Transport) {
 	<-c.writerDone
 	c.close(reason)
 	h.logClose(log, c, reason, err)
+}
+
+// Leave withdraws the admitted client, which is not a chat client: it
+// leaves its room, what was queued for it is dropped, and nothing was or
+// will be written to it. Its connection is left open for whoever serves
+// it, unless the hub was shut down meanwhile; Leave neither logs nor
+// counts it as a chat client closed.
+func (a *Admission) Leave() {
+	if !a.in {
+		return
+	}
+	a.h.unregister(a.c)
+	a.c.withdraw()
+	<-a.c.writerDone
+	a.h.wg.Done()
 }
 
 type loggerKey struct{}

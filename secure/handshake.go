@@ -11,6 +11,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/peekconn"
 )
 
 // recordTypeHandshake is the first byte of every TLS ClientHello record
@@ -170,8 +172,12 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 
 	// Peek at the first byte: a client speaking plain text is told so (or
 	// handed to the Preface) instead of failing deep in the handshake.
-	var first [1]byte
-	if _, err := io.ReadFull(raw, first[:]); err != nil {
+	pc := &replayConn{Conn: peekconn.New(raw)}
+	var err error
+	for len(pc.Peeked()) == 0 && err == nil {
+		_, err = pc.Fill(1)
+	}
+	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			st.observeHandshake(HandshakeTimeout, StatusUnknown, deadline)
 			log.Info("client sent nothing before the handshake timeout; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)
@@ -181,16 +187,15 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 		}
 		return nil, releaseAddr
 	}
-	pc := &replayConn{Conn: raw, first: first[0], pending: true}
-	if first[0] != recordTypeHandshake {
+	if first := pc.Peeked()[0]; first != recordTypeHandshake {
 		if st.cfg.Preface != nil {
-			if _, notMine := st.cfg.Preface(ctx, pc); !notMine {
+			if _, notMine := st.cfg.Preface(ctx, pc.Conn); !notMine {
 				st.observeHandshake(HandshakePreface, StatusUnknown, deadline)
 				return nil, releaseAddr
 			}
 		}
 		st.observeHandshake(HandshakePlainText, StatusUnknown, deadline)
-		log.Info("client sent plain text to a TLS port; closing", "outcome", HandshakePlainText, "first_byte", fmt.Sprintf("%#02x", first[0]))
+		log.Info("client sent plain text to a TLS port; closing", "outcome", HandshakePlainText, "first_byte", fmt.Sprintf("%#02x", first))
 		io.WriteString(raw, plainHint)
 		return nil, releaseAddr
 	}
@@ -200,7 +205,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 	hs := &hsState{ctx: ctx, verdict: Verdict{Status: StatusUnknown}}
 	pc.hs = hs
 	conn := tls.Server(pc, st.base)
-	err := conn.HandshakeContext(ctx)
+	err = conn.HandshakeContext(ctx)
 	cancel()
 	verdict, refused := hs.verdict, hs.refused
 	pc.hs = nil // what only the handshake needed
@@ -289,19 +294,8 @@ func refusalReason(v Verdict, err error) string {
 // replayConn gives back the byte peeked before the handshake, and carries
 // the connection's handshake state to configForClient.
 type replayConn struct {
-	net.Conn
-	first   byte
-	pending bool
-	hs      *hsState
-}
-
-func (c *replayConn) Read(p []byte) (int, error) {
-	if c.pending && len(p) > 0 {
-		p[0] = c.first
-		c.pending = false
-		return 1, nil
-	}
-	return c.Conn.Read(p)
+	*peekconn.Conn
+	hs *hsState
 }
 
 // alpnOverlap reports whether a client's ALPN offer shares a protocol with

@@ -18,6 +18,7 @@ import (
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/cluster"
 	"github.com/passerelle/passerelle/metrics"
+	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -126,7 +127,7 @@ const adminIndex = `passerelle admin
 type adminServer struct {
 	addr   net.Addr
 	cancel context.CancelFunc
-	http   *http.Server
+	http   *web.ConnServer
 	wg     sync.WaitGroup
 }
 
@@ -203,27 +204,18 @@ func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 
 	ctx, cancel := context.WithCancel(ctx)
-	a := &adminServer{
-		addr:   ln.Addr(),
-		cancel: cancel,
-		http: &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       time.Minute,
-			ErrorLog:          slog.NewLogLogger(al.log.Handler(), slog.LevelInfo),
-		},
-	}
 	// The admin listener runs secure's accept loop like every other one
 	// (connection limits, handshake deadline, client certificates judged
-	// in the nine-word vocabulary), and hands each connection to net/http.
-	conns := &handoff{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
-	srv := &secure.Server{Config: al.server, Handler: conns.handle}
+	// in the nine-word vocabulary), and hands each connection to net/http
+	// the way the browser paths do.
+	httpd := web.NewConnServer(mux, cfg.Limits.HandshakeTimeout, al.log)
+	a := &adminServer{addr: ln.Addr(), cancel: cancel, http: httpd}
+	srv := &secure.Server{Config: al.server, Handler: func(ctx context.Context, c *secure.Conn) { httpd.ServeConn(ctx, c) }}
 	a.wg.Go(func() {
 		if err := srv.Serve(ctx, ln); err != nil {
 			log.Error("admin listener failed", "listener", ac.Address, "error", err)
 		}
 	})
-	a.wg.Go(func() { a.http.Serve(conns) })
 	scheme := "http"
 	if !al.server.Plain {
 		scheme = "https"
@@ -273,10 +265,8 @@ func (a *adminServer) Close() {
 		return
 	}
 	a.cancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	a.http.Shutdown(ctx)
 	a.wg.Wait()
+	a.http.Close()
 }
 
 // health is the JSON body of /healthz and /readyz.
@@ -353,61 +343,4 @@ func writeHealth(w http.ResponseWriter, code int, h health) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(h)
-}
-
-// handoff is a net.Listener fed by secure.Server's handler: each
-// connection, past the handshake, goes to net/http, and the handler waits
-// until net/http closes it (secure.Server closes a connection when its
-// handler returns).
-type handoff struct {
-	addr  net.Addr
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-var _ net.Listener = (*handoff)(nil)
-
-func (h *handoff) handle(ctx context.Context, c *secure.Conn) {
-	hc := &handedConn{Conn: c, closed: make(chan struct{})}
-	select {
-	case h.conns <- hc:
-	case <-h.done:
-		return
-	case <-ctx.Done():
-		return
-	}
-	select {
-	case <-hc.closed:
-	case <-ctx.Done():
-	}
-}
-
-func (h *handoff) Accept() (net.Conn, error) {
-	select {
-	case c := <-h.conns:
-		return c, nil
-	case <-h.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (h *handoff) Close() error {
-	h.once.Do(func() { close(h.done) })
-	return nil
-}
-
-func (h *handoff) Addr() net.Addr { return h.addr }
-
-// handedConn tells the handler when net/http is done with a connection.
-type handedConn struct {
-	net.Conn
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (c *handedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { close(c.closed) })
-	return err
 }

@@ -223,7 +223,13 @@ func (s *listenerSet) startServices(svc *services) error {
 			return fmt.Errorf("listener %s: %w", l.cfg.Address, err)
 		}
 		l.handler = sv.handle
-		l.server.Preface = svc.gate.Check
+		if !l.server.Plain {
+			// Before TLS: a policy request in clear on a TLS port (Flash
+			// asks on the port it then uses for TLS). A plain listener's
+			// clients go to the door at once (frontDoor), where the
+			// request is told apart with everything else.
+			l.server.Preface = svc.gate.Check
+		}
 		if sv.preface != nil {
 			l.server.Preface = sv.preface
 		}

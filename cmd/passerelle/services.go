@@ -9,9 +9,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"github.com/passerelle/passerelle/metrics"
 	"github.com/passerelle/passerelle/protocol/echo"
 	"github.com/passerelle/passerelle/protocol/envoie"
@@ -96,34 +96,33 @@ func (s *services) origins(l *listener) (*web.Origins, error) {
 	return o, nil
 }
 
-// browsersTo is the handler of a listener that serves browsers beside its
-// raw protocol: HTTP clients go to httpd, every other client to raw.
-func (s *services) browsersTo(httpd *web.ConnServer, raw func(context.Context, net.Conn)) func(context.Context, *secure.Conn) {
+// frontDoor is the handler of a listener: each connection, past its
+// handshake, goes through the one classification step (web.Door), which
+// answers policy requests and refuses HTTP/2 itself, and hands HTTP
+// clients to httpd (nil: the listener serves no browser) and the others to
+// the raw service through admit.
+func (s *services) frontDoor(l *listener, httpd *web.ConnServer, admit web.Admit) func(context.Context, *secure.Conn) {
+	door := &web.Door{
+		Gate:        s.gate,
+		Wait:        s.cfg.Chat.PolicyWait,
+		LineTimeout: s.cfg.Limits.HandshakeTimeout,
+		Log:         ratelog.New(l.log, 0),
+	}
 	return func(ctx context.Context, c *secure.Conn) {
-		next, isHTTP := s.sniff(c)
-		if isHTTP {
-			httpd.ServeConn(ctx, next)
-			return
+		alpn := ""
+		if cs := c.TLS(); cs != nil {
+			alpn = cs.NegotiatedProtocol
 		}
-		raw(ctx, next)
+		door.Serve(ctx, c, alpn, httpd, admit)
 	}
 }
 
-// sniff tells a browser from a raw client on a connection past its
-// handshake and policy check (web.Sniff). A TLS client that negotiated no
-// ALPN may still send an HTTP request line: its first bytes are waited for
-// as long as a plain client's are by the policy Gate. On a plain listener
-// the Gate has waited already: only what it read is looked at.
-func (s *services) sniff(c *secure.Conn) (net.Conn, bool) {
-	if cs := c.TLS(); cs != nil {
-		return web.Sniff(c, cs.NegotiatedProtocol, s.cfg.Chat.PolicyWait)
+// afterDoor is the web.Admit of a service that keeps no member list: its
+// client is served once it is known to be raw, and nothing is done before.
+func afterDoor(serve func(context.Context, net.Conn)) web.Admit {
+	return func(ctx context.Context, c net.Conn) (func(), func()) {
+		return func() { serve(ctx, c) }, func() {}
 	}
-	wait := time.Duration(0)
-	if _, sending := c.Conn.(*policy.Prefixed); sending {
-		// The client is sending: let the rest of a method in.
-		wait = s.cfg.Chat.PolicyWait
-	}
-	return web.Sniff(c, "", wait)
 }
 
 // hub returns the chat hub, made on first use.
@@ -164,14 +163,19 @@ func newChatService(s *services, l *listener) (service, error) {
 		return service{}, err
 	}
 	httpd := web.NewConnServer(&web.Chat{Hub: relay, Page: web.NewChatPage(), Origins: origins, MaxMessage: s.cfg.Chat.MaxMessage, Logger: l.log, PingInterval: s.cfg.WebSocket.PingInterval}, s.cfg.Limits.HandshakeTimeout, l.log)
-	return service{handle: s.browsersTo(httpd, func(ctx context.Context, c net.Conn) {
-		relay.ServeConn(hub.WithLogger(ctx, l.log), c)
-	}), closer: httpd}, nil
+	// A chat client is a member of its room from the end of its
+	// handshake: what the room relays while the door reads its first
+	// bytes is kept for it, and written once it is known to be raw.
+	admit := func(ctx context.Context, c net.Conn) (func(), func()) {
+		a := relay.AdmitConn(hub.WithLogger(ctx, l.log), c)
+		return a.Serve, a.Leave
+	}
+	return service{handle: s.frontDoor(l, httpd, admit), closer: httpd}, nil
 }
 
 func newEchoService(s *services, l *listener) (service, error) {
 	e := &echo.Server{Logger: l.log}
-	return service{handle: func(ctx context.Context, c *secure.Conn) { e.ServeConn(ctx, c) }}, nil
+	return service{handle: s.frontDoor(l, nil, afterDoor(e.ServeConn))}, nil
 }
 
 // newEnvoieService is the asset stream: ENVOIE on raw and WebSocket
@@ -189,7 +193,7 @@ func newEnvoieService(s *services, l *listener) (service, error) {
 		Logger:       l.log,
 		PingInterval: s.cfg.WebSocket.PingInterval,
 	}, s.cfg.Limits.HandshakeTimeout, l.log)
-	return service{handle: s.browsersTo(httpd, e.ServeConn), closer: httpd}, nil
+	return service{handle: s.frontDoor(l, httpd, afterDoor(e.ServeConn)), closer: httpd}, nil
 }
 
 // newPolicyService answers the policy request and nothing else: its Gate

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/peekconn"
 )
 
 // Defaults of a Gate.
@@ -48,21 +50,24 @@ type Gate struct {
 // Check reads the first bytes of conn. When they are Request it writes the
 // policy and returns (nil, false): the caller closes the connection. When
 // they are anything else, or nothing within Wait, it returns a connection
-// that replays what was read, and true. It returns (nil, false) as well when
-// the client left or failed before it could be told apart.
+// that replays what was read (a *peekconn.Conn), and true. It returns (nil,
+// false) as well when the client left or failed before it could be told
+// apart.
 //
 // Check reads no more than len(Request) bytes, and stops at the first byte
 // that differs from Request. It leaves conn without a read deadline when it
 // hands it back. Cancelling ctx cuts the wait short, and ctx's deadline
 // bounds it.
 func (g *Gate) Check(ctx context.Context, conn net.Conn) (net.Conn, bool) {
+	pc := peekconn.New(conn)
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Unix(1, 0)) })
-	prefix, isReq, err := g.sniff(ctx, conn)
+	isReq, err := g.sniff(ctx, pc)
 	interrupted := !stop()
 	log := g.logger()
+	prefix := pc.Peeked()
 	switch {
 	case isReq:
-		g.answer(conn, log)
+		g.Answer(conn)
 		return nil, false
 	case interrupted || pastDeadline(ctx):
 		// Cancelled, or out of the listener's time for everything before
@@ -80,17 +85,24 @@ func (g *Gate) Check(ctx context.Context, conn net.Conn) (net.Conn, bool) {
 	if err := conn.SetReadDeadline(time.Time{}); err != nil {
 		return nil, false
 	}
-	if len(prefix) == 0 {
-		return conn, true
+	return pc, true
+}
+
+// IsRequest says whether p, the first bytes of a connection, is the policy
+// request (isRequest), or could still become it (maybe).
+func IsRequest(p []byte) (isRequest, maybe bool) {
+	n := min(len(p), len(Request))
+	if string(p[:n]) != Request[:n] {
+		return false, false
 	}
-	return &Prefixed{Conn: conn, unread: prefix}, true
+	return n == len(Request), n < len(Request)
 }
 
 // sniff reads until the bytes differ from Request, Request is complete, or
 // the client stays silent past Wait (before its first byte) or ReadTimeout
 // (after it). Silence is not an error: a client that only listens is not a
 // policy requester.
-func (g *Gate) sniff(ctx context.Context, conn net.Conn) (prefix []byte, isRequest bool, err error) {
+func (g *Gate) sniff(ctx context.Context, conn *peekconn.Conn) (isRequest bool, err error) {
 	start := time.Now()
 	// ctx's deadline (a listener's handshake deadline) bounds everything.
 	bound := func(d time.Time) time.Time {
@@ -100,41 +112,49 @@ func (g *Gate) sniff(ctx context.Context, conn net.Conn) (prefix []byte, isReque
 		return d
 	}
 	if err := conn.SetReadDeadline(bound(start.Add(orDefault(g.Wait, DefaultWait)))); err != nil {
-		return nil, false, err
+		return false, err
 	}
 	// A cancellation that came before the deadline above was set has had
 	// its own deadline overwritten: see it here.
 	if err := ctx.Err(); err != nil {
-		return nil, false, err
+		return false, err
 	}
-	buf := make([]byte, len(Request))
-	n := 0
-	for n < len(buf) {
-		m, rerr := conn.Read(buf[n:])
-		if n == 0 && m > 0 {
+	begun := len(conn.Peeked()) > 0
+	for {
+		if begun {
+			isReq, maybe := IsRequest(conn.Peeked())
+			if !maybe {
+				return isReq, nil // complete, or diverged: an ordinary client
+			}
+		}
+		_, rerr := conn.Fill(len(Request))
+		if !begun && len(conn.Peeked()) > 0 {
+			begun = true
 			// A request has begun: give it until ReadTimeout.
 			if err := conn.SetReadDeadline(bound(start.Add(orDefault(g.ReadTimeout, DefaultReadTimeout)))); err != nil {
-				return buf[:n+m], false, err
+				return false, err
 			}
 			if err := ctx.Err(); err != nil {
-				return buf[:n+m], false, err
+				return false, err
 			}
-		}
-		n += m
-		if string(buf[:n]) != Request[:n] {
-			return buf[:n], false, nil // diverged: an ordinary client
 		}
 		if rerr != nil {
-			if errors.Is(rerr, os.ErrDeadlineExceeded) {
-				return buf[:n], false, nil
+			if isReq, _ := IsRequest(conn.Peeked()); isReq {
+				return true, nil
 			}
-			return buf[:n], false, rerr
+			if errors.Is(rerr, os.ErrDeadlineExceeded) {
+				return false, nil
+			}
+			return false, rerr
 		}
 	}
-	return buf, true, nil
 }
 
-func (g *Gate) answer(conn net.Conn, log *slog.Logger) {
+// Answer writes the policy and its NUL to conn, under WriteTimeout: the
+// answer to a client whose first message was Request. The caller closes
+// conn.
+func (g *Gate) Answer(conn net.Conn) {
+	log := g.logger()
 	doc := g.Policy
 	if doc == nil {
 		doc = Default()
@@ -164,21 +184,4 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-// Prefixed is a connection whose first bytes the Gate read: it reads them
-// again before the rest. A connection the Gate hands back as it was (the
-// client sent nothing within Wait) is not a Prefixed.
-type Prefixed struct {
-	net.Conn
-	unread []byte // what the Gate read, not read again yet
-}
-
-func (c *Prefixed) Read(p []byte) (int, error) {
-	if len(c.unread) > 0 {
-		n := copy(p, c.unread)
-		c.unread = c.unread[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/internal/testpki"
+	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -43,6 +44,7 @@ func startChatListener(b *testing.B, cfg hub.Config, maxConns int) *chatListener
 	cert := root.Leaf(b, testpki.LeafOptions{}).TLS()
 	h := hub.New(cfg)
 	httpd := NewConnServer(&Chat{Hub: h, Page: NewChatPage(), Origins: mustOrigins(b), MaxMessage: hub.DefaultMaxMessage}, 0, nil)
+	door := &Door{Gate: &policy.Gate{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -56,12 +58,10 @@ func startChatListener(b *testing.B, cfg hub.Config, maxConns int) *chatListener
 			MaxConnsPerAddress: maxConns,
 		},
 		Handler: func(ctx context.Context, c *secure.Conn) {
-			next, isHTTP := Sniff(c, c.TLS().NegotiatedProtocol, 500*time.Millisecond)
-			if isHTTP {
-				httpd.ServeConn(ctx, next)
-				return
-			}
-			h.ServeConn(ctx, next)
+			door.Serve(ctx, c, c.TLS().NegotiatedProtocol, httpd, func(ctx context.Context, c net.Conn) (func(), func()) {
+				a := h.AdmitConn(ctx, c)
+				return a.Serve, a.Leave
+			})
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -190,3 +190,17 @@ type connAddr struct{}
 
 func (connAddr) Network() string { return "passerelle" }
 func (connAddr) String() string  { return "listener" }
+
+func abort(c net.Conn) error {
+	if a, ok := c.(interface{ Abort() error }); ok {
+		return a.Abort()
+	}
+	return c.Close()
+}
+
+func peerStatus(c net.Conn) string {
+	if p, ok := c.(interface{ PeerStatusWord() string }); ok {
+		return p.PeerStatusWord()
+	}
+	return ""
+}

@@ -1,120 +1,291 @@
 package web
 
 import (
-	"bytes"
+	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/passerelle/passerelle/internal/peekconn"
+	"github.com/passerelle/passerelle/internal/ratelog"
+	"github.com/passerelle/passerelle/protocol/policy"
 )
 
 // ALPN is the protocol a browser negotiates on a TLS listener, which is
 // then served as HTTP/1.1 at once.
 const ALPN = "http/1.1"
 
-// methods are the request-line starts taken for HTTP: a method and a space.
-var methods = [][]byte{
-	[]byte("GET "), []byte("HEAD "), []byte("POST "), []byte("PUT "), []byte("DELETE "),
-	[]byte("OPTIONS "), []byte("PATCH "), []byte("CONNECT "), []byte("TRACE "),
+// ALPNACME is the protocol of ACME's TLS-ALPN-01 validation (RFC 8737): the
+// handshake itself is the answer, and the connection carries nothing after.
+const ALPNACME = "acme-tls/1"
+
+// MaxRequestLine is the longest first line the front door reads to tell an
+// HTTP request: a client whose first bytes are this long without being a
+// complete request line is a client of the raw protocol.
+const MaxRequestLine = 4 << 10
+
+// Kind is what the front door found a connection to be.
+type Kind uint8
+
+const (
+	// KindRaw: a client of the listener's own protocol (chat, ENVOIE,
+	// echo): anything that is none of the others, or silent.
+	KindRaw Kind = iota
+	// KindHTTP: an HTTP/1.x client, by ALPN or by its request line.
+	KindHTTP
+	// KindPolicy: a policy-file request, answered.
+	KindPolicy
+	// KindHTTP2: an HTTP/2 client with prior knowledge, refused.
+	KindHTTP2
+	// KindGone: nothing to serve: the client left before its first byte,
+	// the listener is shutting down, or the handshake was an ACME
+	// validation.
+	KindGone
+)
+
+var kindNames = [...]string{"raw", "http", "policy", "http2", "gone"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+// Door is the one classification step of every listener, past its TLS
+// handshake (a plain listener has none): it tells a connection's kind by
+// its ALPN, then by its first bytes, answers the policy request and refuses
+// HTTP/2 itself, and hands the others on (Serve). The client's bytes are
+// read through a peekconn.Conn and read again by whoever serves it.
+//
+//	ALPN http/1.1                         HTTP, nothing read
+//	ALPN acme-tls/1                       closed (the handshake was the answer)
+//	<policy-file-request/> NUL            the policy and a NUL, then closed
+//	PRI * HTTP/2.0 CRLF                   HTTP/2 SETTINGS and GOAWAY HTTP_1_1_REQUIRED, closed
+//	METHOD SP TARGET SP HTTP/1.x CRLF     HTTP (net/http)
+//	anything else, or silence for Wait    the raw protocol, from the first byte
+//
+// A Door is safe for concurrent use.
+type Door struct {
+	// Gate answers the policy request; its Policy and WriteTimeout are used.
+	Gate *policy.Gate
+	// Wait is how long a silent client is waited for before it is taken
+	// for a raw client (chat.policy_wait). Default policy.DefaultWait.
+	Wait time.Duration
+	// LineTimeout bounds the first line once its first byte came: a line
+	// still unfinished then is the raw protocol. Default
+	// policy.DefaultReadTimeout.
+	LineTimeout time.Duration
+	// Log receives one line per HTTP/2 client refused, rate-limited; nil
+	// logs nothing.
+	Log *ratelog.Logger
 }
 
-// maxMethod is the longest of methods.
-const maxMethod = len("OPTIONS ")
+// Admit takes a raw client in as soon as its handshake is done, before its
+// first bytes are read: it returns what runs the client once it is known
+// to be raw (serve), and what withdraws it when it is not (leave). Neither
+// admitting nor leaving writes anything to the client.
+type Admit func(ctx context.Context, c net.Conn) (serve, leave func())
 
-// Sniff tells an HTTP client from a client of the raw protocol on one
-// connection, already past its TLS handshake and the policy check. alpn is
-// the protocol the TLS handshake negotiated ("" on a plain listener): ALPN
-// "http/1.1" is HTTP without reading anything. Otherwise Sniff reads the
-// first bytes, waiting at most wait for them: a request line starting with
-// an HTTP method and a space is HTTP; anything else, or silence (a chat
-// client that only listens), is the raw protocol. It reads no more than a
-// method's length and returns a connection that replays what it read, and
-// keeps the connection's Abort and PeerStatusWord.
-func Sniff(c net.Conn, alpn string, wait time.Duration) (net.Conn, bool) {
-	if alpn == ALPN {
-		return c, true
-	}
-	var buf [maxMethod]byte
-	n := 0
-	c.SetReadDeadline(time.Now().Add(wait))
-	defer c.SetReadDeadline(time.Time{})
-	for n < len(buf) {
-		m, err := c.Read(buf[n:])
-		n += m
-		if isHTTP, decided := classify(buf[:n]); decided {
-			return replay(c, buf[:n]), isHTTP
+// Serve classifies c and hands it on: to admit's serve for the raw
+// protocol, to httpd for HTTP (to the raw protocol when httpd is nil: the
+// listener serves no browser). alpn is what the TLS handshake negotiated,
+// "" on a plain listener. The caller closes c when Serve returns.
+func (d *Door) Serve(ctx context.Context, c net.Conn, alpn string, httpd *ConnServer, admit Admit) {
+	switch alpn {
+	case ALPN:
+		if httpd != nil {
+			httpd.ServeConn(ctx, c)
+			return
 		}
-		if err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				// The client left or failed: the raw service sees the
-				// same error on its first read.
-				return &Peeked{Conn: c, prefix: bytes.Clone(buf[:n]), err: err}, false
+	case ALPNACME:
+		return
+	}
+	pc := peekconn.New(c)
+	serve, leave := admit(ctx, pc)
+	kind := d.Classify(ctx, pc)
+	if kind == KindHTTP && httpd == nil {
+		kind = KindRaw
+	}
+	if kind == KindRaw {
+		serve()
+		return
+	}
+	leave()
+	if kind == KindHTTP {
+		httpd.ServeConn(ctx, pc)
+	}
+}
+
+// Classify reads c's first bytes until it can tell what the client is,
+// answers a policy request and refuses HTTP/2 itself, and leaves the bytes
+// it read to be read again. It reads at most MaxRequestLine bytes, waits
+// Wait for the first of them and LineTimeout in all once they begin, and
+// leaves c without a read deadline. Cancelling ctx ends the wait: the
+// client is then KindGone.
+func (d *Door) Classify(ctx context.Context, c *peekconn.Conn) Kind {
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	kind := d.sniff(ctx, c)
+	if !stop() || ctx.Err() != nil {
+		return KindGone
+	}
+	c.SetReadDeadline(time.Time{})
+	switch kind {
+	case KindPolicy:
+		d.Gate.Answer(c)
+	case KindHTTP2:
+		d.refuseHTTP2(c)
+	}
+	return kind
+}
+
+func (d *Door) sniff(ctx context.Context, c *peekconn.Conn) Kind {
+	start := time.Now()
+	c.SetReadDeadline(start.Add(orDefault(d.Wait, policy.DefaultWait)))
+	if ctx.Err() != nil { // cancelled before the deadline above was set
+		return KindGone
+	}
+	begun := false
+	for {
+		p := c.Peeked()
+		if len(p) > 0 {
+			if kind, decided := judge(p); decided {
+				return kind
 			}
-			break
+			if len(p) >= MaxRequestLine {
+				return KindRaw
+			}
+			if !begun {
+				begun = true
+				c.SetReadDeadline(start.Add(orDefault(d.LineTimeout, policy.DefaultReadTimeout)))
+			}
+		}
+		if _, err := c.Fill(MaxRequestLine); err != nil {
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// Silence, or a first line unfinished in time: the raw
+				// protocol, which gets what was read.
+				return KindRaw
+			case len(c.Peeked()) == 0:
+				return KindGone
+			}
+			// The client sent something, then left: what it sent is
+			// judged as it is, and served (the service then reads the
+			// error).
+			if kind, decided := judge(c.Peeked()); decided {
+				return kind
+			}
+			return KindRaw
 		}
 	}
-	return replay(c, buf[:n]), false
 }
 
-// classify says whether p starts an HTTP request line, once it can tell.
-func classify(p []byte) (isHTTP, decided bool) {
-	maybe := false
-	for _, m := range methods {
-		switch {
-		case bytes.HasPrefix(p, m):
-			return true, true
-		case bytes.HasPrefix(m, p):
-			maybe = true
+// judge says what a connection whose first bytes are p is, once it can.
+func judge(p []byte) (Kind, bool) {
+	isReq, maybe := policy.IsRequest(p)
+	switch {
+	case isReq:
+		return KindPolicy, true
+	case maybe:
+		return 0, false
+	}
+	return requestLine(p)
+}
+
+// requestLine says whether p starts with an HTTP request line (RFC 9112
+// section 3: method SP request-target SP HTTP-version CRLF), once it can
+// tell: an HTTP/1.x line is KindHTTP, HTTP/2's preface line (RFC 9113
+// section 3.4) is KindHTTP2, and anything else, a line of any other
+// version included, is KindRaw.
+func requestLine(p []byte) (Kind, bool) {
+	i := 0
+	for i < len(p) && isTokenChar(p[i]) {
+		i++
+	}
+	switch {
+	case i == len(p):
+		return 0, false
+	case i == 0 || p[i] != ' ':
+		return KindRaw, true
+	}
+	method := p[:i]
+	i++
+	t := i
+	for i < len(p) && p[i] > ' ' && p[i] != 0x7f {
+		i++
+	}
+	switch {
+	case i == len(p):
+		return 0, false
+	case i == t || p[i] != ' ':
+		return KindRaw, true
+	}
+	target := p[t:i]
+	i++
+	const version = "HTTP/#.#\r\n" // # is a digit
+	v := i
+	for j := 0; j < len(version); j, i = j+1, i+1 {
+		if i == len(p) {
+			return 0, false
+		}
+		if ok := version[j] == '#' && '0' <= p[i] && p[i] <= '9' || version[j] == p[i]; !ok {
+			return KindRaw, true
 		}
 	}
-	return false, !maybe
-}
-
-func replay(c net.Conn, p []byte) net.Conn {
-	return &Peeked{Conn: c, prefix: bytes.Clone(p)}
-}
-
-// Peeked is a connection whose first bytes were read by Sniff and are read
-// again. It keeps the Abort and PeerStatusWord of the connection under it.
-type Peeked struct {
-	net.Conn
-	prefix []byte // not read again yet
-	err    error  // the error that ended Sniff's read, after the prefix
-}
-
-func (p *Peeked) Read(b []byte) (int, error) {
-	if len(p.prefix) > 0 {
-		n := copy(b, p.prefix)
-		p.prefix = p.prefix[n:]
-		if len(p.prefix) == 0 {
-			p.prefix = nil
-		}
-		return n, nil
+	switch ver := string(p[v : v+len("HTTP/#.#")]); {
+	case ver == "HTTP/2.0" && string(method) == "PRI" && string(target) == "*":
+		return KindHTTP2, true
+	case ver[len("HTTP/")] == '1':
+		return KindHTTP, true
 	}
-	if p.err != nil {
-		return 0, p.err
-	}
-	return p.Conn.Read(b)
+	return KindRaw, true
 }
 
-// Abort closes the connection without a graceful TLS close when the
-// connection under it knows how, else closes it.
-func (p *Peeked) Abort() error { return abort(p.Conn) }
-
-// PeerStatusWord is the verdict on the client's certificate, when the
-// connection under it knows it.
-func (p *Peeked) PeerStatusWord() string { return peerStatus(p.Conn) }
-
-func abort(c net.Conn) error {
-	if a, ok := c.(interface{ Abort() error }); ok {
-		return a.Abort()
+// isTokenChar reports whether b may appear in a method (RFC 9110 section
+// 5.6.2, tchar).
+func isTokenChar(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
 	}
-	return c.Close()
+	switch b {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
 }
 
-func peerStatus(c net.Conn) string {
-	if p, ok := c.(interface{ PeerStatusWord() string }); ok {
-		return p.PeerStatusWord()
+// HTTP2Refusal is the debug data of the GOAWAY an HTTP/2 client gets.
+const HTTP2Refusal = "passerelle: HTTP/2 is not served on this port; use HTTP/1.1 (WebSocket, pages) or the raw protocol"
+
+// refusal bounds: the answer's write, and the reading of what the client
+// sent after its preface line, drained so that closing does not reset the
+// connection under the answer.
+const (
+	refuseWriteTimeout = 5 * time.Second
+	refuseDrainTimeout = time.Second
+	refuseDrainMax     = 64 << 10
+)
+
+// refuseHTTP2 answers an HTTP/2 client with the server's connection preface
+// (an empty SETTINGS frame, RFC 9113 section 3.4) and a GOAWAY whose code,
+// HTTP_1_1_REQUIRED, tells it to retry over HTTP/1.1 (section 7), with
+// HTTP2Refusal as its debug data.
+func (d *Door) refuseHTTP2(c net.Conn) {
+	if d.Log != nil {
+		d.Log.Info("http2", "HTTP/2 client refused: this port serves HTTP/1.1 and its raw protocol", "remote_addr", c.RemoteAddr().String())
 	}
-	return ""
+	c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+	fr := http2.NewFramer(c, nil)
+	if fr.WriteSettings() != nil || fr.WriteGoAway(0, http2.ErrCodeHTTP11Required, []byte(HTTP2Refusal)) != nil {
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(refuseDrainTimeout))
+	io.Copy(io.Discard, io.LimitReader(c, refuseDrainMax))
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }

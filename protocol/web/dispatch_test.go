@@ -1,56 +1,153 @@
 package web
 
 import (
+	"bytes"
+	"context"
 	"io"
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/passerelle/passerelle/internal/peekconn"
+	"github.com/passerelle/passerelle/protocol/policy"
 )
 
-// TestSniff tells HTTP from the raw protocols by the first bytes, however
-// they are cut, and hands every byte on.
-func TestSniff(t *testing.T) {
+// TestClassify tells each kind of client by its first bytes, however they
+// are cut, answers the policy request and refuses HTTP/2 itself, and hands
+// every byte read on to the service.
+func TestClassify(t *testing.T) {
+	const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	tests := []struct {
 		name   string
-		alpn   string
 		writes []string
-		want   bool
+		close  bool // the client closes after its writes
+		want   Kind
 		first  string // what the service then reads
 	}{
-		{"websocket upgrade", "", []string{"GET / HTTP/1.1\r\n"}, true, "GET / HTTP/1.1\r\n"},
-		{"request line cut", "", []string{"GE", "T /x HTTP/1.1\r\n"}, true, "GET /x HTTP/1.1\r\n"},
-		{"HEAD", "", []string{"HEAD /a HTTP/1.1\r\n"}, true, "HEAD /a HTTP/1.1\r\n"},
-		{"OPTIONS", "", []string{"OPTIONS * HTTP/1.1\r\n"}, true, "OPTIONS * HTTP/1.1\r\n"},
-		{"ALPN http/1.1, nothing read", "http/1.1", nil, true, ""},
-		{"chat message", "", []string{"hello\x00"}, false, "hello\x00"},
-		{"chat message starting like a method", "", []string{"GETTING there\x00"}, false, "GETTING there\x00"},
-		{"ENVOIE request", "", []string{"ENVOIE a.txt\n"}, false, "ENVOIE a.txt\n"},
-		{"silent listener", "", nil, false, ""},
-		{"other ALPN", "xmpp", []string{"<stream>"}, false, "<stream>"},
+		{"websocket upgrade", []string{"GET / HTTP/1.1\r\n"}, false, KindHTTP, "GET / HTTP/1.1\r\n"},
+		{"request line cut", []string{"GE", "T /x HT", "TP/1.1\r", "\n"}, false, KindHTTP, "GET /x HTTP/1.1\r\n"},
+		{"HTTP/1.0", []string{"HEAD /a HTTP/1.0\r\nHost: x\r\n\r\n"}, false, KindHTTP, "HEAD /a HTTP/1.0\r\n"},
+		{"OPTIONS *", []string{"OPTIONS * HTTP/1.1\r\n"}, false, KindHTTP, "OPTIONS * HTTP/1.1\r\n"},
+		{"chat message GET ready", []string{"GET ready\x00"}, false, KindRaw, "GET ready\x00"},
+		{"chat message GET ready, cut", []string{"GET re", "ady\x00"}, false, KindRaw, "GET ready\x00"},
+		{"chat message starting like a method", []string{"GETTING there\x00"}, false, KindRaw, "GETTING there\x00"},
+		{"request line without its CRLF in time", []string{"GET / HTTP/1.1"}, false, KindRaw, "GET / HTTP/1.1"},
+		{"request line of another version", []string{"GET / HTTP/3.0\r\n"}, false, KindRaw, "GET / HTTP/3.0\r\n"},
+		{"bare LF", []string{"GET / HTTP/1.1\n"}, false, KindRaw, "GET / HTTP/1.1\n"},
+		{"ENVOIE request", []string{"ENVOIE a.txt\n"}, false, KindRaw, "ENVOIE a.txt\n"},
+		{"silent client", nil, false, KindRaw, ""},
+		{"message, then gone", []string{"hello\x00"}, true, KindRaw, "hello\x00"},
+		{"gone before a byte", nil, true, KindGone, ""},
+		{"policy request", []string{policy.Request}, false, KindPolicy, ""},
+		{"policy request cut", []string{"<policy-file-", "request/>\x00"}, false, KindPolicy, ""},
+		{"policy request, then gone", []string{policy.Request}, true, KindPolicy, ""},
+		{"almost the policy request", []string{"<policy-file-requestX\x00"}, false, KindRaw, "<policy-file-requestX\x00"},
+		{"HTTP/2 preface", []string{h2Preface}, false, KindHTTP2, ""},
+		{"HTTP/2 preface line cut", []string{"PRI * HT", "TP/2.0\r\n"}, false, KindHTTP2, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client, server := net.Pipe()
 			defer client.Close()
 			defer server.Close()
+			answer := make(chan []byte, 1)
 			go func() {
 				for _, w := range tt.writes {
 					client.Write([]byte(w))
 				}
+				if tt.close {
+					client.Close()
+					answer <- nil
+					return
+				}
+				client.SetReadDeadline(time.Now().Add(5 * time.Second))
+				b, _ := io.ReadAll(client)
+				answer <- b
 			}()
-			next, isHTTP := Sniff(server, tt.alpn, 200*time.Millisecond)
-			if isHTTP != tt.want {
-				t.Fatalf("HTTP = %v, want %v", isHTTP, tt.want)
+			door := &Door{Gate: &policy.Gate{}, Wait: 100 * time.Millisecond, LineTimeout: 200 * time.Millisecond}
+			pc := peekconn.New(server)
+			if got := door.Classify(context.Background(), pc); got != tt.want {
+				t.Fatalf("kind %v, want %v", got, tt.want)
 			}
-			if tt.first == "" {
-				return
-			}
-			got := make([]byte, len(tt.first))
-			next.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.ReadFull(next, got); err != nil || string(got) != tt.first {
-				t.Fatalf("service read %q, %v; want %q", got, err, tt.first)
+			switch {
+			case tt.want == KindPolicy && !tt.close:
+				server.Close()
+				if got := <-answer; string(got) != string(policy.Response(policy.Default())) {
+					t.Fatalf("policy requester got %q", got)
+				}
+			case tt.want == KindHTTP2:
+				server.Close()
+				checkHTTP2Refusal(t, <-answer)
+			case tt.first != "":
+				got := make([]byte, len(tt.first))
+				pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, err := io.ReadFull(pc, got); err != nil || string(got) != tt.first {
+					t.Fatalf("service read %q, %v; want %q", got, err, tt.first)
+				}
+				if tt.close {
+					if n, err := pc.Read(got); n != 0 || err != io.EOF {
+						t.Fatalf("after the message the service read %d bytes, %v; want EOF", n, err)
+					}
+				}
 			}
 		})
+	}
+}
+
+// checkHTTP2Refusal checks that b is the server's HTTP/2 preface (an empty
+// SETTINGS frame) and a GOAWAY saying HTTP_1_1_REQUIRED with HTTP2Refusal.
+func checkHTTP2Refusal(t *testing.T, b []byte) {
+	t.Helper()
+	fr := http2.NewFramer(nil, bytes.NewReader(b))
+	f, err := fr.ReadFrame()
+	if sf, ok := f.(*http2.SettingsFrame); err != nil || !ok || sf.IsAck() || sf.NumSettings() != 0 {
+		t.Fatalf("first frame %v, %v; want an empty SETTINGS", f, err)
+	}
+	f, err = fr.ReadFrame()
+	ga, ok := f.(*http2.GoAwayFrame)
+	if err != nil || !ok {
+		t.Fatalf("second frame %v, %v; want GOAWAY", f, err)
+	}
+	if ga.ErrCode != http2.ErrCodeHTTP11Required || string(ga.DebugData()) != HTTP2Refusal {
+		t.Fatalf("GOAWAY %v %q; want HTTP_1_1_REQUIRED %q", ga.ErrCode, ga.DebugData(), HTTP2Refusal)
+	}
+	if _, err := fr.ReadFrame(); err != io.EOF {
+		t.Fatalf("after GOAWAY: %v, want the end", err)
+	}
+}
+
+// TestRequestLine: the judgement of a first line, byte by byte.
+func TestRequestLine(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Kind
+		decided bool
+	}{
+		{"G", 0, false},
+		{"GET", 0, false},
+		{"GET ", 0, false},
+		{"GET /", 0, false},
+		{"GET / HTTP/1.", 0, false},
+		{"GET / HTTP/1.1\r", 0, false},
+		{"GET / HTTP/1.1\r\n", KindHTTP, true},
+		{"M-SEARCH * HTTP/1.1\r\n", KindHTTP, true},
+		{" GET / HTTP/1.1\r\n", KindRaw, true},
+		{"GET  / HTTP/1.1\r\n", KindRaw, true},
+		{"GET /\x00", KindRaw, true},
+		{"GET / HTTP/x", KindRaw, true},
+		{"GET / HTTP/1.1\rx", KindRaw, true},
+		{"G\xc3\xa9T / HTTP/1.1\r\n", KindRaw, true},
+		{"PRI * HTTP/2.0\r\n", KindHTTP2, true},
+		{"PRI / HTTP/2.0\r\n", KindRaw, true},
+		{"\xef\xbb\xbfGET / HTTP/1.1\r\n", KindRaw, true},
+	}
+	for _, tt := range tests {
+		got, decided := requestLine([]byte(tt.in))
+		if got != tt.want || decided != tt.decided {
+			t.Errorf("requestLine(%q) = %v, %v; want %v, %v", tt.in, got, decided, tt.want, tt.decided)
+		}
 	}
 }
 

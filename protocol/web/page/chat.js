@@ -14,7 +14,10 @@
 
   const $ = (id) => document.getElementById(id);
   const encoder = new TextEncoder();
-  const decoder = new TextDecoder("utf-8"); // bad bytes become U+FFFD
+  // Bad bytes become U+FFFD. ignoreBOM keeps a leading byte-order mark in
+  // the text: dropped, it would let "\uFEFF<passerelle:..." from another
+  // client read as a reply of the server (the relay refuses those too).
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
   const params = new URLSearchParams(location.search);
   const state = {
