@@ -47,10 +47,6 @@ const (
 	KindGone
 )
 
-var kindNames = [...]string{"raw", "http", "policy", "http2", "gone"}
-
-func (k Kind) String() string { return kindNames[k] }
-
 // Door is the one classification step of every listener, past its TLS
 // handshake (a plain listener has none): it tells a connection's kind by
 // its ALPN, then by its first bytes, answers the policy request and refuses

@@ -69,7 +69,7 @@ func TestClassify(t *testing.T) {
 			door := &Door{Gate: &policy.Gate{}, Wait: 100 * time.Millisecond, LineTimeout: 200 * time.Millisecond}
 			pc := peekconn.New(server)
 			if got := door.Classify(context.Background(), pc); got != tt.want {
-				t.Fatalf("kind %v, want %v", got, tt.want)
+				t.Fatalf("kind %s, want %s", kindNames[got], kindNames[tt.want])
 			}
 			switch {
 			case tt.want == KindPolicy && !tt.close:
@@ -95,6 +95,8 @@ func TestClassify(t *testing.T) {
 		})
 	}
 }
+
+var kindNames = map[Kind]string{KindRaw: "raw", KindHTTP: "http", KindPolicy: "policy", KindHTTP2: "http2", KindGone: "gone"}
 
 // checkHTTP2Refusal checks that b is the server's HTTP/2 preface (an empty
 // SETTINGS frame) and a GOAWAY saying HTTP_1_1_REQUIRED with HTTP2Refusal.
@@ -146,7 +148,7 @@ func TestRequestLine(t *testing.T) {
 	for _, tt := range tests {
 		got, decided := requestLine([]byte(tt.in))
 		if got != tt.want || decided != tt.decided {
-			t.Errorf("requestLine(%q) = %v, %v; want %v, %v", tt.in, got, decided, tt.want, tt.decided)
+			t.Errorf("requestLine(%q) = %s, %v; want %s, %v", tt.in, kindNames[got], decided, kindNames[tt.want], tt.decided)
 		}
 	}
 }
