@@ -11,9 +11,10 @@
 //     chapter (its ServerSocket example): "Connected." on connect, then "Echo -- " and each chunk.
 //   - envoie: the ENVOIE asset stream (seed 000, "Echanger des
 //     données").
-//   - web: the HTTP side of the chat and asset listeners, for browsers: which
-//     connections are HTTP (Sniff), the WebSocket transports, the chat page,
-//     HTTPS assets.
+//   - web: the front door every listener runs after its handshake (Door:
+//     what each connection is), the one handoff of a connection to net/http
+//     (ConnServer), and the HTTP side of the chat and asset listeners, for
+//     browsers: the WebSocket transports, the chat page, HTTPS assets.
 //
 // The codecs take a maximum size and never buffer without bound, whatever the
 // peer sends; start reading with xmlsocket.Reader.

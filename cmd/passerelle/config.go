@@ -111,7 +111,10 @@ type chatConfig struct {
 	// with no write progress (its senders waiting) before it is dropped;
 	// 0 means WriteTimeout.
 	SlowReceiverTimeout time.Duration `mapstructure:"slow_receiver_timeout"`
-	PolicyWait          time.Duration `mapstructure:"policy_wait"`
+	// PolicyWait is how long the front door waits for a silent client's
+	// first bytes before it takes it for a raw client; a chat client is a
+	// member meanwhile, and what reaches it is written then.
+	PolicyWait time.Duration `mapstructure:"policy_wait"`
 }
 
 type limitsConfig struct {

@@ -5,9 +5,10 @@
 // (one TLS record or one TCP segment's worth), as in the seed's
 // socketDataHandler, which echoes socket.bytesAvailable.
 //
-// The service receives connections already through TLS and already past the
-// Flash policy-file check: the listener (package secure) does both, the same
-// way for every service, so "Connected." goes out at once.
+// The service receives connections already through TLS and already
+// classified by the listener's front door (package web's Door), the same way
+// for every service: "Connected." goes out once the client is known to be an
+// echo client, at its first bytes or after chat.policy_wait of silence.
 //
 // Start with Server.ServeConn.
 package echo

@@ -10,11 +10,11 @@
 // and the cross-domain policy file specification
 // (https://www.adobe.com/devnet-docs/acrobatetk/tools/AppSec/CrossDomain_PolicyFile_Specification.pdf).
 //
-// Start with Request and Default. Gate (gate.go) is the one
-// place a connection's first bytes are checked for the request: every
-// listener runs it before its service (secure.ServerConfig.Preface), on plain
-// listeners for every client and on TLS listeners for a client whose first
-// byte cannot begin a handshake, as Flash sends the request in clear on the
-// port it will then use for TLS. A master policy listener (port 843) is a
-// plain listener whose service only closes what the Gate hands on.
+// Start with Request and Default. Gate (gate.go) reads a connection's first
+// bytes for the request before a TLS handshake (secure.ServerConfig.Preface),
+// as Flash sends the request in clear on the port it will then use for TLS,
+// and answers it; after the handshake, and on plain listeners, the front door
+// of package web tells the request apart from every other first message
+// (IsRequest) and answers it with Gate.Answer. A master policy listener (port
+// 843) is a listener whose service only closes what the Gate hands on.
 package policy

@@ -1,11 +1,17 @@
-// Package web is the HTTP side of passerelle's chat and asset listeners,
-// for browser clients: OpenFL's HTML5 target, Ruffle, and a person with a
-// browser. It provides net/http handlers only; the listeners decide which
-// connections are HTTP (ALPN http/1.1 or an HTTP request line) and hand
-// those to an http.Server configured with the limits below.
+// Package web is the front door of passerelle's listeners and the HTTP side
+// of its chat and asset listeners, for browser clients: OpenFL's HTML5
+// target, Ruffle, and a person with a browser.
+//
+// Every listener hands each connection, past its TLS handshake, to a Door
+// (dispatch.go): the one classification step, which tells HTTP, a policy
+// request, HTTP/2 and the raw protocol apart by ALPN and first bytes, and
+// hands HTTP clients to a ConnServer (connserver.go), the one way a
+// connection reaches net/http, configured with the limits below.
 //
 // # Where to start reading
 //
+//   - dispatch.go: Door, Door.Serve and its table of kinds.
+//   - connserver.go: ConnServer, an http.Server fed accepted connections.
 //   - chatpage.go: ChatPage, the chat page served at "/" on a chat
 //     listener: one HTML document built into the binary (page/), with no
 //     external resource, that talks to the relay over a WebSocket on the
