@@ -28,6 +28,9 @@ const ALPNACME = "acme-tls/1"
 // complete request line is a client of the raw protocol.
 const MaxRequestLine = 4 << 10
 
+// firstRead is the size of the first read of a client's first bytes.
+const firstRead = 128
+
 // Kind is what the front door found a connection to be.
 type Kind uint8
 
@@ -155,7 +158,10 @@ func (d *Door) sniff(ctx context.Context, c *peekconn.Conn) Kind {
 				c.SetReadDeadline(start.Add(orDefault(d.LineTimeout, policy.DefaultReadTimeout)))
 			}
 		}
-		if _, err := c.Fill(MaxRequestLine); err != nil {
+		// The read-ahead buffer grows with what came: a client waited
+		// for holds a small one, and a first line of a few bytes never
+		// costs MaxRequestLine.
+		if _, err := c.Fill(min(MaxRequestLine, max(firstRead, 4*len(p)))); err != nil {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				// Silence, or a first line unfinished in time: the raw

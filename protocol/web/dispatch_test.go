@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 // every byte read on to the service.
 func TestClassify(t *testing.T) {
 	const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	longLine := "GET /" + strings.Repeat("a", MaxRequestLine-len("GET / HTTP/1.1\r\n")) + " HTTP/1.1\r\n"
+	tooLong := "GET /" + strings.Repeat("a", MaxRequestLine) + " HTTP/1.1\r\n"
 	tests := []struct {
 		name   string
 		writes []string
@@ -36,6 +39,8 @@ func TestClassify(t *testing.T) {
 		{"request line without its CRLF in time", []string{"GET / HTTP/1.1"}, false, KindRaw, "GET / HTTP/1.1"},
 		{"request line of another version", []string{"GET / HTTP/3.0\r\n"}, false, KindRaw, "GET / HTTP/3.0\r\n"},
 		{"bare LF", []string{"GET / HTTP/1.1\n"}, false, KindRaw, "GET / HTTP/1.1\n"},
+		{"long request line", []string{longLine}, false, KindHTTP, longLine},
+		{"first line over the bound", []string{tooLong}, false, KindRaw, tooLong},
 		{"ENVOIE request", []string{"ENVOIE a.txt\n"}, false, KindRaw, "ENVOIE a.txt\n"},
 		{"silent client", nil, false, KindRaw, ""},
 		{"message, then gone", []string{"hello\x00"}, true, KindRaw, "hello\x00"},
