@@ -64,9 +64,10 @@ func serviceNames() string {
 }
 
 // services is what the listeners' services share: the configuration, the
-// policy-file Gate every listener runs first, and the chat hub, made when a
-// chat listener first needs it so that every chat listener relays into the
-// same rooms.
+// policy-file Gate (run before the handshake of a TLS listener, and by every
+// listener's front door after it), and the chat hub, made when a chat
+// listener first needs it so that every chat listener relays into the same
+// rooms.
 type services struct {
 	cfg  *serveConfig
 	log  *slog.Logger
