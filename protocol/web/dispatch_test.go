@@ -192,3 +192,25 @@ func TestValidUTF8Streaming(t *testing.T) {
 		})
 	}
 }
+
+// FuzzJudge: a kind, once decided on the first bytes, is the kind of every
+// longer start of the same stream, so however the client's bytes are cut,
+// the door decides the same; and judge never reads past what it is given.
+func FuzzJudge(f *testing.F) {
+	for _, s := range []string{"GET / HTTP/1.1\r\n", "GET ready\x00", policy.Request, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "\xef\xbb\xbf<x/>\x00", "ENVOIE a\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var first Kind
+		decidedAt := -1
+		for n := 1; n <= len(p); n++ {
+			k, decided := judge(p[:n:n])
+			switch {
+			case decided && decidedAt < 0:
+				first, decidedAt = k, n
+			case decidedAt >= 0 && (!decided || k != first):
+				t.Fatalf("judge(%q) = %s, %v after %s at %d bytes", p[:n], kindNames[k], decided, kindNames[first], decidedAt)
+			}
+		}
+	})
+}
