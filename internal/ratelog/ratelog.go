@@ -56,7 +56,18 @@ func New(log *slog.Logger, every time.Duration) *Logger {
 // that follows held-back events carries SuppressedKey with their number.
 // It reports whether the line was written.
 func (l *Logger) Log(ctx context.Context, level slog.Level, key, msg string, args ...any) bool {
-	if !l.log.Enabled(ctx, level) {
+	return l.LogTo(ctx, l.log, level, key, msg, args...)
+}
+
+// LogTo is Log writing to log instead of the Logger's own, with the same
+// counts: a listener's or a connection's logger (one made With its
+// attributes) shares the rate of every other line of key. A nil log
+// writes to the Logger's own.
+func (l *Logger) LogTo(ctx context.Context, log *slog.Logger, level slog.Level, key, msg string, args ...any) bool {
+	if log == nil {
+		log = l.log
+	}
+	if !log.Enabled(ctx, level) {
 		return false
 	}
 	n, ok := l.allow(key, time.Now())
@@ -66,7 +77,7 @@ func (l *Logger) Log(ctx context.Context, level slog.Level, key, msg string, arg
 	if n > 0 {
 		args = append(args, SuppressedKey, n)
 	}
-	l.log.Log(ctx, level, msg, args...)
+	log.Log(ctx, level, msg, args...)
 	return true
 }
 

@@ -103,3 +103,20 @@ func TestNilLoggerDiscards(t *testing.T) {
 	}
 	l.Warn("k", "nowhere")
 }
+
+func TestLogToSharesTheCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l, buf := newTestLogger(10 * time.Second)
+		conn := func(addr string) *slog.Logger { return l.log.With("remote_addr", addr) }
+		for i := range 100 {
+			l.LogTo(t.Context(), conn(fmt.Sprint("10.0.0.", i)), slog.LevelInfo, "closed", "client closed")
+		}
+		time.Sleep(10 * time.Second)
+		l.LogTo(t.Context(), conn("10.0.0.200"), slog.LevelInfo, "closed", "client closed")
+		want := "level=INFO msg=\"client closed\" remote_addr=10.0.0.0\n" +
+			"level=INFO msg=\"client closed\" remote_addr=10.0.0.200 suppressed=99\n"
+		if got := buf.String(); got != want {
+			t.Errorf("log:\n%s\nwant:\n%s", got, want)
+		}
+	})
+}

@@ -143,7 +143,7 @@ func (s *Server) acquireDigest(ctx context.Context, name string, log *slog.Logge
 	}
 	d.waiting.Add(1)
 	defer d.waiting.Add(-1)
-	s.logLimited(log, "envoie: digest waits for a free slot", "name", name, "max_digests", cap(d.sem))
+	s.logLimited(log, "envoie_digest_wait", "envoie: digest waits for a free slot", "name", name, "max_digests", cap(d.sem))
 	t := time.NewTimer(s.digestWait())
 	defer t.Stop()
 	select {

@@ -38,7 +38,8 @@
 // Server.RequestTimeout; digests are cached by file identity, at most
 // Server.MaxDigests are computed at once, and one stops when its client
 // leaves; answered requests log at debug level, and the info lines a peer
-// can cause (refusals, aborted transfers) are rate-limited.
+// can cause (refusals, aborted transfers) are rate-limited through
+// internal/ratelog, one line of each kind per interval with a count.
 //
 // # Where to start reading
 //
@@ -46,7 +47,7 @@
 // copy), request.go (the request grammar and ValidateName), response.go (the
 // wire encoding of both answers), files.go (Dir, Samples, FromFS),
 // client.go (Client, used by "passerelle get"), digest.go (EMPREINTE, its
-// cache and its bound), extensions.go (LISTE), ratelog.go.
+// cache and its bound), extensions.go (LISTE).
 //
 // The server does not accept connections itself: an accept loop such as
 // secure.Server hands each (handshaken) connection to Server.ServeConn.

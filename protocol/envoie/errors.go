@@ -25,9 +25,12 @@ const (
 	// CodeNotFound: no such file under the root.
 	CodeNotFound Code = "not_found"
 	// CodeOutsideRoot: the name resolves, through a symbolic link, to a
-	// place outside the root.
+	// place outside the root. It is logged; the client is answered
+	// CodeNotFound, as for a missing name.
 	CodeOutsideRoot Code = "outside_root"
-	// CodeNotRegular: the name is a directory, a device, a FIFO or a socket.
+	// CodeNotRegular: the name is a directory (or, for LISTE, a file). A
+	// device, a FIFO or a socket is logged with this code, and the client
+	// is answered CodeNotFound, as for a missing name.
 	CodeNotRegular Code = "not_regular"
 	// CodeTooLarge: the file does not fit the 4-byte length field
 	// (more than MaxFileSize bytes).
@@ -60,6 +63,26 @@ type refusal struct {
 	code Code
 	msg  string
 	err  error // the local cause, for the log only
+	// hide answers the client as for a missing name (see concealed).
+	hide bool
+}
+
+// concealed is the refusal of a name that exists but is not served: a
+// symbolic link out of the root, a FIFO, a device, a socket, a name with
+// a leading dot. The client gets exactly the answer to a missing name, as
+// an HTTPS client gets 404 for all of them, so that a stranger cannot map
+// what lies beside the served files; code and the message say what it
+// was, in the server's log only.
+func concealed(code Code, err error, format string, args ...any) *refusal {
+	return &refusal{code: code, msg: fmt.Sprintf(format, args...), err: err, hide: true}
+}
+
+// answer is what the client is told of the refusal of a request for name.
+func (r *refusal) answer(name string) (Code, string) {
+	if r.hide {
+		return CodeNotFound, "no such file " + quoteName(name)
+	}
+	return r.code, r.msg
 }
 
 func (r *refusal) Error() string { return string(r.code) + ": " + r.msg }
@@ -97,13 +120,13 @@ func classifyOpen(name string, err error) *refusal {
 	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == pathEscapes {
-		return &refusal{code: CodeOutsideRoot, msg: fmt.Sprintf("%s leads outside the served folder", quoteName(name)), err: err}
+		return concealed(CodeOutsideRoot, err, "%s leads outside the served folder", quoteName(name))
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 		return &refusal{code: CodeNotFound, msg: fmt.Sprintf("no such file %s", quoteName(name)), err: err}
 	case errors.Is(err, syscall.ELOOP):
-		return &refusal{code: CodeNotFound, msg: fmt.Sprintf("%s: too many symbolic links", quoteName(name)), err: err}
+		return concealed(CodeNotFound, err, "%s: too many symbolic links", quoteName(name))
 	case errors.Is(err, fs.ErrPermission):
 		return &refusal{code: CodeForbidden, msg: fmt.Sprintf("%s may not be read", quoteName(name)), err: err}
 	case errors.Is(err, syscall.ENAMETOOLONG):
@@ -112,6 +135,15 @@ func classifyOpen(name string, err error) *refusal {
 		return &refusal{code: CodeBadName, msg: fmt.Sprintf("name %s is not valid", quoteName(name)), err: err}
 	}
 	return &refusal{code: CodeUnavailable, msg: fmt.Sprintf("%s cannot be read", quoteName(name)), err: err}
+}
+
+// notRegular refuses a name that is not a regular file. A folder is said
+// to be one (LISTE shows folders); anything else is concealed.
+func notRegular(name string, m fs.FileMode) *refusal {
+	if m.IsDir() {
+		return refuse(CodeNotRegular, "%s is a directory, not a file", quoteName(name))
+	}
+	return concealed(CodeNotRegular, nil, "%s is %s, not a file", quoteName(name), describeMode(m))
 }
 
 // describeMode says what a non-regular file is, for a not_regular refusal.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 )
 
 // Files is the tree a Server streams from: a folder opened with OpenDir, the
@@ -22,15 +24,32 @@ type Files interface {
 // Dir is a folder served through an os.Root: every name resolves inside it,
 // and symbolic links that lead out of it are refused by the kernel-backed
 // checks of os.Root rather than by string inspection.
+//
+// A name with a leading dot in any of its elements (.env, .git/config,
+// a/.hidden/b) is not served unless DirOptions.AllowDotfiles says so: it
+// is refused as a missing name, and left out of listings. Such files are
+// usually a tool's or an editor's, not meant for the public.
 type Dir struct {
-	root *os.Root
+	root     *os.Root
+	dotfiles bool
 }
 
 var _ Files = (*Dir)(nil)
 
-// OpenDir opens path as the root of the served tree. Close it when the
-// server is done.
+// DirOptions tunes a Dir. The zero value is OpenDir's.
+type DirOptions struct {
+	// AllowDotfiles serves names with a leading dot in any element.
+	AllowDotfiles bool
+}
+
+// OpenDir opens path as the root of the served tree, without dotfiles.
+// Close it when the server is done.
 func OpenDir(path string) (*Dir, error) {
+	return OpenDirWith(path, DirOptions{})
+}
+
+// OpenDirWith is OpenDir with options.
+func OpenDirWith(path string, o DirOptions) (*Dir, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("asset folder: %w", err)
@@ -42,28 +61,60 @@ func OpenDir(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("asset folder: %w", err)
 	}
-	return &Dir{root: r}, nil
+	return &Dir{root: r, dotfiles: o.AllowDotfiles}, nil
 }
 
 // Open opens name for reading without blocking: opening a FIFO for reading
 // would otherwise wait for a writer, and the server only refuses it after
 // looking at the opened file.
 func (d *Dir) Open(name string) (fs.File, error) {
+	if err := d.hidden(name); err != nil {
+		return nil, err
+	}
 	f, err := d.root.OpenFile(name, os.O_RDONLY|openNonBlock, 0)
 	if err != nil {
 		// A socket cannot be opened at all (ENXIO); say what it is
 		// rather than that it cannot be read.
 		if st, serr := d.root.Stat(name); serr == nil && !st.Mode().IsRegular() {
-			return nil, refuse(CodeNotRegular, "%s is %s, not a file", quoteName(name), describeMode(st.Mode()))
+			return nil, notRegular(name, st.Mode())
 		}
 		return nil, err
 	}
 	return f, nil
 }
 
-// ReadDir lists a folder inside the root ("." for the root itself).
+// ReadDir lists a folder inside the root ("." for the root itself),
+// without its dotfiles unless they are served.
 func (d *Dir) ReadDir(name string) ([]fs.DirEntry, error) {
-	return fs.ReadDir(d.root.FS(), name)
+	if name != "." {
+		if err := d.hidden(name); err != nil {
+			return nil, err
+		}
+	}
+	entries, err := fs.ReadDir(d.root.FS(), name)
+	if err != nil || d.dotfiles {
+		return entries, err
+	}
+	return slices.DeleteFunc(entries, func(e fs.DirEntry) bool { return strings.HasPrefix(e.Name(), ".") }), nil
+}
+
+// hidden refuses a name with a dotfile element when those are not served.
+func (d *Dir) hidden(name string) error {
+	if d.dotfiles || !HasDotElement(name) {
+		return nil
+	}
+	return concealed(CodeNotFound, nil, "%s has an element starting with a dot (not served: allow_dotfiles)", quoteName(name))
+}
+
+// HasDotElement reports whether an element of the slash-separated name
+// starts with a dot.
+func HasDotElement(name string) bool {
+	for elem := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(elem, ".") {
+			return true
+		}
+	}
+	return false
 }
 
 // Path is the folder being served.

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"github.com/passerelle/passerelle/internal/testutil"
 )
 
@@ -81,8 +81,8 @@ func TestAnsweredRequestsLogNothingAtInfo(t *testing.T) {
 	}
 }
 
-// TestRefusalLogRateLimited: a flood of refused connections writes a burst
-// of lines, then a few a second, not one per connection.
+// TestRefusalLogRateLimited: a flood of refused connections writes one
+// line per interval (internal/ratelog), not one per connection.
 func TestRefusalLogRateLimited(t *testing.T) {
 	const n = 100
 	ts := startServerMode(t, Samples(), nil, modePlain)
@@ -99,49 +99,9 @@ func TestRefusalLogRateLimited(t *testing.T) {
 	elapsed := time.Since(start)
 	testutil.Eventually(t, "every connection to end", waitTimeout, func() bool { return ts.active.Load() == 0 })
 	lines := strings.Count(ts.logs.String(), `msg="envoie: request refused"`)
-	most := logBurst + int(math.Ceil(elapsed.Seconds()*logPerSecond))
+	most := 1 + int(elapsed/ratelog.DefaultEvery)
 	if lines > most || lines == 0 {
 		t.Fatalf("%d refusal lines for %d refused connections in %v, want 1 to %d", lines, n, elapsed, most)
-	}
-}
-
-// TestLogLimit: the bucket lets a burst through, then logPerSecond a
-// second, and hands the count of held-back lines to the next line out.
-func TestLogLimit(t *testing.T) {
-	var l logLimit
-	t0 := time.Unix(1000, 0)
-	for i := range logBurst {
-		if ok, n := l.allow(t0); !ok || n != 0 {
-			t.Fatalf("line %d of the burst: allow = %v, %d", i, ok, n)
-		}
-	}
-	for range 7 {
-		if ok, _ := l.allow(t0); ok {
-			t.Fatal("a line past the burst went out at once")
-		}
-	}
-	steps := []struct {
-		after      time.Duration
-		ok         bool
-		suppressed int
-	}{
-		{time.Second / logPerSecond / 2, false, 0}, // half a token
-		{time.Second / logPerSecond / 2, true, 8},  // a whole one: out, with the 8 held back
-		{0, false, 0},
-		{time.Second / logPerSecond, true, 1},
-		{time.Hour, true, 0}, // refilled, up to the burst
-	}
-	now := t0
-	for i, st := range steps {
-		now = now.Add(st.after)
-		if ok, n := l.allow(now); ok != st.ok || n != st.suppressed {
-			t.Fatalf("step %d: allow = %v, %d; want %v, %d", i, ok, n, st.ok, st.suppressed)
-		}
-	}
-	for i := range logBurst - 1 {
-		if ok, _ := l.allow(now); !ok {
-			t.Fatalf("line %d after a long pause held back", i)
-		}
 	}
 }
 

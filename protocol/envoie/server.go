@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // Defaults of the Server's zero-valued fields (DefaultMaxRequest is with
@@ -34,8 +36,9 @@ type Server struct {
 	Files Files
 	// Logger receives a debug line per answered request and an info line
 	// per refusal, aborted transfer and timed-out connection, the latter
-	// rate-limited across the Server so that no peer can flood it; nil
-	// discards.
+	// rate-limited across the Server (internal/ratelog: one line of each
+	// kind every ratelog.DefaultEvery, with the count of those held back)
+	// so that no peer can flood it; nil discards.
 	Logger *slog.Logger
 	// MaxRequest bounds a request line, line end included (default
 	// DefaultMaxRequest, at least 64). It is also the size of the
@@ -68,9 +71,11 @@ type Server struct {
 	// nil costs nothing.
 	Observer Observer
 
-	bufs  sync.Pool // *[]byte of BufferSize
-	dig   digester
-	limit logLimit // peer-triggered info lines
+	bufs sync.Pool // *[]byte of BufferSize
+	dig  digester
+
+	peerLogOnce sync.Once
+	peerLog     *ratelog.Logger // the info lines a peer can cause
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -78,6 +83,15 @@ func (s *Server) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return s.Logger
+}
+
+// logLimited writes an info line a peer caused, through the Server's one
+// rate-limited logger: key names the kind of line (a fixed word, never
+// what the peer sent), and each kind is written at most once every
+// ratelog.DefaultEvery, with the count of the lines held back.
+func (s *Server) logLimited(log *slog.Logger, key, msg string, args ...any) {
+	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
+	s.peerLog.LogTo(context.Background(), log, slog.LevelInfo, key, msg, args...)
 }
 
 func (s *Server) maxRequest() int {
@@ -180,7 +194,7 @@ func (s *Server) serve(ctx context.Context, conn net.Conn, log *slog.Logger) (cu
 				// Usually a client that hung up mid-file: worth a line,
 				// not an alarm, and not one per connection of a
 				// connect-and-leave flood.
-				s.logLimited(log, "envoie: transfer aborted", "command", req.Command, "name", req.Name, "error", err)
+				s.logLimited(log, "envoie_aborted", "envoie: transfer aborted", "command", req.Command, "name", req.Name, "error", err)
 			}
 			return r == nil
 		}
@@ -203,7 +217,7 @@ func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, e
 	case errors.As(err, &ne) && ne.Timeout() && inLine:
 		s.refuse(conn, log, Request{}, refuse(CodeBadRequest, "request line not complete within %s", s.requestTimeout()))
 	case errors.As(err, &ne) && ne.Timeout():
-		s.logLimited(log, "envoie: idle connection closed", "idle", s.idleTimeout())
+		s.logLimited(log, "envoie_idle", "envoie: idle connection closed", "idle", s.idleTimeout())
 	default:
 		log.Debug("envoie: read request", "error", err)
 	}
@@ -217,9 +231,14 @@ func (s *Server) endRead(ctx context.Context, conn net.Conn, log *slog.Logger, e
 // before closing.
 func (s *Server) refuse(conn net.Conn, log *slog.Logger, req Request, r *refusal) {
 	s.observeRefused(r.code)
-	s.logLimited(log, "envoie: request refused", "command", req.Command, "name", req.Name, "code", string(r.code), "message", r.msg, "error", r.err)
+	code, msg := r.answer(req.Name)
+	args := []any{"command", req.Command, "name", req.Name, "code", string(r.code), "message", r.msg, "error", r.err}
+	if code != r.code || msg != r.msg {
+		args = append(args, "answered", string(code))
+	}
+	s.logLimited(log, "envoie_refused_"+string(r.code), "envoie: request refused", args...)
 	_ = conn.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
-	if _, err := conn.Write(AppendError(nil, r.code, r.msg)); err != nil {
+	if _, err := conn.Write(AppendError(nil, code, msg)); err != nil {
 		return
 	}
 	linger := 250 * time.Millisecond
@@ -367,7 +386,7 @@ func (s *Server) open(name string) (fs.File, fs.FileInfo, error) {
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, refuse(CodeNotRegular, "%s is %s, not a file", quoteName(name), describeMode(st.Mode()))
+		return nil, nil, notRegular(name, st.Mode())
 	}
 	if st.Size() > MaxFileSize {
 		f.Close()

@@ -36,6 +36,9 @@ func TestHostileNames(t *testing.T) {
 	must(t, os.Symlink("loop", filepath.Join(root, "loop")))
 	must(t, os.Symlink("ok.txt", filepath.Join(root, "inside-link"))) // allowed
 	must(t, os.Symlink("missing", filepath.Join(root, "dangling")))
+	writeFile(t, root, ".env", []byte("SECRET=1"))
+	writeFile(t, root, ".git/config", []byte("[core]"))
+	writeFile(t, root, "sub/.hidden", []byte("hidden"))
 	must(t, syscall.Mkfifo(filepath.Join(root, "fifo"), 0o644))
 	ul, err := net.Listen("unix", filepath.Join(root, "sock"))
 	must(t, err)
@@ -77,15 +80,21 @@ func TestHostileNames(t *testing.T) {
 		{"%2e%2e/etc/passwd", CodeNotFound, `no such file "%2e%2e/etc/passwd"`},
 		{"...", CodeNotFound, `no such file "..."`},
 		{"dangling", CodeNotFound, `no such file "dangling"`},
-		{"loop", CodeNotFound, `"loop": too many symbolic links`},
-		{"abs-link", CodeOutsideRoot, `"abs-link" leads outside the served folder`},
-		{"rel-link", CodeOutsideRoot, `"rel-link" leads outside the served folder`},
-		{"dir-link/secret.txt", CodeOutsideRoot, `"dir-link/secret.txt" leads outside the served folder`},
-		{"sub/passwd", CodeOutsideRoot, `"sub/passwd" leads outside the served folder`},
+		// Names that exist but are not served are answered exactly as a
+		// missing name: a stranger cannot map what lies beside the files.
+		{"loop", CodeNotFound, `no such file "loop"`},
+		{"abs-link", CodeNotFound, `no such file "abs-link"`},
+		{"rel-link", CodeNotFound, `no such file "rel-link"`},
+		{"dir-link/secret.txt", CodeNotFound, `no such file "dir-link/secret.txt"`},
+		{"sub/passwd", CodeNotFound, `no such file "sub/passwd"`},
+		{"fifo", CodeNotFound, `no such file "fifo"`},
+		{"sock", CodeNotFound, `no such file "sock"`},
+		{"null", CodeNotFound, `no such file "null"`},
+		{".env", CodeNotFound, `no such file ".env"`},
+		{".git/config", CodeNotFound, `no such file ".git/config"`},
+		{"sub/.hidden", CodeNotFound, `no such file "sub/.hidden"`},
+		// A folder is listed by LISTE: saying what it is tells nothing new.
 		{"sub", CodeNotRegular, `"sub" is a directory, not a file`},
-		{"fifo", CodeNotRegular, `"fifo" is a FIFO, not a file`},
-		{"sock", CodeNotRegular, `"sock" is a socket, not a file`},
-		{"null", CodeNotRegular, `"null" is a character device, not a file`},
 	}
 	ts := startServer(t, openDir(t, root), nil)
 	for _, tt := range tests {
@@ -105,6 +114,16 @@ func TestHostileNames(t *testing.T) {
 				t.Fatalf("after a refusal: read %d, %v; want EOF", n, err)
 			}
 		})
+	}
+	// What the client was not told is in the log (once per kind of
+	// refusal and interval).
+	for _, line := range []string{
+		`name=abs-link code=outside_root message="\"abs-link\" leads outside the served folder"`,
+		`name=fifo code=not_regular message="\"fifo\" is a FIFO, not a file" error=<nil> answered=not_found`,
+	} {
+		if !strings.Contains(ts.logs.String(), line) {
+			t.Errorf("log lacks %s:\n%s", line, ts.logs.String())
+		}
 	}
 	// The symbolic link that stays inside is served.
 	var got bytes.Buffer

@@ -358,3 +358,45 @@ func TestPlainSendfile(t *testing.T) {
 		}
 	}
 }
+
+// TestDotfiles: names with a leading dot in any element are refused as
+// missing and left out of listings, unless the folder allows them.
+func TestDotfiles(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, ".env", []byte("SECRET=1"))
+	writeFile(t, dir, ".git/config", []byte("[core]"))
+	writeFile(t, dir, "pub/.hidden", []byte("h"))
+	writeFile(t, dir, "pub/a.txt", []byte("a"))
+	ctx := context.Background()
+	names := []string{".env", ".git/config", "pub/.hidden"}
+
+	hidden := startServer(t, openDir(t, dir), nil)
+	for _, name := range names {
+		err := hidden.client(t).Get(ctx, name, io.Discard, nil)
+		remoteErr(t, err, CodeNotFound, fmt.Sprintf("no such file %q", name))
+	}
+	c := hidden.client(t)
+	for dir, want := range map[string]string{
+		"":    "[{pub/ -1 true}]",
+		"pub": "[{a.txt 1 false}]",
+	} {
+		got, err := c.List(ctx, dir)
+		must(t, err)
+		if fmt.Sprint(got) != want {
+			t.Errorf("list %q: %v, want %v", dir, got, want)
+		}
+	}
+	_, err := hidden.client(t).List(ctx, ".git")
+	remoteErr(t, err, CodeNotFound, `no such file ".git"`)
+
+	d, err := OpenDirWith(dir, DirOptions{AllowDotfiles: true})
+	must(t, err)
+	t.Cleanup(func() { d.Close() })
+	shown := startServer(t, d, nil)
+	for _, name := range names {
+		var got bytes.Buffer
+		if err := shown.client(t).Get(ctx, name, &got, nil); err != nil || got.Len() == 0 {
+			t.Errorf("%s with dotfiles allowed: %q, %v", name, got.String(), err)
+		}
+	}
+}
