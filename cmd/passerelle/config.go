@@ -50,10 +50,13 @@ type runtimeConfig struct {
 }
 
 type listenerConfig struct {
-	Address string    `mapstructure:"address"`
-	Service string    `mapstructure:"service"`
-	Root    string    `mapstructure:"root"`
-	TLS     tlsConfig `mapstructure:"tls"`
+	Address string `mapstructure:"address"`
+	Service string `mapstructure:"service"`
+	Root    string `mapstructure:"root"`
+	// AllowDotfiles serves names with a leading dot in any element from
+	// Root (envoie.DirOptions); off, they are answered as missing.
+	AllowDotfiles bool      `mapstructure:"allow_dotfiles"`
+	TLS           tlsConfig `mapstructure:"tls"`
 	// ProxyProtocol are the load balancers (CIDR prefixes or addresses)
 	// whose connections start with a PROXY protocol header.
 	ProxyProtocol []string `mapstructure:"proxy_protocol"`
@@ -218,6 +221,8 @@ func (c *serveConfig) validate() error {
 			add("%s.service %q: want %s", where, l.Service, serviceNames())
 		} else if l.Root != "" && l.Service != serviceEnvoie {
 			add("%s: only an envoie listener serves a folder", l.rootKey(where))
+		} else if l.AllowDotfiles && l.Root == "" {
+			add("%s.allow_dotfiles: only an envoie listener with a root serves dotfiles", where)
 		}
 		mode, err := certs.ParseTLSMode(l.TLS.Mode)
 		if err != nil {

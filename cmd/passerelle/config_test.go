@@ -70,6 +70,12 @@ listeners:
     service: chat
     root: /srv
 `, `listeners[0].root: only an envoie listener serves a folder`},
+		{"dotfiles without a folder", `
+listeners:
+  - address: 127.0.0.1:0
+    service: envoie
+    allow_dotfiles: true
+`, `listeners[0].allow_dotfiles: only an envoie listener with a root serves dotfiles`},
 		{"duplicate address", `
 listeners:
   - {address: "127.0.0.1:7000", service: chat}

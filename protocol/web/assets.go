@@ -12,7 +12,10 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"github.com/passerelle/passerelle/protocol/envoie"
 )
 
@@ -39,8 +42,18 @@ type Assets struct {
 	// not allow (403), and lets allowed pages read the answer with fetch
 	// (CORS). Nil allows every origin.
 	Origins *Origins
-	// Logger receives a line per refused request; nil discards.
+	// Logger receives a debug line per refused request, and an info line
+	// per download cut short, rate-limited (internal/ratelog); nil
+	// discards.
 	Logger *slog.Logger
+	// WriteTimeout is how long a download may make no progress before the
+	// connection is dropped (default envoie.DefaultWriteTimeout, as for
+	// ENVOIE): a client that stops reading cannot hold a connection slot,
+	// a file and a buffer forever.
+	WriteTimeout time.Duration
+
+	peerLogOnce sync.Once
+	peerLog     *ratelog.Logger
 }
 
 func (a *Assets) logger() *slog.Logger {
@@ -48,6 +61,20 @@ func (a *Assets) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return a.Logger
+}
+
+func (a *Assets) writeTimeout() time.Duration {
+	if a.WriteTimeout <= 0 {
+		return envoie.DefaultWriteTimeout
+	}
+	return a.WriteTimeout
+}
+
+// logLimited writes an info line a client caused, at most one of each key
+// per interval (ratelog).
+func (a *Assets) logLimited(key, msg string, args ...any) {
+	a.peerLogOnce.Do(func() { a.peerLog = ratelog.New(a.Logger, 0) })
+	a.peerLog.Info(key, msg, args...)
 }
 
 // ServeHTTP serves one request.
@@ -67,6 +94,9 @@ func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		w.Header().Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag, Accept-Ranges")
 	}
+	pw := newProgressWriter(w, a.writeTimeout())
+	defer pw.done()
+	w = pw
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	// An asset is data, never a document of this origin: an HTML or SVG
@@ -103,7 +133,61 @@ func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("ETag", etag)
 	}
 	http.ServeContent(w, r, name, f.info.ModTime(), rs)
+	if pw.err != nil {
+		a.logLimited("http_download_cut", "asset download cut short",
+			"remote_addr", r.RemoteAddr, "name", clip(name, 200), "bytes", pw.written, "error", pw.err)
+	}
 }
+
+// progressWriter pushes the connection's write deadline forward as bytes
+// go out, at most once a second, the way ENVOIE's transfers do: a slow but
+// moving client is fine, one that stopped reading is dropped after the
+// timeout. net/http's own WriteTimeout would bound the whole response
+// instead, and cut a large download over a slow link.
+type progressWriter struct {
+	http.ResponseWriter
+	rc       *http.ResponseController
+	timeout  time.Duration
+	deadline time.Time
+	written  int64
+	err      error // the first write error
+}
+
+func newProgressWriter(w http.ResponseWriter, timeout time.Duration) *progressWriter {
+	return &progressWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+func (w *progressWriter) extend() {
+	now := time.Now()
+	if w.deadline.Sub(now) < w.timeout-time.Second {
+		w.deadline = now.Add(w.timeout)
+		_ = w.rc.SetWriteDeadline(w.deadline)
+	}
+}
+
+func (w *progressWriter) WriteHeader(code int) {
+	w.extend()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.extend()
+	n, err := w.ResponseWriter.Write(p)
+	w.written += int64(n)
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// done bounds what net/http still writes once the handler has returned
+// (the end of its buffer): one more timeout.
+func (w *progressWriter) done() {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
+}
+
+// Unwrap lets http.ResponseController reach net/http's writer.
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (a *Assets) notFound(w http.ResponseWriter) {
 	h := w.Header()

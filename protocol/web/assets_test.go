@@ -30,6 +30,9 @@ func assetTree(t *testing.T) string {
 		"root/blob.xyzzy":     "<html><script>alert(1)</script></html>",
 		"root/sub/inner.txt":  "inner\n",
 		"root/with space.txt": "spaced\n",
+		"root/.env":           "SECRET=1\n",
+		"root/.git/config":    "[core]\n",
+		"root/sub/.hidden":    "hidden\n",
 	}
 	for name, content := range files {
 		p := filepath.Join(base, name)
@@ -133,6 +136,9 @@ func TestAssets(t *testing.T) {
 		{"control byte", req("GET", "/hello%0A.txt"), notFound},
 		{"bad UTF-8", req("GET", "/%FF.txt"), notFound},
 		{"link out of the root", req("GET", "/escape.txt"), notFound},
+		{"dotfile", req("GET", "/.env"), notFound},
+		{"in a dot folder", req("GET", "/.git/config"), notFound},
+		{"dotfile in a folder", req("GET", "/sub/.hidden"), notFound},
 		{"too long", req("GET", "/"+strings.Repeat("a", envoie.MaxName+1)), notFound},
 
 		{"POST", req("POST", "/hello.txt", "Content-Length: 0"), want{405, "405 method not allowed: use GET or HEAD\n",

@@ -22,13 +22,21 @@ const (
 	IdleTimeout = 60 * time.Second
 )
 
-// ApplyLimits sets the limits above on srv where it leaves them at zero.
+// ApplyLimits sets the limits above on srv where it leaves them at zero,
+// and bounds each request's headers and body together (ReadTimeout) by the
+// read-header timeout: these listeners take no request body, and without
+// it a client announcing one and never sending it holds its connection
+// while net/http waits to discard it. A handler that takes a connection
+// over (a WebSocket) clears the deadline this leaves on it.
 func ApplyLimits(srv *http.Server) {
 	if srv.MaxHeaderBytes == 0 {
 		srv.MaxHeaderBytes = MaxHeaderBytes
 	}
 	if srv.ReadHeaderTimeout == 0 {
 		srv.ReadHeaderTimeout = ReadHeaderTimeout
+	}
+	if srv.ReadTimeout == 0 {
+		srv.ReadTimeout = srv.ReadHeaderTimeout
 	}
 	if srv.IdleTimeout == 0 {
 		srv.IdleTimeout = IdleTimeout

@@ -53,6 +53,9 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, origins *Origins, o
 	if err != nil {
 		return nil // the upgrader answered the client
 	}
+	// The request's read deadline (ApplyLimits) stays on a hijacked
+	// connection: the WebSocket has its own keep-alive instead.
+	ws.UnderlyingConn().SetReadDeadline(time.Time{})
 	return ws
 }
 
