@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/peekconn"
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // recordTypeHandshake is the first byte of every TLS ClientHello record
@@ -137,9 +138,9 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 			// Any address can send a header: one line per kind per
 			// interval, with the count. A listed balancer that sends
 			// none or a bad one is a configuration to fix: a warning.
-			say := st.proxyLog.Warn
+			say := st.peerLog.Warn
 			if !balancer {
-				say = st.proxyLog.Info
+				say = st.peerLog.Info
 			}
 			say(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
 			return nil, nil
@@ -168,7 +169,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 	}
 	// The remote address goes into the lines written, not into a logger
 	// made for each connection: most handshakes log nothing.
-	log := connLogger{st.cfg.Logger, raw}
+	log := connLogger{st.cfg.Logger, st.peerLog, raw}
 
 	// Peek at the first byte: a client speaking plain text is told so (or
 	// handed to the Preface) instead of failing deep in the handshake.
@@ -180,7 +181,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			st.observeHandshake(HandshakeTimeout, StatusUnknown, deadline)
-			log.Info("client sent nothing before the handshake timeout; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)
+			log.Limited(slog.LevelInfo, "handshake_silent", "client sent nothing before the handshake timeout; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)
 		} else {
 			st.observeHandshake(HandshakeClosed, StatusUnknown, deadline)
 			log.Debug("client closed before the handshake", "outcome", HandshakeClosed, "error", err)
@@ -195,7 +196,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 			}
 		}
 		st.observeHandshake(HandshakePlainText, StatusUnknown, deadline)
-		log.Info("client sent plain text to a TLS port; closing", "outcome", HandshakePlainText, "first_byte", fmt.Sprintf("%#02x", first))
+		log.Limited(slog.LevelInfo, "plain_text", "client sent plain text to a TLS port; closing", "outcome", HandshakePlainText, "first_byte", fmt.Sprintf("%#02x", first))
 		io.WriteString(raw, plainHint)
 		return nil, releaseAddr
 	}
@@ -213,13 +214,13 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 		switch {
 		case refused != nil:
 			st.observeHandshake(HandshakeRefused, verdict.Status, deadline)
-			log.Warn("client refused", "status", verdict.Status, "reason", refusalReason(verdict, refused))
+			log.Limited(slog.LevelWarn, "client_refused", "client refused", "status", verdict.Status, "reason", refusalReason(verdict, refused))
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 			st.observeHandshake(HandshakeTimeout, StatusUnknown, deadline)
-			log.Info("tls handshake timed out; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)
+			log.Limited(slog.LevelInfo, "handshake_timeout", "tls handshake timed out; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)
 		default:
 			st.observeHandshake(HandshakeFailed, verdict.Status, deadline)
-			log.Info("tls handshake failed", "outcome", HandshakeFailed, "error", err)
+			log.Limited(slog.LevelInfo, "handshake_failed", "tls handshake failed", "outcome", HandshakeFailed, "error", err)
 		}
 		return nil, releaseAddr
 	}
@@ -235,14 +236,22 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 }
 
 // connLogger writes one connection's log lines with its remote_addr.
+// Debug lines go out as they come; the lines a peer can cause at a higher
+// level go through the listener's rate-limited logger (Limited), one of
+// each kind per interval with the count of the others, so that a flood of
+// connections is a few lines, not one each.
 type connLogger struct {
 	l   *slog.Logger
+	rl  *ratelog.Logger
 	raw net.Conn
 }
 
 func (c connLogger) Debug(msg string, args ...any) { c.log(slog.LevelDebug, msg, args) }
-func (c connLogger) Info(msg string, args ...any)  { c.log(slog.LevelInfo, msg, args) }
-func (c connLogger) Warn(msg string, args ...any)  { c.log(slog.LevelWarn, msg, args) }
+
+// Limited writes a line of kind key through the rate-limited logger.
+func (c connLogger) Limited(level slog.Level, key, msg string, args ...any) {
+	c.rl.LogTo(context.Background(), c.l, level, key, msg, append([]any{"remote_addr", c.raw.RemoteAddr().String()}, args...)...)
+}
 
 func (c connLogger) log(level slog.Level, msg string, args []any) {
 	ctx := context.Background()

@@ -6,7 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"time"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // Defaults of a Limiter.
@@ -20,10 +21,6 @@ const (
 	DefaultMaxConnsPerAddress = DefaultMaxConns / 10
 )
 
-// refusalLogEvery is the least time between two log lines of one kind of
-// refusal: a peer that opens connections in a loop must not flood the log.
-const refusalLogEvery = 10 * time.Second
-
 // Limiter bounds the connections served at once, in all and per client IP
 // address. One Limiter can be shared by several Servers (the certificate
 // testbed's ports share one); a Server without one makes its own from
@@ -32,20 +29,16 @@ const refusalLogEvery = 10 * time.Second
 // A connection over the per-address limit is closed at once. A connection
 // over the overall limit waits, accepted but unread, until a slot frees,
 // and its listener accepts no other meanwhile: further clients wait in the
-// kernel's listen backlog. Both say so in the log, at most once every ten
-// seconds per kind, with the number of clients affected since the last
-// line.
+// kernel's listen backlog. Both say so in the log through internal/ratelog,
+// at most once every ratelog.DefaultEvery per kind, the line after a
+// quiet spell counting the clients held back (suppressed=N).
 type Limiter struct {
 	slots   chan struct{}
 	perAddr int
-	log     *slog.Logger
+	log     *ratelog.Logger
 
 	mu     sync.Mutex
 	byAddr map[string]int
-	// Rate-limited log lines: when each kind last logged, and how many
-	// events it has not reported yet.
-	lastLog map[string]time.Time
-	unsaid  map[string]int
 }
 
 // NewLimiter returns a Limiter admitting maxConns connections at once, at
@@ -64,10 +57,8 @@ func NewLimiter(maxConns, perAddress int, log *slog.Logger) *Limiter {
 	return &Limiter{
 		slots:   make(chan struct{}, maxConns),
 		perAddr: perAddress,
-		log:     orDiscard(log),
+		log:     ratelog.New(log, 0),
 		byAddr:  make(map[string]int),
-		lastLog: make(map[string]time.Time),
-		unsaid:  make(map[string]int),
 	}
 }
 
@@ -150,22 +141,10 @@ func (l *Limiter) drop(ip string) {
 	}
 }
 
-// note logs one refusal of the given kind, unless a line of that kind was
-// written less than refusalLogEvery ago; the next line then counts the
-// refusals it stands for.
+// note logs one refusal of the given kind, within the rate of
+// internal/ratelog.
 func (l *Limiter) note(kind, msg string, attrs ...any) {
-	l.mu.Lock()
-	now := time.Now()
-	l.unsaid[kind]++
-	if last, ok := l.lastLog[kind]; ok && now.Sub(last) < refusalLogEvery {
-		l.mu.Unlock()
-		return
-	}
-	n := l.unsaid[kind]
-	l.unsaid[kind] = 0
-	l.lastLog[kind] = now
-	l.mu.Unlock()
-	l.log.Warn(msg, append(attrs, "reason", kind, "clients_since_last_line", n)...)
+	l.log.Warn(kind, msg, append(attrs, "reason", kind)...)
 }
 
 // addrKey is the IP address of a peer, without its port: the unit of the

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"github.com/passerelle/passerelle/internal/testutil"
 )
 
@@ -53,7 +56,7 @@ func TestPerAddressLimit(t *testing.T) {
 	}
 	testutil.Eventually(t, "refusal line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "per-address limit") })
 	line := logLine(ts.logs.String(), "per-address limit")
-	if !matchesLog(line, `level=WARN msg="connection refused: per-address limit reached" remote_addr=127.0.0.1 listen_addr=%s limit=10 reason=per_address clients_since_last_line=1`) {
+	if !matchesLog(line, `level=WARN msg="connection refused: per-address limit reached" remote_addr=127.0.0.1 listen_addr=%s limit=10 reason=per_address`) {
 		t.Errorf("log line %s", line)
 	}
 }
@@ -71,7 +74,7 @@ func TestRefusalLogIsRateLimited(t *testing.T) {
 		io.ReadAll(c)
 	}
 	if n := strings.Count(ts.logs.String(), "per-address limit reached"); n != 1 {
-		t.Errorf("%d refusal lines for 50 refusals, want 1 (at most one per %s):\n%s", n, refusalLogEvery, ts.logs.String())
+		t.Errorf("%d refusal lines for 50 refusals, want 1 (at most one per %s):\n%s", n, ratelog.DefaultEvery, ts.logs.String())
 	}
 }
 
@@ -93,13 +96,39 @@ func TestMaxConnsWaitIsLogged(t *testing.T) {
 	third := dialFrom(t, "127.0.0.3", ts.addr)
 	testutil.Eventually(t, "limit line", 5*time.Second, func() bool { return strings.Contains(ts.logs.String(), "connection limit reached") })
 	line := logLine(ts.logs.String(), "connection limit reached")
-	if !matchesLog(line, `level=WARN msg="connection limit reached: new clients wait until a connection ends" listen_addr=%s limit=2 reason=max_conns clients_since_last_line=1`) {
+	if !matchesLog(line, `level=WARN msg="connection limit reached: new clients wait until a connection ends" listen_addr=%s limit=2 reason=max_conns`) {
 		t.Errorf("log line %s", line)
 	}
 	close(release)
 	if !greeted(t, third) {
 		t.Fatal("the waiting client was never served")
 	}
+}
+
+// TestRefusalCountCarried: the refusals held back are counted on the next
+// line, once the interval has passed.
+func TestRefusalCountCarried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log, logs := testutil.Logger(t, slog.LevelInfo)
+		l := NewLimiter(4, 1, log)
+		addr := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}
+		release, err := l.Admit(t.Context(), addr, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		for range 51 {
+			if _, err := l.Admit(t.Context(), addr, "test"); err != ErrTooManyFromAddress {
+				t.Fatalf("Admit over the limit: %v", err)
+			}
+		}
+		time.Sleep(ratelog.DefaultEvery)
+		l.Admit(t.Context(), addr, "test")
+		lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+		if len(lines) != 2 || !strings.HasSuffix(lines[1], "reason=per_address suppressed=50") {
+			t.Errorf("log:\n%s\nwant two lines, the second ending with reason=per_address suppressed=50", logs.String())
+		}
+	})
 }
 
 func TestLimiterDefaults(t *testing.T) {

@@ -208,7 +208,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		cfg.HTTPClient = newFetchClient()
 	}
 	st := &serveState{cfg: cfg, handler: s.Handler, conns: make(map[net.Conn]struct{}), revocation: newRevocationCache(),
-		proxyLog: ratelog.New(cfg.Logger, 0)}
+		peerLog: ratelog.New(cfg.Logger, 0)}
 	if !cfg.Plain {
 		if err := st.buildTLS(); err != nil {
 			return err
@@ -400,8 +400,10 @@ type serveState struct {
 	// revocation keeps the OCSP responses and CRLs fetched to judge
 	// client certificates.
 	revocation *revocation.Cache
-	// proxyLog writes the PROXY protocol refusals (ServerConfig.ProxyProtocol).
-	proxyLog *ratelog.Logger
+	// peerLog writes the per-connection lines a peer can cause (a PROXY
+	// header refused, plain text, silence, a failed handshake), one of
+	// each kind per interval with a count.
+	peerLog *ratelog.Logger
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
