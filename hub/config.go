@@ -64,8 +64,10 @@ type Config struct {
 	// Link connects the hub to the other nodes of a cluster; nil (the
 	// default) is a single node.
 	Link Link
-	// Logger receives one line per closed client (remote_addr, reason) and,
-	// at debug level, one per new client; nil means no logging.
+	// Logger receives a line per closed client (remote_addr, reason),
+	// rate-limited to one per reason every ratelog.DefaultEvery with the
+	// count of the others (suppressed=N), and, at debug level, one per new
+	// client; nil means no logging. The Observer counts every close.
 	Logger *slog.Logger
 	// Observer, if set, is told of every relayed message and closed client
 	// (metrics); nil costs nothing.

@@ -84,6 +84,31 @@ type server struct {
 	addr string
 	logs *testutil.Buffer
 	tr   network
+	obs  *closeCounter
+}
+
+// closeCounter counts the clients closed for each reason (the log line is
+// rate-limited, the Observer is told of every one), passing everything on
+// to the Observer the test gave, if any.
+type closeCounter struct {
+	next Observer
+	mu   sync.Mutex
+	n    map[CloseReason]int
+}
+
+func (c *closeCounter) Relayed(bytes, receivers int) {
+	if c.next != nil {
+		c.next.Relayed(bytes, receivers)
+	}
+}
+
+func (c *closeCounter) Closed(reason CloseReason) {
+	c.mu.Lock()
+	c.n[reason]++
+	c.mu.Unlock()
+	if c.next != nil {
+		c.next.Closed(reason)
+	}
 }
 
 // startHub serves a hub on loopback, logging at level info.
@@ -98,6 +123,8 @@ func startHubLevel(t testing.TB, tr network, cfg Config, level slog.Level) *serv
 	if cfg.Logger == nil {
 		cfg.Logger = log
 	}
+	obs := &closeCounter{next: cfg.Observer, n: make(map[CloseReason]int)}
+	cfg.Observer = obs
 	h := New(cfg)
 	ln := tr.listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -108,7 +135,7 @@ func startHubLevel(t testing.TB, tr network, cfg Config, level slog.Level) *serv
 		cancel()
 		wait()
 	})
-	return &server{t: t, hub: h, addr: ln.Addr().String(), logs: logs, tr: tr}
+	return &server{t: t, hub: h, addr: ln.Addr().String(), logs: logs, tr: tr, obs: obs}
 }
 
 // serveHandshaken hands c to the hub as the server layer does: a TLS
@@ -184,15 +211,11 @@ func roomCount(h *Hub) int {
 	return len(h.rooms)
 }
 
-// closed counts the clients closed for reason, from the log.
+// closed counts the clients closed for reason.
 func (s *server) closed(reason CloseReason) int {
-	n := 0
-	for _, line := range strings.Split(s.logs.String(), "\n") {
-		if strings.Contains(line, `msg="chat client closed"`) && strings.Contains(line+" ", " reason="+string(reason)+" ") {
-			n++
-		}
-	}
-	return n
+	s.obs.mu.Lock()
+	defer s.obs.mu.Unlock()
+	return s.obs.n[reason]
 }
 
 // waitLog waits for a log line holding every given fragment.

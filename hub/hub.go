@@ -8,6 +8,8 @@ import (
 	"net"
 	"sort"
 	"sync"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // DefaultRoom is the room of every client that has not joined another one.
@@ -19,6 +21,9 @@ const DefaultRoom = "default"
 // feed rooms from elsewhere with Publish, and stop it with Close.
 type Hub struct {
 	cfg Config
+	// peerLog writes the per-client lines (chat client closed), one of
+	// each reason per interval with the count of the others.
+	peerLog *ratelog.Logger
 	// bufs holds 16 KiB buffers in which a writer coalesces queued
 	// messages before a TLS write; held only during a write, so idle
 	// clients keep none.
@@ -36,6 +41,7 @@ type Hub struct {
 func New(cfg Config) *Hub {
 	h := &Hub{
 		cfg:     cfg.withDefaults(),
+		peerLog: ratelog.New(cfg.Logger, 0),
 		clients: make(map[*client]struct{}),
 		rooms:   make(map[string]*room),
 		nicks:   make(map[string]*client),
@@ -337,7 +343,9 @@ func (h *Hub) logClose(log *slog.Logger, c *client, reason CloseReason, err erro
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
-	log.Info("chat client closed", attrs...)
+	// A client can connect and leave in a loop: the line is rate-limited
+	// per reason (the Observer counts every close).
+	h.peerLog.LogTo(context.Background(), log, slog.LevelInfo, "chat_closed_"+string(reason), "chat client closed", attrs...)
 }
 
 // members returns the sorted nicknames in c's room and its size, on every

@@ -128,6 +128,7 @@ func TestServeOtherTransport(t *testing.T) {
 		{"no nul", ReasonReadError, "hub: transport returned a message without its NUL (6 bytes)"},
 		{"", ReasonReadError, "hub: transport returned a message without its NUL (0 bytes)"},
 	}
+	closes := map[CloseReason]int{}
 	for _, tt := range tests {
 		bad, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -137,7 +138,16 @@ func TestServeOtherTransport(t *testing.T) {
 		if err := writeFramed(bad, []byte(tt.msg)); err != nil {
 			t.Fatal(err)
 		}
-		s.waitLog("reason="+string(tt.reason), fmt.Sprintf("error=%q", tt.err))
+		closes[tt.reason]++
+		testutil.EventuallyReport(t, waitTimeout, func() bool { return s.closed(tt.reason) == closes[tt.reason] },
+			func() string {
+				return fmt.Sprintf("closed for %s: %d, want %d", tt.reason, s.closed(tt.reason), closes[tt.reason])
+			})
+		if closes[tt.reason] == 1 {
+			// The line of each reason; the next ones within the
+			// interval are only counted.
+			s.waitLog("reason="+string(tt.reason), fmt.Sprintf("error=%q", tt.err))
+		}
 		s.waitRoom(DefaultRoom, 2)
 		bad.Close()
 	}
