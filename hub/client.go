@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
@@ -104,9 +106,12 @@ type client struct {
 	wakes []*client
 	full  []*client
 
-	// Flood control (token bucket), reader goroutine only.
-	tokens float64
-	last   time.Time
+	// Flood control, reader goroutine only: flood is the token bucket
+	// (nil: no limit); heldCredit is the allowance earned while the relay
+	// was not reading this client because a receiver's queue was full
+	// (see hold).
+	flood      *rate.Limiter
+	heldCredit float64
 }
 
 func newClient(h *Hub, t Transport, peer string) *client {
@@ -117,8 +122,15 @@ func newClient(h *Hub, t Transport, peer string) *client {
 		peer:       peer,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
-		tokens:     float64(h.cfg.FloodBurst),
+		flood:      newFloodLimiter(&h.cfg),
 	}
+}
+
+func newFloodLimiter(cfg *Config) *rate.Limiter {
+	if cfg.FloodRate <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(cfg.FloodRate), cfg.FloodBurst)
 }
 
 // close ends the connection once reader and writer have returned. After a
@@ -182,10 +194,12 @@ func (c *client) waitFull(msg []byte) {
 		return
 	}
 	c.flushWakes()
+	start := time.Now()
 	for i, m := range c.full {
 		m.pushWait(msg)
 		c.full[i] = nil
 	}
+	c.hold(time.Since(start))
 	c.full = c.full[:0]
 	if cap(c.full) > 1024 {
 		c.full = nil
@@ -221,29 +235,44 @@ func (c *client) readFailure(err error) (CloseReason, error) {
 	}
 }
 
-// allow applies the flood limit to one incoming message.
+// allow applies the flood limit to one incoming message: the bucket
+// first, then what the client earned while it was held back.
 func (c *client) allow() bool {
-	cfg := &c.h.cfg
-	if cfg.FloodRate <= 0 {
+	if c.flood == nil || c.flood.Allow() {
 		return true
 	}
-	now := time.Now()
-	if !c.last.IsZero() {
-		c.tokens = min(c.tokens+now.Sub(c.last).Seconds()*cfg.FloodRate, float64(cfg.FloodBurst))
+	if c.heldCredit >= 1 {
+		c.heldCredit--
+		return true
 	}
-	c.last = now
-	if c.tokens < 1 {
-		return false
+	return false
+}
+
+// hold credits the client with the time d the relay stopped reading it to
+// wait for a full receiver. Whatever it sent meanwhile piled up in its
+// socket and is read at once afterwards: without the credit, a sender well
+// under the rate would be closed as a flood the moment the receiver it
+// waited for is dropped. The credit is what the rate allows in d, on top of
+// the bucket (whose burst caps what it gathers while waiting), and at most
+// what the rate allows in SlowReceiverTimeout plus a burst, so that over
+// any stretch a client never gets more than the rate and a burst beyond
+// the time it was not read.
+func (c *client) hold(d time.Duration) {
+	if c.flood == nil || d <= 0 {
+		return
 	}
-	c.tokens--
-	return true
+	cfg := &c.h.cfg
+	most := cfg.FloodRate*cfg.SlowReceiverTimeout.Seconds() + float64(cfg.FloodBurst)
+	c.heldCredit = min(c.heldCredit+d.Seconds()*cfg.FloodRate, most)
 }
 
 // enqueue queues a message for this client and wakes its writer, waiting
 // for room as a sender does (see pushWait): a control answer to a client
 // that does not read its answers slows that client down, then drops it.
 func (c *client) enqueue(msg []byte) {
+	start := time.Now()
 	c.pushWait(msg)
+	c.hold(time.Since(start))
 }
 
 // push queues a message for this client without ever blocking the caller,

@@ -49,7 +49,12 @@ type Config struct {
 	SlowReceiverTimeout time.Duration
 	// FloodRate is the sustained number of messages per second a client may
 	// send, control messages included; FloodBurst is how many may come at
-	// once. Exceeding them disconnects the client (flood). A FloodRate of 0
+	// once (a golang.org/x/time/rate bucket). Exceeding them disconnects
+	// the client (flood). The time the relay stopped reading a client to
+	// wait for a full receiver does not count: the client is granted what
+	// the rate allows in that time on top of the bucket, up to FloodRate ×
+	// SlowReceiverTimeout + FloodBurst, for what it sent meanwhile and the
+	// relay reads at once afterwards. A FloodRate of 0
 	// (the zero Config) or below means no limit; passerelle serve uses
 	// DefaultFloodRate. FloodBurst defaults to DefaultFloodBurst.
 	FloodRate  float64
