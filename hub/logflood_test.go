@@ -42,7 +42,9 @@ func TestConnectLeaveFloodLogBounded(t *testing.T) {
 	close(jobs)
 	wg.Wait()
 	testutil.EventuallyReport(t, waitTimeout, func() bool { return s.closed(ReasonClientClosed) == clients },
-		func() string { return fmt.Sprintf("closed as client_closed: %d, want %d", s.closed(ReasonClientClosed), clients) })
+		func() string {
+			return fmt.Sprintf("closed as client_closed: %d, want %d", s.closed(ReasonClientClosed), clients)
+		})
 	elapsed := time.Since(start)
 	got := s.logs.String()
 	intervals := 1 + int(elapsed/ratelog.DefaultEvery)
