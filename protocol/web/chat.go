@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
@@ -32,6 +34,9 @@ type Chat struct {
 	// writes its frames from, held only during a write, so idle clients
 	// keep none.
 	bufs sync.Pool
+
+	peerLogOnce sync.Once
+	peerLog     *ratelog.Logger // the per-client lines, rate-limited
 }
 
 func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +45,8 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := orDiscard(c.Logger)
-	t := newChatTransport(newSocket(ws, log, c.PingInterval), c.MaxMessage, ConnOf(r), &c.bufs)
+	c.peerLogOnce.Do(func() { c.peerLog = ratelog.New(log, 0) })
+	t := newChatTransport(newSocket(ws, c.peerLog, c.PingInterval), c.MaxMessage, ConnOf(r), &c.bufs)
 	TakeOver(r, func(ctx context.Context) {
 		c.Hub.Serve(hub.WithLogger(ctx, log.With("transport", "websocket")), t)
 	})
@@ -86,7 +92,7 @@ func (t *chatTransport) WriteMessages(msgs [][]byte) (int, error) {
 }
 
 func (t *chatTransport) SetReadDeadline(d time.Time) error  { return t.s.conn.SetReadDeadline(d) }
-func (t *chatTransport) SetWriteDeadline(d time.Time) error { return t.s.conn.SetWriteDeadline(d) }
+func (t *chatTransport) SetWriteDeadline(d time.Time) error { return t.s.setWriteDeadline(d) }
 func (t *chatTransport) Close() error                       { return t.s.closeWith(CloseNormal, "") }
 func (t *chatTransport) Abort() error                       { return t.s.abort() }
 func (t *chatTransport) RemoteAddr() net.Addr               { return t.s.conn.RemoteAddr() }
@@ -101,8 +107,8 @@ func (t *chatTransport) PeerStatusWord() string {
 // CloseReason closes with the WebSocket close code that says why.
 func (t *chatTransport) CloseReason(reason hub.CloseReason) error {
 	switch {
-	case errors.Is(t.s.readErr, ErrBadUTF8):
-		return t.s.closeWith(CloseBadUTF8, "text frame is not UTF-8")
+	case t.s.readErr != nil && !errors.Is(t.s.readErr, io.EOF):
+		return t.s.closeFor(CloseNormal, "")
 	case reason == hub.ReasonTooLarge:
 		return t.s.closeWith(CloseTooBig, "message too big")
 	case reason == hub.ReasonFlood:

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"net"
 	"net/http"
 	"net/url"
@@ -30,7 +32,7 @@ func DefaultOrigins() []string { return []string{AllOrigins} }
 type Origins struct {
 	all     bool
 	allowed map[string]bool
-	logger  *slog.Logger
+	logger  *ratelog.Logger
 }
 
 // NewOrigins builds the check from the configured list. Each entry is "*"
@@ -46,7 +48,7 @@ func NewOrigins(list []string, logger *slog.Logger) (*Origins, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	o := &Origins{allowed: make(map[string]bool, len(list)), logger: logger}
+	o := &Origins{allowed: make(map[string]bool, len(list)), logger: ratelog.New(logger, 0)}
 	var errs []error
 	for i, entry := range list {
 		if entry == AllOrigins {
@@ -90,7 +92,7 @@ func (o *Origins) Check(w http.ResponseWriter, r *http.Request) bool {
 	case len(values) == 1 && o.Allowed(values[0]):
 		return true
 	}
-	o.logger.Warn("origin refused",
+	o.logger.Warn("origin_refused", "origin refused",
 		"remote_addr", r.RemoteAddr,
 		"origin", clip(strings.Join(values, ", "), 200),
 		"path", clip(r.URL.Path, 200),

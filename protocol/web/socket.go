@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -13,14 +12,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // WebSocket close codes (RFC 6455 section 7.4.1) passerelle sends.
 const (
 	CloseNormal      = websocket.CloseNormalClosure           // 1000
 	CloseGoingAway   = websocket.CloseGoingAway               // 1001: the server shuts down
+	CloseProtocol    = websocket.CloseProtocolError           // 1002: a close frame with a 1-byte payload
 	CloseBadUTF8     = websocket.CloseInvalidFramePayloadData // 1007: a text frame that is not UTF-8
-	ClosePolicy      = websocket.ClosePolicyViolation         // 1008: the flood limit
+	ClosePolicy      = websocket.ClosePolicyViolation         // 1008: the flood limit, or too many pings and pongs
 	CloseTooBig      = websocket.CloseMessageTooBig           // 1009: a message over the maximum
 	CloseServerError = websocket.CloseInternalServerErr       // 1011
 )
@@ -32,10 +35,20 @@ const (
 	DefaultPingInterval = 30 * time.Second
 	// closeWait bounds the write of a close frame.
 	closeWait = time.Second
+	// ControlRate and ControlBurst bound the pings and pongs a client may
+	// send: a browser answers one ping per interval and sends few of its
+	// own. A client over them is closed with 1008 (ErrControlFlood).
+	ControlRate  = 10
+	ControlBurst = 20
 )
 
 // ErrBadUTF8 is the read error of a text frame whose payload is not UTF-8.
 var ErrBadUTF8 = errors.New("websocket: text frame is not valid UTF-8")
+
+// ErrControlFlood is the read error of a client that sends pings or pongs
+// faster than ControlRate: each ping costs the server a pong, a write of
+// its own, so they are bounded like messages.
+var ErrControlFlood = errors.New("websocket: pings and pongs over the limit")
 
 // acceptWebSocket upgrades r when it asks for a WebSocket from an allowed
 // Origin, and returns the connection. Otherwise it has answered r and
@@ -49,7 +62,7 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, origins *Origins, o
 	if !origins.Check(w, r) {
 		return nil
 	}
-	ws, err := upgrader().Upgrade(w, r, nil)
+	ws, err := upgrader().Upgrade(watchHijack{w}, r, nil)
 	if err != nil {
 		return nil // the upgrader answered the client
 	}
@@ -93,8 +106,8 @@ func (noPool) String() string { return "none" }
 // Write too, can only fall between frames.
 type socket struct {
 	ws   *websocket.Conn
-	conn net.Conn // what frames are written to: the connection the client upgraded
-	log  *slog.Logger
+	conn net.Conn        // what frames are written to: the connection the client upgraded
+	log  *ratelog.Logger // the listener's lines a client can cause
 
 	// Reader side (one goroutine).
 	cur     io.Reader
@@ -103,22 +116,46 @@ type socket struct {
 	npart   int
 	readErr error
 
-	lastRead atomic.Int64 // unix nanoseconds of the last frame from the client
-	ping     *time.Timer
-	pingSent time.Time // the last ping not yet answered by any frame; keepAlive only
-	interval time.Duration
-	closed   atomic.Bool
-	wmu      sync.Mutex // one writer of data frames at a time
+	lastRead  atomic.Int64 // unix nanoseconds of the last frame from the client
+	lastWrite atomic.Int64 // unix nanoseconds of the end of the last data write
+	// wdeadline is the write deadline the service set (unix nanoseconds,
+	// 0 for none): a control frame written between its writes, under a
+	// deadline of its own, puts it back.
+	wdeadline atomic.Int64
+	ping      *time.Timer
+	// pingSent is when the last ping began to be written, pingWritten when
+	// its write ended: a frame from the client after the first answers it,
+	// the time to answer runs from the second. keepAlive only.
+	pingSent    time.Time
+	pingWritten time.Time
+	interval    time.Duration
+	control     *rate.Limiter // the client's pings and pongs; reader only
+	closed      atomic.Bool
+	wmu         sync.Mutex // one writer of frames at a time
 }
 
-func newSocket(ws *websocket.Conn, log *slog.Logger, ping time.Duration) *socket {
+func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *socket {
 	if ping <= 0 {
 		ping = DefaultPingInterval
 	}
-	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log, interval: ping}
+	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log, interval: ping,
+		control: rate.NewLimiter(ControlRate, ControlBurst)}
 	s.lastRead.Store(time.Now().UnixNano())
 	ws.SetPongHandler(func(string) error {
 		s.lastRead.Store(time.Now().UnixNano())
+		if !s.control.Allow() {
+			return ErrControlFlood
+		}
+		return nil
+	})
+	ws.SetPingHandler(func(data string) error {
+		s.lastRead.Store(time.Now().UnixNano())
+		if !s.control.Allow() {
+			return ErrControlFlood
+		}
+		// A pong that cannot be written is not the reader's failure: the
+		// writes of the service see the broken connection.
+		_ = s.writeControl(websocket.PongMessage, []byte(data))
 		return nil
 	})
 	// A client's close frame ends the stream (io.EOF); the answering close
@@ -129,27 +166,82 @@ func newSocket(ws *websocket.Conn, log *slog.Logger, ping time.Duration) *socket
 	return s
 }
 
-// keepAlive runs every interval: it pings a client quiet for an interval,
-// and drops one that has sent nothing, not even the pong, for an interval
-// after its ping. The client always has a whole interval to answer,
-// whatever the timer's delays.
+// keepAlive runs every interval. A client is alive while it sends frames
+// or while the data written to it makes progress (a listen-only client
+// draining a backlog reads, though the ping queued behind that backlog
+// reaches it late). One quiet both ways for an interval is pinged, once no
+// data write is in progress, and the interval it has to answer starts when
+// the ping has been written, not when it was queued; one that then sends
+// nothing and takes nothing for that interval is dropped (ping_timeout).
 func (s *socket) keepAlive() {
 	if s.closed.Load() {
 		return
 	}
 	now := time.Now()
-	last := time.Unix(0, s.lastRead.Load())
-	if !s.pingSent.IsZero() && s.pingSent.After(last) && now.Sub(s.pingSent) >= s.interval {
-		s.log.Info("websocket client answers no ping; closing", "remote_addr", s.conn.RemoteAddr().String(),
-			"quiet", now.Sub(last).Round(time.Millisecond), "reason", "ping_timeout")
-		s.abort()
+	last := time.Unix(0, max(s.lastRead.Load(), s.lastWrite.Load()))
+	switch {
+	case !s.pingSent.IsZero() && s.pingSent.After(last) && now.Sub(s.pingWritten) >= s.interval:
+		s.pingTimeout(now, last)
 		return
-	}
-	if now.Sub(last) >= s.interval && !s.pingSent.After(last) {
+	case now.Sub(last) >= s.interval && !s.pingSent.After(last) && s.wmu.TryLock():
+		// A data write in progress (TryLock fails) is waited for: it
+		// ends in progress, or in the service's own write timeout.
 		s.pingSent = now
-		s.ws.WriteControl(websocket.PingMessage, nil, now.Add(closeWait))
+		err := s.writeLocked(pingFrame, now.Add(s.interval))
+		s.wmu.Unlock()
+		if err != nil {
+			// Not even the ping's bytes left within an interval.
+			s.pingTimeout(time.Now(), last)
+			return
+		}
+		s.pingWritten = time.Now()
 	}
 	s.ping.Reset(s.interval)
+}
+
+// pingFrame is an empty ping, as a server sends it (unmasked).
+var pingFrame = appendFrameHeader(nil, websocket.PingMessage, 0)
+
+func (s *socket) pingTimeout(now, last time.Time) {
+	s.log.Info("ws_ping_timeout", "websocket client answers no ping; closing", "remote_addr", s.conn.RemoteAddr().String(),
+		"quiet", now.Sub(last).Round(time.Millisecond), "reason", "ping_timeout")
+	s.abort()
+}
+
+// writeControl writes one control frame between the service's writes,
+// under a deadline of its own (an interval: a client that takes not even
+// that in an interval is dead).
+func (s *socket) writeControl(opcode int, payload []byte) error {
+	frame := append(appendFrameHeader(make([]byte, 0, maxFrameHeader+len(payload)), opcode, len(payload)), payload...)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.writeLocked(frame, time.Now().Add(s.interval))
+}
+
+// writeLocked writes b under deadline d, then puts back the service's
+// deadline. s.wmu must be held.
+func (s *socket) writeLocked(b []byte, d time.Time) error {
+	s.conn.SetWriteDeadline(d)
+	_, err := s.conn.Write(b)
+	s.conn.SetWriteDeadline(s.serviceDeadline())
+	return err
+}
+
+func (s *socket) serviceDeadline() time.Time {
+	if d := s.wdeadline.Load(); d != 0 {
+		return time.Unix(0, d)
+	}
+	return time.Time{}
+}
+
+// setWriteDeadline is the service's write deadline, kept for writeLocked.
+func (s *socket) setWriteDeadline(d time.Time) error {
+	var ns int64
+	if !d.IsZero() {
+		ns = d.UnixNano()
+	}
+	s.wdeadline.Store(ns)
+	return s.conn.SetWriteDeadline(d)
 }
 
 // Read returns the next bytes the client sent, across frames.
@@ -273,6 +365,7 @@ func (s *socket) writeFrames(buf []byte, msgs [][]byte) ([]byte, int, error) {
 	if err != nil {
 		return buf, 0, err
 	}
+	s.lastWrite.Store(time.Now().UnixNano())
 	return buf, total, nil
 }
 
@@ -296,6 +389,20 @@ func appendFrameHeader(b []byte, opcode int, n int) []byte {
 	default:
 		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 	}
+}
+
+// closeFor closes with the code a read error calls for (1007, 1002, 1008),
+// else with code.
+func (s *socket) closeFor(code int, text string) error {
+	switch {
+	case errors.Is(s.readErr, ErrBadUTF8):
+		return s.closeWith(CloseBadUTF8, "text frame is not UTF-8")
+	case errors.Is(s.readErr, ErrBadClose):
+		return s.closeWith(CloseProtocol, "close frame with a 1-byte payload")
+	case errors.Is(s.readErr, ErrControlFlood):
+		return s.closeWith(ClosePolicy, "too many pings and pongs")
+	}
+	return s.closeWith(code, text)
 }
 
 // closeWith sends a close frame with code, then closes the connection.

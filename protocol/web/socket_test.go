@@ -2,14 +2,22 @@ package web
 
 import (
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
+	"github.com/passerelle/passerelle/protocol/envoie"
 )
 
 // TestIdleClientsPinged: a WebSocket client that answers the server's pings
@@ -67,4 +75,205 @@ func TestIdleClientsPinged(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the client that answers pings was not answered")
 	}
+}
+
+// chatServer serves a fresh hub's Chat over TLS and dials WebSocket
+// clients to it.
+func chatServer(t *testing.T, ping time.Duration, cfg hub.Config) (func() *websocket.Conn, *hub.Hub, *testutil.Buffer) {
+	t.Helper()
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	h := hub.New(cfg)
+	t.Cleanup(func() { h.Close() })
+	origins, err := NewOrigins(nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, &Chat{Hub: h, Page: NewChatPage(), Origins: origins, MaxMessage: hub.DefaultMaxMessage, Logger: log, PingInterval: ping})
+	return func() *websocket.Conn {
+		d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: srv.ca.Pool()}}
+		ws, _, err := d.Dial("wss://"+srv.addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		return ws
+	}, h, logs
+}
+
+// closeCode reads until the server's close frame and returns its code.
+func closeCode(t *testing.T, ws *websocket.Conn) int {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		t.Fatalf("read: %v, want a close frame", err)
+	}
+}
+
+// TestControlFrameFlood: pings cost the server a write each, so a client
+// sending them without end is closed with 1008 after ControlBurst or so,
+// rather than answered a pong each.
+func TestControlFrameFlood(t *testing.T) {
+	dial, _, logs := chatServer(t, time.Minute, hub.Config{})
+	ws := dial()
+	var pongs atomic.Int64
+	ws.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+	const pings = 2000
+	go func() {
+		for range pings {
+			if ws.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(5*time.Second)) != nil {
+				return
+			}
+		}
+	}()
+	if code := closeCode(t, ws); code != ClosePolicy {
+		t.Fatalf("close code %d, want %d", code, ClosePolicy)
+	}
+	if n := pongs.Load(); n > 2*ControlBurst {
+		t.Fatalf("%d pongs for %d pings, want at most about ControlBurst (%d)", n, pings, ControlBurst)
+	}
+	testutil.EventuallyContains(t, logs, `error="websocket: pings and pongs over the limit"`, 5*time.Second)
+}
+
+// TestOneByteCloseIsProtocolError: a close frame's body starts with a
+// 2-byte code (RFC 6455 section 5.5.1); one byte is answered 1002, on a
+// chat and on an asset listener alike, and what the client sent before it
+// is still relayed.
+func TestOneByteCloseIsProtocolError(t *testing.T) {
+	t.Run("chat", func(t *testing.T) {
+		dial, h, _ := chatServer(t, time.Minute, hub.Config{})
+		ws, other := dial(), dial()
+		testutil.Eventually(t, "two clients", 5*time.Second, func() bool { return h.Stats().Clients == 2 })
+		// The message and the bad close frame leave in one write.
+		if err := ws.WriteMessage(websocket.BinaryMessage, []byte("before\x00")); err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.WriteControl(websocket.CloseMessage, []byte{0x03}, time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if code := closeCode(t, ws); code != CloseProtocol {
+			t.Fatalf("close code %d, want %d", code, CloseProtocol)
+		}
+		other.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, p, err := other.ReadMessage(); err != nil || string(p) != "before\x00" {
+			t.Fatalf("other client read %q, %v; want the message sent before the bad close", p, err)
+		}
+	})
+	t.Run("assets", func(t *testing.T) {
+		es := &envoie.Server{Files: envoie.Samples()}
+		srv := serve(t, &Stream{Serve: es.ServeConn, Files: &Assets{Files: envoie.Samples()}, PingInterval: time.Minute})
+		d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: srv.ca.Pool()}}
+		ws, _, err := d.Dial("wss://"+srv.addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		if err := ws.WriteControl(websocket.CloseMessage, []byte{0x03}, time.Now().Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if code := closeCode(t, ws); code != CloseProtocol {
+			t.Fatalf("close code %d, want %d", code, CloseProtocol)
+		}
+	})
+}
+
+// TestSlowReaderBehindBacklogKept: a WebSocket client that only listens,
+// reading slowly through a backlog larger than the socket buffers, gets
+// each keep-alive ping late (behind what is buffered) and answers it late;
+// it is alive all along, since what is written to it keeps going out, and
+// is not closed as ping_timeout. It gets every message, in order.
+func TestSlowReaderBehindBacklogKept(t *testing.T) {
+	const (
+		interval = 200 * time.Millisecond
+		messages = 300
+		size     = 4 << 10
+	)
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	h := hub.New(hub.Config{MaxMessage: 8 << 10, QueueBytes: 64 << 10, WriteTimeout: time.Minute})
+	t.Cleanup(func() { h.Close() })
+	origins, err := NewOrigins(nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small socket buffers on both ends: what is in flight to the slow
+	// reader takes longer to read than a ping interval.
+	const sockBuf = 32 << 10
+	ca := testpki.NewRoot(t, testpki.CAOptions{CommonName: "web test root"})
+	leaf := ca.Leaf(t, testpki.LeafOptions{})
+	ln := tls.NewListener(smallSendBuffers{testutil.Listen(t), sockBuf}, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
+	startServer(t, ln, &Chat{Hub: h, Page: NewChatPage(), Origins: origins, MaxMessage: 8 << 10, Logger: log, PingInterval: interval})
+	dial := func() *websocket.Conn {
+		d := websocket.Dialer{
+			TLSClientConfig: &tls.Config{RootCAs: ca.Pool()},
+			NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) {
+					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, sockBuf)
+				})
+			}}).DialContext,
+		}
+		ws, _, err := d.Dial("wss://"+ln.Addr().String()+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		return ws
+	}
+	sender, slow := dial(), dial()
+	testutil.Eventually(t, "two clients", 5*time.Second, func() bool { return h.Stats().Clients == 2 })
+	frame := func(i int) string {
+		head := fmt.Sprintf("%d:", i)
+		return head + strings.Repeat("s", size-1-len(head)) + "\x00"
+	}
+	go func() {
+		// The sender reads too, as a browser does, and so answers pings.
+		for {
+			if _, _, err := sender.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		for i := range messages {
+			if sender.WriteMessage(websocket.BinaryMessage, []byte(frame(i))) != nil {
+				return
+			}
+		}
+	}()
+	// About 1.2 MB at some 400 KB/s: many ping intervals, each ping
+	// read behind some 100 KB of buffered frames.
+	for i := range messages {
+		slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, p, err := slow.ReadMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v\n%s", i, err, logs.String())
+		}
+		if string(p) != frame(i) {
+			t.Fatalf("message %d starts %q", i, p[:min(12, len(p))])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Contains(logs.String(), "ping_timeout") {
+		t.Fatalf("a live reader was closed:\n%s", logs.String())
+	}
+}
+
+// smallSendBuffers sets the send buffer of each accepted connection.
+type smallSendBuffers struct {
+	net.Listener
+	size int
+}
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(l.size)
+	}
+	return c, err
 }

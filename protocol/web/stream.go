@@ -5,7 +5,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // Stream is the HTTP side of an asset listener: a WebSocket upgrade, on any
@@ -20,6 +23,9 @@ type Stream struct {
 	Logger  *slog.Logger
 	// PingInterval is as Chat's.
 	PingInterval time.Duration
+
+	peerLogOnce sync.Once
+	peerLog     *ratelog.Logger // the per-client lines, rate-limited
 }
 
 func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -27,7 +33,8 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ws == nil {
 		return
 	}
-	c := &streamConn{s: newSocket(ws, orDiscard(s.Logger), s.PingInterval)}
+	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
+	c := &streamConn{s: newSocket(ws, s.peerLog, s.PingInterval)}
 	TakeOver(r, func(ctx context.Context) {
 		defer c.Close()
 		s.Serve(ctx, c)
@@ -67,10 +74,13 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (c *streamConn) Close() error                       { return c.s.closeWith(CloseNormal, "") }
-func (c *streamConn) Abort() error                       { return c.s.abort() }
-func (c *streamConn) LocalAddr() net.Addr                { return c.s.conn.LocalAddr() }
-func (c *streamConn) RemoteAddr() net.Addr               { return c.s.conn.RemoteAddr() }
-func (c *streamConn) SetDeadline(t time.Time) error      { return c.s.conn.SetDeadline(t) }
+func (c *streamConn) Close() error         { return c.s.closeFor(CloseNormal, "") }
+func (c *streamConn) Abort() error         { return c.s.abort() }
+func (c *streamConn) LocalAddr() net.Addr  { return c.s.conn.LocalAddr() }
+func (c *streamConn) RemoteAddr() net.Addr { return c.s.conn.RemoteAddr() }
+func (c *streamConn) SetDeadline(t time.Time) error {
+	c.s.setWriteDeadline(t)
+	return c.s.conn.SetReadDeadline(t)
+}
 func (c *streamConn) SetReadDeadline(t time.Time) error  { return c.s.conn.SetReadDeadline(t) }
-func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.s.conn.SetWriteDeadline(t) }
+func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.s.setWriteDeadline(t) }

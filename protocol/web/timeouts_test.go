@@ -138,4 +138,3 @@ func writeTemp(t *testing.T, dir, name string) string {
 	}
 	return p
 }
-
