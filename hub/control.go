@@ -135,7 +135,7 @@ func (h *Hub) setNick(c *client, name, key string) (string, bool) {
 		holder, ok, err := l.ClaimNick(key, name)
 		h.mu.Lock()
 		if err != nil {
-			h.cfg.Logger.Warn("chat nickname claimed on this node only: the other nodes cannot be asked",
+			h.peerLog.Warn("chat_nick_local", "chat nickname claimed on this node only: the other nodes cannot be asked",
 				"remote_addr", c.addr, "nick", name, "error", err.Error())
 		} else if !ok {
 			delete(h.nicks, key)

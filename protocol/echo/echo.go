@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // Greeting is sent on connect (the OpenFL/AIR socket chapter,
@@ -35,8 +38,14 @@ type Server struct {
 	// for that long (reason idle_timeout). Zero keeps it until the client
 	// leaves.
 	IdleTimeout time.Duration
-	// Logger receives one line per closed connection; nil means none.
+	// Logger receives a line per closed connection, rate-limited to one
+	// per reason every ratelog.DefaultEvery with the count of the others
+	// (a client connecting in a loop must not fill the log); nil means
+	// none.
 	Logger *slog.Logger
+
+	peerLogOnce sync.Once
+	peerLog     *ratelog.Logger
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -68,7 +77,8 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
-	s.logger().Info("echo client closed", attrs...)
+	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
+	s.peerLog.Info("echo_closed_"+reason, "echo client closed", attrs...)
 }
 
 func (s *Server) serve(conn net.Conn) (string, error) {
