@@ -70,7 +70,8 @@ type Config struct {
 	// default) is a single node.
 	Link Link
 	// Logger receives a line per closed client (remote_addr, reason),
-	// rate-limited to one per reason every ratelog.DefaultEvery with the
+	// rate-limited to one per reason and logger (see WithLogger) every
+	// ratelog.DefaultEvery with the
 	// count of the others (suppressed=N), and, at debug level, one per new
 	// client; nil means no logging. The Observer counts every close.
 	Logger *slog.Logger

@@ -160,7 +160,9 @@ type loggerKey struct{}
 // WithLogger returns a context under which Serve and ServeConn log to l
 // instead of Config.Logger: a server hands each connection the logger of
 // its listener, so that one hub's lines still say which listener and
-// service a client came through.
+// service a client came through. The close lines are rate-limited per
+// logger: hand every connection of a listener the same one, not one made
+// for each connection.
 func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, l)
 }
@@ -344,8 +346,11 @@ func (h *Hub) logClose(log *slog.Logger, c *client, reason CloseReason, err erro
 		attrs = append(attrs, "error", err.Error())
 	}
 	// A client can connect and leave in a loop: the line is rate-limited
-	// per reason (the Observer counts every close).
-	h.peerLog.LogTo(context.Background(), log, slog.LevelInfo, "chat_closed_"+string(reason), "chat client closed", attrs...)
+	// per reason and per logger, that is per listener (WithLogger), so
+	// that a flood on one listener hides nothing of another's (the
+	// Observer counts every close).
+	key := fmt.Sprintf("chat_closed_%s_%p", reason, log)
+	h.peerLog.LogTo(context.Background(), log, slog.LevelInfo, key, "chat client closed", attrs...)
 }
 
 // members returns the sorted nicknames in c's room and its size, on every

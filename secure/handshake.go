@@ -214,7 +214,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 		switch {
 		case refused != nil:
 			st.observeHandshake(HandshakeRefused, verdict.Status, deadline)
-			log.Limited(slog.LevelWarn, "client_refused", "client refused", "status", verdict.Status, "reason", refusalReason(verdict, refused))
+			log.Limited(slog.LevelWarn, "client_refused_"+string(verdict.Status), "client refused", "status", verdict.Status, "reason", refusalReason(verdict, refused))
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
 			st.observeHandshake(HandshakeTimeout, StatusUnknown, deadline)
 			log.Limited(slog.LevelInfo, "handshake_timeout", "tls handshake timed out; closing", "outcome", HandshakeTimeout, "timeout", st.cfg.HandshakeTimeout)

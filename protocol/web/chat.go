@@ -2,8 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,6 +35,7 @@ type Chat struct {
 
 	peerLogOnce sync.Once
 	peerLog     *ratelog.Logger // the per-client lines, rate-limited
+	hubLog      *slog.Logger    // Logger with transport=websocket, for the hub
 }
 
 func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,11 +43,16 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ws == nil {
 		return
 	}
-	log := orDiscard(c.Logger)
-	c.peerLogOnce.Do(func() { c.peerLog = ratelog.New(log, 0) })
+	c.peerLogOnce.Do(func() {
+		log := orDiscard(c.Logger)
+		c.peerLog = ratelog.New(log, 0)
+		// One logger for every client, so that the hub's rate of close
+		// lines is the listener's, not each client's.
+		c.hubLog = log.With("transport", "websocket")
+	})
 	t := newChatTransport(newSocket(ws, c.peerLog, c.PingInterval), c.MaxMessage, ConnOf(r), &c.bufs)
 	TakeOver(r, func(ctx context.Context) {
-		c.Hub.Serve(hub.WithLogger(ctx, log.With("transport", "websocket")), t)
+		c.Hub.Serve(hub.WithLogger(ctx, c.hubLog), t)
 	})
 }
 
@@ -106,9 +110,10 @@ func (t *chatTransport) PeerStatusWord() string {
 
 // CloseReason closes with the WebSocket close code that says why.
 func (t *chatTransport) CloseReason(reason hub.CloseReason) error {
+	if code, text, ok := readErrClose(t.s.readErr); ok {
+		return t.s.closeWith(code, text)
+	}
 	switch {
-	case t.s.readErr != nil && !errors.Is(t.s.readErr, io.EOF):
-		return t.s.closeFor(CloseNormal, "")
 	case reason == hub.ReasonTooLarge:
 		return t.s.closeWith(CloseTooBig, "message too big")
 	case reason == hub.ReasonFlood:

@@ -391,18 +391,27 @@ func appendFrameHeader(b []byte, opcode int, n int) []byte {
 	}
 }
 
-// closeFor closes with the code a read error calls for (1007, 1002, 1008),
+// closeFor closes with the code a read error calls for (readErrClose),
 // else with code.
 func (s *socket) closeFor(code int, text string) error {
-	switch {
-	case errors.Is(s.readErr, ErrBadUTF8):
-		return s.closeWith(CloseBadUTF8, "text frame is not UTF-8")
-	case errors.Is(s.readErr, ErrBadClose):
-		return s.closeWith(CloseProtocol, "close frame with a 1-byte payload")
-	case errors.Is(s.readErr, ErrControlFlood):
-		return s.closeWith(ClosePolicy, "too many pings and pongs")
+	if c, t, ok := readErrClose(s.readErr); ok {
+		return s.closeWith(c, t)
 	}
 	return s.closeWith(code, text)
+}
+
+// readErrClose is the close code and text of a client's fault found while
+// reading (1007, 1002, 1008); ok is false for any other error.
+func readErrClose(err error) (code int, text string, ok bool) {
+	switch {
+	case errors.Is(err, ErrBadUTF8):
+		return CloseBadUTF8, "text frame is not UTF-8", true
+	case errors.Is(err, ErrBadClose):
+		return CloseProtocol, "close frame with a 1-byte payload", true
+	case errors.Is(err, ErrControlFlood):
+		return ClosePolicy, "too many pings and pongs", true
+	}
+	return 0, "", false
 }
 
 // closeWith sends a close frame with code, then closes the connection.
