@@ -54,7 +54,7 @@ type listenerConfig struct {
 	Service string `mapstructure:"service"`
 	Root    string `mapstructure:"root"`
 	// AllowDotfiles serves names with a leading dot in any element from
-	// Root (envoie.DirOptions); off, they are answered as missing.
+	// Root (envoie.WithDotfiles); off, they are answered as missing.
 	AllowDotfiles bool      `mapstructure:"allow_dotfiles"`
 	TLS           tlsConfig `mapstructure:"tls"`
 	// ProxyProtocol are the load balancers (CIDR prefixes or addresses)

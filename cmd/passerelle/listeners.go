@@ -93,7 +93,7 @@ func prepareListeners(cfg *serveConfig, log *slog.Logger) (*listenerSet, error) 
 			l.assets = envoie.Samples()
 			if lc.Root != "" {
 				// The folder stays open (os.Root) while serve runs.
-				dir, err := envoie.OpenDirWith(lc.Root, envoie.DirOptions{AllowDotfiles: lc.AllowDotfiles})
+				dir, err := envoie.OpenDir(lc.Root, envoie.WithDotfiles(lc.AllowDotfiles))
 				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", lc.rootKey(l.where), err))
 				} else {

@@ -48,13 +48,6 @@ type Server struct {
 	peerLog     *ratelog.Logger
 }
 
-func (s *Server) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Logger
-}
-
 // ServeConn serves one connection until the client leaves or ctx is
 // cancelled, and closes it. The connection is the client's own: already
 // through TLS and past the policy-file check, both done by the listener

@@ -26,8 +26,8 @@ type Files interface {
 // checks of os.Root rather than by string inspection.
 //
 // A name with a leading dot in any of its elements (.env, .git/config,
-// a/.hidden/b) is not served unless DirOptions.AllowDotfiles says so: it
-// is refused as a missing name, and left out of listings. Such files are
+// a/.hidden/b) is not served unless WithDotfiles(true) says so: it is
+// refused as a missing name, and left out of listings. Such files are
 // usually a tool's or an editor's, not meant for the public.
 type Dir struct {
 	root     *os.Root
@@ -36,20 +36,18 @@ type Dir struct {
 
 var _ Files = (*Dir)(nil)
 
-// DirOptions tunes a Dir. The zero value is OpenDir's.
-type DirOptions struct {
-	// AllowDotfiles serves names with a leading dot in any element.
-	AllowDotfiles bool
+// A DirOption tunes OpenDir.
+type DirOption func(*Dir)
+
+// WithDotfiles serves names with a leading dot in any element when allow
+// is true (they are not served by default).
+func WithDotfiles(allow bool) DirOption {
+	return func(d *Dir) { d.dotfiles = allow }
 }
 
-// OpenDir opens path as the root of the served tree, without dotfiles.
-// Close it when the server is done.
-func OpenDir(path string) (*Dir, error) {
-	return OpenDirWith(path, DirOptions{})
-}
-
-// OpenDirWith is OpenDir with options.
-func OpenDirWith(path string, o DirOptions) (*Dir, error) {
+// OpenDir opens path as the root of the served tree, without dotfiles
+// unless an option says otherwise. Close it when the server is done.
+func OpenDir(path string, opts ...DirOption) (*Dir, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("asset folder: %w", err)
@@ -61,7 +59,11 @@ func OpenDirWith(path string, o DirOptions) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("asset folder: %w", err)
 	}
-	return &Dir{root: r, dotfiles: o.AllowDotfiles}, nil
+	d := &Dir{root: r}
+	for _, o := range opts {
+		o(d)
+	}
+	return d, nil
 }
 
 // Open opens name for reading without blocking: opening a FIFO for reading
@@ -100,15 +102,15 @@ func (d *Dir) ReadDir(name string) ([]fs.DirEntry, error) {
 
 // hidden refuses a name with a dotfile element when those are not served.
 func (d *Dir) hidden(name string) error {
-	if d.dotfiles || !HasDotElement(name) {
+	if d.dotfiles || !hasDotElement(name) {
 		return nil
 	}
-	return concealed(CodeNotFound, nil, "%s has an element starting with a dot (not served: allow_dotfiles)", quoteName(name))
+	return concealed(CodeNotFound, nil, "%s has an element starting with a dot (dotfiles are not served)", quoteName(name))
 }
 
-// HasDotElement reports whether an element of the slash-separated name
+// hasDotElement reports whether an element of the slash-separated name
 // starts with a dot.
-func HasDotElement(name string) bool {
+func hasDotElement(name string) bool {
 	for elem := range strings.SplitSeq(name, "/") {
 		if strings.HasPrefix(elem, ".") {
 			return true

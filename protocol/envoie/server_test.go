@@ -389,7 +389,7 @@ func TestDotfiles(t *testing.T) {
 	_, err := hidden.client(t).List(ctx, ".git")
 	remoteErr(t, err, CodeNotFound, `no such file ".git"`)
 
-	d, err := OpenDirWith(dir, DirOptions{AllowDotfiles: true})
+	d, err := OpenDir(dir, WithDotfiles(true))
 	must(t, err)
 	t.Cleanup(func() { d.Close() })
 	shown := startServer(t, d, nil)
