@@ -28,7 +28,10 @@
 // resolves the rest through an os.Root, so symbolic links leading out of the
 // root are refused by the same kernel-backed checks whatever their shape;
 // finally the opened file must be a regular file (no directories, devices,
-// FIFOs or sockets).
+// FIFOs or sockets). Dir serves no name with a leading dot in any element
+// unless WithDotfiles says so. A name that exists but is not served (a link
+// out of the root, a FIFO, a device, a dotfile) is answered exactly as a
+// missing one, not_found, with the real code in the log.
 //
 // The service receives connections already through TLS and already past
 // the Flash policy-file check: the listener (package secure) does both for

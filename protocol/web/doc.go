@@ -20,7 +20,16 @@
 //     envoie.ValidateName and the same envoie.Files (an os.Root) as the
 //     ENVOIE protocol, with Range requests and ETags.
 //   - origins.go: Origins, the websocket.origins check.
-//   - limits.go: the HTTP limits (header size, read-header timeout).
+//   - limits.go: the HTTP limits (header size, one read deadline for a
+//     request's headers and body); assets.go bounds a download that makes
+//     no progress, as ENVOIE does.
+//   - socket.go: a WebSocket as a byte stream, its keep-alive (a client
+//     is alive while it sends or takes what is written to it) and the
+//     bound on pings and pongs; framewatch.go: the close frame the library
+//     would accept and RFC 6455 does not (1002).
+//
+// The lines a client can cause (origin refused, ping_timeout, a download
+// cut short) are rate-limited through internal/ratelog.
 //
 // docs/browser.md is the user's reference.
 package web
