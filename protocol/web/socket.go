@@ -422,10 +422,30 @@ func (s *socket) closeWith(code int, text string) error {
 	s.ping.Stop()
 	s.conn.SetWriteDeadline(time.Now().Add(closeWait))
 	s.wmu.Lock()
-	s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWait))
+	err := s.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWait))
 	s.wmu.Unlock()
+	if err == nil && s.readErr != nil && !errors.Is(s.readErr, io.EOF) {
+		// The client may still be sending (pings, frames after a bad
+		// one): closing with its bytes unread makes the kernel answer with
+		// a reset, which can destroy the close frame in flight. Read off
+		// what it sends for a moment first, as envoie's refusals do; a
+		// client answers a close frame with its own and hangs up.
+		raw := s.conn
+		if w, ok := raw.(*watchedConn); ok {
+			raw = w.Conn // past the frame watch, which reads no further
+		}
+		raw.SetReadDeadline(time.Now().Add(closeLinger))
+		io.CopyN(io.Discard, raw, maxLinger)
+	}
 	return s.conn.Close()
 }
+
+// closeLinger and maxLinger bound what closeWith reads off a client that
+// is still sending when it is closed for a fault.
+const (
+	closeLinger = 250 * time.Millisecond
+	maxLinger   = 256 << 10
+)
 
 // abort drops the connection without a close frame or TLS alert.
 func (s *socket) abort() error {
