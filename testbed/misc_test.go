@@ -110,12 +110,15 @@ func TestRootPersisted(t *testing.T) {
 }
 
 // TestSNIRefusesUnknownNames: on the SNI port the name is the endpoint.
+// Each refusal is looked for on a testbed of its own: a failed handshake's
+// line is rate-limited per listener, one every ratelog.DefaultEvery.
 func TestSNIRefusesUnknownNames(t *testing.T) {
-	tb := startTestbed(t)
+	var tb *running
 	for _, tc := range []struct{ serverName, log string }{
 		{"nope" + NameSuffix, `no testbed endpoint is named \"nope.testbed.localhost\" (want <endpoint>.testbed.localhost)`},
 		{"", "no server name (SNI) sent: on the SNI port the server name picks the endpoint, e.g. trusted.testbed.localhost"},
 	} {
+		tb = startTestbed(t)
 		c, err := tls.Dial("tcp", tb.SNIAddress(), &tls.Config{ServerName: tc.serverName, InsecureSkipVerify: true})
 		if err == nil {
 			c.Close()

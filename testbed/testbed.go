@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
@@ -135,7 +136,7 @@ func New(cfg Config) (_ *Testbed, err error) {
 		byName: make(map[string]*endpoint),
 		// One pool of connections for every port.
 		limit:  secure.NewLimiter(cfg.MaxConns, cfg.MaxConns, cfg.Logger),
-		policy: &policy.Gate{Logger: cfg.Logger},
+		policy: &policy.Gate{Logger: cfg.Logger, PeerLog: ratelog.New(cfg.Logger, 0)},
 	}
 	defer func() {
 		if err != nil {

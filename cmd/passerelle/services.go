@@ -83,7 +83,7 @@ func newServices(cfg *serveConfig, policyDoc []byte, log *slog.Logger) *services
 	return &services{
 		cfg:  cfg,
 		log:  log,
-		gate: &policy.Gate{Policy: policyDoc, Wait: cfg.Chat.PolicyWait, Logger: log},
+		gate: &policy.Gate{Policy: policyDoc, Wait: cfg.Chat.PolicyWait, Logger: log, PeerLog: ratelog.New(log, 0)},
 	}
 }
 
@@ -205,8 +205,8 @@ func newPolicyService(s *services, l *listener) (service, error) {
 	gate.Wait = policy.DefaultReadTimeout
 	return service{
 		preface: gate.Check,
-		handle: func(_ context.Context, c *secure.Conn) {
-			l.log.Info("policy connection closed: not a policy request", "remote_addr", c.RemoteAddr().String())
+		handle: func(ctx context.Context, c *secure.Conn) {
+			s.gate.PeerLog.LogTo(ctx, l.log, slog.LevelInfo, "policy_not_request", "policy connection closed: not a policy request", "remote_addr", c.RemoteAddr().String())
 		},
 	}, nil
 }

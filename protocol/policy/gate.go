@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/internal/peekconn"
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // Defaults of a Gate.
@@ -45,6 +46,11 @@ type Gate struct {
 	// Logger receives a debug line per policy served and an info line per
 	// requester that failed half-way; nil means none.
 	Logger *slog.Logger
+	// PeerLog, when set, writes those info lines instead, at most one of
+	// each kind per interval with the count of the others: a client can
+	// cause one per connection. A listener sets it (internal/ratelog, over
+	// Logger); nil writes every line to Logger.
+	PeerLog *ratelog.Logger
 }
 
 // Check reads the first bytes of conn. When they are Request it writes the
@@ -72,12 +78,12 @@ func (g *Gate) Check(ctx context.Context, conn net.Conn) (net.Conn, bool) {
 	case interrupted || pastDeadline(ctx):
 		// Cancelled, or out of the listener's time for everything before
 		// the service: the client is dropped.
-		log.Info("client did not finish its first message in time; closing", "remote_addr", conn.RemoteAddr().String(),
+		g.info(log, "policy_unfinished", "client did not finish its first message in time; closing", "remote_addr", conn.RemoteAddr().String(),
 			"first_bytes", string(prefix))
 		return nil, false
 	case err != nil:
 		if len(prefix) > 0 || !errors.Is(err, io.EOF) {
-			log.Info("client left before its first message", "remote_addr", conn.RemoteAddr().String(),
+			g.info(log, "policy_left", "client left before its first message", "remote_addr", conn.RemoteAddr().String(),
 				"first_bytes", string(prefix), "error", err.Error())
 		}
 		return nil, false
@@ -161,7 +167,7 @@ func (g *Gate) Answer(conn net.Conn) {
 	}
 	conn.SetWriteDeadline(time.Now().Add(orDefault(g.WriteTimeout, DefaultWriteTimeout)))
 	if _, err := conn.Write(Response(doc)); err != nil {
-		log.Info("policy answer not sent", "remote_addr", conn.RemoteAddr().String(), "error", err.Error())
+		g.info(log, "policy_not_sent", "policy answer not sent", "remote_addr", conn.RemoteAddr().String(), "error", err.Error())
 		return
 	}
 	log.Debug("policy served", "remote_addr", conn.RemoteAddr().String())
@@ -170,6 +176,15 @@ func (g *Gate) Answer(conn net.Conn) {
 func pastDeadline(ctx context.Context) bool {
 	end, ok := ctx.Deadline()
 	return ok && !time.Now().Before(end)
+}
+
+// info writes a line a client caused, through PeerLog when set.
+func (g *Gate) info(log *slog.Logger, key, msg string, args ...any) {
+	if g.PeerLog != nil {
+		g.PeerLog.LogTo(context.Background(), log, slog.LevelInfo, key, msg, args...)
+		return
+	}
+	log.Info(msg, args...)
 }
 
 func (g *Gate) logger() *slog.Logger {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/ratelog"
 	"github.com/passerelle/passerelle/internal/testutil"
 )
 
@@ -154,6 +155,26 @@ func TestGateClientLeaves(t *testing.T) {
 	}
 	testutil.EventuallyContains(t, logs, `msg="client left before its first message" remote_addr=`, time.Second)
 	testutil.EventuallyContains(t, logs, `first_bytes=<pol error=EOF`, time.Second)
+}
+
+// TestGateLinesRateLimited: clients leaving half-way through in a loop
+// cost one line per interval through PeerLog, not one each.
+func TestGateLinesRateLimited(t *testing.T) {
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	g := &Gate{Logger: log, PeerLog: ratelog.New(log, 0)}
+	const clients = 200
+	for range clients {
+		c, s := pair(t)
+		c.Write([]byte("<pol"))
+		c.Close()
+		if next, on := g.Check(context.Background(), s); next != nil || on {
+			t.Fatalf("Check = %v, %v; want nil, false", next, on)
+		}
+		s.Close()
+	}
+	if n := strings.Count(logs.String(), `msg="client left before its first message"`); n != 1 {
+		t.Fatalf("%d lines for %d clients, want 1:\n%s", n, clients, logs.String())
+	}
 }
 
 func TestGateCancelled(t *testing.T) {
