@@ -127,12 +127,19 @@ func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = io.Copy(w, io.LimitReader(f.file, size))
+		a.logCut(r, name, pw)
 		return
 	}
 	if etag := f.etag(rs, size); etag != "" {
 		h.Set("ETag", etag)
 	}
 	http.ServeContent(w, r, name, f.info.ModTime(), rs)
+	a.logCut(r, name, pw)
+}
+
+// logCut says so when a download was cut short (the client left, or
+// stopped reading for the write timeout).
+func (a *Assets) logCut(r *http.Request, name string, pw *progressWriter) {
 	if pw.err != nil {
 		a.logLimited("http_download_cut", "asset download cut short",
 			"remote_addr", r.RemoteAddr, "name", clip(name, 200), "bytes", pw.written, "error", pw.err)
