@@ -37,6 +37,12 @@ func (c *Conn) TLS() *tls.ConnectionState {
 // or when the peer is not reading (the alert's write would block).
 func (c *Conn) Abort() error { return c.raw.Close() }
 
+// NetConn is the connection under any TLS layer (as tls.Conn's NetConn):
+// for what only the socket can tell, such as how much of what was written
+// the client has not taken yet. Reading or writing it directly would
+// corrupt the TLS stream.
+func (c *Conn) NetConn() net.Conn { return c.raw }
+
 // PeerStatusWord is the client certificate's status as its word, for the
 // services' log lines (hub.PeerStatusReporter): "" when no client
 // certificate was judged (none asked for, or none sent), so that the lines

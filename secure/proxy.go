@@ -145,6 +145,9 @@ type proxiedConn struct {
 	remote net.Addr
 }
 
+// NetConn is the balancer's connection under c.
+func (c *proxiedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *proxiedConn) Read(p []byte) (int, error) {
 	if c.r != nil {
 		if c.r.Buffered() > 0 {

@@ -93,3 +93,7 @@ func (c *Conn) PeerStatusWord() string {
 	}
 	return ""
 }
+
+// NetConn is the connection under c, for what only the socket can tell
+// (the send queue of the WebSocket keep-alive).
+func (c *Conn) NetConn() net.Conn { return c.Conn }

@@ -164,6 +164,9 @@ func (c *httpConn) Abort() error {
 
 func (c *httpConn) PeerStatusWord() string { return peerStatus(c.Conn) }
 
+// NetConn is the connection under c.
+func (c *httpConn) NetConn() net.Conn { return c.Conn }
+
 // connListener hands net/http the connections ServeConn receives.
 type connListener struct {
 	conns  chan net.Conn

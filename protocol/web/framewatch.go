@@ -134,3 +134,4 @@ type watchedConn struct{ frameWatch }
 
 func (c *watchedConn) Abort() error           { return abort(c.Conn) }
 func (c *watchedConn) PeerStatusWord() string { return peerStatus(c.Conn) }
+func (c *watchedConn) NetConn() net.Conn      { return c.Conn }

@@ -130,8 +130,12 @@ type socket struct {
 	pingWritten time.Time
 	interval    time.Duration
 	control     *rate.Limiter // the client's pings and pongs; reader only
-	closed      atomic.Bool
-	wmu         sync.Mutex // one writer of frames at a time
+	// outq reads the socket's send queue (nil when it cannot be told);
+	// queued is what it said at the previous keepAlive.
+	outq   func() (int, bool)
+	queued int
+	closed atomic.Bool
+	wmu    sync.Mutex // one writer of frames at a time
 }
 
 func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *socket {
@@ -140,6 +144,7 @@ func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *soc
 	}
 	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log, interval: ping,
 		control: rate.NewLimiter(ControlRate, ControlBurst)}
+	s.outq = sendQueueOf(s.conn)
 	s.lastRead.Store(time.Now().UnixNano())
 	ws.SetPongHandler(func(string) error {
 		s.lastRead.Store(time.Now().UnixNano())
@@ -167,9 +172,9 @@ func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *soc
 }
 
 // keepAlive runs every interval. A client is alive while it sends frames
-// or while the data written to it makes progress (a listen-only client
-// draining a backlog reads, though the ping queued behind that backlog
-// reaches it late). One quiet both ways for an interval is pinged, once no
+// or while the data written to it makes progress: a write completes, or
+// the socket's send queue shrinks (a listen-only client draining a backlog
+// reads, though the ping queued behind that backlog reaches it late). One quiet both ways for an interval is pinged, once no
 // data write is in progress, and the interval it has to answer starts when
 // the ping has been written, not when it was queued; one that then sends
 // nothing and takes nothing for that interval is dropped (ping_timeout).
@@ -178,6 +183,16 @@ func (s *socket) keepAlive() {
 		return
 	}
 	now := time.Now()
+	if s.outq != nil {
+		// Written long ago but taken only now: what sat in the socket's
+		// send queue going out is the client reading.
+		if q, ok := s.outq(); ok {
+			if q < s.queued {
+				s.lastWrite.Store(now.UnixNano())
+			}
+			s.queued = q
+		}
+	}
 	last := time.Unix(0, max(s.lastRead.Load(), s.lastWrite.Load()))
 	switch {
 	case !s.pingSent.IsZero() && s.pingSent.After(last) && now.Sub(s.pingWritten) >= s.interval:

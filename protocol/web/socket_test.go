@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/peekconn"
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/envoie"
@@ -185,11 +187,56 @@ func TestOneByteCloseIsProtocolError(t *testing.T) {
 }
 
 // TestSlowReaderBehindBacklogKept: a WebSocket client that only listens,
-// reading slowly through a backlog larger than the socket buffers, gets
-// each keep-alive ping late (behind what is buffered) and answers it late;
-// it is alive all along, since what is written to it keeps going out, and
-// is not closed as ping_timeout. It gets every message, in order.
+// reading slowly through a backlog, gets each keep-alive ping late (behind
+// what is buffered) and answers it late; it is alive all along, since it
+// takes what is written to it, and is not closed as ping_timeout. It gets
+// every message, in order. With small socket buffers on both ends the
+// server's writes keep completing as it reads; with the system's on the
+// server (it grows its send buffer to megabytes), the whole backlog sits in
+// the server's send queue at once and the queue is seen shrinking.
 func TestSlowReaderBehindBacklogKept(t *testing.T) {
+	t.Run("small buffers", func(t *testing.T) { slowReaderBehindBacklog(t, 32<<10, 32<<10) })
+	t.Run("backlog queued", func(t *testing.T) {
+		if runtime.GOOS != "linux" {
+			t.Skip("the send queue is read on Linux only (SIOCOUTQ)")
+		}
+		slowReaderBehindBacklog(t, 0, 32<<10)
+	})
+}
+
+// TestSendQueueThroughWrappers: the send queue is found under the
+// connections a WebSocket is reached through, and counts what the client
+// has not taken.
+func TestSendQueueThroughWrappers(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the send queue is read on Linux only (SIOCOUTQ)")
+	}
+	ln := testutil.Listen(t)
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	wrapped := &watchedConn{frameWatch{Conn: &httpConn{Conn: peekconn.New(server)}}}
+	q := sendQueueOf(wrapped)
+	if q == nil {
+		t.Fatal("no send queue found under the wrappers")
+	}
+	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	client.(*net.TCPConn).SetReadBuffer(4 << 10)
+	// Far more than the client's buffer: most of it stays queued.
+	go server.Write(make([]byte, 1<<20))
+	testutil.Eventually(t, "bytes queued", 5*time.Second, func() bool { n, ok := q(); return ok && n > 0 })
+}
+
+// slowReaderBehindBacklog runs the test with the server's send buffer and
+// the client's receive buffer set to the given sizes (0: the system's).
+func slowReaderBehindBacklog(t *testing.T, serverBuf, clientBuf int) {
 	const (
 		interval = 200 * time.Millisecond
 		messages = 300
@@ -202,22 +249,24 @@ func TestSlowReaderBehindBacklogKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Small socket buffers on both ends: what is in flight to the slow
-	// reader takes longer to read than a ping interval.
-	const sockBuf = 32 << 10
 	ca := testpki.NewRoot(t, testpki.CAOptions{CommonName: "web test root"})
 	leaf := ca.Leaf(t, testpki.LeafOptions{})
-	ln := tls.NewListener(smallSendBuffers{testutil.Listen(t), sockBuf}, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
+	var ln net.Listener = testutil.Listen(t)
+	if serverBuf > 0 {
+		ln = smallSendBuffers{ln, serverBuf}
+	}
+	ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}})
 	startServer(t, ln, &Chat{Hub: h, Page: NewChatPage(), Origins: origins, MaxMessage: 8 << 10, Logger: log, PingInterval: interval})
 	dial := func() *websocket.Conn {
-		d := websocket.Dialer{
-			TLSClientConfig: &tls.Config{RootCAs: ca.Pool()},
-			NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		nd := &net.Dialer{}
+		if clientBuf > 0 {
+			nd.Control = func(_, _ string, rc syscall.RawConn) error {
 				return rc.Control(func(fd uintptr) {
-					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, sockBuf)
+					syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, clientBuf)
 				})
-			}}).DialContext,
+			}
 		}
+		d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, NetDialContext: nd.DialContext}
 		ws, _, err := d.Dial("wss://"+ln.Addr().String()+"/", nil)
 		if err != nil {
 			t.Fatal(err)
