@@ -40,6 +40,10 @@ type IssueRequest struct {
 	// Client issues a client-authentication certificate (extended key usage
 	// clientAuth) instead of a server one (serverAuth).
 	Client bool
+	// Route issues a certificate for a cluster node's routes, which both
+	// accept and open connections: serverAuth and clientAuth. Names as for
+	// a server certificate.
+	Route bool
 	// Lifetime of the certificate. Default DefaultLeafLifetime; more than
 	// MaxLeafLifetime is refused. It is cut short so the leaf never outlives
 	// the CA.
@@ -98,6 +102,9 @@ func (ca *CA) Issue(req IssueRequest) (*Issued, error) {
 	names, err := ParseNames(req.Names)
 	if err != nil {
 		return nil, err
+	}
+	if req.Client && req.Route {
+		return nil, errors.New("a certificate is for a client or for a cluster route, not both")
 	}
 	if names.Len() == 0 && !req.Client {
 		return nil, errors.New("a server certificate needs at least one name (DNS name or IP address)")
@@ -166,9 +173,12 @@ func (ca *CA) Issue(req IssueRequest) (*Issued, error) {
 		EmailAddresses:        names.Emails,
 		URIs:                  names.URIs,
 	}
-	if req.Client {
+	switch {
+	case req.Route:
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	case req.Client:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	} else {
+	default:
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	}
 	if len(names.Emails) > 0 {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -64,8 +65,17 @@ type Config struct {
 	// Creds is a NATS credentials file (external NATS).
 	Creds string
 	// TLS: for Embedded, the routes' certificates (required when a route
-	// leaves the machine); for NATS, the client's CA and certificate.
+	// or Listen leaves the machine): each side of a route shows a
+	// certificate signed by TLS.CAFile with both the serverAuth and the
+	// clientAuth usages and a name among Routes' and Listen's hosts and
+	// NodeName. For NATS, the client's CA and certificate.
 	TLS TLS
+	// SecretFile is the cluster secret, from which every node derives the
+	// route user and password (Embedded only). Made on first start when
+	// missing (crypto/rand, mode 0600), to be copied to the other nodes.
+	// Default: SecretFileName in DataDir, unless TLS is set (the routes
+	// then authenticate by certificate alone).
+	SecretFile string
 	// TTL: a dead node's nicknames and members are freed within it.
 	// Default DefaultTTL; at least 1s.
 	TTL time.Duration
@@ -128,6 +138,9 @@ func (cfg Config) Validate() error {
 	case cfg.Embedded:
 		errs = append(errs, cfg.validateEmbedded()...)
 	case len(cfg.NATS) > 0:
+		if cfg.SecretFile != "" {
+			add("cluster.secret_file: is for an embedded NATS cluster (embedded: true); an existing NATS system takes cluster.creds")
+		}
 		if cfg.Listen != "" || len(cfg.Routes) > 0 {
 			add("cluster: listen and routes are for an embedded NATS cluster (embedded: true), not with cluster.nats")
 		}
@@ -148,15 +161,23 @@ func (cfg Config) validateEmbedded() []error {
 	if cfg.Creds != "" {
 		add("cluster.creds: is for an existing NATS system (cluster.nats), not an embedded one")
 	}
+	if cfg.TLS.set() && (cfg.TLS.CertFile == "" || cfg.TLS.CAFile == "") {
+		add("cluster.tls: an embedded cluster's routes need cert_file, key_file and ca_file together")
+	}
 	if cfg.DataDir == "" {
 		add("cluster: an embedded NATS server needs data_dir")
 	}
+	routeTLS := cfg.TLS.CertFile != "" && cfg.TLS.CAFile != ""
 	lhost, lport, err := net.SplitHostPort(cfg.Listen)
 	if err != nil || cfg.Listen == "" {
 		add("cluster.listen: %q is not host:port (this node's route address, for example 0.0.0.0:6222)", cfg.Listen)
 		lport = ""
 	} else if p, err := strconv.Atoi(lport); err != nil || p <= 0 || p > 65535 {
 		add("cluster.listen: port %q is not a number from 1 to 65535", lport)
+	} else if !isLoopback(lhost) && !routeTLS {
+		// The route credential would cross the network in clear, and
+		// so would every room.
+		add("cluster.listen: %s takes routes from other machines and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file, or listen on loopback (127.0.0.1:%s)", cfg.Listen, lport)
 	}
 	if len(cfg.Routes) == 0 {
 		add("cluster.routes: an embedded cluster needs the other nodes' route URLs (for example [nats-route://node2:6222, nats-route://node3:6222])")
@@ -172,11 +193,44 @@ func (cfg Config) validateEmbedded() []error {
 			add("cluster.routes[%d]: %s is this node's own cluster.listen address; list the other nodes only", i, r)
 			continue
 		}
-		if !isLoopback(host) && (cfg.TLS.CertFile == "" || cfg.TLS.CAFile == "") {
+		if !isLoopback(host) && !routeTLS {
 			add("cluster.routes[%d]: %s leaves this machine and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file (every node's certificate signed by that CA), or keep every route on loopback", i, r)
 		}
 	}
 	return errs
+}
+
+// secretFile is the cluster secret's path: SecretFile, or the data
+// folder's when the routes do not authenticate by certificate; "" for
+// certificates alone.
+func (cfg Config) secretFile() string {
+	switch {
+	case cfg.SecretFile != "":
+		return cfg.SecretFile
+	case cfg.TLS.CertFile != "":
+		return ""
+	case cfg.DataDir == "":
+		return ""
+	}
+	return filepath.Join(cfg.DataDir, SecretFileName)
+}
+
+// routeNames are the names a route certificate may carry: the hosts of
+// the configured routes and of Listen, and the node's name.
+func (cfg Config) routeNames() []string {
+	var names []string
+	for _, r := range cfg.Routes {
+		if u, err := parseURL(r, "nats-route"); err == nil {
+			names = append(names, u.Hostname())
+		}
+	}
+	if h, _, err := net.SplitHostPort(cfg.Listen); err == nil && !isUnspecified(h) {
+		names = append(names, h)
+	}
+	if cfg.NodeName != "" {
+		names = append(names, cfg.NodeName)
+	}
+	return names
 }
 
 // parseURL reads a URL or a bare host:port (given scheme then).

@@ -1,11 +1,10 @@
 package cluster
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -16,13 +15,20 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// startEmbedded runs this node's NATS server: a route port, JetStream for
-// the bucket, and a client port on loopback that only this process can use
-// (its token is random and never leaves the process). The node itself
-// connects in process; the client port exists because nats-server starts
-// its routes only once a client listener is up (DontListen never starts
-// them).
-func startEmbedded(cfg Config, token string) (*server.Server, error) {
+// clientUser is the user of this node's own connection to its embedded
+// server.
+const clientUser = "passerelle"
+
+// startEmbedded runs this node's NATS server: a route port that only the
+// cluster's nodes get through (routes authenticate with the credential
+// derived from the cluster secret, or with a route certificate, see
+// routeTLS), JetStream for the buckets, and a client port on loopback that
+// only this process can use: its one user has a random password that
+// never leaves the process, and may use only passerelle's subjects and
+// buckets (permissions). The node itself connects in process; the client
+// port exists because nats-server starts its routes only once a client
+// listener is up (DontListen never starts them).
+func startEmbedded(cfg Config, clientPassword string, log *natsLogger) (*server.Server, error) {
 	host, portStr, _ := net.SplitHostPort(cfg.Listen)
 	port, _ := strconv.Atoi(portStr)
 	name := cfg.NodeName
@@ -34,10 +40,14 @@ func startEmbedded(cfg Config, token string) (*server.Server, error) {
 		name = h + "-" + portStr
 	}
 	opts := &server.Options{
-		ServerName:         name,
-		Host:               "127.0.0.1",
-		Port:               server.RANDOM_PORT,
-		Authorization:      token,
+		ServerName: name,
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		Users: []*server.User{{
+			Username:    clientUser,
+			Password:    clientPassword,
+			Permissions: clientPermissions(cfg.Name),
+		}},
 		NoSigs:             true,
 		JetStream:          true,
 		JetStreamMaxMemory: 256 << 20,
@@ -47,18 +57,39 @@ func startEmbedded(cfg Config, token string) (*server.Server, error) {
 			Name:           cfg.Name,
 			Host:           host,
 			Port:           port,
-			ConnectRetries: -1, // keep trying routes to nodes not up yet
+			AuthTimeout:    2,
+			ConnectRetries: -1,   // keep trying routes to nodes not up yet
+			ConnectBackoff: true, // and less often the longer they are down
+			// The client port is this process's own: tell no one.
+			NoAdvertise: true,
 		},
+	}
+	var cred routeCredential
+	if path := cfg.secretFile(); path != "" {
+		secret, err := loadOrCreateSecret(path)
+		if err != nil {
+			return nil, err
+		}
+		cred, err = deriveRouteCredential(secret, cfg.Name)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.secret_file: %w", err)
+		}
+		opts.Cluster.Username, opts.Cluster.Password = cred.user, cred.password
 	}
 	for i, r := range cfg.Routes {
 		u, err := parseURL(r, "nats-route")
 		if err != nil {
 			return nil, fmt.Errorf("cluster.routes[%d]: %w", i, err)
 		}
-		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats-route", Host: u.Host})
+		ru := &url.URL{Scheme: "nats-route", Host: u.Host}
+		if cred.user != "" {
+			ru.User = url.UserPassword(cred.user, cred.password)
+		}
+		opts.Routes = append(opts.Routes, ru)
+		log.routes = append(log.routes, u.Host)
 	}
 	if cfg.TLS.CertFile != "" {
-		tc, err := routeTLS(cfg.TLS)
+		tc, err := routeTLS(cfg.TLS, cfg.routeNames())
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +100,8 @@ func startEmbedded(cfg Config, token string) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: embedded NATS server: %w", err)
 	}
-	s.SetLoggerV2(&natsLogger{log: cfg.Logger.With("nats_server", name)}, false, false, false)
+	log.server = name
+	s.SetLoggerV2(log, false, false, false)
 	s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
@@ -78,32 +110,59 @@ func startEmbedded(cfg Config, token string) (*server.Server, error) {
 	return s, nil
 }
 
-// natsLogger sends the embedded server's log to slog, a level down (its
-// errors are mostly routes to nodes not up yet, which it retries; its
-// warnings are routine). Its Fatalf only logs: nothing NATS does stops
-// passerelle.
-type natsLogger struct{ log *slog.Logger }
+// randomPassword is the embedded client port's password: 256 bits from
+// crypto/rand.
+func randomPassword() string {
+	return rand.Text() + rand.Text()
+}
 
-func (l *natsLogger) Noticef(format string, v ...any) {
-	l.log.Debug("nats: " + fmt.Sprintf(format, v...))
+// clientPermissions are what passerelle's own connection may do: its room
+// subjects, its three buckets (nicknames and members, certificates,
+// certificate locks) through the key-value and JetStream API subjects of
+// those buckets only, and replies to its own inboxes. An operator of an
+// existing NATS gives the user of cluster.creds the same (docs/cluster.md).
+func clientPermissions(cluster string) *server.Permissions {
+	var pub []string
+	pub = append(pub, "passerelle."+cluster+".>", "$JS.API.INFO")
+	for _, b := range bucketNames(cluster) {
+		stream := "KV_" + b
+		pub = append(pub,
+			"$KV."+b+".>",
+			"$JS.API.STREAM.INFO."+stream,
+			"$JS.API.STREAM.CREATE."+stream,
+			"$JS.API.STREAM.UPDATE."+stream,
+			"$JS.API.STREAM.MSG.GET."+stream,
+			"$JS.API.DIRECT.GET."+stream+".>",
+			"$JS.API.CONSUMER.CREATE."+stream+".>",
+			"$JS.API.CONSUMER.CREATE."+stream,
+			"$JS.API.CONSUMER.INFO."+stream+".>",
+			"$JS.API.CONSUMER.DELETE."+stream+".>",
+			"$JS.API.CONSUMER.MSG.NEXT."+stream+".>",
+			"$JS.FC."+stream+".>",
+			"$JS.ACK."+stream+".>",
+		)
+	}
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: []string{"passerelle." + cluster + ".>", "_INBOX.>"}},
+	}
 }
-func (l *natsLogger) Warnf(format string, v ...any) { l.log.Info("nats: " + fmt.Sprintf(format, v...)) }
-func (l *natsLogger) Errorf(format string, v ...any) {
-	l.log.Warn("nats: " + fmt.Sprintf(format, v...))
+
+// bucketNames are the key-value buckets of a cluster: nicknames and
+// members, certificates, certificate locks.
+func bucketNames(cluster string) []string {
+	b := "passerelle_" + cluster
+	return []string{b, b + "_certs", b + "_locks"}
 }
-func (l *natsLogger) Fatalf(format string, v ...any) {
-	l.log.Error("nats: " + fmt.Sprintf(format, v...))
-}
-func (l *natsLogger) Debugf(format string, v ...any) {}
-func (l *natsLogger) Tracef(format string, v ...any) {}
 
 // routeTLS is the routes' TLS: each node shows its certificate and checks
-// the other's against the CA, both ways. A node's certificate is a server
-// certificate (passerelle cert issue makes those), which Go would refuse
-// as a client certificate for its missing clientAuth usage: the accepting
-// side checks the chain itself, for any usage. So the CA must sign only
-// the nodes' certificates: a cluster CA, or the local CA of one machine.
-func routeTLS(t TLS) (*tls.Config, error) {
+// the other's, both ways, with the same rule: signed by the CA, valid now,
+// carrying both the serverAuth usage (it accepts routes) and the clientAuth
+// usage (it opens them), and valid for one of names (the configured routes'
+// and listen hosts, the node name). A chat user's client certificate from
+// the same CA has no serverAuth usage and no node's name, and stays out.
+// `passerelle cert issue --route` makes such certificates.
+func routeTLS(t TLS, names []string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.tls: %w", err)
@@ -116,35 +175,49 @@ func routeTLS(t TLS) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("cluster.tls.ca_file: %s holds no PEM certificate", t.CAFile)
 	}
+	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+		// Its name is checked by the other nodes, against their routes.
+		if err := checkRouteCert(leaf, nil, pool, nil); err != nil {
+			return nil, fmt.Errorf("cluster.tls.cert_file: %s is not a route certificate for this cluster: %w (make one with passerelle cert issue --route NAME)", t.CertFile, err)
+		}
+	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 		RootCAs:      pool,
 		ClientAuth:   tls.RequireAnyClientCert,
-		VerifyPeerCertificate: func(raw [][]byte, chains [][]*x509.Certificate) error {
-			if len(chains) > 0 {
-				return nil // verified by crypto/tls (the dialling side)
+		// The check below is the whole verification, on both sides: the
+		// dialling side's own (by server name, serverAuth only) is not
+		// the cluster's rule. VerifyConnection also runs on resumption.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return fmt.Errorf("cluster route: the peer sent no certificate")
 			}
-			certs := make([]*x509.Certificate, 0, len(raw))
-			for _, der := range raw {
-				c, err := x509.ParseCertificate(der)
-				if err != nil {
-					return fmt.Errorf("cluster route: bad peer certificate: %w", err)
-				}
-				certs = append(certs, c)
-			}
-			if len(certs) == 0 {
-				return errors.New("cluster route: the peer sent no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range certs[1:] {
-				inter.AddCert(c)
-			}
-			_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
-			if err != nil {
-				return fmt.Errorf("cluster route: peer certificate not signed by cluster.tls.ca_file: %w", err)
-			}
-			return nil
+			return checkRouteCert(cs.PeerCertificates[0], cs.PeerCertificates[1:], pool, names)
 		},
 	}, nil
+}
+
+// checkRouteCert applies routeTLS's rule to one certificate; names nil
+// skips the name.
+func checkRouteCert(leaf *x509.Certificate, inter []*x509.Certificate, roots *x509.CertPool, names []string) error {
+	ip := x509.NewCertPool()
+	for _, c := range inter {
+		ip.AddCert(c)
+	}
+	for _, u := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: ip, KeyUsages: []x509.ExtKeyUsage{u}}); err != nil {
+			return fmt.Errorf("cluster route: peer certificate %q refused: %w", leaf.Subject.CommonName, err)
+		}
+	}
+	if names == nil {
+		return nil
+	}
+	for _, n := range names {
+		if leaf.VerifyHostname(n) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster route: peer certificate %q refused: valid for none of the cluster's names %v", leaf.Subject.CommonName, names)
 }

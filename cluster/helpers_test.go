@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,6 +109,8 @@ func (tn *testNode) kill() {
 func startCluster(t testing.TB, size int, tweak func(i int, cfg *Config)) []*testNode {
 	t.Helper()
 	ports := freePorts(t, size)
+	// One secret for all: the first node makes it, the others read it.
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
 	nodes := make([]*testNode, size)
 	for i := range size {
 		var routes []string
@@ -120,8 +123,9 @@ func startCluster(t testing.TB, size int, tweak func(i int, cfg *Config)) []*tes
 			Embedded: true,
 			Listen:   "127.0.0.1:" + strconv.Itoa(ports[i]),
 			Routes:   routes,
-			NodeName: fmt.Sprintf("n%d", i),
-			DataDir:  t.TempDir(),
+			NodeName:   fmt.Sprintf("n%d", i),
+			DataDir:    t.TempDir(),
+			SecretFile: secret,
 		}
 		if tweak != nil {
 			tweak(i, &cfg)

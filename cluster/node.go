@@ -25,6 +25,8 @@ type Node struct {
 	prefix string // "passerelle.NAME.room."
 	srv    *server.Server
 	nc     *nats.Conn
+	// natsLog is the embedded server's logger (nil for an external NATS).
+	natsLog *natsLogger
 
 	hub atomic.Pointer[hub.Hub]
 
@@ -80,13 +82,14 @@ func Start(cfg Config) (*Node, error) {
 	}
 	var urls string
 	if cfg.Embedded {
-		token := nuid.Next() + nuid.Next()
-		s, err := startEmbedded(cfg, token)
+		password := randomPassword()
+		n.natsLog = newNATSLogger(n.log)
+		s, err := startEmbedded(cfg, password, n.natsLog)
 		if err != nil {
 			return nil, err
 		}
 		n.srv = s
-		opts = append(opts, nats.InProcessServer(s), nats.Token(token))
+		opts = append(opts, nats.InProcessServer(s), nats.UserInfo(clientUser, password))
 	} else {
 		urls = strings.Join(cfg.NATS, ",")
 		if cfg.Creds != "" {

@@ -46,6 +46,7 @@ type issueOptions struct {
 	names       []string
 	commonName  string
 	client      bool
+	route       bool
 	lifetime    time.Duration
 	keyType     certs.KeyType
 	outDir      string
@@ -71,7 +72,9 @@ Each NAME is sorted into the certificate by its form: an IP address, an e-mail
 address (has @), a URI (has ://, for instance a SPIFFE ID), otherwise a DNS
 name (a wildcard "*.example.com" is allowed). A server certificate needs at
 least one DNS name or IP address; a client certificate (--client) may have
-only a common name (--cn).
+only a common name (--cn). A cluster route certificate (--route) is both a
+server and a client certificate, for the node named: routes accept it only
+with both usages and a node's name (docs/cluster.md).
 
 The file name defaults to the first name ("*" becomes "_wildcard", "+N" counts
 the other names, "-client" marks client certificates). Existing files are
@@ -87,7 +90,8 @@ platform (macOS Keychain, older Windows and Java read nothing newer); modern
   passerelle cert issue '*.chat.lan' chat.lan --lifetime 365d --out /etc/passerelle
   passerelle cert issue --client --cn alice alice@example.com --p12 --p12-password s3cret
   PASSERELLE_P12_PASSWORD=s3cret passerelle cert issue --client spiffe://example.org/bob --p12
-  passerelle cert issue --key-type rsa-2048 --name legacy-server old.lan`,
+  passerelle cert issue --key-type rsa-2048 --name legacy-server old.lan
+  passerelle cert issue --route node1.example.org --out /etc/passerelle`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := a.issueOptions(cmd, args)
 			if err != nil {
@@ -98,6 +102,7 @@ platform (macOS Keychain, older Windows and Java read nothing newer); modern
 	}
 	f := cmd.Flags()
 	f.Bool("client", false, "issue a client-authentication certificate instead of a server one")
+	f.Bool("route", false, "issue a cluster route certificate (server and client authentication, docs/cluster.md)")
 	f.String("cn", "", "subject common name (default: the first name)")
 	f.String("lifetime", "90d", "validity: days (90d) or a Go duration (2160h); at most 825d")
 	f.String("key-type", string(certs.KeyECDSAP256), "key type: "+keyTypeNames())
@@ -125,6 +130,10 @@ func (a *app) issueOptions(cmd *cobra.Command, args []string) (issueOptions, err
 	f := cmd.Flags()
 	o := issueOptions{names: args}
 	o.client, _ = f.GetBool("client")
+	o.route, _ = f.GetBool("route")
+	if o.client && o.route {
+		return o, errors.New("--client and --route: choose one (a route certificate is already a client one, and a server one)")
+	}
 	o.commonName, _ = f.GetString("cn")
 	o.outDir, _ = f.GetString("out")
 	o.baseName, _ = f.GetString("name")
@@ -246,6 +255,7 @@ func (a *app) runIssue(o issueOptions) error {
 		Names:      o.names,
 		CommonName: o.commonName,
 		Client:     o.client,
+		Route:      o.route,
 		Lifetime:   o.lifetime,
 		KeyType:    o.keyType,
 	})
@@ -284,8 +294,11 @@ func (a *app) runIssue(o issueOptions) error {
 	}
 
 	kind := "server"
-	if o.client {
+	switch {
+	case o.client:
 		kind = "client"
+	case o.route:
+		kind = "cluster route (server and client)"
 	}
 	info := certs.Describe(issued.Cert, time.Now())
 	// Round: the leaf is backdated a minute for clock skew.
