@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/passerelle/passerelle/hub"
 )
 
 // Defaults of the Config fields that have one.
@@ -88,6 +90,10 @@ type Config struct {
 	// dropped and counted. Defaults DefaultPendingMsgs, DefaultPendingBytes.
 	PendingMsgs  int
 	PendingBytes int
+	// MaxMessage is this node's chat.max_message (hub.Config.MaxMessage):
+	// a message from another node over it is dropped on arrival. Default
+	// hub.DefaultMaxMessage.
+	MaxMessage int
 	// Logger receives the link's state changes; nil means none.
 	Logger *slog.Logger
 }
@@ -110,6 +116,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.PendingBytes <= 0 {
 		cfg.PendingBytes = DefaultPendingBytes
+	}
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = hub.DefaultMaxMessage
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

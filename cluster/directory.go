@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,6 +39,13 @@ type directory struct {
 	dirty     map[string]bool       // rooms whose key must be rewritten
 	all       bool                  // rewrite every key (after a reconnection)
 	published map[string]bool       // rooms that have a key of this node (worker only)
+
+	// degraded is true while the bucket is not usable: not set up yet,
+	// or no majority of its replicas up.
+	degraded atomic.Bool
+	// lostLogged: the loss was said, so the return is said too (not the
+	// first readiness).
+	lostLogged atomic.Bool
 }
 
 type ownedNick struct {
@@ -47,7 +55,7 @@ type ownedNick struct {
 }
 
 func newDirectory(n *Node) *directory {
-	return &directory{
+	d := &directory{
 		n:         n,
 		ready:     make(chan struct{}),
 		wake:      make(chan struct{}, 1),
@@ -55,6 +63,8 @@ func newDirectory(n *Node) *directory {
 		dirty:     make(map[string]bool),
 		published: make(map[string]bool),
 	}
+	d.degraded.Store(true)
+	return d
 }
 
 func enc(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
@@ -114,6 +124,7 @@ func (d *directory) run() {
 				continue
 			}
 			d.n.log.Info("cluster bucket of nicknames and members ready", "node_id", d.n.id)
+			d.setDegraded(false)
 			d.readyOnce.Do(func() { close(d.ready) })
 			d.mu.Lock()
 			d.all = true
@@ -442,14 +453,19 @@ func (d *directory) members(room string) ([]string, int, error) {
 	}
 }
 
+// leaveTimeout bounds a clean stop's deletes of this node's keys, retried
+// meanwhile (a stream leader being elected, a route being re-established).
+const leaveTimeout = 5 * time.Second
+
 // leave deletes this node's keys, so the other nodes need not wait for
-// them to expire. Best effort, within a few seconds.
+// them to expire. It runs with a context of its own (the node's is
+// cancelled by then) and retries what failed until leaveTimeout.
 func (d *directory) leave() {
 	kv := d.bucket()
 	if kv == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	d.mu.Lock()
 	keys := make([]string, 0, len(d.owned)+len(d.published))
@@ -460,9 +476,94 @@ func (d *directory) leave() {
 	for r := range d.published {
 		keys = append(keys, roomKey(r, d.n.id))
 	}
-	for _, k := range keys {
-		if err := kv.Delete(ctx, k); err != nil {
-			d.n.log.Debug("cluster key not deleted on leaving", "key", k, "error", err.Error())
+	pause := 50 * time.Millisecond
+	for {
+		var left []string
+		var last error
+		for _, k := range keys {
+			cctx, ccancel := context.WithTimeout(ctx, time.Second)
+			err := kv.Delete(cctx, k)
+			ccancel()
+			if err != nil {
+				left, last = append(left, k), err
+			}
 		}
+		if len(left) == 0 {
+			return
+		}
+		keys = left
+		select {
+		case <-ctx.Done():
+			d.n.log.Warn("cluster keys not deleted on leaving: the other nodes free them when they expire",
+				"node_id", d.n.id, "keys", len(left), "error", last.Error(), "ttl", d.n.cfg.TTL.String())
+			return
+		case <-time.After(pause):
+			pause = min(2*pause, 500*time.Millisecond)
+		}
+	}
+}
+
+// majorityProbe is how often the bucket's majority is checked.
+const majorityProbe = time.Second
+
+// probe checks, every majorityProbe, that the bucket of nicknames and
+// members answers: it does only while a majority of its replicas is up
+// (JetStream elects no leader otherwise). Meanwhile the node is degraded:
+// nicknames are checked on this node only.
+func (d *directory) probe() {
+	ctx := d.n.ctx
+	tick := time.NewTicker(majorityProbe)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		kv := d.bucket()
+		ok := false
+		if kv != nil {
+			cctx, cancel := context.WithTimeout(ctx, majorityProbe)
+			st, err := kv.Status(cctx)
+			cancel()
+			ok = err == nil && hasMajority(st)
+		}
+		d.setDegraded(!ok)
+	}
+}
+
+// hasMajority reads a bucket's stream state: a leader, and more than half
+// of its replicas current (a leader that lost its peers answers for a
+// while before it steps down). A bucket on one server has no cluster
+// state and is whole while it answers.
+func hasMajority(st jetstream.KeyValueStatus) bool {
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil || bs.StreamInfo().Cluster == nil {
+		return true
+	}
+	ci := bs.StreamInfo().Cluster
+	if ci.Leader == "" {
+		return false
+	}
+	up := 1
+	for _, r := range ci.Replicas {
+		if r.Current && !r.Offline {
+			up++
+		}
+	}
+	return 2*up > 1+len(ci.Replicas)
+}
+
+// setDegraded records the bucket's state and logs its changes.
+func (d *directory) setDegraded(degraded bool) {
+	if d.degraded.Swap(degraded) == degraded || d.n.ctx.Err() != nil {
+		return
+	}
+	if degraded {
+		d.lostLogged.Store(true)
+		d.n.degradedLog.Warn("majority lost", "cluster bucket of nicknames and members has no majority: nicknames are checked on this node only until enough nodes are back",
+			"node_id", d.n.id)
+	} else if d.lostLogged.Swap(false) {
+		d.n.degradedLog.Info("majority back", "cluster bucket of nicknames and members has its majority again", "node_id", d.n.id)
 	}
 }

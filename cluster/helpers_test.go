@@ -120,9 +120,9 @@ func startCluster(t testing.TB, size int, tweak func(i int, cfg *Config)) []*tes
 			}
 		}
 		cfg := Config{
-			Embedded: true,
-			Listen:   "127.0.0.1:" + strconv.Itoa(ports[i]),
-			Routes:   routes,
+			Embedded:   true,
+			Listen:     "127.0.0.1:" + strconv.Itoa(ports[i]),
+			Routes:     routes,
 			NodeName:   fmt.Sprintf("n%d", i),
 			DataDir:    t.TempDir(),
 			SecretFile: secret,

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // Node is this process's place in a cluster: a hub.Link over NATS.
@@ -43,6 +44,11 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	st counters
+	// degradedLog writes the bucket's majority changes, rate-limited (a
+	// flapping route would otherwise write one line per flap).
+	degradedLog *ratelog.Logger
+	// dropLog rate-limits the lines of messages dropped on arrival.
+	dropLog *ratelog.Logger
 	// lastDropLog and lastRejectLog rate-limit their log lines.
 	lastDropLog, lastRejectLog atomic.Int64
 }
@@ -69,6 +75,8 @@ func Start(cfg Config) (*Node, error) {
 		subs:   make(map[string]*nats.Subscription),
 		out:    make(map[string]*outPack),
 	}
+	n.dropLog = ratelog.New(n.log, ratelog.DefaultEvery)
+	n.degradedLog = ratelog.New(n.log, ratelog.DefaultEvery)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	opts := []nats.Option{
 		nats.Name("passerelle " + n.id),
@@ -116,11 +124,17 @@ func Start(cfg Config) (*Node, error) {
 	n.nc = nc
 	n.dir = newDirectory(n)
 	n.wg.Go(n.dir.run)
+	n.wg.Go(n.dir.probe)
 	mode := "external"
 	if cfg.Embedded {
 		mode = "embedded"
 	}
 	n.log.Info("cluster link started", "mode", mode, "node_id", n.id, "cluster", cfg.Name)
+	if cfg.Embedded && len(cfg.Routes) == 1 {
+		// Two replicas: a majority is both.
+		n.log.Warn("cluster of two nodes: nicknames stay unique across nodes only while both run; the loss of either leaves the bucket of nicknames and members without a majority (a third node keeps them through the loss of one)",
+			"node_id", n.id)
+	}
 	return n, nil
 }
 
@@ -155,6 +169,10 @@ func (n *Node) Close() error {
 	n.log.Info("cluster link stopped", "node_id", n.id)
 	return nil
 }
+
+// Degraded reports whether the bucket of nicknames and members is out of
+// use now: not set up yet, or without a majority of its replicas.
+func (n *Node) Degraded() bool { return n.dir.degraded.Load() }
 
 // Connected reports whether the node is connected to NATS now.
 func (n *Node) Connected() bool { return n.nc.IsConnected() }

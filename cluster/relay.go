@@ -117,7 +117,7 @@ func (n *Node) Relay(room string, msg []byte) {
 	}
 	p.buf = append(p.buf, msg...)
 	p.n++
-	if len(p.buf) >= relayPackBytes {
+	if len(p.buf) >= relayPackBytes || p.n >= maxPackMessages {
 		n.publishLocked(room, p)
 	}
 	n.outMu.Unlock()
@@ -161,25 +161,77 @@ func (n *Node) publishLocked(room string, p *outPack) {
 // maxBatch bounds the messages from other nodes handed to the hub at once.
 const maxBatch = 256
 
+// maxPackMessages bounds the chat messages of one pack: a node publishes a
+// pack once it holds that many (or relayPackBytes), so a pack with more
+// comes from no node.
+const maxPackMessages = 1024
+
+// controlPrefix starts the hub's control messages and its replies: a
+// local client's message that starts with it is a command, never relayed,
+// so one from another node is a forgery made to look like a server reply.
+const controlPrefix = "<passerelle:"
+
+// bom is the UTF-8 byte order mark, which a display may drop before the
+// reserved prefix.
+const bom = "\xEF\xBB\xBF"
+
 // accept appends to batch the chat messages of a NATS message from another
-// node. It skips this node's own (were NoEcho not honoured) and counts a
-// malformed tail as refused.
+// node, checked as a local client's would be: a pack that no node makes
+// (too short, too many messages, too many bytes) is dropped whole; a
+// message a local client could not have relayed (over chat.max_message,
+// the reserved prefix, even after byte order marks, no final NUL) is
+// dropped alone. Each is counted by its reason, never delivered. It skips
+// this node's own pack (were NoEcho not honoured).
 func (n *Node) accept(batch [][]byte, m *nats.Msg) [][]byte {
 	data := m.Data
-	if len(data) <= idLen || string(data[:idLen]) == n.id {
+	if len(data) <= idLen {
+		n.dropped(dropBadPack, 1)
+		return batch
+	}
+	if string(data[:idLen]) == n.id {
 		return batch
 	}
 	data = data[idLen:]
+	count := bytes.Count(data, []byte{0})
+	if count > maxPackMessages || len(data) > relayPackBytes+n.cfg.MaxMessage {
+		n.dropped(dropBadPack, max(count, 1))
+		return batch
+	}
 	for len(data) > 0 {
 		i := bytes.IndexByte(data, 0)
 		if i < 0 {
-			n.st.rejected.Add(1)
+			n.dropped(dropBadPack, 1)
 			break
 		}
-		batch = append(batch, data[:i+1:i+1])
+		msg := data[: i+1 : i+1]
 		data = data[i+1:]
+		switch {
+		case len(msg) > n.cfg.MaxMessage:
+			n.dropped(dropTooLarge, 1)
+		case reserved(msg):
+			n.dropped(dropReserved, 1)
+		default:
+			batch = append(batch, msg)
+		}
 	}
 	return batch
+}
+
+// reserved reports whether msg starts with the control prefix, after any
+// byte order marks.
+func reserved(msg []byte) bool {
+	for bytes.HasPrefix(msg, []byte(bom)) {
+		msg = msg[len(bom):]
+	}
+	return bytes.HasPrefix(msg, []byte(controlPrefix))
+}
+
+// dropped counts messages from other nodes refused on arrival, and says
+// so in the log, at most once per reason every ratelog interval.
+func (n *Node) dropped(r dropReason, count int) {
+	n.st.arrival[r].Add(uint64(count))
+	n.dropLog.Warn("arrival "+r.String(), "cluster messages from another node dropped on arrival",
+		"node_id", n.id, "reason", r.String(), "dropped", count)
 }
 
 // deliver hands messages from other nodes to the room's local members.

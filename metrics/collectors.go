@@ -63,10 +63,14 @@ var (
 	clusterMessagesDesc = prometheus.NewDesc(namespace+"_cluster_messages_total",
 		"Chat messages sent to the other nodes (direction out) and taken from them (in).", []string{"direction"}, nil)
 	clusterDroppedDesc = prometheus.NewDesc(namespace+"_cluster_dropped_total",
-		"Chat messages between nodes dropped: buffer_full (for the others while the link was down), slow_subscription (NATS packs from the others that this node fell behind on), rejected (refused by the hub).",
+		"Chat messages between nodes dropped: buffer_full (for the others while the link was down), slow_subscription (NATS packs from the others that this node fell behind on), rejected (refused by the hub); on arrival, never delivered: bad_pack (a pack no node makes), too_large (over chat.max_message), reserved_prefix (starts with <passerelle:), unknown_node (from no node of the cluster).",
 		[]string{"reason"}, nil)
 	clusterDisconnectsDesc = prometheus.NewDesc(namespace+"_cluster_disconnects_total",
 		"Losses of the connection to the cluster's NATS.", nil, nil)
+	clusterDegradedDesc = prometheus.NewDesc(namespace+"_cluster_degraded",
+		"1 while the bucket of nicknames and members has no majority of its replicas (nicknames are checked on this node only), else 0.", nil, nil)
+	clusterRoutesRefusedDesc = prometheus.NewDesc(namespace+"_cluster_routes_refused_total",
+		"Servers turned away at the route port without the cluster's credential or a route certificate (embedded cluster).", nil, nil)
 )
 
 // clusterCollector reads the cluster link's own counters at scrape time.
@@ -77,6 +81,8 @@ func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clusterMessagesDesc
 	ch <- clusterDroppedDesc
 	ch <- clusterDisconnectsDesc
+	ch <- clusterDegradedDesc
+	ch <- clusterRoutesRefusedDesc
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
@@ -91,5 +97,14 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(s.BufferDropped), "buffer_full")
 	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(s.SlowDropped), "slow_subscription")
 	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(s.Rejected), "rejected")
+	for _, r := range cluster.DropReasons() {
+		ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(s.DroppedOnArrival[r]), r)
+	}
 	ch <- prometheus.MustNewConstMetric(clusterDisconnectsDesc, prometheus.CounterValue, float64(s.Disconnects))
+	degraded := 0.0
+	if s.Degraded {
+		degraded = 1
+	}
+	ch <- prometheus.MustNewConstMetric(clusterDegradedDesc, prometheus.GaugeValue, degraded)
+	ch <- prometheus.MustNewConstMetric(clusterRoutesRefusedDesc, prometheus.CounterValue, float64(s.RoutesRefused))
 }

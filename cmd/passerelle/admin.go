@@ -277,7 +277,8 @@ type health struct {
 
 // notReady is one listener that keeps the process from being ready, and
 // why: not_serving, no_certificate, certificate_expired or
-// certificate_not_yet_valid; or the cluster link, cluster_disconnected.
+// certificate_not_yet_valid; or the cluster link, cluster_disconnected, or
+// its bucket of nicknames without a majority, cluster_degraded.
 type notReady struct {
 	Listener string `json:"listener"`
 	Service  string `json:"service"`
@@ -290,9 +291,15 @@ type notReady struct {
 // is up.
 func readiness(ws []watched, clusterStats func() cluster.Stats, now time.Time) health {
 	var bad []notReady
-	if clusterStats != nil && !clusterStats().Connected {
-		bad = append(bad, notReady{Listener: "cluster", Service: "cluster", Reason: "cluster_disconnected",
-			Detail: "no connection to the cluster's NATS: local rooms are served, other nodes are not reached"})
+	if clusterStats != nil {
+		switch st := clusterStats(); {
+		case !st.Connected:
+			bad = append(bad, notReady{Listener: "cluster", Service: "cluster", Reason: "cluster_disconnected",
+				Detail: "no connection to the cluster's NATS: local rooms are served, other nodes are not reached"})
+		case st.Degraded:
+			bad = append(bad, notReady{Listener: "cluster", Service: "cluster", Reason: "cluster_degraded",
+				Detail: "the bucket of nicknames and members has no majority: nicknames are checked on this node only"})
+		}
 	}
 	for _, w := range ws {
 		nr := notReady{Listener: w.l.cfg.Address, Service: w.l.cfg.Service}

@@ -22,6 +22,9 @@ type clusterConfig struct {
 	NATS     []string         `mapstructure:"nats"`
 	Creds    string           `mapstructure:"creds"`
 	TLS      clusterTLSConfig `mapstructure:"tls"`
+	// SecretFile is the route secret (embedded); default
+	// DATA_DIR/cluster.secret unless tls is set, made on first start.
+	SecretFile string `mapstructure:"secret_file"`
 }
 
 type clusterTLSConfig struct {
@@ -33,22 +36,25 @@ type clusterTLSConfig struct {
 // enabled reports whether the section asks for a cluster at all.
 func (c clusterConfig) enabled() bool {
 	return c.Embedded || c.Listen != "" || len(c.Routes) > 0 || c.Name != "" || c.NodeName != "" ||
-		len(c.NATS) > 0 || c.Creds != "" || c.TLS != (clusterTLSConfig{})
+		len(c.NATS) > 0 || c.Creds != "" || c.TLS != (clusterTLSConfig{}) || c.SecretFile != ""
 }
 
-// config is the section as the cluster package takes it.
-func (c clusterConfig) config(dataDir string, log *slog.Logger) cluster.Config {
+// config is the section as the cluster package takes it; maxMessage is
+// chat.max_message, which messages from other nodes are held to as well.
+func (c clusterConfig) config(dataDir string, maxMessage int, log *slog.Logger) cluster.Config {
 	return cluster.Config{
-		Embedded: c.Embedded,
-		Listen:   c.Listen,
-		Routes:   c.Routes,
-		Name:     c.Name,
-		NodeName: c.NodeName,
-		DataDir:  dataDir,
-		NATS:     c.NATS,
-		Creds:    c.Creds,
-		TLS:      cluster.TLS{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile},
-		Logger:   log,
+		Embedded:   c.Embedded,
+		Listen:     c.Listen,
+		Routes:     c.Routes,
+		Name:       c.Name,
+		NodeName:   c.NodeName,
+		DataDir:    dataDir,
+		NATS:       c.NATS,
+		Creds:      c.Creds,
+		TLS:        cluster.TLS{CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile},
+		SecretFile: c.SecretFile,
+		MaxMessage: maxMessage,
+		Logger:     log,
 	}
 }
 
@@ -57,7 +63,7 @@ func (c clusterConfig) validate(dataDir string) error {
 	if !c.enabled() {
 		return nil
 	}
-	return c.config(dataDir, nil).Validate()
+	return c.config(dataDir, 0, nil).Validate()
 }
 
 // clusterLink is the running cluster link, or nothing for a single node.
@@ -70,7 +76,7 @@ func startClusterLink(cfg *serveConfig, log *slog.Logger) (*clusterLink, error) 
 		return &clusterLink{}, nil
 	}
 	// The package's errors already begin with "cluster".
-	n, err := cluster.Start(cfg.Cluster.config(cfg.DataDir, log))
+	n, err := cluster.Start(cfg.Cluster.config(cfg.DataDir, cfg.Chat.MaxMessage, log))
 	if err != nil {
 		return nil, err
 	}

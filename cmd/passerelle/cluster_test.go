@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +31,9 @@ func freeLoopbackPorts(t *testing.T, n int) []int {
 // a client of the other share the default room and see each other in who.
 func TestServeCluster(t *testing.T) {
 	ports := freeLoopbackPorts(t, 2)
+	// The first node makes the secret that both derive their route
+	// credential from.
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
 	var nodes []*served
 	for i := range 2 {
 		dir := t.TempDir()
@@ -43,11 +48,15 @@ cluster:
   node_name: node%d
   listen: 127.0.0.1:%d
   routes: [nats-route://127.0.0.1:%d]
+  secret_file: %s
 admin:
   address: 127.0.0.1:0
-`, dir, i, ports[i], ports[1-i])
+`, dir, i, ports[i], ports[1-i], secret)
 		file := writeConfig(t, dir, config)
 		nodes = append(nodes, runServeCLI(t, []string{"--config", file, "serve"}, 1))
+	}
+	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cluster secret made on first start: %v, %v (want mode 0600)", fi, err)
 	}
 	dial := func(s *served) (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp", s.addrs["chat"][0])
@@ -134,6 +143,7 @@ cluster:
 	file := writeConfig(t, dir, yaml)
 	_, _, err := runCLI(t, "--data-dir", dir, "--config", file, "serve")
 	want := []string{
+		"cluster.listen: 0.0.0.0:6222 takes routes from other machines and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file, or listen on loopback (127.0.0.1:6222)",
 		"cluster.routes[0]: nats-route://10.0.0.2:6222 leaves this machine and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file (every node's certificate signed by that CA), or keep every route on loopback",
 		"cluster.routes[1]: nats-route://127.0.0.1:6222 is this node's own cluster.listen address; list the other nodes only",
 	}

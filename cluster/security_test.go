@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/testutil"
+)
+
+// TestRogueServerGetsNoRoute: a stock nats-server that knows the cluster's
+// name and a node's route address, as docs/cluster.md's loopback layout
+// gives them away, routes at the node. It gets no route, and a client of
+// it subscribed to everything sees none of the rooms' messages.
+func TestRogueServerGetsNoRoute(t *testing.T) {
+	logger, logs := testutil.Logger(t, slog.LevelInfo)
+	nodes := startCluster(t, 2, func(i int, cfg *Config) {
+		if i == 0 {
+			cfg.Logger = logger
+		}
+	})
+	routes := nodes[0].node.srv.NumRoutes()
+	rogue := startRogue(t, nodes[0].node.cfg.Listen, nil)
+	spy, err := nats.Connect(rogue.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Close()
+	seen, err := spy.SubscribeSync(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The rogue retries its route every second: wait for a few refusals.
+	testutil.Eventually(t, "three refusals", waitTimeout, func() bool { return nodes[0].node.Stats().RoutesRefused >= 3 })
+
+	a, b := nodes[0].connect(), nodes[1].connect()
+	waitInterest(t, servers(nodes), nodes[0].node.subject(hub.DefaultRoom), 2)
+	a.send("for the cluster only")
+	b.expect("for the cluster only")
+	if m, err := seen.NextMsg(500 * time.Millisecond); err == nil {
+		t.Fatalf("the rogue's client saw %s %q", m.Subject, m.Data)
+	}
+	if got := nodes[0].node.srv.NumRoutes(); got != routes || rogue.NumRoutes() != 0 {
+		t.Fatalf("routes with a rogue: %d (was %d), rogue has %d", got, routes, rogue.NumRoutes())
+	}
+	if n := strings.Count(logs.String(), `msg="cluster route refused: a server without this cluster's credential or route certificate tried to join"`); n != 1 {
+		t.Fatalf("%d route refused lines for %d refusals, want 1:\n%s", n, nodes[0].node.Stats().RoutesRefused, logs)
+	}
+}
+
+// TestClusterSecretMadeOnce: the first node makes the secret (mode 0600)
+// and the second reads it; a secret others may read is refused.
+func TestClusterSecretMadeOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "cluster.secret")
+	s1, err := loadOrCreateSecret(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v, %v", fi, err)
+	}
+	s2, err := loadOrCreateSecret(path)
+	if err != nil || string(s1) != string(s2) || len(s1) != 64 {
+		t.Fatalf("second read: %q, %v (first %q)", s2, err, s1)
+	}
+	c1, _ := deriveRouteCredential(s1, "a")
+	c2, _ := deriveRouteCredential(s1, "b")
+	if c1 == c2 || strings.Contains(c1.password, string(s1)) {
+		t.Fatalf("credentials of two clusters: %v %v", c1, c2)
+	}
+	os.Chmod(path, 0o644)
+	want := "cluster.secret_file: " + path + " may be read by other users (mode 0644): chmod 600 " + path
+	if _, err := loadOrCreateSecret(path); err == nil || err.Error() != want {
+		t.Fatalf("readable secret: %v, want %s", err, want)
+	}
+	short := filepath.Join(t.TempDir(), "short")
+	os.WriteFile(short, []byte("password\n"), 0o600)
+	want = "cluster.secret_file: " + short + " holds 8 bytes, under the 32 of a secret (remove it and a node makes one)"
+	if _, err := loadOrCreateSecret(short); err == nil || err.Error() != want {
+		t.Fatalf("short secret: %v, want %s", err, want)
+	}
+}
+
+// TestForgedPacksDropped: on an existing NATS, another client publishes
+// on a room's subject what no node sends. Each is dropped and counted by
+// its reason, and the room's members see only the real message that
+// follows.
+func TestForgedPacksDropped(t *testing.T) {
+	ns := startNATS(t, 0)
+	url := natsURL(ns)
+	a := startNode(t, Config{NATS: []string{url}}, hub.Config{})
+	b := startNode(t, Config{NATS: []string{url}, MaxMessage: 100}, hub.Config{MaxMessage: 100})
+	a1, b1 := a.connect(), b.connect()
+	waitInterest(t, []*server.Server{ns}, a.node.subject(hub.DefaultRoom), 2)
+	forger, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	id := a.node.ID() // a real node's id, borrowed
+	packs := []string{
+		"short",
+		id + strings.Repeat("m\x00", maxPackMessages+1),
+		id + `<passerelle:joined room="default" members="1"/>SPOOFED` + "\x00",
+		id + "\xEF\xBB\xBF\xEF\xBB\xBF<passerelle:pong/>\x00",
+		id + strings.Repeat("x", 100) + "\x00",
+		id + strings.Repeat("y", relayPackBytes+100) + "\x00",
+	}
+	for _, p := range packs {
+		if err := forger.Publish(a.node.subject(hub.DefaultRoom), []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forger.Flush()
+	want := map[string]uint64{"bad_pack": 1 + maxPackMessages + 1 + 1, "too_large": 1, "reserved_prefix": 2, "unknown_node": 0}
+	testutil.EventuallyReport(t, waitTimeout, func() bool { return maps.Equal(b.node.Stats().DroppedOnArrival, want) },
+		func() string { return fmt.Sprintf("dropped on arrival %v, want %v", b.node.Stats().DroppedOnArrival, want) })
+	a1.send("real")
+	b1.expect("real")
+	if st := b.node.Stats(); st.Received != 1 || st.Rejected != 0 {
+		t.Fatalf("b received %d, rejected %d; want 1, 0", st.Received, st.Rejected)
+	}
+}
+
+// TestCleanStopFreesNickname: with three nodes, the nickname of a node
+// stopped cleanly (what SIGTERM does) is free on another node as soon as
+// the stop returns, not once the key expires.
+func TestCleanStopFreesNickname(t *testing.T) {
+	nodes := startCluster(t, 3, func(i int, cfg *Config) { cfg.TTL = time.Minute })
+	carol := nodes[0].connect()
+	if got := carol.ask(`<passerelle:nick name="carol"/>`); got != `<passerelle:nick name="carol"/>` {
+		t.Fatalf("nick on node 0: %q", got)
+	}
+	other := nodes[1].connect()
+	if got := other.ask(`<passerelle:nick name="carol"/>`); !strings.Contains(got, `code="nick-taken"`) {
+		t.Fatalf("nick on node 1 while node 0 holds it: %q", got)
+	}
+	nodes[0].stop()
+	if got := other.ask(`<passerelle:nick name="carol"/>`); got != `<passerelle:nick name="carol"/>` {
+		t.Fatalf("nick on node 1 once node 0 stopped: %q", got)
+	}
+}
+
+// TestTwoNodesWithoutMajority: a two-node cluster says at start that it
+// cannot keep nicknames through the loss of one; once one is gone the other
+// is degraded (and says so once) until it is back.
+func TestTwoNodesWithoutMajority(t *testing.T) {
+	logger, logs := testutil.Logger(t, slog.LevelInfo)
+	nodes := startCluster(t, 2, func(i int, cfg *Config) {
+		if i == 0 {
+			cfg.Logger = logger
+		}
+	})
+	const twoNodes = `msg="cluster of two nodes: nicknames stay unique across nodes only while both run; the loss of either leaves the bucket of nicknames and members without a majority (a third node keeps them through the loss of one)"`
+	if n := strings.Count(logs.String(), twoNodes); n != 1 {
+		t.Fatalf("%d two-node lines, want 1:\n%s", n, logs)
+	}
+	testutil.Eventually(t, "node 0 not degraded", waitTimeout, func() bool { return !nodes[0].node.Stats().Degraded })
+	nodes[1].kill()
+	testutil.Eventually(t, "node 0 degraded", waitTimeout, func() bool { return nodes[0].node.Stats().Degraded })
+	testutil.EventuallyContains(t, logs, `level=WARN msg="cluster bucket of nicknames and members has no majority: nicknames are checked on this node only until enough nodes are back"`, waitTimeout)
+}
