@@ -19,6 +19,11 @@ import (
 // usable (being set up, or NATS out of reach).
 var errNotReady = errors.New("cluster: bucket of nicknames and members not ready")
 
+// maxStaleTries is how many times a claim reads a nickname held by another
+// node again before it answers taken: a replica a moment behind the leader
+// catches up within a few milliseconds.
+const maxStaleTries = 3
+
 // opTimeout bounds each request to the bucket made for a client (a
 // nickname claim, a member count).
 const opTimeout = 2 * time.Second
@@ -291,12 +296,17 @@ func (d *directory) writeNick(ctx context.Context, kv jetstream.KeyValue, key st
 				err = nil
 			}
 		}
+		if err != nil {
+			// Kept: written again later, or deleted by leave on a
+			// clean stop (whose context cancels this one).
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
 		d.mu.Lock()
 		if cur := d.owned[key]; cur != nil && cur.released && cur.rev == o.rev {
 			delete(d.owned, key)
 		}
 		d.mu.Unlock()
-		return err
+		return nil
 	}
 	var rev uint64
 	var err error
@@ -354,6 +364,7 @@ func (d *directory) claim(key, name string) (string, bool, error) {
 	// again after a pause. Create and Update are decided by the leader, so
 	// a stale read never lets two nodes win.
 	pause := 5 * time.Millisecond
+	staleTries := 0
 	for {
 		rev, err := kv.Create(ctx, k, val)
 		if err == nil {
@@ -374,6 +385,14 @@ func (d *directory) claim(key, name string) (string, bool, error) {
 		default:
 			node, holder, _ := strings.Cut(string(e.Value()), " ")
 			if node != d.n.id {
+				// The read, and Create's own read of a deleted key, may
+				// come from a replica that has not yet applied a delete
+				// the leader acknowledged (a node that just stopped
+				// cleanly): ask again a few times before saying taken.
+				if staleTries < maxStaleTries {
+					staleTries++
+					break
+				}
 				return holder, false, nil
 			}
 			// Ours, left by a client of this node that is gone (its
@@ -467,35 +486,41 @@ func (d *directory) leave() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
+	// A nickname is deleted only at the revision this node wrote, so that
+	// one another node took after it expired stays that node's.
+	keys := make(map[string]uint64, len(d.owned)+len(d.published))
 	d.mu.Lock()
-	keys := make([]string, 0, len(d.owned)+len(d.published))
-	for k := range d.owned {
-		keys = append(keys, k)
+	for k, o := range d.owned {
+		keys[k] = o.rev
 	}
 	d.mu.Unlock()
 	for r := range d.published {
-		keys = append(keys, roomKey(r, d.n.id))
+		keys[roomKey(r, d.n.id)] = 0
 	}
 	pause := 50 * time.Millisecond
 	for {
-		var left []string
 		var last error
-		for _, k := range keys {
+		for k, rev := range keys {
+			var opts []jetstream.KVDeleteOpt
+			if rev != 0 {
+				opts = append(opts, jetstream.LastRevision(rev))
+			}
 			cctx, ccancel := context.WithTimeout(ctx, time.Second)
-			err := kv.Delete(cctx, k)
+			err := kv.Delete(cctx, k, opts...)
 			ccancel()
-			if err != nil {
-				left, last = append(left, k), err
+			if err == nil || errors.Is(err, jetstream.ErrKeyExists) {
+				delete(keys, k)
+			} else {
+				last = err
 			}
 		}
-		if len(left) == 0 {
+		if len(keys) == 0 {
 			return
 		}
-		keys = left
 		select {
 		case <-ctx.Done():
 			d.n.log.Warn("cluster keys not deleted on leaving: the other nodes free them when they expire",
-				"node_id", d.n.id, "keys", len(left), "error", last.Error(), "ttl", d.n.cfg.TTL.String())
+				"node_id", d.n.id, "keys", len(keys), "error", last.Error(), "ttl", d.n.cfg.TTL.String())
 			return
 		case <-time.After(pause):
 			pause = min(2*pause, 500*time.Millisecond)

@@ -124,7 +124,9 @@ func TestForgedPacksDropped(t *testing.T) {
 	forger.Flush()
 	want := map[string]uint64{"bad_pack": 1 + maxPackMessages + 1 + 1, "too_large": 1, "reserved_prefix": 2, "unknown_node": 0}
 	testutil.EventuallyReport(t, waitTimeout, func() bool { return maps.Equal(b.node.Stats().DroppedOnArrival, want) },
-		func() string { return fmt.Sprintf("dropped on arrival %v, want %v", b.node.Stats().DroppedOnArrival, want) })
+		func() string {
+			return fmt.Sprintf("dropped on arrival %v, want %v", b.node.Stats().DroppedOnArrival, want)
+		})
 	a1.send("real")
 	b1.expect("real")
 	if st := b.node.Stats(); st.Received != 1 || st.Rejected != 0 {
@@ -136,7 +138,13 @@ func TestForgedPacksDropped(t *testing.T) {
 // stopped cleanly (what SIGTERM does) is free on another node as soon as
 // the stop returns, not once the key expires.
 func TestCleanStopFreesNickname(t *testing.T) {
-	nodes := startCluster(t, 3, func(i int, cfg *Config) { cfg.TTL = time.Minute })
+	logger, _ := testutil.Logger(t, slog.LevelDebug)
+	nodes := startCluster(t, 3, func(i int, cfg *Config) {
+		cfg.TTL = time.Minute
+		if i == 0 {
+			cfg.Logger = logger
+		}
+	})
 	carol := nodes[0].connect()
 	if got := carol.ask(`<passerelle:nick name="carol"/>`); got != `<passerelle:nick name="carol"/>` {
 		t.Fatalf("nick on node 0: %q", got)
