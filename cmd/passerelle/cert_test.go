@@ -144,6 +144,26 @@ func TestCertIssueClientPKCS12(t *testing.T) {
 	}
 }
 
+// TestCertIssueRoute: a cluster route certificate passes OpenSSL's checks
+// as a server and as a client certificate, for the node's name.
+func TestCertIssueRoute(t *testing.T) {
+	dataDir, work := t.TempDir(), t.TempDir()
+	stdout, _, err := runCLI(t, "--data-dir", dataDir, "cert", "issue", "--route", "node1.example.org", "--out", work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "Issued a cluster route (server and client) certificate for node1.example.org, valid until ") {
+		t.Fatalf("output:\n%s", stdout)
+	}
+	caFile := filepath.Join(dataDir, "ca", "ca.pem")
+	crt := filepath.Join(work, "node1.example.org.crt")
+	for _, purpose := range []string{"sslserver", "sslclient"} {
+		if out, err := opensslRun(t, "verify", "-CAfile", caFile, "-purpose", purpose, "-verify_hostname", "node1.example.org", crt); err != nil {
+			t.Fatalf("openssl verify -purpose %s: %v\n%s", purpose, err, out)
+		}
+	}
+}
+
 func TestCertIssuePKCS12Passwords(t *testing.T) {
 	dataDir, work := t.TempDir(), t.TempDir()
 	t.Setenv(p12PasswordEnv, "")
@@ -170,6 +190,7 @@ func TestCertIssueErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"no name", []string{}, "give at least one name (DNS name, IP address, e-mail or URI), or --client with --cn"},
+		{"client and route", []string{"--client", "--route", "node1.lan"}, "--client and --route: choose one (a route certificate is already a client one, and a server one)"},
 		{"client without name or cn", []string{"--client"}, "give at least one name (DNS name, IP address, e-mail or URI), or --client with --cn"},
 		{"bad lifetime", []string{"a.lan", "--lifetime", "soon"}, `--lifetime "soon": want days like 90d or a duration like 2160h`},
 		{"negative lifetime", []string{"a.lan", "--lifetime", "-3d"}, `--lifetime "-3d": must be positive`},

@@ -116,13 +116,27 @@ admin:
 	if v := value(t, fams, "passerelle_cluster_dropped_total", "reason", "buffer_full"); v != 0 {
 		t.Errorf("passerelle_cluster_dropped_total{reason=buffer_full} %v, want 0", v)
 	}
+	if v := value(t, fams, "passerelle_cluster_degraded"); v != 0 {
+		t.Errorf("passerelle_cluster_degraded %v with both nodes up, want 0", v)
+	}
 	if code, body := get(t, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz with the link up: %d %s", code, body)
 	}
-	for _, n := range nodes {
-		if err := n.stop(); err != nil {
-			t.Fatalf("serve: %v", err)
-		}
+	// Node 1 stops: two nodes, the bucket of nicknames has no majority
+	// left, and node 0 says so.
+	if err := nodes[1].stop(); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	const degraded = `{"listener":"cluster","service":"cluster","reason":"cluster_degraded","detail":"the bucket of nicknames and members has no majority: nicknames are checked on this node only"}`
+	testutil.EventuallyReport(t, waitTimeout, func() bool {
+		code, body := get(t, base+"/readyz")
+		return code == 503 && strings.Contains(body, degraded)
+	}, func() string { code, body := get(t, base+"/readyz"); return fmt.Sprintf("/readyz: %d %s", code, body) })
+	if v := value(t, scrape(t, base), "passerelle_cluster_degraded"); v != 1 {
+		t.Errorf("passerelle_cluster_degraded %v without a majority, want 1", v)
+	}
+	if err := nodes[0].stop(); err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 	if !strings.Contains(nodes[0].errOut.String(), "cluster link started") {
 		t.Errorf("no cluster line in the log:\n%s", nodes[0].errOut.String())
