@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // clientUser is the user of this node's own connection to its embedded
@@ -39,13 +40,20 @@ func startEmbedded(cfg Config, clientPassword string, log *natsLogger) (*server.
 		}
 		name = h + "-" + portStr
 	}
+	// The server keeps bcrypt hashes of the passwords, not the passwords
+	// (as nats-server recommends): a memory dump of its options gives
+	// nothing to log in with.
+	clientHash, err := bcryptHash(clientPassword)
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: name,
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
 		Users: []*server.User{{
 			Username:    clientUser,
-			Password:    clientPassword,
+			Password:    clientHash,
 			Permissions: clientPermissions(cfg.Name),
 		}},
 		NoSigs:             true,
@@ -74,7 +82,11 @@ func startEmbedded(cfg Config, clientPassword string, log *natsLogger) (*server.
 		if err != nil {
 			return nil, fmt.Errorf("cluster.secret_file: %w", err)
 		}
-		opts.Cluster.Username, opts.Cluster.Password = cred.user, cred.password
+		hash, err := bcryptHash(cred.password)
+		if err != nil {
+			return nil, err
+		}
+		opts.Cluster.Username, opts.Cluster.Password = cred.user, hash
 	}
 	for i, r := range cfg.Routes {
 		u, err := parseURL(r, "nats-route")
@@ -108,6 +120,14 @@ func startEmbedded(cfg Config, clientPassword string, log *natsLogger) (*server.
 		return nil, fmt.Errorf("cluster: embedded NATS server not ready after 10s (is cluster.listen %s free?)", cfg.Listen)
 	}
 	return s, nil
+}
+
+func bcryptHash(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("cluster: hash a password: %w", err)
+	}
+	return string(h), nil
 }
 
 // randomPassword is the embedded client port's password: 256 bits from
