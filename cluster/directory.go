@@ -202,6 +202,20 @@ func (d *directory) sync(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	all := d.all
+	d.mu.Unlock()
+	if all {
+		// This node's own key first: the other nodes take its packs
+		// only once it is there.
+		cctx, cancel := context.WithTimeout(ctx, opTimeout)
+		_, err := kv.Put(cctx, nodeKey(d.n.id), []byte("passerelle "+d.n.cfg.NodeName))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("put %s: %w", nodeKey(d.n.id), err)
+		}
+		d.n.announce()
+	}
+	d.mu.Lock()
+	all = all || d.all
 	d.all = false
 	rooms := make([]string, 0, len(d.dirty))
 	for r := range d.dirty {
@@ -497,6 +511,7 @@ func (d *directory) leave() {
 	for r := range d.published {
 		keys[roomKey(r, d.n.id)] = 0
 	}
+	keys[nodeKey(d.n.id)] = 0
 	pause := 50 * time.Millisecond
 	for {
 		var last error

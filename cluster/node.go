@@ -36,6 +36,13 @@ type Node struct {
 
 	outMu sync.Mutex
 	out   map[string]*outPack // messages for the other nodes, by room
+	// held are packs kept until this node's key is in the bucket
+	// (announced), heldBytes their size.
+	held      []heldPack
+	heldBytes int
+	announced atomic.Bool
+
+	nodes *nodeSet // the other nodes' ids seen in the bucket
 
 	dir *directory
 
@@ -74,6 +81,7 @@ func Start(cfg Config) (*Node, error) {
 		prefix: "passerelle." + cfg.Name + ".room.",
 		subs:   make(map[string]*nats.Subscription),
 		out:    make(map[string]*outPack),
+		nodes:  newNodeSet(),
 	}
 	n.dropLog = ratelog.New(n.log, ratelog.DefaultEvery)
 	n.degradedLog = ratelog.New(n.log, ratelog.DefaultEvery)

@@ -134,18 +134,35 @@ func (n *Node) flushRelay() {
 }
 
 // publishLocked publishes p and empties it; n.outMu is held, so that a
-// room's packs leave in order.
+// room's packs leave in order. Until this node's key is in the bucket the
+// pack is held instead (nodes.go).
 func (n *Node) publishLocked(room string, p *outPack) {
 	if p.n == 0 {
 		return
 	}
-	count := uint64(p.n)
-	err := n.nc.Publish(n.subject(room), p.buf) // nats.go copies it
+	if !n.announced.Load() {
+		n.holdLocked(room, p)
+		return
+	}
+	n.publishRawLocked(room, p.buf, p.n)
 	p.buf, p.n = p.buf[:idLen], 0
+}
+
+// publishRawLocked publishes a pack of count messages; n.outMu is held.
+func (n *Node) publishRawLocked(room string, buf []byte, count int) {
+	err := n.nc.Publish(n.subject(room), buf) // nats.go copies it
+	if err == nil {
+		n.st.published.Add(uint64(count))
+		return
+	}
+	n.dropOutLocked(uint64(count), err)
+}
+
+// dropOutLocked counts messages for the other nodes that could not be
+// published, and says so at most once a second.
+func (n *Node) dropOutLocked(count uint64, err error) {
 	switch {
-	case err == nil:
-		n.st.published.Add(count)
-	case errors.Is(err, nats.ErrReconnectBufExceeded):
+	case errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, errNotAnnounced):
 		if n.st.bufferDropped.Add(count) == count || logDue(&n.lastDropLog) {
 			n.log.Warn("cluster reconnect buffer full: messages for the other nodes dropped",
 				"node_id", n.id, "dropped", n.st.bufferDropped.Load(), "buffer_bytes", n.cfg.ReconnectBuffer)
@@ -188,11 +205,16 @@ func (n *Node) accept(batch [][]byte, m *nats.Msg) [][]byte {
 		n.dropped(dropBadPack, 1)
 		return batch
 	}
-	if string(data[:idLen]) == n.id {
+	id := string(data[:idLen])
+	if id == n.id {
 		return batch
 	}
 	data = data[idLen:]
 	count := bytes.Count(data, []byte{0})
+	if !n.fromNode(id) {
+		n.dropped(dropUnknownNode, max(count, 1))
+		return batch
+	}
 	if count > maxPackMessages || len(data) > relayPackBytes+n.cfg.MaxMessage {
 		n.dropped(dropBadPack, max(count, 1))
 		return batch

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/internal/testutil"
@@ -92,7 +94,8 @@ func TestClusterSecretMadeOnce(t *testing.T) {
 }
 
 // TestForgedPacksDropped: on an existing NATS, another client publishes
-// on a room's subject what no node sends. Each is dropped and counted by
+// on a room's subject what no node sends, with a real node's id or with
+// ids of no node. Each is dropped and counted by
 // its reason, and the room's members see only the real message that
 // follows.
 func TestForgedPacksDropped(t *testing.T) {
@@ -101,6 +104,13 @@ func TestForgedPacksDropped(t *testing.T) {
 	a := startNode(t, Config{NATS: []string{url}}, hub.Config{})
 	b := startNode(t, Config{NATS: []string{url}, MaxMessage: 100}, hub.Config{MaxMessage: 100})
 	a1, b1 := a.connect(), b.connect()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	for _, n := range []*testNode{a, b} {
+		if err := n.node.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	waitInterest(t, []*server.Server{ns}, a.node.subject(hub.DefaultRoom), 2)
 	forger, err := nats.Connect(url)
 	if err != nil {
@@ -115,6 +125,8 @@ func TestForgedPacksDropped(t *testing.T) {
 		id + "\xEF\xBB\xBF\xEF\xBB\xBF<passerelle:pong/>\x00",
 		id + strings.Repeat("x", 100) + "\x00",
 		id + strings.Repeat("y", relayPackBytes+100) + "\x00",
+		nuid.Next() + "from a made-up node\x00and more\x00",
+		strings.Repeat("!", idLen) + "not an id\x00",
 	}
 	for _, p := range packs {
 		if err := forger.Publish(a.node.subject(hub.DefaultRoom), []byte(p)); err != nil {
@@ -122,7 +134,7 @@ func TestForgedPacksDropped(t *testing.T) {
 		}
 	}
 	forger.Flush()
-	want := map[string]uint64{"bad_pack": 1 + maxPackMessages + 1 + 1, "too_large": 1, "reserved_prefix": 2, "unknown_node": 0}
+	want := map[string]uint64{"bad_pack": 1 + maxPackMessages + 1 + 1, "too_large": 1, "reserved_prefix": 2, "unknown_node": 3}
 	testutil.EventuallyReport(t, waitTimeout, func() bool { return maps.Equal(b.node.Stats().DroppedOnArrival, want) },
 		func() string {
 			return fmt.Sprintf("dropped on arrival %v, want %v", b.node.Stats().DroppedOnArrival, want)
