@@ -39,7 +39,12 @@ func BenchmarkFanOut(b *testing.B) {
 		})
 		b.ReportMetric(added/(1<<20), "MiB-heap/node")
 		for i, n := range nodes {
-			if st := n.node.Stats(); st.SlowDropped+st.BufferDropped+st.Rejected > 0 {
+			st := n.node.Stats()
+			arrival := uint64(0)
+			for _, d := range st.DroppedOnArrival {
+				arrival += d
+			}
+			if st.SlowDropped+st.BufferDropped+st.Rejected+arrival > 0 {
 				b.Errorf("node %d dropped: %+v", i, st)
 			}
 		}
