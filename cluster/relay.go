@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/passerelle/passerelle/hub"
 )
 
 // idLen is the length of a node id (a NUID), the prefix of every message a
@@ -183,20 +185,11 @@ const maxBatch = 256
 // comes from no node.
 const maxPackMessages = 1024
 
-// controlPrefix starts the hub's control messages and its replies: a
-// local client's message that starts with it is a command, never relayed,
-// so one from another node is a forgery made to look like a server reply.
-const controlPrefix = "<passerelle:"
-
-// bom is the UTF-8 byte order mark, which a display may drop before the
-// reserved prefix.
-const bom = "\xEF\xBB\xBF"
-
 // accept appends to batch the chat messages of a NATS message from another
 // node, checked as a local client's would be: a pack that no node makes
 // (too short, too many messages, too many bytes) is dropped whole; a
 // message a local client could not have relayed (over chat.max_message,
-// the reserved prefix, even after byte order marks, no final NUL) is
+// a control message by the hub's rule, no final NUL) is
 // dropped alone. Each is counted by its reason, never delivered. It skips
 // this node's own pack (were NoEcho not honoured).
 func (n *Node) accept(batch [][]byte, m *nats.Msg) [][]byte {
@@ -230,22 +223,13 @@ func (n *Node) accept(batch [][]byte, m *nats.Msg) [][]byte {
 		switch {
 		case len(msg) > n.cfg.MaxMessage:
 			n.dropped(dropTooLarge, 1)
-		case reserved(msg):
+		case hub.IsControl(msg):
 			n.dropped(dropReserved, 1)
 		default:
 			batch = append(batch, msg)
 		}
 	}
 	return batch
-}
-
-// reserved reports whether msg starts with the control prefix, after any
-// byte order marks.
-func reserved(msg []byte) bool {
-	for bytes.HasPrefix(msg, []byte(bom)) {
-		msg = msg[len(bom):]
-	}
-	return bytes.HasPrefix(msg, []byte(controlPrefix))
 }
 
 // dropped counts messages from other nodes refused on arrival, and says

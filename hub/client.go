@@ -46,6 +46,11 @@ func controlStart(msg []byte) int {
 	return -1
 }
 
+// IsControl reports whether msg is a control message by the rule above:
+// one a client sends is a command, never relayed, so one that arrives from
+// elsewhere (another node) is a forgery of a server reply.
+func IsControl(msg []byte) bool { return controlStart(msg) >= 0 }
+
 // aLongTimeAgo is a deadline in the past: setting it makes blocked reads and
 // writes return at once.
 func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
