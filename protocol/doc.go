@@ -11,10 +11,10 @@
 //     chapter (its ServerSocket example): "Connected." on connect, then "Echo -- " and each chunk.
 //   - envoie: the ENVOIE asset stream (seed 000, "Echanger des
 //     données").
-//   - web: the front door every listener runs after its handshake (Door:
-//     what each connection is), the one handoff of a connection to net/http
-//     (ConnServer), and the HTTP side of the chat and asset listeners, for
-//     browsers: the WebSocket transports, the chat page, HTTPS assets.
+//
+// Nothing here imports the chat relay (hub) or any layer above it: the
+// browser gateway, which binds WebSocket and HTTPS to the hub and to ENVOIE,
+// is the top-level package web.
 //
 // The codecs take a maximum size and never buffer without bound, whatever the
 // peer sends; start reading with xmlsocket.Reader.

@@ -31,7 +31,7 @@
 //
 // A client that negotiates ALPN http/1.1 (a browser) gets, from every TLS
 // endpoint, a page naming it and its defect instead of its service
-// (browser.go, served by protocol/web's ConnServer); the dashboard's script
+// (browser.go, served by web's ConnServer); the dashboard's script
 // fetches each endpoint's page from the visitor's browser and shows where
 // the browser accepted what it should have refused, or the reverse.
 //

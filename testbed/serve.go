@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/protocol/echo"
-	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 	"github.com/passerelle/passerelle/secure"
+	"github.com/passerelle/passerelle/web"
 )
 
 // maxFrame bounds an XMLSocket frame echoed by a client-certificate endpoint.

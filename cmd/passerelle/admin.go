@@ -18,8 +18,8 @@ import (
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/cluster"
 	"github.com/passerelle/passerelle/metrics"
-	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
+	"github.com/passerelle/passerelle/web"
 )
 
 // serviceAdmin names the admin listener in logs and messages.

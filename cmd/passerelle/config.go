@@ -13,9 +13,9 @@ import (
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/protocol/policy"
-	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
+	"github.com/passerelle/passerelle/web"
 )
 
 // serveConfig is the whole configuration of `passerelle serve`, decoded from

@@ -18,8 +18,8 @@ import (
 
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/policy"
-	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
+	"github.com/passerelle/passerelle/web"
 )
 
 // These tests drive the front door of serve's listeners (web.Door) over

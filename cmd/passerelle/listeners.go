@@ -16,9 +16,9 @@ import (
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/policy"
-	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
+	"github.com/passerelle/passerelle/web"
 )
 
 // listener is one configured address and everything that serves it: its

@@ -16,8 +16,8 @@ import (
 	"github.com/passerelle/passerelle/protocol/echo"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/policy"
-	"github.com/passerelle/passerelle/protocol/web"
 	"github.com/passerelle/passerelle/secure"
+	"github.com/passerelle/passerelle/web"
 )
 
 // Service kinds a listener can run.

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 
 	"github.com/passerelle/passerelle/protocol/envoie"
-	"github.com/passerelle/passerelle/protocol/web"
+	"github.com/passerelle/passerelle/web"
 )
 
 // The handlers of an asset listener and a chat listener, as an http.Server

@@ -152,7 +152,7 @@ func (l *chatListener) dialWS(b *testing.B) *websocket.Conn {
 // slowest receiver, everything through a chat listener as serve builds it.
 // Compare the "websocket" figure with "raw" of the same run:
 //
-//	go test -run '^$' -bench FanoutWebSocket -benchtime 20000x -count 3 ./protocol/web
+//	go test -run '^$' -bench FanoutWebSocket -benchtime 20000x -count 3 ./web
 func BenchmarkFanoutWebSocket(b *testing.B) {
 	for _, kind := range []string{"raw", "websocket", "mixed"} {
 		b.Run(kind, func(b *testing.B) { benchFanoutWS(b, kind) })
@@ -320,7 +320,7 @@ func holdIdleClients(addr, caFile, nStr, kind string) error {
 // serve builds it: heap in use plus goroutine stacks after GC, with the
 // clients held by a child process, divided by their number. Run it once:
 //
-//	go test -run '^$' -bench IdleWebSocketMemory -benchtime 1x ./protocol/web
+//	go test -run '^$' -bench IdleWebSocketMemory -benchtime 1x ./web
 func BenchmarkIdleWebSocketMemory(b *testing.B) {
 	const idle = 10000
 	for _, kind := range []string{"raw", "websocket"} {
