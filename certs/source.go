@@ -36,6 +36,23 @@ func ParseTLSMode(s string) (TLSMode, error) {
 	}
 }
 
+// UnmarshalText reads a tls.mode value as a configuration decoder meets
+// it. Unlike ParseTLSMode, empty stays empty: what an unset mode means is
+// the listener's to say (local for a service listener, off for admin).
+func (m *TLSMode) UnmarshalText(text []byte) error {
+	s := strings.ToLower(strings.TrimSpace(string(text)))
+	if s == "" {
+		*m = ""
+		return nil
+	}
+	v, err := ParseTLSMode(s)
+	if err != nil {
+		return errors.New("want local, acme, files or off")
+	}
+	*m = v
+	return nil
+}
+
 // DefaultLocalNames are the names of a local-mode listener that names none:
 // the loopback names a local client uses.
 func DefaultLocalNames() []string { return []string{"localhost", "127.0.0.1", "::1"} }

@@ -53,6 +53,17 @@ func ParseClientAuth(s string) (ClientAuth, error) {
 	return ClientAuthNone, fmt.Errorf("client auth %q: want none, request or require", s)
 }
 
+// UnmarshalText reads a tls.client_auth value as a configuration decoder
+// meets it.
+func (c *ClientAuth) UnmarshalText(text []byte) error {
+	v, err := ParseClientAuth(string(text))
+	if err != nil {
+		return errors.New("want none, request or require")
+	}
+	*c = v
+	return nil
+}
+
 func (c ClientAuth) String() string {
 	switch c {
 	case ClientAuthRequest:

@@ -124,3 +124,59 @@ func TestEnvironmentPrecedence(t *testing.T) {
 		t.Fatalf("--data-dir did not beat the environment: %v\n%s", err, out)
 	}
 }
+
+// TestEnvironmentValuesChecked runs the real binary: a PASSERELLE_* value
+// that is not of its key's type stops every command, not only serve, with
+// the variable's name in the words a configuration file gets, and exit
+// status 1; a good value is taken.
+func TestEnvironmentValuesChecked(t *testing.T) {
+	bin := buildBinary(t)
+	const noUnit = "has no unit: write a duration such as 10s or 10ms"
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		want []string // the problems, in order; none: the command succeeds
+	}{
+		{"check timeout without unit", []string{"PASSERELLE_CHECK_TIMEOUT=10"}, []string{"check", "127.0.0.1:1"},
+			[]string{"PASSERELLE_CHECK_TIMEOUT: 10 " + noUnit}},
+		{"testbed port not a number", []string{"PASSERELLE_TESTBED_BASE_PORT=abc"}, []string{"testbed"},
+			[]string{`PASSERELLE_TESTBED_BASE_PORT: "abc": want a whole number`}},
+		{"chat write timeout for chat", []string{"PASSERELLE_CHAT_WRITE_TIMEOUT=10"}, []string{"chat", "127.0.0.1:1"},
+			[]string{"PASSERELLE_CHAT_WRITE_TIMEOUT: 10 " + noUnit}},
+		{"chat write timeout for serve", []string{"PASSERELLE_CHAT_WRITE_TIMEOUT=10"}, []string{"serve"},
+			[]string{"PASSERELLE_CHAT_WRITE_TIMEOUT: 10 " + noUnit}},
+		{"typed word", []string{"PASSERELLE_ADMIN_TLS_MODE=sometimes"}, []string{"serve"},
+			[]string{`PASSERELLE_ADMIN_TLS_MODE: "sometimes": want local, acme, files or off`}},
+		{"several at once, sorted", []string{"PASSERELLE_LIMITS_HANDSHAKE_TIMEOUT=soon", "PASSERELLE_ACME_AGREE=yes", "PASSERELLE_CHAT_FLOOD_RATE=fast"}, []string{"ca", "path"},
+			[]string{`PASSERELLE_ACME_AGREE: "yes": want true or false`,
+				`PASSERELLE_CHAT_FLOOD_RATE: "fast": want a number`,
+				`PASSERELLE_LIMITS_HANDSHAKE_TIMEOUT: "soon" is not a duration: write one such as 10s, 1m30s or 500ms`}},
+		{"good values", []string{"PASSERELLE_CHECK_TIMEOUT=10s", "PASSERELLE_TESTBED_BASE_PORT=12000", "PASSERELLE_ACME_AGREE=true",
+			"PASSERELLE_ADMIN_TLS_CLIENT_AUTH=request", "PASSERELLE_WEBSOCKET_ORIGINS=https://a.example,https://b.example"}, []string{"version"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(bin, append([]string{"--data-dir", dir}, tt.args...)...)
+			cmd.Env = append([]string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}, tt.env...)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("%v with good values: %v\n%s", tt.args, err, stderr.String())
+				}
+				return
+			}
+			want := "passerelle: configuration environment:\n  " + strings.Join(tt.want, "\n  ") + "\n"
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != 1 || stderr.String() != want || stdout.String() != "" {
+				t.Fatalf("exit %d (%v), stdout %q, stderr:\n%s\nwant exit 1 and:\n%s", code, err, stdout.String(), stderr.String(), want)
+			}
+		})
+	}
+}

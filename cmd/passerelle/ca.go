@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/internal/serve"
 )
 
 func newCACmd(a *app) *cobra.Command {
@@ -69,7 +70,7 @@ existing CA is never replaced: clients may already trust it.`,
 				verb = "Created the local CA"
 			}
 			_, err = fmt.Fprintf(a.out, "%s: %s\n  certificate: %s\n  key:         %s\nTrust it with \"passerelle%s ca install\", or give clients %s.\n",
-				verb, ca.Certificate().Subject.CommonName, ca.CertFile(), ca.KeyFile(), dataDirFlag(a.dataDir()), ca.CertFile())
+				verb, ca.Certificate().Subject.CommonName, ca.CertFile(), ca.KeyFile(), serve.DataDirFlag(a.dataDir()), ca.CertFile())
 			return err
 		},
 	}

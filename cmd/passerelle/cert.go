@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/internal/serve"
 )
 
 // p12PasswordEnv is read when --p12-password is not given, so the password need not appear in the process list.
@@ -249,7 +250,7 @@ func (a *app) runIssue(o issueOptions) error {
 		return fmt.Errorf("local CA: %w", err)
 	}
 	if created {
-		fmt.Fprintf(a.out, "Created the local CA %s (trust it with \"passerelle%s ca install\")\n", ca.CertFile(), dataDirFlag(a.dataDir()))
+		fmt.Fprintf(a.out, "Created the local CA %s (trust it with \"passerelle%s ca install\")\n", ca.CertFile(), serve.DataDirFlag(a.dataDir()))
 	}
 	issued, err := ca.Issue(certs.IssueRequest{
 		Names:      o.names,

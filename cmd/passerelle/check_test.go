@@ -85,23 +85,23 @@ func TestCheckStatusesAndExitCodes(t *testing.T) {
 		status secure.Status
 		code   int
 	}{
-		{"trusted", func() string { return serve(t, root.Leaf(t, testpki.LeafOptions{})) }, nil, secure.StatusTrusted, 0},
+		{"trusted", func() string { return serveLeaf(t, root.Leaf(t, testpki.LeafOptions{})) }, nil, secure.StatusTrusted, 0},
 		{"unknown", func() string { return silent.Addr().String() }, []string{"--timeout", "300ms"}, secure.StatusUnknown, 2},
 		{"invalid", func() string {
-			return serve(t, root.Leaf(t, testpki.LeafOptions{DNSNames: []string{"localhost"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
+			return serveLeaf(t, root.Leaf(t, testpki.LeafOptions{DNSNames: []string{"localhost"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}))
 		}, nil, secure.StatusInvalid, 3},
 		{"invalidChain", func() string {
-			return serve(t, root.Intermediate(t, testpki.CAOptions{NotCA: true}).Leaf(t, testpki.LeafOptions{}))
+			return serveLeaf(t, root.Intermediate(t, testpki.CAOptions{NotCA: true}).Leaf(t, testpki.LeafOptions{}))
 		}, nil, secure.StatusInvalidChain, 4},
 		{"expired", func() string {
-			return serve(t, root.Leaf(t, testpki.LeafOptions{NotBefore: time.Now().Add(-2 * day), NotAfter: time.Now().Add(-day)}))
+			return serveLeaf(t, root.Leaf(t, testpki.LeafOptions{NotBefore: time.Now().Add(-2 * day), NotAfter: time.Now().Add(-day)}))
 		}, nil, secure.StatusExpired, 5},
 		{"notYetValid", func() string {
-			return serve(t, root.Leaf(t, testpki.LeafOptions{NotBefore: time.Now().Add(day), NotAfter: time.Now().Add(2 * day)}))
+			return serveLeaf(t, root.Leaf(t, testpki.LeafOptions{NotBefore: time.Now().Add(day), NotAfter: time.Now().Add(2 * day)}))
 		}, nil, secure.StatusNotYetValid, 6},
-		{"principalMismatch", func() string { return serve(t, root.Leaf(t, testpki.LeafOptions{})) }, []string{"--servername", "chat.example.org"}, secure.StatusPrincipalMismatch, 7},
-		{"revoked", func() string { return serve(t, revoked) }, []string{"--crl", crlFile}, secure.StatusRevoked, 8},
-		{"untrustedSigners", func() string { return serve(t, other.Leaf(t, testpki.LeafOptions{})) }, nil, secure.StatusUntrustedSigners, 9},
+		{"principalMismatch", func() string { return serveLeaf(t, root.Leaf(t, testpki.LeafOptions{})) }, []string{"--servername", "chat.example.org"}, secure.StatusPrincipalMismatch, 7},
+		{"revoked", func() string { return serveLeaf(t, revoked) }, []string{"--crl", crlFile}, secure.StatusRevoked, 8},
+		{"untrustedSigners", func() string { return serveLeaf(t, other.Leaf(t, testpki.LeafOptions{})) }, nil, secure.StatusUntrustedSigners, 9},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,8 +133,8 @@ func TestCheckStatusesAndExitCodes(t *testing.T) {
 	}
 }
 
-// serve starts a listener presenting leaf and returns its address.
-func serve(t *testing.T, leaf *testpki.Leaf) string {
+// serveLeaf starts a listener presenting leaf and returns its address.
+func serveLeaf(t *testing.T, leaf *testpki.Leaf) string {
 	return checkServer(t, secure.ServerConfig{GetCertificate: certOf(leaf.TLS())})
 }
 
@@ -171,7 +171,7 @@ func TestCheckFailedVerdictText(t *testing.T) {
 	dir := t.TempDir()
 	root := testpki.NewRoot(t, testpki.CAOptions{})
 	caFile := root.WriteCert(t, dir, "root.pem")
-	addr := serve(t, root.Leaf(t, testpki.LeafOptions{}))
+	addr := serveLeaf(t, root.Leaf(t, testpki.LeafOptions{}))
 	out, _, err := runCLI(t, "check", addr, "--ca", caFile, "--servername", "chat.example.org", "--data-dir", dir)
 	if exitCode(err) != 7 {
 		t.Errorf("exit %v, want 7", err)
@@ -231,7 +231,7 @@ func TestCheckMutualTLS(t *testing.T) {
 	}
 
 	// A server that does not ask.
-	plainAddr := serve(t, root.Leaf(t, testpki.LeafOptions{}))
+	plainAddr := serveLeaf(t, root.Leaf(t, testpki.LeafOptions{}))
 	out, _, err = runCLI(t, "check", plainAddr, "--ca", caFile, "--cert", certFile, "--key", keyFile, "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "\nclient certificate: not requested\n") {
 		t.Errorf("check against a server that asks for no certificate: %v\n%s", err, out)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
-
 	"github.com/passerelle/passerelle/internal/testutil"
 )
 
@@ -184,23 +182,8 @@ cluster:
 // TestClusterExampleConfig checks configs/cluster.yaml: every key known,
 // and a cluster section serve accepts.
 func TestClusterExampleConfig(t *testing.T) {
-	const file = "../../configs/cluster.yaml"
-	if err := checkConfigFile(file); err != nil {
-		t.Fatal(err)
-	}
-	v := viper.New()
-	v.SetConfigFile(file)
-	if err := v.ReadInConfig(); err != nil {
-		t.Fatal(err)
-	}
-	var cfg serveConfig
-	if err := v.Unmarshal(&cfg); err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadExample(t, "cluster.yaml")
 	if !cfg.Cluster.Embedded || len(cfg.Cluster.Routes) != 2 || cfg.Cluster.TLS.CertFile == "" {
 		t.Fatalf("cluster section: %+v", cfg.Cluster)
-	}
-	if err := cfg.Cluster.validate(cfg.DataDir); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/passerelle/passerelle/internal/serve"
 	"github.com/spf13/viper"
 )
 
@@ -32,7 +32,7 @@ listeners:
   - address: 127.0.0.1:0
     service: chat
     tls: {mode: sometimes}
-`, `listeners[0].tls.mode "sometimes": want local, acme, files or off`},
+`, `line 5: listeners[0].tls.mode: "sometimes": want local, acme, files or off`},
 		{"files without key", `
 listeners:
   - address: 127.0.0.1:0
@@ -63,7 +63,7 @@ listeners:
   - address: 127.0.0.1:0
     service: chat
     tls: {client_auth: maybe}
-`, `listeners[0].tls.client_auth "maybe": want none, request or require`},
+`, `line 5: listeners[0].tls.client_auth: "maybe": want none, request or require`},
 		{"root on chat", `
 listeners:
   - address: 127.0.0.1:0
@@ -315,24 +315,11 @@ func TestServeConfigFileMissing(t *testing.T) {
 }
 
 // TestExampleConfigsValidate keeps configs/ true: every example serve
-// configuration decodes and validates.
+// configuration passes the strict reading and serve's own checks.
 func TestExampleConfigsValidate(t *testing.T) {
-	for _, name := range []string{"passerelle.yaml", "acme.yaml", "mtls.yaml"} {
+	for _, name := range []string{"passerelle.yaml", "acme.yaml", "mtls.yaml", "cluster.yaml"} {
 		t.Run(name, func(t *testing.T) {
-			a := &app{v: viper.New()}
-			a.v.SetConfigFile(filepath.Join("..", "..", "configs", name))
-			if err := a.v.ReadInConfig(); err != nil {
-				t.Fatal(err)
-			}
-			setServeDefaults(a.v)
-			var cfg serveConfig
-			if err := a.v.Unmarshal(&cfg); err != nil {
-				t.Fatal(err)
-			}
-			cfg.normalize()
-			if err := cfg.validate(); err != nil {
-				t.Fatalf("configs/%s does not validate:\n%v", name, err)
-			}
+			cfg := loadExample(t, name)
 			if len(cfg.Listeners) == 0 {
 				t.Fatalf("configs/%s declares no listener", name)
 			}
@@ -340,23 +327,17 @@ func TestExampleConfigsValidate(t *testing.T) {
 	}
 }
 
-// TestGCPercent checks that serve applies runtime.gc_percent, and leaves
-// the collector alone when the operator set Go's own GOGC.
-func TestGCPercent(t *testing.T) {
-	prev := debug.SetGCPercent(100)
-	t.Cleanup(func() { debug.SetGCPercent(prev) })
-	log := slog.New(slog.DiscardHandler)
-
-	t.Setenv("GOGC", "") // registers the restore of any GOGC the run has
-	os.Unsetenv("GOGC")
-	setGCPercent(37, log)
-	if got := debug.SetGCPercent(100); got != 37 {
-		t.Fatalf("GC percent %d after runtime.gc_percent 37", got)
+// loadExample reads configs/name as serve does.
+func loadExample(t *testing.T, name string) *serve.Config {
+	t.Helper()
+	v := viper.New()
+	err := serve.ReadSettings(v, serve.Settings{File: filepath.Join("..", "..", "configs", name), Schema: reflect.TypeFor[fileConfig]()})
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	t.Setenv("GOGC", "80")
-	setGCPercent(37, log)
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Fatalf("GC percent %d with GOGC set; runtime.gc_percent must not override it", got)
+	cfg, err := serve.Load(v)
+	if err != nil {
+		t.Fatalf("configs/%s does not validate:\n%v", name, err)
 	}
+	return cfg
 }

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/passerelle/passerelle/internal/serve"
 )
 
 // TestHintsNameTheDataFolder: the commands printed as advice carry the
@@ -22,7 +24,7 @@ func TestHintsNameTheDataFolder(t *testing.T) {
 	if err != nil || !strings.Contains(out, "Trust it with \"passerelle --data-dir '"+dataDir+"' ca install\", or give clients "+caFile+".\n") {
 		t.Errorf("ca create: %v\n%s", err, out)
 	}
-	if got := dataDirFlag(defaultDataDir()); got != "" {
+	if got := serve.DataDirFlag(serve.DefaultDataDir()); got != "" {
 		t.Errorf("the default data folder gives the hint %q, want nothing", got)
 	}
 

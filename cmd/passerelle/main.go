@@ -2,10 +2,10 @@
 // an encrypted XMLSocket chat relay, an ENVOIE asset stream, a certificate
 // validation testbed, and the tools to issue, inspect and check certificates.
 //
-// Start with root.go (newRootCmd: the command tree, the configuration and
-// its strict check in strict.go), then serve.go (runServe: serve's steps),
-// listeners.go (one listener value per address) and services.go (the table
-// of services). Each other command is one file named after it.
+// Start with root.go (newRootCmd: the command tree, and the configuration
+// read strictly by internal/serve's ReadSettings against settings.go's
+// fileConfig). serve.go is serve's cobra command; serve itself is put
+// together in internal/serve. Each other command is one file named after it.
 package main
 
 import (

@@ -6,9 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
+	"reflect"
 
+	"github.com/passerelle/passerelle/internal/serve"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -81,27 +81,18 @@ func subcommands(a *app) []*cobra.Command {
 	}
 }
 
-// load reads the configuration file and environment, then sets up logging.
+// load reads the configuration file and environment, every value checked
+// against fileConfig (serve.ReadSettings), then sets up logging.
 // Precedence is viper's: flag over environment over file over default.
 func (a *app) load(cmd *cobra.Command) error {
-	a.v.SetEnvPrefix("PASSERELLE")
-	a.v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
-	a.v.AutomaticEnv()
-	a.v.SetDefault("data_dir", defaultDataDir())
+	a.v.SetDefault("data_dir", serve.DefaultDataDir())
 	a.v.SetDefault("log.level", "info")
 	a.v.SetDefault("log.format", "text")
-	if err := checkEnvironment(os.Environ()); err != nil {
+	file, _ := cmd.Flags().GetString("config")
+	err := serve.ReadSettings(a.v, serve.Settings{File: file, Env: os.Environ(),
+		Schema: reflect.TypeFor[fileConfig](), Secrets: []string{p12PasswordEnv}})
+	if err != nil {
 		return err
-	}
-	if f, _ := cmd.Flags().GetString("config"); f != "" {
-		if err := checkConfigFile(f); err != nil {
-			return err
-		}
-		a.v.SetConfigFile(f)
-		a.v.SetConfigType("yaml")
-		if err := a.v.ReadInConfig(); err != nil {
-			return fmt.Errorf("read config %s: %w", f, err)
-		}
 	}
 	logger, err := newLogger(a.errOut, a.v.GetString("log.level"), a.v.GetString("log.format"))
 	if err != nil {
@@ -128,16 +119,6 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	default:
 		return nil, fmt.Errorf("log format %q: want text or json", format)
 	}
-}
-
-func defaultDataDir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "passerelle")
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "share", "passerelle")
-	}
-	return "passerelle-data"
 }
 
 // mustBind binds a flag to a viper key; it only fails on a nil flag, a

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/secure"
@@ -45,27 +43,6 @@ func addCAFile(pool *x509.CertPool, caFile string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", caFile)
 	}
 	return pool, nil
-}
-
-// dataDirFlag is what a command printed as a hint needs to reach the data
-// folder dir: nothing for the default folder, else " --data-dir DIR"
-// (quoted for a POSIX shell when it must be), so that the hint does not
-// send the user to another folder, and another CA.
-func dataDirFlag(dir string) string {
-	if filepath.Clean(dir) == filepath.Clean(defaultDataDir()) {
-		return ""
-	}
-	return " --data-dir " + shellQuote(dir)
-}
-
-// shellQuote quotes s for a POSIX shell unless it needs none.
-func shellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:,@%=", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // handshakeFailure is what chat and get say when the server's certificate

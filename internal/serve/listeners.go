@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -52,7 +52,7 @@ type listenerSet struct {
 // prepareListeners reads every file the configuration names (client CA
 // bundles, the policy file, asset folders) and returns all the errors at
 // once. Nothing is created, ordered or bound yet.
-func prepareListeners(cfg *serveConfig, log *slog.Logger) (*listenerSet, error) {
+func prepareListeners(cfg *Config, log *slog.Logger) (*listenerSet, error) {
 	set := &listenerSet{}
 	var errs []error
 	if cfg.Policy.File != "" {
@@ -84,7 +84,7 @@ func prepareListeners(cfg *serveConfig, log *slog.Logger) (*listenerSet, error) 
 			HandshakeTimeout: cfg.Limits.HandshakeTimeout,
 			Limiter:          set.limiter,
 			Logger:           l.log,
-			Plain:            lc.TLS.Mode == string(certs.ModeOff),
+			Plain:            lc.TLS.Mode == certs.ModeOff,
 		}
 		if err := l.prepareClientAuth(cfg.DataDir); err != nil {
 			errs = append(errs, err)
@@ -115,11 +115,7 @@ func prepareListeners(cfg *serveConfig, log *slog.Logger) (*listenerSet, error) 
 // certificate policy and allow-list.
 func (l *listener) prepareClientAuth(dataDir string) error {
 	t := l.cfg.TLS
-	auth, err := secure.ParseClientAuth(t.ClientAuth)
-	if err != nil {
-		return fmt.Errorf("%s.tls.client_auth: %w", l.where, err)
-	}
-	l.server.ClientAuth = auth
+	l.server.ClientAuth = t.ClientAuth
 	if t.ClientCAFile != "" {
 		localCA := filepath.Join(certs.CADir(dataDir), certs.CACertFileName)
 		if _, err := os.Stat(t.ClientCAFile); errors.Is(err, fs.ErrNotExist) && filepath.Clean(t.ClientCAFile) == filepath.Clean(localCA) {
@@ -170,7 +166,7 @@ func (s *listenerSet) certificates(ctx context.Context, mgr *certs.Manager) erro
 			continue
 		}
 		t := l.cfg.TLS
-		src, err := mgr.Source(ctx, certs.TLSSpec{Mode: certs.TLSMode(t.Mode), Names: t.Names, CertFile: t.CertFile, KeyFile: t.KeyFile})
+		src, err := mgr.Source(ctx, certs.TLSSpec{Mode: t.Mode, Names: t.Names, CertFile: t.CertFile, KeyFile: t.KeyFile})
 		if err != nil {
 			return fmt.Errorf("listener %s: %w", l.cfg.Address, err)
 		}

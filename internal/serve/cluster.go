@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"log/slog"
@@ -71,7 +71,7 @@ type clusterLink struct{ node *cluster.Node }
 
 // startClusterLink starts the cluster link the configuration asks for:
 // none without a cluster section.
-func startClusterLink(cfg *serveConfig, log *slog.Logger) (*clusterLink, error) {
+func startClusterLink(cfg *Config, log *slog.Logger) (*clusterLink, error) {
 	if !cfg.Cluster.enabled() {
 		return &clusterLink{}, nil
 	}
@@ -97,12 +97,12 @@ func (l *clusterLink) link() hub.Link {
 // serves; otherwise nil, the data folder. (Local-mode certificates stay in
 // the data folder: each node has its own local CA, and a node must not wait
 // for the cluster to serve them.)
-func (l *clusterLink) certStorage(cfg *serveConfig) certmagic.Storage {
+func (l *clusterLink) certStorage(cfg *Config) certmagic.Storage {
 	if l == nil || l.node == nil {
 		return nil
 	}
 	for _, ls := range cfg.Listeners {
-		if ls.TLS.Mode == string(certs.ModeACME) {
+		if ls.TLS.Mode == certs.ModeACME {
 			return l.node.CertStorage()
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -69,7 +69,7 @@ func serviceNames() string {
 // listener first needs it so that every chat listener relays into the same
 // rooms.
 type services struct {
-	cfg  *serveConfig
+	cfg  *Config
 	log  *slog.Logger
 	gate *policy.Gate
 
@@ -79,7 +79,7 @@ type services struct {
 	link      hub.Link         // the cluster link; nil for a single node
 }
 
-func newServices(cfg *serveConfig, policyDoc []byte, log *slog.Logger) *services {
+func newServices(cfg *Config, policyDoc []byte, log *slog.Logger) *services {
 	return &services{
 		cfg:  cfg,
 		log:  log,

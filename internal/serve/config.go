@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"errors"
@@ -18,12 +18,12 @@ import (
 	"github.com/passerelle/passerelle/web"
 )
 
-// serveConfig is the whole configuration of `passerelle serve`, decoded from
+// Config is the whole configuration of `passerelle serve`, decoded from
 // viper (file, environment, flags) into plain structs. Its defaults are the
 // library packages' own (setServeDefaults); it is validated whole before
 // anything happens (validate, then prepare), then turned into the library
 // packages' config structs.
-type serveConfig struct {
+type Config struct {
 	DataDir   string           `mapstructure:"data_dir"`
 	Listeners []listenerConfig `mapstructure:"listeners"`
 	ACME      acmeConfig       `mapstructure:"acme"`
@@ -84,13 +84,15 @@ func (l listenerConfig) rootKey(where string) string {
 }
 
 type tlsConfig struct {
-	Mode         string     `mapstructure:"mode"`
-	Names        []string   `mapstructure:"names"`
-	CertFile     string     `mapstructure:"cert_file"`
-	KeyFile      string     `mapstructure:"key_file"`
-	ClientAuth   string     `mapstructure:"client_auth"`
-	ClientCAFile string     `mapstructure:"client_ca_file"`
-	Allow        allow.List `mapstructure:"allow"`
+	// Mode is where the certificate comes from; empty: the listener's
+	// default (local for a service, off for admin), set by normalize.
+	Mode         certs.TLSMode     `mapstructure:"mode"`
+	Names        []string          `mapstructure:"names"`
+	CertFile     string            `mapstructure:"cert_file"`
+	KeyFile      string            `mapstructure:"key_file"`
+	ClientAuth   secure.ClientAuth `mapstructure:"client_auth"`
+	ClientCAFile string            `mapstructure:"client_ca_file"`
+	Allow        allow.List        `mapstructure:"allow"`
 }
 
 type acmeConfig struct {
@@ -164,7 +166,7 @@ func defaultListeners(chatAddr, assetsAddr, plainAddr, echoAddr string) []listen
 		{Address: assetsAddr, Service: serviceEnvoie, addressFrom: "--assets-address"},
 	}
 	if plainAddr != "" {
-		ls = append(ls, listenerConfig{Address: plainAddr, Service: serviceChat, TLS: tlsConfig{Mode: string(certs.ModeOff)}, addressFrom: "--plain-address"})
+		ls = append(ls, listenerConfig{Address: plainAddr, Service: serviceChat, TLS: tlsConfig{Mode: certs.ModeOff}, addressFrom: "--plain-address"})
 	}
 	if echoAddr != "" {
 		ls = append(ls, listenerConfig{Address: echoAddr, Service: serviceEcho, addressFrom: "--echo-address"})
@@ -178,27 +180,30 @@ func defaultListeners(chatAddr, assetsAddr, plainAddr, echoAddr string) []listen
 	return out
 }
 
+// normalize fills a tls block's defaults: mode (when unset) and the names
+// of local mode.
+func (t *tlsConfig) normalize(mode certs.TLSMode) {
+	if t.Mode == "" {
+		t.Mode = mode
+	}
+	if t.Mode == certs.ModeLocal && len(t.Names) == 0 {
+		t.Names = certs.DefaultLocalNames()
+	}
+}
+
 // normalize fills per-listener defaults. Unknown words are left as they
 // are, for validate to name.
-func (c *serveConfig) normalize() {
+func (c *Config) normalize() {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		l.Service = strings.ToLower(strings.TrimSpace(l.Service))
-		if m, err := certs.ParseTLSMode(l.TLS.Mode); err == nil {
-			l.TLS.Mode = string(m)
-		}
-		if l.TLS.ClientAuth == "" {
-			l.TLS.ClientAuth = secure.ClientAuthNone.String()
-		}
-		if l.TLS.Mode == string(certs.ModeLocal) && len(l.TLS.Names) == 0 {
-			l.TLS.Names = certs.DefaultLocalNames()
-		}
+		l.TLS.normalize(certs.ModeLocal)
 	}
 }
 
 // validate checks every field a user can get wrong and says which one, all
 // at once, before anything is created, ordered or bound.
-func (c *serveConfig) validate() error {
+func (c *Config) validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if len(c.Listeners) == 0 {
@@ -224,10 +229,7 @@ func (c *serveConfig) validate() error {
 		} else if l.AllowDotfiles && l.Root == "" {
 			add("%s.allow_dotfiles: only an envoie listener with a root serves dotfiles", where)
 		}
-		mode, err := certs.ParseTLSMode(l.TLS.Mode)
-		if err != nil {
-			add("%s.tls.mode %q: want local, acme, files or off", where, l.TLS.Mode)
-		}
+		mode := l.TLS.Mode
 		switch mode {
 		case certs.ModeLocal, certs.ModeACME:
 			if mode == certs.ModeACME && len(l.TLS.Names) == 0 {
@@ -243,10 +245,7 @@ func (c *serveConfig) validate() error {
 				add("%s.tls: files mode needs both cert_file and key_file", where)
 			}
 		}
-		auth, err := secure.ParseClientAuth(l.TLS.ClientAuth)
-		if err != nil {
-			add("%s.tls.client_auth %q: want none, request or require", where, l.TLS.ClientAuth)
-		}
+		auth := l.TLS.ClientAuth
 		switch {
 		case auth != secure.ClientAuthNone && mode == certs.ModeOff:
 			add("%s.tls.client_auth %q: needs TLS (mode is off)", where, l.TLS.ClientAuth)

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -43,8 +43,7 @@ func (c adminConfig) mode() certs.TLSMode {
 	if c.TLS.Mode == "" {
 		return certs.ModeOff
 	}
-	m, _ := certs.ParseTLSMode(c.TLS.Mode)
-	return m
+	return c.TLS.Mode
 }
 
 // validate checks the admin keys, each error naming its key.
@@ -57,13 +56,7 @@ func (c adminConfig) validate() []error {
 	if err := checkAddress(c.Address); err != nil {
 		add("admin.address %q: %v", c.Address, err)
 	}
-	mode, err := certs.ParseTLSMode(c.TLS.Mode)
-	if err != nil {
-		add("admin.tls.mode %q: want off (the default), local, acme or files", c.TLS.Mode)
-	}
-	if c.TLS.Mode == "" {
-		mode = certs.ModeOff
-	}
+	mode := c.mode()
 	switch mode {
 	case certs.ModeOff:
 		if err := checkAddress(c.Address); err == nil && !isLoopback(c.Address) && !c.AllowInsecure {
@@ -80,10 +73,8 @@ func (c adminConfig) validate() []error {
 			add("admin.tls: files mode needs both cert_file and key_file")
 		}
 	}
-	auth, err := secure.ParseClientAuth(c.TLS.ClientAuth)
+	auth := c.TLS.ClientAuth
 	switch {
-	case err != nil:
-		add("admin.tls.client_auth %q: want none, request or require", c.TLS.ClientAuth)
 	case auth != secure.ClientAuthNone && mode == certs.ModeOff:
 		add("admin.tls.client_auth %q: needs TLS (admin.tls.mode is off)", c.TLS.ClientAuth)
 	case auth == secure.ClientAuthRequire && c.TLS.ClientCAFile == "":
@@ -141,7 +132,7 @@ type watched struct {
 // hooks the metrics into the listeners and services. It runs after the
 // addresses are bound and before the services are made and the listeners
 // serve: /readyz answers "not ready" until every accept loop runs.
-func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.Logger, lns *listenerSet, svc *services, mgr *certs.Manager, cl *clusterLink) (*adminServer, error) {
+func startAdmin(ctx context.Context, cfg *Config, out io.Writer, log *slog.Logger, lns *listenerSet, svc *services, mgr *certs.Manager, cl *clusterLink) (*adminServer, error) {
 	ac := cfg.Admin
 	if ac.Address == "" {
 		return nil, nil
@@ -226,16 +217,10 @@ func startAdmin(ctx context.Context, cfg *serveConfig, out io.Writer, log *slog.
 
 // adminListener prepares the admin listener's TLS (certificate and client
 // policy) the way every listener's is prepared.
-func adminListener(ctx context.Context, cfg *serveConfig, log *slog.Logger, mgr *certs.Manager) (*listener, error) {
+func adminListener(ctx context.Context, cfg *Config, log *slog.Logger, mgr *certs.Manager) (*listener, error) {
 	ac := cfg.Admin
 	tc := ac.TLS
-	tc.Mode = string(ac.mode())
-	if tc.ClientAuth == "" {
-		tc.ClientAuth = secure.ClientAuthNone.String()
-	}
-	if tc.Mode == string(certs.ModeLocal) && len(tc.Names) == 0 {
-		tc.Names = certs.DefaultLocalNames()
-	}
+	tc.normalize(certs.ModeOff)
 	l := &listener{
 		cfg:   listenerConfig{Address: ac.Address, Service: serviceAdmin, TLS: tc},
 		where: serviceAdmin,
@@ -244,7 +229,7 @@ func adminListener(ctx context.Context, cfg *serveConfig, log *slog.Logger, mgr 
 	l.server = secure.ServerConfig{
 		HandshakeTimeout: cfg.Limits.HandshakeTimeout,
 		Logger:           l.log,
-		Plain:            tc.Mode == string(certs.ModeOff),
+		Plain:            tc.Mode == certs.ModeOff,
 	}
 	if err := l.prepareClientAuth(cfg.DataDir); err != nil {
 		return nil, err

@@ -1,0 +1,133 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/cluster"
+	"github.com/passerelle/passerelle/internal/testutil"
+)
+
+const waitTimeout = 10 * time.Second
+
+// get fetches url and returns the status and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestAdminReadyOnlyOnceListenersServe follows serve's own steps: with the
+// addresses bound but no accept loop running yet, /readyz answers 503 and
+// names every listener; once they serve, 200.
+func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
+	dataDir := t.TempDir()
+	cfg := &Config{DataDir: dataDir, Listeners: defaultListeners("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""),
+		Admin: adminConfig{Address: "127.0.0.1:0"}}
+	cfg.Chat.MaxMessage, cfg.Chat.QueueBytes = 1024, 4096
+	cfg.normalize()
+	log, _ := testutil.Logger(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lns, err := prepareListeners(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lns.close()
+	mgr, err := certs.NewManager(ctx, certs.ManagerConfig{DataDir: dataDir, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	if err := lns.certificates(ctx, mgr); err != nil {
+		t.Fatal(err)
+	}
+	if err := lns.bind(); err != nil {
+		t.Fatal(err)
+	}
+	svc := newServices(cfg, lns.policyDoc(), log)
+	defer svc.close()
+	var out testutil.Buffer
+	admin, err := startAdmin(ctx, cfg, &out, log, lns, svc, mgr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	base := "http://" + admin.addr.String()
+
+	code, body := get(t, base+"/readyz")
+	var h health
+	if err := json.Unmarshal([]byte(body), &h); err != nil {
+		t.Fatalf("/readyz body %q: %v", body, err)
+	}
+	want := health{Status: "not ready", NotReady: []notReady{
+		{Listener: "127.0.0.1:0", Service: "chat", Reason: "not_serving"},
+		{Listener: "127.0.0.1:0", Service: "envoie", Reason: "not_serving"},
+		{Listener: "127.0.0.1:0", Service: "chat", Reason: "not_serving"},
+	}}
+	if code != http.StatusServiceUnavailable || fmt.Sprint(h) != fmt.Sprint(want) {
+		t.Fatalf("/readyz before the listeners serve: %d %+v, want 503 %+v", code, h, want)
+	}
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz before the listeners serve: %d, want 200: the process answers", code)
+	}
+
+	if err := lns.startServices(svc); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lns.all {
+		go l.serve(ctx)
+	}
+	testutil.Eventually(t, "/readyz to answer 200", waitTimeout, func() bool {
+		code, _ := get(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+}
+
+// TestAdminAddressesAccepted lists what the admin check lets through.
+func TestAdminAddressesAccepted(t *testing.T) {
+	for _, c := range []adminConfig{
+		{},
+		{Address: "127.0.0.1:10080"},
+		{Address: "[::1]:10080"},
+		{Address: "localhost:10080"},
+		{Address: "0.0.0.0:10080", AllowInsecure: true},
+		{Address: ":10080", TLS: tlsConfig{Mode: certs.ModeLocal}},
+		{Address: "0.0.0.0:10080", TLS: tlsConfig{Mode: certs.ModeFiles, CertFile: "a.pem", KeyFile: "a.key"}},
+	} {
+		if errs := c.validate(); len(errs) > 0 {
+			t.Errorf("%+v: %v", c, errs)
+		}
+	}
+}
+
+// TestReadinessClusterLink: a node whose cluster link is down is not ready,
+// and says why.
+func TestReadinessClusterLink(t *testing.T) {
+	down := func() cluster.Stats { return cluster.Stats{Connected: false} }
+	up := func() cluster.Stats { return cluster.Stats{Connected: true} }
+	h := readiness(nil, down, time.Now())
+	if h.Status != "not ready" || len(h.NotReady) != 1 || h.NotReady[0].Reason != "cluster_disconnected" || h.NotReady[0].Listener != "cluster" {
+		t.Errorf("link down: %+v", h)
+	}
+	if h := readiness(nil, up, time.Now()); h.Status != "ready" {
+		t.Errorf("link up: %+v", h)
+	}
+	if h := readiness(nil, nil, time.Now()); h.Status != "ready" {
+		t.Errorf("single node: %+v", h)
+	}
+}
