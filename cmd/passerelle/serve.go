@@ -39,7 +39,11 @@ SIGHUP reloads certificate files (files mode) without dropping connections.`,
 			if err != nil {
 				return err
 			}
-			return serve.Run(cmd.Context(), cfg, a.out, a.log)
+			srv, err := serve.New(cmd.Context(), cfg, a.out, a.log)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()

@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/passerelle/passerelle/certs"
@@ -21,9 +19,6 @@ import (
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/web"
 )
-
-// serviceAdmin names the admin listener in logs and messages.
-const serviceAdmin = "admin"
 
 // adminConfig is the admin listener's configuration (admin.*). It is off
 // unless Address is set.
@@ -113,13 +108,13 @@ const adminIndex = `passerelle admin
 /debug/pprof/   Go profiles (CPU, heap, goroutines, mutexes, traces)
 `
 
-// adminServer is the running admin listener. Close stops it; a nil
-// *adminServer (admin listener off) closes as nothing.
-type adminServer struct {
-	addr   net.Addr
-	cancel context.CancelFunc
-	http   *web.ConnServer
-	wg     sync.WaitGroup
+// row is the admin listener as a row of the listener table: its tls block
+// with its own default (off: plain HTTP, which validate allows on loopback
+// only).
+func (c adminConfig) row() listenerConfig {
+	t := c.TLS
+	t.normalize(certs.ModeOff)
+	return listenerConfig{Address: c.Address, Service: serviceAdmin, TLS: t, addressFrom: "admin.address", key: serviceAdmin}
 }
 
 // watched is one service listener as /readyz sees it.
@@ -128,60 +123,71 @@ type watched struct {
 	obs *metrics.Listener
 }
 
-// startAdmin starts the admin listener, when admin.address is set, and
-// hooks the metrics into the listeners and services. It runs after the
-// addresses are bound and before the services are made and the listeners
-// serve: /readyz answers "not ready" until every accept loop runs.
-func startAdmin(ctx context.Context, cfg *Config, out io.Writer, log *slog.Logger, lns *listenerSet, svc *services, mgr *certs.Manager, cl *clusterLink) (*adminServer, error) {
-	ac := cfg.Admin
-	if ac.Address == "" {
-		return nil, nil
+// adminParts is what the admin service serves: the metrics, the listeners
+// /readyz watches, and the cluster link's state (nil for a single node).
+type adminParts struct {
+	metrics      *metrics.Metrics
+	watched      []watched
+	clusterStats func() cluster.Stats
+}
+
+// watchMetrics makes the metrics when the table has an admin listener:
+// an observer for every other listener (build hands it to the listener's
+// server), and watchers of the hub, the certificates, ACME and the cluster
+// link. It runs after the addresses are bound and before the services are
+// made: /readyz answers "not ready" until every accept loop runs.
+func watchMetrics(set *listenerSet, svc *services, mgr *certs.Manager, cl *clusterLink) {
+	if !slices.ContainsFunc(set.all, func(l *listener) bool { return l.cfg.Service == serviceAdmin }) {
+		return
 	}
 	m := metrics.New()
-	var ws []watched
-	for _, l := range lns.all {
+	parts := &adminParts{metrics: m}
+	for _, l := range set.all {
+		if l.cfg.Service == serviceAdmin {
+			continue
+		}
 		transport := metrics.TransportTLS
-		if l.server.Plain {
+		if l.plain() {
 			transport = metrics.TransportPlain
 		}
-		judges := l.server.ClientAuth != secure.ClientAuthNone || l.server.Authorize != nil
-		obs := m.Listener(l.cfg.Address, l.cfg.Service, transport, judges)
-		l.server.Observer = obs
-		ws = append(ws, watched{l: l, obs: obs})
+		judges := l.cfg.TLS.ClientAuth != secure.ClientAuthNone || l.authorize != nil
+		l.obs = m.Listener(l.cfg.Address, l.cfg.Service, transport, judges)
+		parts.watched = append(parts.watched, watched{l: l, obs: l.obs})
 	}
 	svc.metrics = m
-	if slices.ContainsFunc(lns.all, func(l *listener) bool { return l.cfg.Service == serviceChat }) {
+	svc.admin = parts
+	if slices.ContainsFunc(set.all, func(l *listener) bool { return l.cfg.Service == serviceChat }) {
 		// The hub is made now, with its observer, rather than by the
 		// first chat listener's service.
 		m.WatchHub(svc.hub().Stats)
 	}
 	m.WatchCertificates(mgr.Certificates)
 	m.WatchACME(mgr.ACMEStats)
-	var clusterStats func() cluster.Stats
 	if cl != nil && cl.node != nil {
-		clusterStats = cl.node.Stats
-		m.WatchCluster(clusterStats)
+		parts.clusterStats = cl.node.Stats
+		m.WatchCluster(parts.clusterStats)
 	}
+}
 
-	al, err := adminListener(ctx, cfg, log, mgr)
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", ac.Address)
-	if err != nil {
-		return nil, fmt.Errorf("admin.address: listen on %s: %w", ac.Address, err)
-	}
+// newAdminService serves /metrics, /healthz, /readyz and /debug/pprof/
+// over HTTP(S). The admin listener runs secure's accept loop like every
+// other one (handshake deadline, client certificates judged in the
+// nine-word vocabulary), and hands each connection to net/http the way the
+// browser paths do. It keeps a connection limit of its own, so that a
+// flood of chat clients cannot lock the operator out of its metrics.
+func newAdminService(s *services, l *listener) (service, error) {
+	p := s.admin
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, adminIndex)
 	})
-	mux.Handle("GET /metrics", m.Handler())
+	mux.Handle("GET /metrics", p.metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeHealth(w, http.StatusOK, health{Status: "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		h := readiness(ws, clusterStats, time.Now())
+		h := readiness(p.watched, p.clusterStats, time.Now())
 		code := http.StatusOK
 		if h.Status != "ready" {
 			code = http.StatusServiceUnavailable
@@ -193,65 +199,12 @@ func startAdmin(ctx context.Context, cfg *Config, out io.Writer, log *slog.Logge
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-
-	ctx, cancel := context.WithCancel(ctx)
-	// The admin listener runs secure's accept loop like every other one
-	// (connection limits, handshake deadline, client certificates judged
-	// in the nine-word vocabulary), and hands each connection to net/http
-	// the way the browser paths do.
-	httpd := web.NewConnServer(mux, cfg.Limits.HandshakeTimeout, al.log)
-	a := &adminServer{addr: ln.Addr(), cancel: cancel, http: httpd}
-	srv := &secure.Server{Config: al.server, Handler: func(ctx context.Context, c *secure.Conn) { httpd.ServeConn(ctx, c) }}
-	a.wg.Go(func() {
-		if err := srv.Serve(ctx, ln); err != nil {
-			log.Error("admin listener failed", "listener", ac.Address, "error", err)
-		}
-	})
-	scheme := "http"
-	if !al.server.Plain {
-		scheme = "https"
-	}
-	fmt.Fprintf(out, "passerelle: admin on %s (%s): /metrics /healthz /readyz /debug/pprof/\n", ln.Addr(), scheme)
-	return a, nil
-}
-
-// adminListener prepares the admin listener's TLS (certificate and client
-// policy) the way every listener's is prepared.
-func adminListener(ctx context.Context, cfg *Config, log *slog.Logger, mgr *certs.Manager) (*listener, error) {
-	ac := cfg.Admin
-	tc := ac.TLS
-	tc.normalize(certs.ModeOff)
-	l := &listener{
-		cfg:   listenerConfig{Address: ac.Address, Service: serviceAdmin, TLS: tc},
-		where: serviceAdmin,
-		log:   log.With("listener", ac.Address, "service", serviceAdmin),
-	}
-	l.server = secure.ServerConfig{
-		HandshakeTimeout: cfg.Limits.HandshakeTimeout,
-		Logger:           l.log,
-		Plain:            tc.Mode == certs.ModeOff,
-	}
-	if err := l.prepareClientAuth(cfg.DataDir); err != nil {
-		return nil, err
-	}
-	set := &listenerSet{all: []*listener{l}}
-	if err := set.readLocalClientCAs(); err != nil {
-		return nil, err
-	}
-	if err := set.certificates(ctx, mgr); err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-// Close stops the admin listener and waits for it.
-func (a *adminServer) Close() {
-	if a == nil {
-		return
-	}
-	a.cancel()
-	a.wg.Wait()
-	a.http.Close()
+	httpd := web.NewConnServer(mux, s.cfg.Limits.HandshakeTimeout, l.log)
+	return service{
+		handle:     func(ctx context.Context, c *secure.Conn) { httpd.ServeConn(ctx, c) },
+		closer:     httpd,
+		ownLimiter: true,
+	}, nil
 }
 
 // health is the JSON body of /healthz and /readyz.
@@ -293,10 +246,10 @@ func readiness(ws []watched, clusterStats func() cluster.Stats, now time.Time) h
 			bad = append(bad, nr)
 			continue
 		}
-		if w.l.server.Plain {
+		if w.l.source == nil {
 			continue
 		}
-		if reason, detail := certificateState(w.l.server.GetCertificate, now); reason != "" {
+		if reason, detail := certificateState(w.l.source.GetCertificate, now); reason != "" {
 			nr.Reason, nr.Detail = reason, detail
 			bad = append(bad, nr)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/cluster"
 	"github.com/passerelle/passerelle/internal/testutil"
+	"github.com/spf13/viper"
 )
 
 const waitTimeout = 10 * time.Second
@@ -35,39 +36,33 @@ func get(t *testing.T, url string) (int, string) {
 // addresses bound but no accept loop running yet, /readyz answers 503 and
 // names every listener; once they serve, 200.
 func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
-	dataDir := t.TempDir()
-	cfg := &Config{DataDir: dataDir, Listeners: defaultListeners("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""),
-		Admin: adminConfig{Address: "127.0.0.1:0"}}
-	cfg.Chat.MaxMessage, cfg.Chat.QueueBytes = 1024, 4096
-	cfg.normalize()
+	t.Setenv("GOGC", "100") // leaves the test binary's collector alone
+	v := viper.New()
+	v.Set("data_dir", t.TempDir())
+	v.Set("serve.chat_address", "127.0.0.1:0")
+	v.Set("serve.assets_address", "127.0.0.1:0")
+	v.Set("serve.plain_address", "127.0.0.1:0")
+	v.Set("admin.address", "127.0.0.1:0")
+	cfg, err := Load(v)
+	if err != nil {
+		t.Fatal(err)
+	}
 	log, _ := testutil.Logger(t, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	lns, err := prepareListeners(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lns.close()
-	mgr, err := certs.NewManager(ctx, certs.ManagerConfig{DataDir: dataDir, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
-	if err := lns.certificates(ctx, mgr); err != nil {
-		t.Fatal(err)
-	}
-	if err := lns.bind(); err != nil {
-		t.Fatal(err)
-	}
-	svc := newServices(cfg, lns.policyDoc(), log)
-	defer svc.close()
 	var out testutil.Buffer
-	admin, err := startAdmin(ctx, cfg, &out, log, lns, svc, mgr, nil)
+	s, err := New(ctx, cfg, &out, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
-	base := "http://" + admin.addr.String()
+	defer s.close()
+	// The admin listener is the table's first row, built like the others.
+	admin, rest := s.set.all[0], s.set.all[1:]
+	if admin.cfg.Service != serviceAdmin || admin.srv == nil || admin.srv.Config.Limiter != nil || !admin.srv.Config.Plain {
+		t.Fatalf("first row: %+v", admin.cfg)
+	}
+	go admin.serve(ctx)
+	base := "http://" + admin.ln.Addr().String()
 
 	code, body := get(t, base+"/readyz")
 	var h health
@@ -86,10 +81,7 @@ func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
 		t.Errorf("/healthz before the listeners serve: %d, want 200: the process answers", code)
 	}
 
-	if err := lns.startServices(svc); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lns.all {
+	for _, l := range rest {
 		go l.serve(ctx)
 	}
 	testutil.Eventually(t, "/readyz to answer 200", waitTimeout, func() bool {

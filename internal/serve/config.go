@@ -65,6 +65,28 @@ type listenerConfig struct {
 	// root came from when it was not this entry of listeners, so that an
 	// error names what the user wrote: "--chat-address", "--assets".
 	addressFrom, rootFrom string
+	// key names the row in messages: "listeners[2]", "policy.listen",
+	// "admin" (set by table).
+	key string
+}
+
+// table is serve's listener table: the admin listener when admin.address
+// is set, then every entry of Listeners (the master policy listener
+// among them), each named for messages. Every row goes through the same
+// steps and the same builder.
+func (c *Config) table() []listenerConfig {
+	var rows []listenerConfig
+	if c.Admin.Address != "" {
+		rows = append(rows, c.Admin.row())
+	}
+	for i, l := range c.Listeners {
+		l.key = fmt.Sprintf("listeners[%d]", i)
+		if l.Service == servicePolicy {
+			l.key = "policy.listen"
+		}
+		rows = append(rows, l)
+	}
+	return rows
 }
 
 // addressKey is the name of the setting that gave listener i its address.
@@ -209,65 +231,9 @@ func (c *Config) validate() error {
 	if len(c.Listeners) == 0 {
 		add("listeners: no listener configured")
 	}
-	services := serviceTable()
 	seen := map[string]int{}
-	for i, l := range c.Listeners {
-		where := fmt.Sprintf("listeners[%d]", i)
-		if err := checkAddress(l.Address); err != nil {
-			if l.Service != servicePolicy { // policy.listen is checked below, with a hint
-				add("%s %q: %v", l.addressKey(i), l.Address, err)
-			}
-		} else if j, dup := seen[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
-			add("%s %q: already used by %s", l.addressKey(i), l.Address, c.Listeners[j].addressKey(j))
-		} else {
-			seen[l.Address] = i
-		}
-		if _, ok := services[l.Service]; !ok {
-			add("%s.service %q: want %s", where, l.Service, serviceNames())
-		} else if l.Root != "" && l.Service != serviceEnvoie {
-			add("%s: only an envoie listener serves a folder", l.rootKey(where))
-		} else if l.AllowDotfiles && l.Root == "" {
-			add("%s.allow_dotfiles: only an envoie listener with a root serves dotfiles", where)
-		}
-		mode := l.TLS.Mode
-		switch mode {
-		case certs.ModeLocal, certs.ModeACME:
-			if mode == certs.ModeACME && len(l.TLS.Names) == 0 {
-				add("%s.tls.names: acme mode needs at least one public DNS name", where)
-			} else if err := certs.CheckNames(mode, l.TLS.Names); err != nil {
-				add("%s.%v", where, err)
-			}
-			if mode == certs.ModeACME && !c.ACME.Agree {
-				add("%s.tls.mode acme: set acme.agree: true to accept the ACME CA's terms of service", where)
-			}
-		case certs.ModeFiles:
-			if l.TLS.CertFile == "" || l.TLS.KeyFile == "" {
-				add("%s.tls: files mode needs both cert_file and key_file", where)
-			}
-		}
-		auth := l.TLS.ClientAuth
-		switch {
-		case auth != secure.ClientAuthNone && mode == certs.ModeOff:
-			add("%s.tls.client_auth %q: needs TLS (mode is off)", where, l.TLS.ClientAuth)
-		case auth == secure.ClientAuthRequire && l.TLS.ClientCAFile == "":
-			// Without a CA of its own the listener would let in anyone
-			// with a certificate from any public CA.
-			add("%s.tls.client_auth require: set tls.client_ca_file to the CA that issues your clients' certificates", where)
-		}
-		for j, p := range l.ProxyProtocol {
-			if _, err := secure.ParseProxyPrefix(p); err != nil {
-				add("%s.proxy_protocol[%d] %v", where, j, err)
-			}
-		}
-		if !l.TLS.Allow.Empty() {
-			if auth == secure.ClientAuthNone {
-				// No client would ever send a certificate, so the list
-				// would refuse everyone.
-				add("%s.tls.allow: an allow-list needs tls.client_auth request or require", where)
-			} else if err := l.TLS.Allow.Validate(); err != nil {
-				add("%s.tls.allow: %v", where, err)
-			}
-		}
+	for i := range c.Listeners {
+		errs = append(errs, c.validateListener(i, seen)...)
 	}
 	for _, p := range []struct {
 		key  string
@@ -326,6 +292,72 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// validateListener checks entry i of listeners, each error naming its key;
+// seen holds the addresses of the entries before it.
+func (c *Config) validateListener(i int, seen map[string]int) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	l := c.Listeners[i]
+	where := fmt.Sprintf("listeners[%d]", i)
+	services := serviceTable()
+	if err := checkAddress(l.Address); err != nil {
+		if l.Service != servicePolicy { // policy.listen is checked below, with a hint
+			add("%s %q: %v", l.addressKey(i), l.Address, err)
+		}
+	} else if j, dup := seen[l.Address]; dup && !strings.HasSuffix(l.Address, ":0") {
+		add("%s %q: already used by %s", l.addressKey(i), l.Address, c.Listeners[j].addressKey(j))
+	} else {
+		seen[l.Address] = i
+	}
+	if _, ok := services[l.Service]; !ok || l.Service == serviceAdmin {
+		add("%s.service %q: want %s", where, l.Service, serviceNames())
+	} else if l.Root != "" && l.Service != serviceEnvoie {
+		add("%s: only an envoie listener serves a folder", l.rootKey(where))
+	} else if l.AllowDotfiles && l.Root == "" {
+		add("%s.allow_dotfiles: only an envoie listener with a root serves dotfiles", where)
+	}
+	mode := l.TLS.Mode
+	switch mode {
+	case certs.ModeLocal, certs.ModeACME:
+		if mode == certs.ModeACME && len(l.TLS.Names) == 0 {
+			add("%s.tls.names: acme mode needs at least one public DNS name", where)
+		} else if err := certs.CheckNames(mode, l.TLS.Names); err != nil {
+			add("%s.%v", where, err)
+		}
+		if mode == certs.ModeACME && !c.ACME.Agree {
+			add("%s.tls.mode acme: set acme.agree: true to accept the ACME CA's terms of service", where)
+		}
+	case certs.ModeFiles:
+		if l.TLS.CertFile == "" || l.TLS.KeyFile == "" {
+			add("%s.tls: files mode needs both cert_file and key_file", where)
+		}
+	}
+	auth := l.TLS.ClientAuth
+	switch {
+	case auth != secure.ClientAuthNone && mode == certs.ModeOff:
+		add("%s.tls.client_auth %q: needs TLS (mode is off)", where, l.TLS.ClientAuth)
+	case auth == secure.ClientAuthRequire && l.TLS.ClientCAFile == "":
+		// Without a CA of its own the listener would let in anyone
+		// with a certificate from any public CA.
+		add("%s.tls.client_auth require: set tls.client_ca_file to the CA that issues your clients' certificates", where)
+	}
+	for j, p := range l.ProxyProtocol {
+		if _, err := secure.ParseProxyPrefix(p); err != nil {
+			add("%s.proxy_protocol[%d] %v", where, j, err)
+		}
+	}
+	if !l.TLS.Allow.Empty() {
+		if auth == secure.ClientAuthNone {
+			// No client would ever send a certificate, so the list
+			// would refuse everyone.
+			add("%s.tls.allow: an allow-list needs tls.client_auth request or require", where)
+		} else if err := l.TLS.Allow.Validate(); err != nil {
+			add("%s.tls.allow: %v", where, err)
+		}
+	}
+	return errs
 }
 
 // checkAddress checks a listen address: host:port with a port from 0 to

@@ -9,50 +9,56 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/passerelle/passerelle/certs"
+	"github.com/passerelle/passerelle/metrics"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/policy"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/secure/allow"
-	"github.com/passerelle/passerelle/web"
 )
 
-// listener is one configured address and everything that serves it: its
-// TLS source and client-certificate policy (server), its service's
-// handler, and what must be closed when serve ends. A listener is built in
-// steps (prepareListeners, certificates, bind, startServices) so that every
-// configuration error shows before anything is created.
+// listener is one row of serve's listener table: an entry of listeners,
+// the master policy listener (policy.listen) or the admin listener
+// (admin.address). serve's steps gather its parts (the files it names, its
+// certificate source, its bound address, its metrics observer); build
+// then makes its secure.Server from all of them at once. build is the only
+// place a listener's secure.ServerConfig is written.
 type listener struct {
-	cfg     listenerConfig
-	where   string // "listeners[2]", for messages
-	log     *slog.Logger
-	server  secure.ServerConfig
-	ln      net.Listener
-	handler func(context.Context, *secure.Conn)
-	assets  envoie.Files // an envoie listener's folder
+	cfg listenerConfig
+	log *slog.Logger
+
+	proxy     []netip.Prefix
+	clientCAs *x509.CertPool
+	authorize func(secure.Verdict) error
 	// localClientCA is set when tls.client_ca_file is the local CA's own
 	// certificate and the CA does not exist yet: it is read once the
 	// certificate manager has made it (readLocalClientCAs).
 	localClientCA string
+	assets        envoie.Files      // an envoie listener's folder
+	source        *certs.Source     // nil: plain TCP
+	ln            net.Listener      // bound by bind
+	obs           *metrics.Listener // nil: no admin listener, no metrics
+	srv           *secure.Server    // made by build
 	closers       []io.Closer
 }
 
-// listenerSet is every listener of serve, in configuration order, and what
-// they share.
+// listenerSet is every row of the table, in order, and what they share.
 type listenerSet struct {
 	all        []*listener
 	limiter    *secure.Limiter
 	policyFile []byte // policy.file's document, or nil
 }
 
-// prepareListeners reads every file the configuration names (client CA
-// bundles, the policy file, asset folders) and returns all the errors at
-// once. Nothing is created, ordered or bound yet.
-func prepareListeners(cfg *Config, log *slog.Logger) (*listenerSet, error) {
+// prepareListeners reads every file the rows name (client CA bundles, the
+// policy file, asset folders) and returns all the errors at once. Nothing
+// is created, ordered or bound yet.
+func prepareListeners(cfg *Config, rows []listenerConfig, log *slog.Logger) (*listenerSet, error) {
 	set := &listenerSet{}
 	var errs []error
 	if cfg.Policy.File != "" {
@@ -69,38 +75,14 @@ func prepareListeners(cfg *Config, log *slog.Logger) (*listenerSet, error) {
 	// One limit for all of serve's listeners, as one process has one set
 	// of file descriptors.
 	set.limiter = secure.NewLimiter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddress, log)
-	for i, lc := range cfg.Listeners {
-		l := &listener{
-			cfg:   lc,
-			where: fmt.Sprintf("listeners[%d]", i),
-			log:   log.With("listener", lc.Address, "service", lc.Service),
-		}
-		if lc.Service == servicePolicy {
-			l.where = "policy.listen"
-		}
-		balancers, _ := secure.ParseProxyProtocol(lc.ProxyProtocol) // checked by validate
-		l.server = secure.ServerConfig{
-			ProxyProtocol:    balancers,
-			HandshakeTimeout: cfg.Limits.HandshakeTimeout,
-			Limiter:          set.limiter,
-			Logger:           l.log,
-			Plain:            lc.TLS.Mode == certs.ModeOff,
-		}
-		if err := l.prepareClientAuth(cfg.DataDir); err != nil {
+	for _, lc := range rows {
+		l := &listener{cfg: lc, log: log.With("listener", lc.Address, "service", lc.Service)}
+		l.proxy, _ = secure.ParseProxyProtocol(lc.ProxyProtocol) // checked by validate
+		if err := l.readClientAuth(cfg.DataDir); err != nil {
 			errs = append(errs, err)
 		}
-		if lc.Service == serviceEnvoie {
-			l.assets = envoie.Samples()
-			if lc.Root != "" {
-				// The folder stays open (os.Root) while serve runs.
-				dir, err := envoie.OpenDir(lc.Root, envoie.WithDotfiles(lc.AllowDotfiles))
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", lc.rootKey(l.where), err))
-				} else {
-					l.assets = dir
-					l.closers = append(l.closers, dir)
-				}
-			}
+		if err := l.openAssets(); err != nil {
+			errs = append(errs, err)
 		}
 		set.all = append(set.all, l)
 	}
@@ -111,11 +93,28 @@ func prepareListeners(cfg *Config, log *slog.Logger) (*listenerSet, error) {
 	return set, nil
 }
 
-// prepareClientAuth reads the client CA bundle and sets the client
-// certificate policy and allow-list.
-func (l *listener) prepareClientAuth(dataDir string) error {
+// openAssets opens an envoie listener's folder (the embedded samples when
+// it names none); the folder stays open (os.Root) while serve runs.
+func (l *listener) openAssets() error {
+	if l.cfg.Service != serviceEnvoie {
+		return nil
+	}
+	l.assets = envoie.Samples()
+	if l.cfg.Root == "" {
+		return nil
+	}
+	dir, err := envoie.OpenDir(l.cfg.Root, envoie.WithDotfiles(l.cfg.AllowDotfiles))
+	if err != nil {
+		return fmt.Errorf("%s: %w", l.cfg.rootKey(l.cfg.key), err)
+	}
+	l.assets = dir
+	l.closers = append(l.closers, dir)
+	return nil
+}
+
+// readClientAuth reads the client CA bundle and the allow-list.
+func (l *listener) readClientAuth(dataDir string) error {
 	t := l.cfg.TLS
-	l.server.ClientAuth = t.ClientAuth
 	if t.ClientCAFile != "" {
 		localCA := filepath.Join(certs.CADir(dataDir), certs.CACertFileName)
 		if _, err := os.Stat(t.ClientCAFile); errors.Is(err, fs.ErrNotExist) && filepath.Clean(t.ClientCAFile) == filepath.Clean(localCA) {
@@ -127,7 +126,7 @@ func (l *listener) prepareClientAuth(dataDir string) error {
 		}
 	}
 	if !t.Allow.Empty() {
-		l.server.Authorize = allow.Authorize(t.Allow)
+		l.authorize = allow.Authorize(t.Allow)
 	}
 	return nil
 }
@@ -135,13 +134,13 @@ func (l *listener) prepareClientAuth(dataDir string) error {
 func (l *listener) readClientCAs(file string) error {
 	pem, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("%s.tls.client_ca_file: %w", l.where, err)
+		return fmt.Errorf("%s.tls.client_ca_file: %w", l.cfg.key, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("%s.tls.client_ca_file %s: no PEM certificate in the file", l.where, file)
+		return fmt.Errorf("%s.tls.client_ca_file %s: no PEM certificate in the file", l.cfg.key, file)
 	}
-	l.server.ClientCAs = pool
+	l.clientCAs = pool
 	return nil
 }
 
@@ -158,11 +157,14 @@ func (s *listenerSet) readLocalClientCAs() error {
 	return nil
 }
 
+// plain reports whether the listener serves plain TCP.
+func (l *listener) plain() bool { return l.cfg.TLS.Mode == certs.ModeOff }
+
 // certificates gets each TLS listener's certificate source, ordering ACME
 // certificates as needed.
 func (s *listenerSet) certificates(ctx context.Context, mgr *certs.Manager) error {
 	for _, l := range s.all {
-		if l.server.Plain {
+		if l.plain() {
 			continue
 		}
 		t := l.cfg.TLS
@@ -170,13 +172,7 @@ func (s *listenerSet) certificates(ctx context.Context, mgr *certs.Manager) erro
 		if err != nil {
 			return fmt.Errorf("listener %s: %w", l.cfg.Address, err)
 		}
-		l.server.GetCertificate = src.GetCertificate
-		l.server.NextProtos = src.NextProtos
-		if l.cfg.Service == serviceChat || l.cfg.Service == serviceEnvoie {
-			// Browsers negotiate HTTP/1.1 and are answered as such
-			// (WebSocket, the chat page, HTTPS assets).
-			l.server.NextProtos = append(slices.Clone(src.NextProtos), web.ALPN)
-		}
+		l.source = src
 	}
 	return nil
 }
@@ -203,14 +199,15 @@ func (s *listenerSet) policyDoc() []byte {
 	}
 	var ports []int
 	for _, l := range s.all {
-		if tcp, ok := l.ln.Addr().(*net.TCPAddr); ok && l.cfg.Service != servicePolicy {
+		if tcp, ok := l.ln.Addr().(*net.TCPAddr); ok && l.cfg.Service != servicePolicy && l.cfg.Service != serviceAdmin {
 			ports = append(ports, tcp.Port)
 		}
 	}
 	return policy.Default(ports...)
 }
 
-// startServices makes each listener's service from the table.
+// startServices makes each listener's service from the table, then its
+// server.
 func (s *listenerSet) startServices(svc *services) error {
 	table := serviceTable()
 	for _, l := range s.all {
@@ -218,36 +215,59 @@ func (s *listenerSet) startServices(svc *services) error {
 		if err != nil {
 			return fmt.Errorf("listener %s: %w", l.cfg.Address, err)
 		}
-		l.handler = sv.handle
-		if !l.server.Plain {
-			// Before TLS: a policy request in clear on a TLS port (Flash
-			// asks on the port it then uses for TLS). A plain listener's
-			// clients go to the door at once (frontDoor), where the
-			// request is told apart with everything else.
-			l.server.Preface = svc.gate.Check
-		}
-		if sv.preface != nil {
-			l.server.Preface = sv.preface
-		}
 		if sv.closer != nil {
 			l.closers = append(l.closers, sv.closer)
 		}
+		l.build(sv, svc.cfg.Limits.HandshakeTimeout, s.limiter)
 	}
 	return nil
 }
 
+// build makes the listener's server from its parts and its service: the
+// one place its secure.ServerConfig is written, whole.
+func (l *listener) build(sv service, handshakeTimeout time.Duration, shared *secure.Limiter) {
+	c := secure.ServerConfig{
+		ProxyProtocol:    l.proxy,
+		HandshakeTimeout: handshakeTimeout,
+		Limiter:          shared,
+		Logger:           l.log,
+		Plain:            l.plain(),
+		ClientAuth:       l.cfg.TLS.ClientAuth,
+		ClientCAs:        l.clientCAs,
+		Authorize:        l.authorize,
+		Preface:          sv.preface,
+	}
+	if sv.ownLimiter {
+		c.Limiter = nil // Serve makes one of secure's defaults
+	}
+	if l.source != nil {
+		c.GetCertificate = l.source.GetCertificate
+		c.NextProtos = append(slices.Clone(l.source.NextProtos), sv.alpn...)
+	}
+	if l.obs != nil {
+		c.Observer = l.obs
+	}
+	l.srv = &secure.Server{Config: c, Handler: sv.handle}
+}
+
 // describe is the line serve prints for the listener.
 func (l *listener) describe() string {
-	if l.cfg.Service == servicePolicy {
+	switch l.cfg.Service {
+	case servicePolicy:
 		return fmt.Sprintf("policy on %s", l.ln.Addr())
+	case serviceAdmin:
+		scheme := "https"
+		if l.plain() {
+			scheme = "http"
+		}
+		return fmt.Sprintf("admin on %s (%s): /metrics /healthz /readyz /debug/pprof/", l.ln.Addr(), scheme)
 	}
 	return fmt.Sprintf("%s on %s (tls %s)", l.cfg.Service, l.ln.Addr(), l.cfg.TLS.Mode)
 }
 
 // serve runs the listener's accept loop until ctx ends.
 func (l *listener) serve(ctx context.Context) error {
-	srv := &secure.Server{Config: l.server, Handler: l.handler}
-	if err := srv.Serve(ctx, l.ln); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := l.srv.Serve(ctx, l.ln); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("listener %s: %w", l.ln.Addr(), err)
 	}
 	return nil
@@ -256,6 +276,9 @@ func (l *listener) serve(ctx context.Context) error {
 // close closes every bound address and what the services opened. It is
 // safe to call more than once.
 func (s *listenerSet) close() {
+	if s == nil {
+		return
+	}
 	for _, l := range s.all {
 		if l.ln != nil {
 			l.ln.Close()

@@ -60,97 +60,123 @@ func Load(v *viper.Viper) (*Config, error) {
 	return &cfg, nil
 }
 
-// Run is serve's steps, in order: read every file the configuration
-// names (nothing created yet, every error at once), get the certificates,
-// bind every address, start the services, and serve until ctx is
-// cancelled; then shut down, waiting for the handlers.
-func Run(ctx context.Context, cfg *Config, out io.Writer, log *slog.Logger) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// Server is serve, put together by New and run by Run.
+type Server struct {
+	cfg *Config
+	out io.Writer
+	log *slog.Logger
+	hup chan os.Signal
+
+	set *listenerSet
+	cl  *clusterLink
+	mgr *certs.Manager
+	svc *services
+}
+
+// New puts serve together from cfg, in order: read every file the
+// configuration names (nothing created yet, every error at once), get the
+// certificates of every row of the listener table, bind every row, then
+// make the services and each listener's server. Nothing serves yet; Run
+// does. It writes its announcements (the local CA) to out.
+func New(ctx context.Context, cfg *Config, out io.Writer, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, out: out, log: log, hup: make(chan os.Signal, 1)}
 	// SIGHUP is caught from the start: once a listener is announced, an
 	// operator (or a script reading the announcement) may send it at once,
 	// and Go's default for an uncaught SIGHUP ends the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	lns, err := prepareListeners(cfg, log)
-	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+	signal.Notify(s.hup, syscall.SIGHUP)
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.set, err = prepareListeners(cfg, cfg.table(), log); err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
-	defer lns.close()
-	log.Info("connection limits", "max_conns", lns.limiter.MaxConns(), "max_conns_per_address", lns.limiter.MaxConnsPerAddress())
+	log.Info("connection limits", "max_conns", s.set.limiter.MaxConns(), "max_conns_per_address", s.set.limiter.MaxConnsPerAddress())
 	setGCPercent(cfg.Runtime.GCPercent, log)
-
-	cl, err := startClusterLink(cfg, log)
-	if err != nil {
-		return err
+	if s.cl, err = startClusterLink(cfg, log); err != nil {
+		return nil, err
 	}
-	defer cl.close()
-	mgr, err := certs.NewManager(ctx, certs.ManagerConfig{
+	s.mgr, err = certs.NewManager(ctx, certs.ManagerConfig{
 		DataDir: cfg.DataDir,
-		Storage: cl.certStorage(cfg),
+		Storage: s.cl.certStorage(cfg),
 		Logger:  log,
 		ACME: certs.ACMEConfig{CA: cfg.ACME.CA, Email: cfg.ACME.Email, Agree: cfg.ACME.Agree, CARoot: cfg.ACME.CARoot,
 			TLSALPNPort: cfg.ACME.TLSALPNPort, HTTPPort: cfg.ACME.HTTPPort, ListenHost: cfg.ACME.ListenHost, Profile: cfg.ACME.Profile},
 	})
 	if err != nil {
-		return fmt.Errorf("certificates: %w", err)
+		return nil, fmt.Errorf("certificates: %w", err)
 	}
-	defer mgr.Close()
-	if err := announceLocalCA(out, cfg, mgr); err != nil {
-		return err
+	if err := announceLocalCA(out, cfg, s.mgr); err != nil {
+		return nil, err
 	}
-	if err := lns.readLocalClientCAs(); err != nil {
-		return err
+	if err := s.set.readLocalClientCAs(); err != nil {
+		return nil, err
 	}
-
-	// Certificates come before the addresses are bound. The first ACME
-	// obtain answers TLS-ALPN-01 (RFC 8737) through certmagic's own
-	// challenge server, which binds acme.tls_alpn_port while the challenge
-	// lasts; were a listener already bound to that port (and not yet
-	// serving), the CA would connect to it and never get an answer, so a
-	// listener on :443 could never get its first certificate. Once serving,
-	// a listener answers its renewals' challenges itself
-	// (Source.GetCertificate).
-	if err := lns.certificates(ctx, mgr); err != nil {
-		return err
+	// Certificates come before the addresses are bound, the admin
+	// listener's too. The first ACME obtain answers TLS-ALPN-01 (RFC 8737)
+	// through certmagic's own challenge server, which binds
+	// acme.tls_alpn_port while the challenge lasts; were a listener already
+	// bound to that port (and not yet serving), the CA would connect to it
+	// and never get an answer, so a listener on :443 could never get its
+	// first certificate. Once serving, a listener answers its renewals'
+	// challenges itself (Source.GetCertificate).
+	if err := s.set.certificates(ctx, s.mgr); err != nil {
+		return nil, err
 	}
 	// Bind every address before serving any: a port taken fails the start
 	// before any client is served, and the policy can name the ports
 	// really bound.
-	if err := lns.bind(); err != nil {
-		return err
+	if err := s.set.bind(); err != nil {
+		return nil, err
 	}
-	svc := newServices(cfg, lns.policyDoc(), log)
-	svc.link = cl.link()
-	defer svc.close()
-	admin, err := startAdmin(ctx, cfg, out, log, lns, svc, mgr, cl)
-	if err != nil {
-		return err
+	s.svc = newServices(cfg, s.set.policyDoc(), log)
+	s.svc.link = s.cl.link()
+	watchMetrics(s.set, s.svc, s.mgr, s.cl)
+	if err := s.set.startServices(s.svc); err != nil {
+		return nil, err
 	}
-	defer admin.Close()
-	if err := lns.startServices(svc); err != nil {
-		return err
-	}
+	return s, nil
+}
 
+// Run announces every listener and serves until ctx is cancelled or a
+// listener fails, reloading certificate files on SIGHUP; then it shuts
+// down, waiting for the handlers, and releases everything New made.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, len(lns.all))
-	for _, l := range lns.all {
-		fmt.Fprintf(out, "passerelle: %s\n", l.describe())
+	errc := make(chan error, len(s.set.all))
+	for _, l := range s.set.all {
+		fmt.Fprintf(s.out, "passerelle: %s\n", l.describe())
 		wg.Go(func() {
 			if err := l.serve(ctx); err != nil {
 				errc <- err
 			}
 		})
 	}
-
-	runErr := awaitShutdown(ctx, errc, hup, mgr, log)
-	log.Info("shutting down")
+	runErr := awaitShutdown(ctx, errc, s.hup, s.mgr, s.log)
+	s.log.Info("shutting down")
 	cancel()
-	svc.close()
+	s.svc.close()
 	wg.Wait()
 	return runErr
+}
+
+// close releases what New made, in the reverse order: the hub's clients,
+// the cluster link (after the hub), the certificate manager, the bound
+// addresses and what the services opened.
+func (s *Server) close() {
+	if s.svc != nil {
+		s.svc.close()
+	}
+	s.cl.close()
+	if s.mgr != nil {
+		s.mgr.Close()
+	}
+	s.set.close()
+	signal.Stop(s.hup)
 }
 
 // setGCPercent applies runtime.gc_percent, unless the operator set Go's own

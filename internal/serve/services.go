@@ -28,14 +28,21 @@ const (
 	// servicePolicy only answers the policy-file request (the master
 	// policy listener of policy.listen, usually :843).
 	servicePolicy = "policy"
+	// serviceAdmin is the admin listener (admin.address): metrics, health
+	// and profiles over HTTP(S).
+	serviceAdmin = "admin"
 )
 
-// service is what a listener runs after the handshake: a handler for each
-// connection, and optionally its own Preface and something to close.
+// service is what a listener runs: a handler for each connection past its
+// handshake, and optionally a Preface (before TLS), the protocols it adds
+// to its certificate source's ALPN list, something to close, and whether
+// it keeps a connection limit of its own rather than serve's shared one.
 type service struct {
-	handle  func(context.Context, *secure.Conn)
-	preface func(context.Context, net.Conn) (net.Conn, bool)
-	closer  io.Closer
+	handle     func(context.Context, *secure.Conn)
+	preface    func(context.Context, net.Conn) (net.Conn, bool)
+	alpn       []string
+	closer     io.Closer
+	ownLimiter bool
 }
 
 // serviceMaker builds a listener's service.
@@ -49,6 +56,7 @@ func serviceTable() map[string]serviceMaker {
 		serviceEnvoie: newEnvoieService,
 		serviceEcho:   newEchoService,
 		servicePolicy: newPolicyService,
+		serviceAdmin:  newAdminService,
 	}
 }
 
@@ -57,7 +65,9 @@ func serviceTable() map[string]serviceMaker {
 func serviceNames() string {
 	var names []string
 	for n := range serviceTable() {
-		names = append(names, n)
+		if n != serviceAdmin { // admin.address, not a listeners entry
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
@@ -75,7 +85,8 @@ type services struct {
 
 	relayOnce sync.Once
 	relay     *hub.Hub
-	metrics   *metrics.Metrics // set by startAdmin; nil: no metrics
+	metrics   *metrics.Metrics // set by watchMetrics; nil: no metrics
+	admin     *adminParts      // set by watchMetrics; nil: no admin listener
 	link      hub.Link         // the cluster link; nil for a single node
 }
 
@@ -117,6 +128,22 @@ func (s *services) frontDoor(l *listener, httpd *web.ConnServer, admit web.Admit
 		door.Serve(ctx, c, alpn, httpd, admit)
 	}
 }
+
+// preface is what a service listener runs before its TLS handshake: the
+// policy request in clear on a TLS port (Flash asks on the port it then
+// uses for TLS). A plain listener's clients go to the door at once
+// (frontDoor), where the request is told apart with everything else.
+func (s *services) preface(l *listener) func(context.Context, net.Conn) (net.Conn, bool) {
+	if l.plain() {
+		return nil
+	}
+	return s.gate.Check
+}
+
+// browserALPN is what a chat or asset listener adds to its certificate
+// source's protocols: browsers negotiate HTTP/1.1 and are answered as such
+// (WebSocket, the chat page, HTTPS assets).
+var browserALPN = []string{web.ALPN}
 
 // afterDoor is the web.Admit of a service that keeps no member list: its
 // client is served once it is known to be raw, and nothing is done before.
@@ -171,12 +198,12 @@ func newChatService(s *services, l *listener) (service, error) {
 		a := relay.AdmitConn(hub.WithLogger(ctx, l.log), c)
 		return a.Serve, a.Leave
 	}
-	return service{handle: s.frontDoor(l, httpd, admit), closer: httpd}, nil
+	return service{handle: s.frontDoor(l, httpd, admit), preface: s.preface(l), alpn: browserALPN, closer: httpd}, nil
 }
 
 func newEchoService(s *services, l *listener) (service, error) {
 	e := &echo.Server{Logger: l.log}
-	return service{handle: s.frontDoor(l, nil, afterDoor(e.ServeConn))}, nil
+	return service{handle: s.frontDoor(l, nil, afterDoor(e.ServeConn)), preface: s.preface(l)}, nil
 }
 
 // newEnvoieService is the asset stream: ENVOIE on raw and WebSocket
@@ -194,7 +221,7 @@ func newEnvoieService(s *services, l *listener) (service, error) {
 		Logger:       l.log,
 		PingInterval: s.cfg.WebSocket.PingInterval,
 	}, s.cfg.Limits.HandshakeTimeout, l.log)
-	return service{handle: s.frontDoor(l, httpd, afterDoor(e.ServeConn)), closer: httpd}, nil
+	return service{handle: s.frontDoor(l, httpd, afterDoor(e.ServeConn)), preface: s.preface(l), alpn: browserALPN, closer: httpd}, nil
 }
 
 // newPolicyService answers the policy request and nothing else: its Gate
