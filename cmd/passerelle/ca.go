@@ -138,11 +138,19 @@ so on standard error and exits with status 1.`,
 	}
 }
 
-func newCAInstallCmd(a *app, install bool) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "install",
-		Short: "Install the local CA into the system, Firefox/NSS and Java trust stores",
-		Long: `install adds the local CA certificate (creating the CA first if there is
+// caUninstallLong is ca uninstall --help's description.
+const caUninstallLong = `uninstall removes the local CA certificate from the trust stores "ca install"
+put it in (see "passerelle ca install --help"), printing one line per store:
+removed, not installed, or skipped and why. The CA files themselves stay.
+
+On Debian, update-ca-certificates also copied the CA into Java's
+/etc/ssl/certs/java/cacerts as "debian:<name>.pem" and does not take it out
+again: uninstall deletes that alias with keytool (system and java stores),
+or, with no keytool, reports the store failed with the command to run.
+Exits with status 1 when a store failed.`
+
+// caInstallLong is ca install --help's description.
+const caInstallLong = `install adds the local CA certificate (creating the CA first if there is
 none) to the machine's trust stores, so that browsers, openssl, curl, Go,
 Java and AIR applications trust the certificates passerelle issues:
 
@@ -157,7 +165,13 @@ It prints one line per store: installed, already installed, or skipped and
 why (certutil missing, JAVA_HOME not set, not root). The
 CA is named after the data folder and its serial number, so CAs of several
 data folders can be installed side by side and removed one by one. Exits with
-status 1 when a store failed or when no store could take the CA.`,
+status 1 when a store failed or when no store could take the CA.`
+
+func newCAInstallCmd(a *app, install bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Install the local CA into the system, Firefox/NSS and Java trust stores",
+		Long:  caInstallLong,
 		Example: `  sudo passerelle ca install
   passerelle ca install --store nss --store java
   JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64 passerelle ca install`,
@@ -166,54 +180,52 @@ status 1 when a store failed or when no store could take the CA.`,
 	if !install {
 		cmd.Use = "uninstall"
 		cmd.Short = "Remove the local CA from the system, Firefox/NSS and Java trust stores"
-		cmd.Long = `uninstall removes the local CA certificate from the trust stores "ca install"
-put it in (see "passerelle ca install --help"), printing one line per store:
-removed, not installed, or skipped and why. The CA files themselves stay.
-
-On Debian, update-ca-certificates also copied the CA into Java's
-/etc/ssl/certs/java/cacerts as "debian:<name>.pem" and does not take it out
-again: uninstall deletes that alias with keytool (system and java stores),
-or, with no keytool, reports the store failed with the command to run.
-Exits with status 1 when a store failed.`
+		cmd.Long = caUninstallLong
 		cmd.Example = `  sudo passerelle ca uninstall
   passerelle ca uninstall --store java`
 	}
 	cmd.Flags().StringSlice("store", nil, "trust store to use: system, nss or java (repeat or comma-separate; default all)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		stores, _ := cmd.Flags().GetStringSlice("store")
-		var (
-			ca  *certs.CA
-			err error
-		)
-		if install {
-			var created bool
-			ca, created, err = certs.LoadOrCreateCA(a.caDir())
-			if err != nil {
-				return fmt.Errorf("local CA: %w", err)
-			}
-			if created {
-				fmt.Fprintf(a.out, "Created the local CA %s\n", ca.CertFile())
-			}
-		} else if ca, err = a.loadCA(); err != nil {
-			return err
-		}
-		// No logger: the per-store lines below already tell the user.
-		cfg := certs.TrustConfig{Name: certs.TrustName(a.dataDir()), Stores: stores}
-		run := certs.UninstallTrust
-		if install {
-			run = certs.InstallTrust
-		}
-		results, err := run(a.ctx, ca.CertFile(), cfg)
-		writeTrustResults(a.out, results)
-		if err != nil {
-			return err
-		}
-		if install && !anyTrusted(results) {
-			return errors.New("the local CA is in no trust store: see the reasons above")
-		}
-		return nil
+		return a.runTrust(stores, install)
 	}
 	return cmd
+}
+
+// runTrust installs the local CA into the trust stores (creating it first
+// if there is none), or removes it, and says what happened in each store.
+func (a *app) runTrust(stores []string, install bool) error {
+	var (
+		ca  *certs.CA
+		err error
+	)
+	if install {
+		var created bool
+		ca, created, err = certs.LoadOrCreateCA(a.caDir())
+		if err != nil {
+			return fmt.Errorf("local CA: %w", err)
+		}
+		if created {
+			fmt.Fprintf(a.out, "Created the local CA %s\n", ca.CertFile())
+		}
+	} else if ca, err = a.loadCA(); err != nil {
+		return err
+	}
+	// No logger: the per-store lines below already tell the user.
+	cfg := certs.TrustConfig{Name: certs.TrustName(a.dataDir()), Stores: stores}
+	run := certs.UninstallTrust
+	if install {
+		run = certs.InstallTrust
+	}
+	results, err := run(a.ctx, ca.CertFile(), cfg)
+	writeTrustResults(a.out, results)
+	if err != nil {
+		return err
+	}
+	if install && !anyTrusted(results) {
+		return errors.New("the local CA is in no trust store: see the reasons above")
+	}
+	return nil
 }
 
 func writeTrustResults(w io.Writer, results []certs.TrustResult) {

@@ -236,12 +236,8 @@ func (a *app) runIssue(o issueOptions) error {
 	}
 	// Refuse before making anything, so a refusal leaves no half-written set.
 	if !o.force {
-		for _, t := range targets {
-			if _, err := os.Lstat(t); err == nil {
-				return fmt.Errorf("%s already exists: use --force to overwrite, or --name/--out for another file", t)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("check %s: %w", t, err)
-			}
+		if err := refuseExisting(targets); err != nil {
+			return err
 		}
 	}
 
@@ -294,6 +290,24 @@ func (a *app) runIssue(o issueOptions) error {
 		}
 	}
 
+	a.printIssued(o, ca, issued, certFile, keyFile, p12File)
+	return nil
+}
+
+// refuseExisting says which of the files already exists, if one does.
+func refuseExisting(files []string) error {
+	for _, t := range files {
+		if _, err := os.Lstat(t); err == nil {
+			return fmt.Errorf("%s already exists: use --force to overwrite, or --name/--out for another file", t)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("check %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// printIssued says what runIssue made and where it wrote it.
+func (a *app) printIssued(o issueOptions, ca *certs.CA, issued *certs.Issued, certFile, keyFile, p12File string) {
 	kind := "server"
 	switch {
 	case o.client:
@@ -311,7 +325,6 @@ func (a *app) runIssue(o issueOptions) error {
 		fmt.Fprintf(a.out, "  PKCS#12:     %s (%s)\n", p12File, o.p12Format)
 	}
 	fmt.Fprintf(a.out, "  signed by:   %s\n  SPKI pin:    %s\n", ca.CertFile(), info.SPKIPin)
-	return nil
 }
 
 func describeNames(info certs.CertInfo) string {
@@ -446,6 +459,12 @@ func (a *app) runInspect(cmd *cobra.Command, target string) error {
 	for _, c := range chain {
 		rep.Certificates = append(rep.Certificates, certs.Describe(c, now))
 	}
+	return a.writeInspected(rep, header, asJSON)
+}
+
+// writeInspected prints what inspect found: the JSON report, or the header
+// line and each certificate in words.
+func (a *app) writeInspected(rep inspectJSON, header string, asJSON bool) error {
 	if asJSON {
 		return writeIndentedJSON(a.out, rep)
 	}

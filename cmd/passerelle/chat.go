@@ -36,17 +36,8 @@ const (
 // server has gone, to say how many of its lines were not sent.
 const chatDrainWait = time.Second
 
-func newChatCmd(a *app) *cobra.Command {
-	var (
-		caFile     string
-		serverName string
-		plain      bool
-		o          chatOptions
-	)
-	cmd := &cobra.Command{
-		Use:   "chat HOST:PORT",
-		Short: "A terminal chat client for the XMLSocket relay",
-		Long: `chat connects to a passerelle chat relay (or any XMLSocket server) like a
+// chatLong is chat --help's description.
+const chatLong = `chat connects to a passerelle chat relay (or any XMLSocket server) like a
 SecureSocket, sends each line it reads as one NUL-terminated message, and prints
 each message it receives on a line of its own.
 
@@ -72,7 +63,19 @@ is "ann", * refused (nick-taken): nickname "erin" is taken).
 Received messages are printed with control characters, C1 characters,
 bidirectional overrides and invalid UTF-8 escaped (\x1b, \u009b, \u202e,
 \xff; a line end inside a message shows as \n): what a peer sends cannot
-drive the terminal, and each message stays on one line.`,
+drive the terminal, and each message stays on one line.`
+
+func newChatCmd(a *app) *cobra.Command {
+	var (
+		caFile     string
+		serverName string
+		plain      bool
+		o          chatOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "chat HOST:PORT",
+		Short: "A terminal chat client for the XMLSocket relay",
+		Long:  chatLong,
 		Example: `  passerelle chat localhost:10000
   passerelle chat localhost:10000 --room lobby --nick ann
   printf 'hi\n' | passerelle chat localhost:10000
@@ -417,45 +420,15 @@ func runChat(ctx context.Context, conn net.Conn, ui chatUI, o chatOptions) error
 		return nil
 	}
 
-	if o.nick != "" {
-		if err := send(fmt.Sprintf(`<passerelle:nick name=%q/>`, o.nick)); err != nil {
-			return fmt.Errorf("send nickname: %w", err)
-		}
-		// In a pipe nobody is there to pick another name: a refused
-		// --nick ends chat with status 1 before a line is sent under no
-		// name. A person at a terminal reads the refusal and goes on.
-		if !ui.interactive() {
-			if err := awaitNick(ctx, recv, o.nickWait); err != nil {
-				return err
-			}
-		}
-	}
-	if o.room != "" {
-		if err := send(fmt.Sprintf(`<passerelle:join room=%q/>`, o.room)); err != nil {
-			return fmt.Errorf("join room: %w", err)
-		}
+	if err := sayFirst(ctx, send, recv, ui, o); err != nil {
+		return err
 	}
 
 	// Input is read on a goroutine of its own: a read from a terminal or a
 	// pipe cannot be interrupted, and the server may leave meanwhile.
-	lines := make(chan string)
-	inputEnd := make(chan error, 1)
 	quit := make(chan struct{})
 	defer close(quit)
-	go func() {
-		for {
-			line, err := ui.ReadLine()
-			if err != nil {
-				inputEnd <- err
-				return
-			}
-			select {
-			case lines <- line:
-			case <-quit:
-				return
-			}
-		}
-	}()
+	lines, inputEnd := readLines(ui, quit)
 
 	read := 0
 	for ended := false; !ended; {
@@ -488,7 +461,58 @@ func runChat(ctx context.Context, conn net.Conn, ui chatUI, o chatOptions) error
 	}
 
 	// Input ended: give answers a moment to arrive, then leave.
-	t := time.NewTimer(o.linger)
+	return lingerFor(ctx, recv, o.linger, sent)
+}
+
+// sayFirst sends --nick and --room before any line. In a pipe nobody is
+// there to pick another name: a refused --nick ends chat with status 1
+// before a line is sent under no name. A person at a terminal reads the
+// refusal and goes on.
+func sayFirst(ctx context.Context, send func(string) error, recv *chatReceiver, ui chatUI, o chatOptions) error {
+	if o.nick != "" {
+		if err := send(fmt.Sprintf(`<passerelle:nick name=%q/>`, o.nick)); err != nil {
+			return fmt.Errorf("send nickname: %w", err)
+		}
+		if !ui.interactive() {
+			if err := awaitNick(ctx, recv, o.nickWait); err != nil {
+				return err
+			}
+		}
+	}
+	if o.room != "" {
+		if err := send(fmt.Sprintf(`<passerelle:join room=%q/>`, o.room)); err != nil {
+			return fmt.Errorf("join room: %w", err)
+		}
+	}
+	return nil
+}
+
+// readLines reads input lines on a goroutine of its own, until the input
+// ends (its error then goes to the second channel) or quit is closed.
+func readLines(ui chatUI, quit <-chan struct{}) (<-chan string, <-chan error) {
+	lines := make(chan string)
+	inputEnd := make(chan error, 1)
+	go func() {
+		for {
+			line, err := ui.ReadLine()
+			if err != nil {
+				inputEnd <- err
+				return
+			}
+			select {
+			case lines <- line:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return lines, inputEnd
+}
+
+// lingerFor waits d for the answers to what was sent, or less if chat is
+// interrupted or the server leaves.
+func lingerFor(ctx context.Context, recv *chatReceiver, d time.Duration, sent int) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

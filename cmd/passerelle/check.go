@@ -147,6 +147,30 @@ type checkTLS struct {
 	OCSPStaple string `json:"ocsp_staple"`
 }
 
+// addVerdict fills the report with what the handshake said: the status and
+// its reason, the chain as sent and as verified, and the TLS details
+// (state is nil when the handshake got nowhere).
+func (rep *checkReport) addVerdict(v secure.Verdict, state *tls.ConnectionState, now time.Time) {
+	rep.Status, rep.Reason, rep.Revocation = v.Status, v.Reason, v.Revocation
+	if rep.Error != "" && v.Status != secure.StatusUnknown && strings.Contains(rep.Error, v.Reason) {
+		rep.Error = "" // the reason already says it
+	}
+	for _, c := range v.Certificates {
+		rep.Chain = append(rep.Chain, certs.Describe(c, now))
+	}
+	for _, c := range v.Chain {
+		rep.Path = append(rep.Path, c.Subject.String())
+	}
+	if state != nil {
+		rep.TLS = &checkTLS{
+			Version:     tls.VersionName(state.Version),
+			CipherSuite: tls.CipherSuiteName(state.CipherSuite),
+			ALPN:        state.NegotiatedProtocol,
+			OCSPStaple:  stapleSummary(state, v),
+		}
+	}
+}
+
 func runCheck(a *app, o checkOptions) error {
 	cfg, err := o.clientConfig()
 	if err != nil {
@@ -192,25 +216,7 @@ func runCheck(a *app, o checkOptions) error {
 		}
 		return termsafe.Error(fmt.Errorf("check %s: %w", o.addr, err))
 	}
-	rep.Status, rep.Reason, rep.Revocation = v.Status, v.Reason, v.Revocation
-	if rep.Error != "" && v.Status != secure.StatusUnknown && strings.Contains(rep.Error, v.Reason) {
-		rep.Error = "" // the reason already says it
-	}
-	now := time.Now()
-	for _, c := range v.Certificates {
-		rep.Chain = append(rep.Chain, certs.Describe(c, now))
-	}
-	for _, c := range v.Chain {
-		rep.Path = append(rep.Path, c.Subject.String())
-	}
-	if state != nil {
-		rep.TLS = &checkTLS{
-			Version:     tls.VersionName(state.Version),
-			CipherSuite: tls.CipherSuiteName(state.CipherSuite),
-			ALPN:        state.NegotiatedProtocol,
-			OCSPStaple:  stapleSummary(state, v),
-		}
-	}
+	rep.addVerdict(v, state, time.Now())
 	if o.json {
 		if err := writeJSON(a.out, rep); err != nil {
 			return err

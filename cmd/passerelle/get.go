@@ -41,12 +41,8 @@ type getOptions struct {
 	timeout    time.Duration
 }
 
-func newGetCmd(a *app) *cobra.Command {
-	var o getOptions
-	cmd := &cobra.Command{
-		Use:   "get HOST:PORT NAME [-o FILE]",
-		Short: "Download a file from an ENVOIE asset stream",
-		Long: `get asks an ENVOIE asset server (passerelle serve's asset listener, port 10001
+// getLong is get --help's description.
+const getLong = `get asks an ENVOIE asset server (passerelle serve's asset listener, port 10001
 by default, or any server speaking the seed's protocol) for one file and saves it.
 
 It trusts the local CA of the data folder automatically (the one passerelle
@@ -76,7 +72,14 @@ line: the size in bytes (or - for a folder), a tab, the name.
 
 Text from the server (names in a listing, the words of a refusal) is shown
 with control characters escaped (\x1b, \u009b, ...), so a hostile server
-cannot write to the terminal.`,
+cannot write to the terminal.`
+
+func newGetCmd(a *app) *cobra.Command {
+	var o getOptions
+	cmd := &cobra.Command{
+		Use:   "get HOST:PORT NAME [-o FILE]",
+		Short: "Download a file from an ENVOIE asset stream",
+		Long:  getLong,
 		Example: `  passerelle get localhost:10001 blason.png
   passerelle get localhost:10001 videos/intro.flv -o intro.flv --resume --verify
   passerelle get localhost:10001 blason.png -o blason.png --force   # replace the old copy
@@ -265,6 +268,56 @@ func resolveGetTarget(name, output string) (getTarget, error) {
 
 // download saves one file, through FILE.part unless the target is written
 // directly.
+// downloadDirect writes the file straight to standard output or to a
+// device (-o /dev/null): there is no partial file to keep.
+func (a *app) downloadDirect(ctx context.Context, c *envoie.Client, conn *getConn, o getOptions, t getTarget, h hash.Hash, bar *getBar) error {
+	var w io.Writer = a.out
+	if t.path != "" {
+		f, err := os.OpenFile(t.path, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("-o %s: %w", t.path, err)
+		}
+		defer f.Close()
+		w = f
+	}
+	if h != nil {
+		w = io.MultiWriter(w, h)
+	}
+	if err := c.Get(ctx, o.name, w, bar.update); err != nil {
+		err, _ = conn.explain(o.addr, err)
+		return fmt.Errorf("get %s: %w", o.name, err)
+	}
+	return verifyDigest(ctx, c, o.name, h)
+}
+
+// openPart opens the partial file of a download, at its end when resuming
+// (what is already there is hashed first, as the digest covers the whole
+// file), and says from which offset the download goes on.
+func openPart(part string, resume bool, h hash.Hash) (*os.File, int64, error) {
+	flags := os.O_WRONLY | os.O_CREATE
+	if !resume {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(part, flags, 0o644)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open %s: %w", part, err)
+	}
+	var offset int64
+	if resume {
+		if offset, err = f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("resume %s: %w", part, err)
+		}
+		if h != nil && offset > 0 {
+			if err := hashPrefix(h, part, offset); err != nil {
+				f.Close()
+				return nil, 0, fmt.Errorf("resume %s: %w", part, err)
+			}
+		}
+	}
+	return f, offset, nil
+}
+
 func (a *app) download(ctx context.Context, c *envoie.Client, conn *getConn, o getOptions, t getTarget) error {
 	var h hash.Hash
 	if o.verify {
@@ -274,47 +327,15 @@ func (a *app) download(ctx context.Context, c *envoie.Client, conn *getConn, o g
 	defer bar.finish()
 
 	if t.direct {
-		var w io.Writer = a.out
-		if t.path != "" {
-			f, err := os.OpenFile(t.path, os.O_WRONLY, 0)
-			if err != nil {
-				return fmt.Errorf("-o %s: %w", t.path, err)
-			}
-			defer f.Close()
-			w = f
-		}
-		if h != nil {
-			w = io.MultiWriter(w, h)
-		}
-		if err := c.Get(ctx, o.name, w, bar.update); err != nil {
-			err, _ = conn.explain(o.addr, err)
-			return fmt.Errorf("get %s: %w", o.name, err)
-		}
-		return verifyDigest(ctx, c, o.name, h)
+		return a.downloadDirect(ctx, c, conn, o, t, h, bar)
 	}
 
 	part := t.path + ".part"
-	flags := os.O_WRONLY | os.O_CREATE
-	if !o.resume {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(part, flags, 0o644)
+	f, offset, err := openPart(part, o.resume, h)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", part, err)
+		return err
 	}
 	defer f.Close() // after the explicit Close on success: harmless
-	var offset int64
-	if o.resume {
-		if offset, err = f.Seek(0, io.SeekEnd); err != nil {
-			return fmt.Errorf("resume %s: %w", part, err)
-		}
-		if h != nil && offset > 0 {
-			// The digest covers the whole file: hash what is already here.
-			if err := hashPrefix(h, part, offset); err != nil {
-				return fmt.Errorf("resume %s: %w", part, err)
-			}
-		}
-	}
 	var total int64 = -1
 	var w io.Writer = f
 	if h != nil {
