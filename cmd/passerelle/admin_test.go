@@ -394,6 +394,7 @@ func TestAdminConfigErrors(t *testing.T) {
 		{"require without CA", nil, "admin: {address: 127.0.0.1:0, tls: {mode: local, client_auth: require}}", `admin.tls.client_auth require: set admin.tls.client_ca_file to the CA that issues your clients' certificates`},
 		{"files without key", nil, "admin: {address: 127.0.0.1:0, tls: {mode: files, cert_file: a.pem}}", `admin.tls: files mode needs both cert_file and key_file`},
 		{"unknown key", nil, "admin: {adress: 127.0.0.1:0}", `admin.adress`},
+		{"acme without agreement", nil, "admin: {address: 127.0.0.1:0, tls: {mode: acme, names: [metrics.example.org]}}", `admin.tls.mode acme: set acme.agree: true to accept the ACME CA's terms of service`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -57,7 +57,7 @@ listeners:
   - address: 127.0.0.1:0
     service: chat
     tls: {mode: "off", client_auth: require}
-`, `listeners[0].tls.client_auth "require": needs TLS (mode is off)`},
+`, `listeners[0].tls.client_auth "require": needs TLS (tls.mode is off)`},
 		{"unknown client auth", `
 listeners:
   - address: 127.0.0.1:0

@@ -41,8 +41,9 @@ func (c adminConfig) mode() certs.TLSMode {
 	return c.TLS.Mode
 }
 
-// validate checks the admin keys, each error naming its key.
-func (c adminConfig) validate() []error {
+// validate checks the admin keys, each error naming its key; its tls block
+// is checked as every listener's is.
+func (c adminConfig) validate(acmeAgreed bool) []error {
 	if c.Address == "" {
 		return nil
 	}
@@ -51,37 +52,12 @@ func (c adminConfig) validate() []error {
 	if err := checkAddress(c.Address); err != nil {
 		add("admin.address %q: %v", c.Address, err)
 	}
-	mode := c.mode()
-	switch mode {
-	case certs.ModeOff:
-		if err := checkAddress(c.Address); err == nil && !isLoopback(c.Address) && !c.AllowInsecure {
-			add("admin.address %q: not a loopback address, and admin.tls.mode is off: set admin.tls.mode (local, acme or files) so that metrics and profiles travel over TLS, or admin.allow_insecure: true to serve them in plain HTTP anyway", c.Address)
-		}
-	case certs.ModeLocal, certs.ModeACME:
-		if mode == certs.ModeACME && len(c.TLS.Names) == 0 {
-			add("admin.tls.names: acme mode needs at least one public DNS name")
-		} else if err := certs.CheckNames(mode, c.TLS.Names); err != nil {
-			add("admin.%v", err)
-		}
-	case certs.ModeFiles:
-		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
-			add("admin.tls: files mode needs both cert_file and key_file")
-		}
+	if err := checkAddress(c.Address); err == nil && c.mode() == certs.ModeOff && !isLoopback(c.Address) && !c.AllowInsecure {
+		add("admin.address %q: not a loopback address, and admin.tls.mode is off: set admin.tls.mode (local, acme or files) so that metrics and profiles travel over TLS, or admin.allow_insecure: true to serve them in plain HTTP anyway", c.Address)
 	}
-	auth := c.TLS.ClientAuth
-	switch {
-	case auth != secure.ClientAuthNone && mode == certs.ModeOff:
-		add("admin.tls.client_auth %q: needs TLS (admin.tls.mode is off)", c.TLS.ClientAuth)
-	case auth == secure.ClientAuthRequire && c.TLS.ClientCAFile == "":
-		add("admin.tls.client_auth require: set admin.tls.client_ca_file to the CA that issues your clients' certificates")
-	}
-	if !c.TLS.Allow.Empty() {
-		if auth == secure.ClientAuthNone {
-			add("admin.tls.allow: an allow-list needs admin.tls.client_auth request or require")
-		} else if err := c.TLS.Allow.Validate(); err != nil {
-			add("admin.tls.allow: %v", err)
-		}
-	}
+	t := c.TLS
+	t.Mode = c.mode()
+	errs = append(errs, t.validate(serviceAdmin, "admin.", acmeAgreed)...)
 	return errs
 }
 

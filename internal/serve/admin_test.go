@@ -101,7 +101,7 @@ func TestAdminAddressesAccepted(t *testing.T) {
 		{Address: ":10080", TLS: tlsConfig{Mode: certs.ModeLocal}},
 		{Address: "0.0.0.0:10080", TLS: tlsConfig{Mode: certs.ModeFiles, CertFile: "a.pem", KeyFile: "a.key"}},
 	} {
-		if errs := c.validate(); len(errs) > 0 {
+		if errs := c.validate(false); len(errs) > 0 {
 			t.Errorf("%+v: %v", c, errs)
 		}
 	}

@@ -287,7 +287,7 @@ func (c *Config) validate() error {
 			add("policy.listen %q: %v (usually :843)", c.Policy.Listen, err)
 		}
 	}
-	errs = append(errs, c.Admin.validate()...)
+	errs = append(errs, c.Admin.validate(c.ACME.Agree)...)
 	if err := c.Cluster.validate(c.DataDir); err != nil {
 		errs = append(errs, err)
 	}
@@ -318,42 +318,52 @@ func (c *Config) validateListener(i int, seen map[string]int) []error {
 	} else if l.AllowDotfiles && l.Root == "" {
 		add("%s.allow_dotfiles: only an envoie listener with a root serves dotfiles", where)
 	}
-	mode := l.TLS.Mode
-	switch mode {
-	case certs.ModeLocal, certs.ModeACME:
-		if mode == certs.ModeACME && len(l.TLS.Names) == 0 {
-			add("%s.tls.names: acme mode needs at least one public DNS name", where)
-		} else if err := certs.CheckNames(mode, l.TLS.Names); err != nil {
-			add("%s.%v", where, err)
-		}
-		if mode == certs.ModeACME && !c.ACME.Agree {
-			add("%s.tls.mode acme: set acme.agree: true to accept the ACME CA's terms of service", where)
-		}
-	case certs.ModeFiles:
-		if l.TLS.CertFile == "" || l.TLS.KeyFile == "" {
-			add("%s.tls: files mode needs both cert_file and key_file", where)
-		}
-	}
-	auth := l.TLS.ClientAuth
-	switch {
-	case auth != secure.ClientAuthNone && mode == certs.ModeOff:
-		add("%s.tls.client_auth %q: needs TLS (mode is off)", where, l.TLS.ClientAuth)
-	case auth == secure.ClientAuthRequire && l.TLS.ClientCAFile == "":
-		// Without a CA of its own the listener would let in anyone
-		// with a certificate from any public CA.
-		add("%s.tls.client_auth require: set tls.client_ca_file to the CA that issues your clients' certificates", where)
-	}
+	errs = append(errs, l.TLS.validate(where, "", c.ACME.Agree)...)
 	for j, p := range l.ProxyProtocol {
 		if _, err := secure.ParseProxyPrefix(p); err != nil {
 			add("%s.proxy_protocol[%d] %v", where, j, err)
 		}
 	}
-	if !l.TLS.Allow.Empty() {
-		if auth == secure.ClientAuthNone {
+	return errs
+}
+
+// validate checks a tls block, the same for every row of the listener
+// table: where is the row's key ("listeners[0]", "admin"), and sib the
+// prefix a message gives a key of the same block ("" for an entry of
+// listeners, which the user reads as its own; "admin." for the admin
+// block). acmeAgreed is acme.agree.
+func (t tlsConfig) validate(where, sib string, acmeAgreed bool) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	switch t.Mode {
+	case certs.ModeLocal, certs.ModeACME:
+		if t.Mode == certs.ModeACME && len(t.Names) == 0 {
+			add("%s.tls.names: acme mode needs at least one public DNS name", where)
+		} else if err := certs.CheckNames(t.Mode, t.Names); err != nil {
+			add("%s.%v", where, err)
+		}
+		if t.Mode == certs.ModeACME && !acmeAgreed {
+			add("%s.tls.mode acme: set acme.agree: true to accept the ACME CA's terms of service", where)
+		}
+	case certs.ModeFiles:
+		if t.CertFile == "" || t.KeyFile == "" {
+			add("%s.tls: files mode needs both cert_file and key_file", where)
+		}
+	}
+	switch {
+	case t.ClientAuth != secure.ClientAuthNone && t.Mode == certs.ModeOff:
+		add("%s.tls.client_auth %q: needs TLS (%stls.mode is off)", where, t.ClientAuth, sib)
+	case t.ClientAuth == secure.ClientAuthRequire && t.ClientCAFile == "":
+		// Without a CA of its own the listener would let in anyone
+		// with a certificate from any public CA.
+		add("%s.tls.client_auth require: set %stls.client_ca_file to the CA that issues your clients' certificates", where, sib)
+	}
+	if !t.Allow.Empty() {
+		if t.ClientAuth == secure.ClientAuthNone {
 			// No client would ever send a certificate, so the list
 			// would refuse everyone.
-			add("%s.tls.allow: an allow-list needs tls.client_auth request or require", where)
-		} else if err := l.TLS.Allow.Validate(); err != nil {
+			add("%s.tls.allow: an allow-list needs %stls.client_auth request or require", where, sib)
+		} else if err := t.Allow.Validate(); err != nil {
 			add("%s.tls.allow: %v", where, err)
 		}
 	}
