@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/sha1"
@@ -16,6 +17,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // File names of the local CA inside its folder (<data_dir>/ca).
@@ -140,17 +143,17 @@ func LoadOrCreateCA(dir string) (ca *CA, created bool, err error) {
 // waitForCA waits for another process to finish writing the CA: it writes
 // the certificate right after the key.
 func waitForCA(dir string) (*CA, bool, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ca, err := LoadCA(dir)
-		if err == nil {
-			return ca, false, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, false, err
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ca *CA
+	err := retry.Do(ctx, retry.Backoff{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond}, 0, nil, func() (err error) {
+		ca, err = LoadCA(dir)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
 	}
+	return ca, false, nil
 }
 
 // caKeyOnlyError is a CA folder holding a key but no certificate: either a

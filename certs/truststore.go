@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/smallstep/truststore"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // Trust stores InstallTrust and UninstallTrust know, by the names users
@@ -280,20 +282,11 @@ func butLeft(done []string, err error) string {
 // ("can't read ... No such file"), although nothing is wrong with ours.
 // Both steps (write or remove our file, rebuild the bundle) are idempotent.
 func retrySystem(op func() error) error {
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-		}
-		if err = op(); err == nil {
-			return nil
-		}
-		var ce *truststore.CmdError
-		if !errors.As(err, &ce) {
-			return err
-		}
-	}
-	return err
+	return retry.Do(context.Background(), retry.Backoff{Min: 200 * time.Millisecond, Max: 400 * time.Millisecond}, 3,
+		func(err error) bool {
+			var ce *truststore.CmdError
+			return errors.As(err, &ce)
+		}, op)
 }
 
 func orWhere(path string) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/internal/ratelog"
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // ClientAuth says whether a server asks for a client certificate.
@@ -251,7 +252,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	var wg sync.WaitGroup
 	var acceptErr error
-	var retry backoff
+	retryAccept := retry.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
 	for ctx.Err() == nil {
 		raw, err := ln.Accept()
 		if err != nil {
@@ -264,12 +265,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			// Temporary failures (EMFILE, ECONNABORTED...): back off
 			// and try again, as net/http does.
-			d := retry.next()
+			d := retryAccept.Next()
 			cfg.Logger.Warn("accept failed; backing off", "listen_addr", listenAddr, "error", err, "retry_in", d)
-			retry.wait(ctx, d)
+			retry.Sleep(ctx, d)
 			continue
 		}
-		retry.reset()
+		retryAccept.Reset()
 		// Waiting here for a slot keeps further clients in the listen
 		// backlog rather than accepting and dropping them. A balancer's
 		// client is counted against its own address once its PROXY
@@ -337,27 +338,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // connShards is the number of contexts the connections of one Serve are
 // spread over (see Serve): enough that cores rarely meet on one.
 const connShards = 64
-
-// backoff is the delay between retries of a failing Accept: from 5ms,
-// doubling up to one second.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	b.d = min(max(2*b.d, 5*time.Millisecond), time.Second)
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-// wait sleeps for d or until ctx ends.
-func (b *backoff) wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
 
 // temporary reports whether an Accept error is worth retrying: running out
 // of descriptors or buffers, or a connection aborted before it was

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"golang.org/x/time/rate"
 
 	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
@@ -295,31 +296,26 @@ func (u *termUI) close() {
 	}
 }
 
-// pacer spaces sends evenly at a rate; the zero value does not wait.
-type pacer struct {
-	interval time.Duration
-	next     time.Time
-}
+// pacer spaces sends evenly at a rate: a golang.org/x/time/rate bucket of
+// one token, the relay's own flood-limit mechanism, so a pause never lets a
+// burst through. A nil *rate.Limiter (no pacing) does not wait.
+type pacer struct{ lim *rate.Limiter }
 
-func newPacer(rate float64) *pacer {
-	if rate <= 0 {
-		return &pacer{}
+func newPacer(r float64) pacer {
+	if r <= 0 {
+		return pacer{}
 	}
-	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+	return pacer{lim: rate.NewLimiter(rate.Limit(r), 1)}
 }
 
 // wait blocks until the next send is due. It returns false if ctx ends or
-// stop is closed first.
-func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
-	if p.interval == 0 {
+// stop is closed first, and then gives the send's turn back.
+func (p pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
+	if p.lim == nil {
 		return true
 	}
-	now := time.Now()
-	if p.next.Before(now) {
-		p.next = now
-	}
-	d := p.next.Sub(now)
-	p.next = p.next.Add(p.interval)
+	res := p.lim.Reserve()
+	d := res.Delay()
 	if d <= 0 {
 		return true
 	}
@@ -329,10 +325,10 @@ func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
-		return false
 	case <-stop:
-		return false
 	}
+	res.Cancel()
+	return false
 }
 
 // chatReceiver reads messages from the server and shows them until the
