@@ -18,7 +18,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -34,6 +33,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 func main() {
@@ -59,13 +60,9 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pem, err := os.ReadFile(*caFile)
+	pool, err := certs.AddCAFile(nil, "--ca", *caFile)
 	if err != nil {
-		return fmt.Errorf("--ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("--ca %s: no certificate", *caFile)
+		return err
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	switch *mode {

@@ -19,7 +19,6 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 func main() {
@@ -56,13 +57,9 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pem, err := os.ReadFile(*caFile)
+	pool, err := certs.AddCAFile(nil, "--ca", *caFile)
 	if err != nil {
-		return fmt.Errorf("--ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("--ca %s: no certificate", *caFile)
+		return err
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: *name, MinVersion: tls.VersionTLS13}
 	switch *kex {

@@ -299,7 +299,7 @@ func (o checkOptions) clientConfig() (secure.ClientConfig, error) {
 // system roots plus the local CA.
 func checkRoots(caFile, dataDir string) (*x509.CertPool, error) {
 	if caFile != "" {
-		return addCAFile(x509.NewCertPool(), caFile)
+		return certs.AddCAFile(nil, "--ca", caFile)
 	}
 	return clientRoots(dataDir, "")
 }
