@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
-	"github.com/passerelle/passerelle/secure"
 )
 
 // chatDefaultRate is the relay's default flood limit (hub.Config.FloodRate,
@@ -96,7 +94,7 @@ func newChatCmd(a *app) *cobra.Command {
 				return fmt.Errorf("--timeout %s: must be positive", timeout)
 			}
 			// The handshake error quotes the certificate's names.
-			conn, err := a.dialChat(cmd.Context(), addr, caFile, serverName, plain, timeout)
+			conn, err := a.dial(cmd.Context(), clientDial{addr: addr, dataDir: a.dataDir(), caFile: caFile, serverName: serverName, plain: plain, timeout: timeout})
 			if err != nil {
 				return termsafe.Error(err)
 			}
@@ -127,49 +125,6 @@ func newChatCmd(a *app) *cobra.Command {
 	f.Float64Var(&o.rate, "rate", chatDefaultRate, "messages sent per second at most, evenly spaced (the relay's default flood limit); 0 for no pacing")
 	f.Duration("timeout", 10*time.Second, "time allowed to connect and complete the TLS handshake (and, in a pipe, for the answer to --nick)")
 	return cmd
-}
-
-// dialChat opens a TLS (or, with plain, TCP) connection trusting the system
-// roots, the local CA of the data folder and the extra CA file, within
-// timeout.
-func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, plain bool, timeout time.Duration) (net.Conn, error) {
-	var roots *x509.CertPool
-	if !plain {
-		var err error
-		if roots, err = clientRoots(a.dataDir(), caFile); err != nil {
-			return nil, err
-		}
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	timedOut := func(err error) bool {
-		return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
-	}
-	if plain {
-		var d net.Dialer
-		c, err := d.DialContext(dctx, "tcp", addr)
-		if timedOut(err) {
-			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("connect to %s: %w", addr, err)
-		}
-		return c, nil
-	}
-	c, err := secure.Dial(dctx, addr, secure.ClientConfig{ServerName: serverName, RootCAs: roots, Logger: a.log})
-	if err != nil {
-		var he *secure.HandshakeError
-		switch {
-		case errors.As(err, &he) && timedOut(err):
-			return nil, fmt.Errorf("connect to %s: the TLS handshake did not finish within %s (--timeout)", addr, timeout)
-		case timedOut(err):
-			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
-		case errors.As(err, &he):
-			return nil, handshakeFailure(addr, he)
-		}
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
-	}
-	return c, nil
 }
 
 type chatOptions struct {

@@ -257,7 +257,7 @@ func TestCheckBadInput(t *testing.T) {
 		{"missing ca", []string{"check", "localhost:1", "--ca", filepath.Join(dir, "nope.pem")}, "--ca: open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
 		{"ca not PEM", []string{"check", "localhost:1", "--ca", notPEM}, "--ca " + notPEM + ": no PEM certificate found"},
 		{"bad timeout", []string{"check", "localhost:1", "--ca", caFile, "--timeout", "0s"}, "--timeout 0s: must be positive"},
-		{"connection refused", []string{"check", closed, "--ca", caFile}, "check " + closed + ": dial tcp " + closed + ": connect: connection refused"},
+		{"connection refused", []string{"check", closed, "--ca", caFile}, "connect to " + closed + ": dial tcp " + closed + ": connect: connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
