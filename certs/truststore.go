@@ -36,8 +36,8 @@ const (
 	StoreJava = "java"
 )
 
-// TrustStores lists every store, in the order they are processed.
-func TrustStores() []string { return []string{StoreSystem, StoreNSS, StoreJava} }
+// trustStores lists every store, in the order they are processed.
+func trustStores() []string { return []string{StoreSystem, StoreNSS, StoreJava} }
 
 // TrustOutcome says what happened to one store.
 type TrustOutcome string
@@ -80,14 +80,14 @@ type TrustConfig struct {
 // library, the system store file becomes, on Debian,
 // /usr/local/share/ca-certificates/passerelle-1a2b3c4d-<serial>.crt.
 func TrustName(dataDir string) string {
-	return "passerelle-" + DataDirID(dataDir) + "-"
+	return "passerelle-" + dataDirID(dataDir) + "-"
 }
 
-// DataDirID tells data folders apart: the first 8 hex digits of the SHA-256
+// dataDirID tells data folders apart: the first 8 hex digits of the SHA-256
 // of the folder's absolute path. The local CA's name and its trust-store
 // entries carry it, so that the CAs of two folders (or two machines' users
 // with the same name) can be told apart.
-func DataDirID(dataDir string) string {
+func dataDirID(dataDir string) string {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		abs = dataDir
@@ -188,7 +188,7 @@ func runTrust(ctx context.Context, caFile string, cfg TrustConfig, install bool)
 
 func selectStores(names []string) ([]string, error) {
 	if len(names) == 0 {
-		return TrustStores(), nil
+		return trustStores(), nil
 	}
 	want := map[string]bool{}
 	for _, n := range names {
@@ -201,7 +201,7 @@ func selectStores(names []string) ([]string, error) {
 		}
 	}
 	var out []string
-	for _, s := range TrustStores() {
+	for _, s := range trustStores() {
 		if want[s] {
 			out = append(out, s)
 		}

@@ -181,7 +181,7 @@ func (st *serveState) proxyHeader(raw net.Conn, balancer bool, listenAddr string
 		return raw, nil, false
 	}
 	if balancer {
-		releaseAddr, err = st.cfg.Limiter.AdmitAddress(pc.RemoteAddr(), listenAddr)
+		releaseAddr, err = st.cfg.Limiter.admitAddress(pc.RemoteAddr(), listenAddr)
 		if err != nil {
 			st.observeRefused(err)
 			return pc, nil, false

@@ -305,9 +305,9 @@ func (st *serveState) start(ctx, shard context.Context, raw net.Conn, listenAddr
 	var release func()
 	var err error
 	if balancer {
-		release, err = st.cfg.Limiter.AdmitSlot(ctx, listenAddr)
+		release, err = st.cfg.Limiter.admitSlot(ctx, listenAddr)
 	} else {
-		release, err = st.cfg.Limiter.Admit(ctx, raw.RemoteAddr(), listenAddr)
+		release, err = st.cfg.Limiter.admit(ctx, raw.RemoteAddr(), listenAddr)
 	}
 	if err != nil {
 		st.observeRefused(err)
