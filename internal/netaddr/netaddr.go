@@ -1,5 +1,3 @@
-// Package netaddr holds the small address checks that several layers make
-// the same way, so that they answer alike.
 package netaddr
 
 import (

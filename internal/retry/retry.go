@@ -1,12 +1,3 @@
-// Package retry is passerelle's one way to try something again: a delay
-// that doubles after each failure up to a ceiling (Backoff), a wait that
-// ends with its context (Sleep), and a loop made of both (Do).
-//
-// The accept loop backs off on a temporary Accept error, the OCSP stapler
-// on a responder that fails, the trust-store change on a system command
-// that races another process, the local CA on another process still
-// writing it, and the cluster on a NATS system not up yet: each with its
-// own delays, all with this one mechanism.
 package retry
 
 import (
