@@ -27,13 +27,16 @@ var below = map[string][]string{
 	"metrics":     {"cluster", "hub", "protocol", "secure", "certs", "internal"},
 	"testbed":     {"web", "protocol", "secure", "certs", "internal"},
 	"bench":       {"protocol", "certs", "internal"},
-	"cmd":         {"testbed", "metrics", "cluster", "web", "hub", "protocol", "secure", "certs", "internal"},
+	"serve":       {"metrics", "cluster", "web", "hub", "protocol", "secure", "certs", "internal"},
+	"cmd":         {"serve", "testbed", "metrics", "cluster", "web", "hub", "protocol", "secure", "certs", "internal"},
 }
 
 // layer is the layer of a package of the module, by its path inside it.
 func layer(rel string) string {
 	first, _, _ := strings.Cut(rel, "/")
 	switch {
+	case rel == "internal/serve":
+		return "serve" // the composition root of passerelle serve, under cmd
 	case first == "internal" && strings.HasPrefix(path.Base(rel), "test"):
 		return "testhelpers"
 	case first == "internal":
