@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -115,20 +114,10 @@ func (m *Manager) acmeConfig() (*acmeState, error) {
 	}
 	var roots *x509.CertPool
 	if c.CARoot != "" {
-		pemData, err := os.ReadFile(c.CARoot)
-		if err != nil {
-			return nil, fmt.Errorf("acme.ca_root: %w", err)
-		}
-		roots, err = x509.SystemCertPool()
-		if err != nil {
-			roots = x509.NewCertPool()
-		}
-		extra, err := ParseCertsPEM(pemData)
-		if err != nil {
-			return nil, fmt.Errorf("acme.ca_root %s: %w", c.CARoot, err)
-		}
-		for _, r := range extra {
-			roots.AddCert(r)
+		system, _ := x509.SystemCertPool() // nil if none: then only the file
+		var err error
+		if roots, err = AddCAFile(system, "acme.ca_root", c.CARoot); err != nil {
+			return nil, err
 		}
 	}
 	tlsPort := c.TLSALPNPort

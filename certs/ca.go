@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/sha1"
@@ -16,12 +17,14 @@ import (
 	"os/user"
 	"path/filepath"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // File names of the local CA inside its folder (<data_dir>/ca).
 const (
 	CACertFileName = "ca.pem"
-	CAKeyFileName  = "ca-key.pem"
+	caKeyFileName  = "ca-key.pem"
 )
 
 // CALifetime is how long a new local CA is valid. Ten years, as mkcert: the
@@ -55,10 +58,6 @@ func (ca *CA) CertFile() string { return ca.certFile }
 // KeyFile is the path of the CA private key (PEM, mode 0600).
 func (ca *CA) KeyFile() string { return ca.keyFile }
 
-// Signer is the CA private key, for code that signs on the CA's behalf
-// (CRLs, OCSP responses).
-func (ca *CA) Signer() crypto.Signer { return ca.key }
-
 // Pool is a certificate pool holding only this CA, for clients that should
 // trust it.
 func (ca *CA) Pool() *x509.CertPool {
@@ -67,8 +66,8 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// CertPEM is the CA certificate in PEM.
-func (ca *CA) CertPEM() []byte {
+// certPEM is the CA certificate in PEM.
+func (ca *CA) certPEM() []byte {
 	return MarshalCertsPEM(ca.cert)
 }
 
@@ -78,7 +77,7 @@ func (ca *CA) CertPEM() []byte {
 // the file and the problem.
 func LoadCA(dir string) (*CA, error) {
 	certFile := filepath.Join(dir, CACertFileName)
-	keyFile := filepath.Join(dir, CAKeyFileName)
+	keyFile := filepath.Join(dir, caKeyFileName)
 	certPEM, cerr := os.ReadFile(certFile)
 	keyPEM, kerr := os.ReadFile(keyFile)
 	switch {
@@ -140,17 +139,17 @@ func LoadOrCreateCA(dir string) (ca *CA, created bool, err error) {
 // waitForCA waits for another process to finish writing the CA: it writes
 // the certificate right after the key.
 func waitForCA(dir string) (*CA, bool, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ca, err := LoadCA(dir)
-		if err == nil {
-			return ca, false, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, false, err
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ca *CA
+	err := retry.Do(ctx, retry.Backoff{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond}, 0, nil, func() (err error) {
+		ca, err = LoadCA(dir)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
 	}
+	return ca, false, nil
 }
 
 // caKeyOnlyError is a CA folder holding a key but no certificate: either a
@@ -176,7 +175,7 @@ func CreateCA(dir string) (*CA, error) {
 		return nil, fmt.Errorf("create local CA folder: %w", err)
 	}
 	certFile := filepath.Join(dir, CACertFileName)
-	keyFile := filepath.Join(dir, CAKeyFileName)
+	keyFile := filepath.Join(dir, caKeyFileName)
 	for _, f := range []string{certFile, keyFile} {
 		if _, err := os.Lstat(f); err == nil {
 			return nil, &caExistsError{path: f}
@@ -202,7 +201,7 @@ func CreateCA(dir string) (*CA, error) {
 			OrganizationalUnit: []string{userAndHost()},
 			// The data folder's id tells apart the CAs of several
 			// folders, whose other fields are the same.
-			CommonName: "passerelle local CA " + userAndHost() + " " + DataDirID(filepath.Dir(dir)),
+			CommonName: "passerelle local CA " + userAndHost() + " " + dataDirID(filepath.Dir(dir)),
 		},
 		SubjectKeyId:          skid,
 		NotBefore:             now.Add(-time.Minute),
@@ -235,7 +234,7 @@ func CreateCA(dir string) (*CA, error) {
 		return nil, fmt.Errorf("save local CA key: %w", err)
 	}
 	ca := &CA{cert: cert, key: key, certFile: certFile, keyFile: keyFile}
-	if err := writeFileExclusive(certFile, ca.CertPEM(), 0o644); err != nil {
+	if err := writeFileExclusive(certFile, ca.certPEM(), 0o644); err != nil {
 		return nil, fmt.Errorf("save local CA certificate: %w", err)
 	}
 	return ca, nil

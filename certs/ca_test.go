@@ -232,7 +232,7 @@ func TestCANamesTellDataFoldersApart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := "passerelle local CA " + userAndHost() + " " + DataDirID(dataDir)
+		want := "passerelle local CA " + userAndHost() + " " + dataDirID(dataDir)
 		if got := ca.Certificate().Subject.CommonName; got != want {
 			t.Fatalf("common name %q, want %q", got, want)
 		}
@@ -241,7 +241,7 @@ func TestCANamesTellDataFoldersApart(t *testing.T) {
 	if names[0] == names[1] {
 		t.Fatalf("two data folders' CAs share the subject %q", names[0])
 	}
-	if id := DataDirID("/srv/one"); len(id) != 8 || TrustName("/srv/one") != "passerelle-"+id+"-" {
+	if id := dataDirID("/srv/one"); len(id) != 8 || TrustName("/srv/one") != "passerelle-"+id+"-" {
 		t.Fatalf("DataDirID %q, TrustName %q", id, TrustName("/srv/one"))
 	}
 }

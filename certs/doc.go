@@ -64,8 +64,11 @@
 //   - manager.go then source.go: NewManager, (*Manager).Source, TLSSpec.
 //   - acme.go, localissuer.go, filesource.go: one file per mode.
 //   - names.go, keys.go, files.go: names, keys, atomic writes.
+//   - pool.go: AddCAFile, the one way passerelle reads a CA file into a
+//     pool (--ca, tls.client_ca_file, acme.ca_root, cluster.tls.ca_file).
 //   - inspect.go: Describe, ReadCertificates (PEM, DER, PKCS#12) and
-//     FetchChain, behind passerelle cert inspect.
+//     FetchChain, behind passerelle cert inspect; SPKIPin, the one pin of a
+//     public key, which secure/allow's allow-lists match too.
 //   - pkcs12.go: EncodePKCS12 and DecodePKCS12, for the files AIR and
 //     OpenFL applications load.
 //   - truststore.go: InstallTrust and UninstallTrust (system, NSS and Java

@@ -99,7 +99,7 @@ func (is *Issued) TLSCertificate() tls.Certificate {
 // for a server certificate, a lifetime out of range, an unknown key type)
 // return an error naming the problem.
 func (ca *CA) Issue(req IssueRequest) (*Issued, error) {
-	names, err := ParseNames(req.Names)
+	names, err := parseNames(req.Names)
 	if err != nil {
 		return nil, err
 	}

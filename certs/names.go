@@ -94,9 +94,9 @@ func ClassifyName(s string) (NameKind, string, error) {
 	return NameDNS, d, nil
 }
 
-// ParseNames classifies every name, dropping exact duplicates. The first
+// parseNames classifies every name, dropping exact duplicates. The first
 // invalid name stops it with an *InvalidNameError.
-func ParseNames(names []string) (Names, error) {
+func parseNames(names []string) (Names, error) {
 	var out Names
 	seen := make(map[string]bool, len(names))
 	for _, s := range names {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/smallstep/truststore"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // Trust stores InstallTrust and UninstallTrust know, by the names users
@@ -34,8 +36,8 @@ const (
 	StoreJava = "java"
 )
 
-// TrustStores lists every store, in the order they are processed.
-func TrustStores() []string { return []string{StoreSystem, StoreNSS, StoreJava} }
+// trustStores lists every store, in the order they are processed.
+func trustStores() []string { return []string{StoreSystem, StoreNSS, StoreJava} }
 
 // TrustOutcome says what happened to one store.
 type TrustOutcome string
@@ -78,14 +80,14 @@ type TrustConfig struct {
 // library, the system store file becomes, on Debian,
 // /usr/local/share/ca-certificates/passerelle-1a2b3c4d-<serial>.crt.
 func TrustName(dataDir string) string {
-	return "passerelle-" + DataDirID(dataDir) + "-"
+	return "passerelle-" + dataDirID(dataDir) + "-"
 }
 
-// DataDirID tells data folders apart: the first 8 hex digits of the SHA-256
+// dataDirID tells data folders apart: the first 8 hex digits of the SHA-256
 // of the folder's absolute path. The local CA's name and its trust-store
 // entries carry it, so that the CAs of two folders (or two machines' users
 // with the same name) can be told apart.
-func DataDirID(dataDir string) string {
+func dataDirID(dataDir string) string {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		abs = dataDir
@@ -186,7 +188,7 @@ func runTrust(ctx context.Context, caFile string, cfg TrustConfig, install bool)
 
 func selectStores(names []string) ([]string, error) {
 	if len(names) == 0 {
-		return TrustStores(), nil
+		return trustStores(), nil
 	}
 	want := map[string]bool{}
 	for _, n := range names {
@@ -199,7 +201,7 @@ func selectStores(names []string) ([]string, error) {
 		}
 	}
 	var out []string
-	for _, s := range TrustStores() {
+	for _, s := range trustStores() {
 		if want[s] {
 			out = append(out, s)
 		}
@@ -280,20 +282,11 @@ func butLeft(done []string, err error) string {
 // ("can't read ... No such file"), although nothing is wrong with ours.
 // Both steps (write or remove our file, rebuild the bundle) are idempotent.
 func retrySystem(op func() error) error {
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-		}
-		if err = op(); err == nil {
-			return nil
-		}
-		var ce *truststore.CmdError
-		if !errors.As(err, &ce) {
-			return err
-		}
-	}
-	return err
+	return retry.Do(context.Background(), retry.Backoff{Min: 200 * time.Millisecond, Max: 400 * time.Millisecond}, 3,
+		func(err error) bool {
+			var ce *truststore.CmdError
+			return errors.As(err, &ce)
+		}, op)
 }
 
 func orWhere(path string) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/passerelle/passerelle/hub"
+	"github.com/passerelle/passerelle/internal/netaddr"
 )
 
 // Defaults of the Config fields that have one.
@@ -183,7 +184,7 @@ func (cfg Config) validateEmbedded() []error {
 		lport = ""
 	} else if p, err := strconv.Atoi(lport); err != nil || p <= 0 || p > 65535 {
 		add("cluster.listen: port %q is not a number from 1 to 65535", lport)
-	} else if !isLoopback(lhost) && !routeTLS {
+	} else if !netaddr.IsLoopback(lhost) && !routeTLS {
 		// The route credential would cross the network in clear, and
 		// so would every room.
 		add("cluster.listen: %s takes routes from other machines and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file, or listen on loopback (127.0.0.1:%s)", cfg.Listen, lport)
@@ -198,11 +199,11 @@ func (cfg Config) validateEmbedded() []error {
 			continue
 		}
 		host := u.Hostname()
-		if lport != "" && u.Port() == lport && (host == lhost || (isLoopback(host) && (isLoopback(lhost) || isUnspecified(lhost)))) {
+		if lport != "" && u.Port() == lport && (host == lhost || (netaddr.IsLoopback(host) && (netaddr.IsLoopback(lhost) || isUnspecified(lhost)))) {
 			add("cluster.routes[%d]: %s is this node's own cluster.listen address; list the other nodes only", i, r)
 			continue
 		}
-		if !isLoopback(host) && !routeTLS {
+		if !netaddr.IsLoopback(host) && !routeTLS {
 			add("cluster.routes[%d]: %s leaves this machine and routes are not encrypted: set cluster.tls.cert_file, cluster.tls.key_file and cluster.tls.ca_file (every node's certificate signed by that CA), or keep every route on loopback", i, r)
 		}
 	}
@@ -255,14 +256,6 @@ func parseURL(s, scheme string) (*url.URL, error) {
 		return nil, fmt.Errorf("%q needs a host and a port", s)
 	}
 	return u, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func isUnspecified(host string) bool {

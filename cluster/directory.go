@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // errNotReady is ClaimNick's and Members' error while the bucket is not
@@ -377,7 +379,7 @@ func (d *directory) claim(key, name string) (string, bool, error) {
 	// refused the Create: a key that "exists" yet reads as absent is read
 	// again after a pause. Create and Update are decided by the leader, so
 	// a stale read never lets two nodes win.
-	pause := 5 * time.Millisecond
+	pause := retry.Backoff{Min: 5 * time.Millisecond, Max: 100 * time.Millisecond}
 	staleTries := 0
 	for {
 		rev, err := kv.Create(ctx, k, val)
@@ -417,10 +419,7 @@ func (d *directory) claim(key, name string) (string, bool, error) {
 				return name, true, nil
 			}
 		}
-		select {
-		case <-time.After(pause):
-			pause = min(2*pause, 100*time.Millisecond)
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, pause.Next()) {
 			d.own(k, val, 0)
 			return "", false, fmt.Errorf("cluster: claim nickname: %w", ctx.Err())
 		}
@@ -512,7 +511,7 @@ func (d *directory) leave() {
 		keys[roomKey(r, d.n.id)] = 0
 	}
 	keys[nodeKey(d.n.id)] = 0
-	pause := 50 * time.Millisecond
+	pause := retry.Backoff{Min: 50 * time.Millisecond, Max: 500 * time.Millisecond}
 	for {
 		var last error
 		for k, rev := range keys {
@@ -532,13 +531,10 @@ func (d *directory) leave() {
 		if len(keys) == 0 {
 			return
 		}
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, pause.Next()) {
 			d.n.log.Warn("cluster keys not deleted on leaving: the other nodes free them when they expire",
 				"node_id", d.n.id, "keys", len(keys), "error", last.Error(), "ttl", d.n.cfg.TTL.String())
 			return
-		case <-time.After(pause):
-			pause = min(2*pause, 500*time.Millisecond)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 // clientUser is the user of this node's own connection to its embedded
@@ -190,13 +192,9 @@ func routeTLS(t TLS, names []string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster.tls: %w", err)
 	}
-	pem, err := os.ReadFile(t.CAFile)
+	pool, err := certs.AddCAFile(nil, "cluster.tls.ca_file", t.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("cluster.tls.ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("cluster.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		return nil, err
 	}
 	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
 		// Its name is checked by the other nodes, against their routes.

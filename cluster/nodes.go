@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // Every node writes the key "node.ID" in the bucket of nicknames and
@@ -70,7 +72,7 @@ func (n *Node) fromNode(id string) bool {
 	}
 	// A replica a moment behind may not have the key of a node that has
 	// just joined: ask again twice.
-	pause := 5 * time.Millisecond
+	pause := retry.Backoff{Min: 5 * time.Millisecond, Max: 10 * time.Millisecond}
 	for try := 0; ; try++ {
 		ctx, cancel := context.WithTimeout(n.ctx, time.Second)
 		_, err := kv.Get(ctx, nodeKey(id))
@@ -89,8 +91,7 @@ func (n *Node) fromNode(id string) bool {
 		case try == 2:
 			return false
 		}
-		time.Sleep(pause)
-		pause *= 2
+		retry.Sleep(n.ctx, pause.Next())
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // lockTTL is how long a certificate lock outlives a node that died holding
@@ -65,24 +67,23 @@ func (s *CertStorage) buckets(ctx context.Context) (jetstream.KeyValue, jetstrea
 		replicas = []int{min(3, len(s.n.cfg.Routes)+1)}
 	}
 	create := func(cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-		var last error
-		for {
+		var kv jetstream.KeyValue
+		last := retry.Do(ctx, retry.Backoff{Min: 250 * time.Millisecond, Max: 250 * time.Millisecond}, 0, nil, func() (err error) {
 			for _, r := range replicas {
 				cfg.Replicas = r
 				cctx, cancel := context.WithTimeout(ctx, time.Second)
-				kv, err := js.CreateOrUpdateKeyValue(cctx, cfg)
+				kv, err = js.CreateOrUpdateKeyValue(cctx, cfg)
 				cancel()
 				if err == nil {
-					return kv, nil
+					return nil
 				}
-				last = err
 			}
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("cluster: certificate storage not ready: %w (last: %v)", ctx.Err(), last)
-			case <-time.After(250 * time.Millisecond):
-			}
+			return err
+		})
+		if last != nil {
+			return nil, fmt.Errorf("cluster: certificate storage not ready: %w (last: %v)", ctx.Err(), last)
 		}
+		return kv, nil
 	}
 	data, err := create(jetstream.KeyValueConfig{
 		Bucket:      "passerelle_" + s.n.cfg.Name + "_certs",
@@ -267,21 +268,21 @@ func (s *CertStorage) Lock(ctx context.Context, name string) error {
 	}
 	key := storageKey(name)
 	val := []byte(s.n.id)
-	for {
-		rev, err := locks.Create(ctx, key, val)
-		if err == nil {
-			s.hold(locks, name, key, val, rev)
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("cluster: lock %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("cluster: lock %s: %w", name, ctx.Err())
-		case <-time.After(250 * time.Millisecond):
-		}
+	var rev uint64
+	err = retry.Do(ctx, retry.Backoff{Min: 250 * time.Millisecond, Max: 250 * time.Millisecond}, 0,
+		func(err error) bool { return errors.Is(err, jetstream.ErrKeyExists) }, // held by another: wait for it
+		func() (err error) {
+			rev, err = locks.Create(ctx, key, val)
+			return err
+		})
+	switch {
+	case err == nil:
+		s.hold(locks, name, key, val, rev)
+		return nil
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return fmt.Errorf("cluster: lock %s: %w", name, ctx.Err())
 	}
+	return fmt.Errorf("cluster: lock %s: %w", name, err)
 }
 
 func (s *CertStorage) hold(locks jetstream.KeyValue, name, key string, val []byte, rev uint64) {

@@ -125,33 +125,9 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	if len(st.cfg.ProxyProtocol) > 0 {
-		pc, err := readProxyHeader(raw, balancer)
-		if err != nil {
-			if !st.cfg.Plain {
-				st.observeHandshake(HandshakeProxyHeader, StatusUnknown, deadline)
-			}
-			var ph errProxyHeader
-			kind := "proxy_error"
-			if errors.As(err, &ph) {
-				kind = ph.kind
-			}
-			// Any address can send a header: one line per kind per
-			// interval, with the count. A listed balancer that sends
-			// none or a bad one is a configuration to fix: a warning.
-			say := st.peerLog.Warn
-			if !balancer {
-				say = st.peerLog.Info
-			}
-			say(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
+		var pass bool
+		if raw, releaseAddr, pass = st.proxyHeader(raw, balancer, listenAddr, deadline); !pass {
 			return nil, nil
-		}
-		raw = pc
-		if balancer {
-			releaseAddr, err = st.cfg.Limiter.AdmitAddress(raw.RemoteAddr(), listenAddr)
-			if err != nil {
-				st.observeRefused(err)
-				return nil, nil
-			}
 		}
 	}
 	if st.cfg.Plain {
@@ -170,9 +146,55 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 	// The remote address goes into the lines written, not into a logger
 	// made for each connection: most handshakes log nothing.
 	log := connLogger{st.cfg.Logger, st.peerLog, raw}
+	pc := st.peekRecord(ctx, raw, log, deadline)
+	if pc == nil {
+		return nil, releaseAddr
+	}
+	c := st.handshake(ctx, cancel, pc, raw, log, deadline)
+	ok = c != nil
+	return c, releaseAddr
+}
 
-	// Peek at the first byte: a client speaking plain text is told so (or
-	// handed to the Preface) instead of failing deep in the handshake.
+// proxyHeader reads the PROXY protocol header that starts raw, and returns
+// the connection with the client's address it tells, and for a balancer's
+// client the release of its place under the client's address. pass is
+// false when the header or the address is refused (said in the log).
+func (st *serveState) proxyHeader(raw net.Conn, balancer bool, listenAddr string, deadline time.Time) (_ net.Conn, releaseAddr func(), pass bool) {
+	pc, err := readProxyHeader(raw, balancer)
+	if err != nil {
+		if !st.cfg.Plain {
+			st.observeHandshake(HandshakeProxyHeader, StatusUnknown, deadline)
+		}
+		var ph errProxyHeader
+		kind := "proxy_error"
+		if errors.As(err, &ph) {
+			kind = ph.kind
+		}
+		// Any address can send a header: one line per kind per
+		// interval, with the count. A listed balancer that sends
+		// none or a bad one is a configuration to fix: a warning.
+		say := st.peerLog.Warn
+		if !balancer {
+			say = st.peerLog.Info
+		}
+		say(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
+		return raw, nil, false
+	}
+	if balancer {
+		releaseAddr, err = st.cfg.Limiter.admitAddress(pc.RemoteAddr(), listenAddr)
+		if err != nil {
+			st.observeRefused(err)
+			return pc, nil, false
+		}
+	}
+	return pc, releaseAddr, true
+}
+
+// peekRecord peeks at the first byte of raw: a client speaking plain text
+// is told so (or handed to the Preface) instead of failing deep in the
+// handshake. It returns the connection that replays the byte to the
+// handshake, or nil when there is to be none.
+func (st *serveState) peekRecord(ctx context.Context, raw net.Conn, log connLogger, deadline time.Time) *replayConn {
 	pc := &replayConn{Conn: peekconn.New(raw)}
 	var err error
 	for len(pc.Peeked()) == 0 && err == nil {
@@ -186,27 +208,33 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 			st.observeHandshake(HandshakeClosed, StatusUnknown, deadline)
 			log.Debug("client closed before the handshake", "outcome", HandshakeClosed, "error", err)
 		}
-		return nil, releaseAddr
+		return nil
 	}
 	if first := pc.Peeked()[0]; first != recordTypeHandshake {
 		if st.cfg.Preface != nil {
 			if _, notMine := st.cfg.Preface(ctx, pc.Conn); !notMine {
 				st.observeHandshake(HandshakePreface, StatusUnknown, deadline)
-				return nil, releaseAddr
+				return nil
 			}
 		}
 		st.observeHandshake(HandshakePlainText, StatusUnknown, deadline)
 		log.Limited(slog.LevelInfo, "plain_text", "client sent plain text to a TLS port; closing", "outcome", HandshakePlainText, "first_byte", fmt.Sprintf("%#02x", first))
 		io.WriteString(raw, plainHint)
-		return nil, releaseAddr
+		return nil
 	}
+	return pc
+}
 
+// handshake runs the TLS handshake on pc within ctx (cancelled once it
+// ends) and returns the connection, or nil when it failed (said in the log
+// and the metrics).
+func (st *serveState) handshake(ctx context.Context, cancel context.CancelFunc, pc *replayConn, raw net.Conn, log connLogger, deadline time.Time) *Conn {
 	// The handshake context bounds the judgement too: revocation and AIA
 	// fetches for a client certificate end with the handshake deadline.
 	hs := &hsState{ctx: ctx, verdict: Verdict{Status: StatusUnknown}}
 	pc.hs = hs
 	conn := tls.Server(pc, st.base)
-	err = conn.HandshakeContext(ctx)
+	err := conn.HandshakeContext(ctx)
 	cancel()
 	verdict, refused := hs.verdict, hs.refused
 	pc.hs = nil // what only the handshake needed
@@ -222,7 +250,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 			st.observeHandshake(HandshakeFailed, verdict.Status, deadline)
 			log.Limited(slog.LevelInfo, "handshake_failed", "tls handshake failed", "outcome", HandshakeFailed, "error", err)
 		}
-		return nil, releaseAddr
+		return nil
 	}
 	raw.SetDeadline(time.Time{})
 	st.observeHandshake(HandshakeOK, verdict.Status, deadline)
@@ -231,8 +259,7 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 		log.Debug("tls handshake done", "server_name", cs.ServerName, "tls_version", tls.VersionName(cs.Version),
 			"cipher_suite", tls.CipherSuiteName(cs.CipherSuite), "peer_status", verdict.Status)
 	}
-	ok = true
-	return &Conn{Conn: conn, raw: raw, tlsConn: conn, verdict: verdict}, releaseAddr
+	return &Conn{Conn: conn, raw: raw, tlsConn: conn, verdict: verdict}
 }
 
 // connLogger writes one connection's log lines with its remote_addr.

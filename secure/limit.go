@@ -72,17 +72,17 @@ func (l *Limiter) MaxConnsPerAddress() int { return l.perAddr }
 // per-address limit.
 var ErrTooManyFromAddress = fmt.Errorf("secure: too many connections from one address")
 
-// Admit takes a slot for a connection from addr. It returns at once with
+// admit takes a slot for a connection from addr. It returns at once with
 // ErrTooManyFromAddress when that address is at its limit, waits while the
 // overall limit is reached, and returns ctx's error if ctx ends first. On
 // success the caller must call the returned release exactly once, when the
 // connection ends.
-func (l *Limiter) Admit(ctx context.Context, addr net.Addr, listenAddr string) (release func(), err error) {
-	releaseAddr, err := l.AdmitAddress(addr, listenAddr)
+func (l *Limiter) admit(ctx context.Context, addr net.Addr, listenAddr string) (release func(), err error) {
+	releaseAddr, err := l.admitAddress(addr, listenAddr)
 	if err != nil {
 		return nil, err
 	}
-	releaseSlot, err := l.AdmitSlot(ctx, listenAddr)
+	releaseSlot, err := l.admitSlot(ctx, listenAddr)
 	if err != nil {
 		releaseAddr()
 		return nil, err
@@ -90,12 +90,12 @@ func (l *Limiter) Admit(ctx context.Context, addr net.Addr, listenAddr string) (
 	return func() { releaseSlot(); releaseAddr() }, nil
 }
 
-// AdmitAddress counts a connection from addr against the per-address limit
+// admitAddress counts a connection from addr against the per-address limit
 // only, or returns ErrTooManyFromAddress (with the rate-limited log line).
 // It is Admit's first half, for a connection whose address is known only
 // after it has taken its slot (one behind a PROXY protocol balancer). The
 // returned release may be called more than once.
-func (l *Limiter) AdmitAddress(addr net.Addr, listenAddr string) (release func(), err error) {
+func (l *Limiter) admitAddress(addr net.Addr, listenAddr string) (release func(), err error) {
 	ip := addrKey(addr)
 	l.mu.Lock()
 	// A per-address limit as high as the overall one refuses no one: the
@@ -112,10 +112,10 @@ func (l *Limiter) AdmitAddress(addr net.Addr, listenAddr string) (release func()
 	return func() { once.Do(func() { l.drop(ip) }) }, nil
 }
 
-// AdmitSlot takes one of the overall slots, waiting while none is free, and
+// admitSlot takes one of the overall slots, waiting while none is free, and
 // returns ctx's error if ctx ends first. It is Admit's second half. The
 // returned release may be called more than once.
-func (l *Limiter) AdmitSlot(ctx context.Context, listenAddr string) (release func(), err error) {
+func (l *Limiter) admitSlot(ctx context.Context, listenAddr string) (release func(), err error) {
 	select {
 	case l.slots <- struct{}{}:
 	default:

@@ -112,18 +112,18 @@ func TestRefusalCountCarried(t *testing.T) {
 		log, logs := testutil.Logger(t, slog.LevelInfo)
 		l := NewLimiter(4, 1, log)
 		addr := &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 1}
-		release, err := l.Admit(t.Context(), addr, "test")
+		release, err := l.admit(t.Context(), addr, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer release()
 		for range 51 {
-			if _, err := l.Admit(t.Context(), addr, "test"); err != ErrTooManyFromAddress {
+			if _, err := l.admit(t.Context(), addr, "test"); err != ErrTooManyFromAddress {
 				t.Fatalf("Admit over the limit: %v", err)
 			}
 		}
 		time.Sleep(ratelog.DefaultEvery)
-		l.Admit(t.Context(), addr, "test")
+		l.admit(t.Context(), addr, "test")
 		lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 		if len(lines) != 2 || !strings.HasSuffix(lines[1], "reason=per_address suppressed=50") {
 			t.Errorf("log:\n%s\nwant two lines, the second ending with reason=per_address suppressed=50", logs.String())

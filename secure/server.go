@@ -16,6 +16,7 @@ import (
 
 	"github.com/passerelle/passerelle/certs/revocation"
 	"github.com/passerelle/passerelle/internal/ratelog"
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // ClientAuth says whether a server asks for a client certificate.
@@ -198,12 +199,46 @@ type Server struct {
 // connections are closed and it waits again) and returns nil. It returns an
 // error if the configuration is unusable or the listener fails for good.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	st, err := s.newServeState()
+	if err != nil {
+		return err
+	}
+	connCtx, cancelConns := context.WithCancel(ctx)
+	defer cancelConns()
+	// Every connection's context (its handshake deadline, then its
+	// handler's) is a child of one of these shards rather than of connCtx
+	// itself: a child registers with its parent under the parent's mutex,
+	// and with one parent for all, that mutex serialised every handshake
+	// across cores (the mutex profile of BenchmarkHandshakeConcurrent).
+	var shards [connShards]context.Context
+	for i := range shards {
+		var cancel context.CancelFunc
+		shards[i], cancel = context.WithCancel(connCtx)
+		defer cancel()
+	}
+
+	// Closing the listener is what unblocks Accept on shutdown.
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	if st.cfg.Observer != nil {
+		st.cfg.Observer.Serving(ln.Addr())
+	}
+	var wg sync.WaitGroup
+	acceptErr := st.acceptLoop(ctx, ln, &shards, &wg)
+	cancelConns()
+	st.waitHandlers(&wg, ln.Addr().String())
+	return acceptErr
+}
+
+// newServeState checks s and fills in the defaults of its configuration.
+func (s *Server) newServeState() (*serveState, error) {
 	cfg := s.Config
 	if s.Handler == nil {
-		return errors.New("secure: Server.Handler is nil")
+		return nil, errors.New("secure: Server.Handler is nil")
 	}
 	if !cfg.Plain && cfg.GetCertificate == nil {
-		return errors.New("secure: ServerConfig.GetCertificate is nil and Plain is not set")
+		return nil, errors.New("secure: ServerConfig.GetCertificate is nil and Plain is not set")
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
@@ -222,36 +257,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		peerLog: ratelog.New(cfg.Logger, 0)}
 	if !cfg.Plain {
 		if err := st.buildTLS(); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	return st, nil
+}
 
-	connCtx, cancelConns := context.WithCancel(ctx)
-	defer cancelConns()
-	// Every connection's context (its handshake deadline, then its
-	// handler's) is a child of one of these shards rather than of connCtx
-	// itself: a child registers with its parent under the parent's mutex,
-	// and with one parent for all, that mutex serialised every handshake
-	// across cores (the mutex profile of BenchmarkHandshakeConcurrent).
-	var shards [connShards]context.Context
-	for i := range shards {
-		var cancel context.CancelFunc
-		shards[i], cancel = context.WithCancel(connCtx)
-		defer cancel()
-	}
-	next := 0
-
-	// Closing the listener is what unblocks Accept on shutdown.
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-
+// acceptLoop accepts on ln until ctx ends or ln fails for good, which it
+// returns; each connection is started on the next of shards, counted in wg.
+func (st *serveState) acceptLoop(ctx context.Context, ln net.Listener, shards *[connShards]context.Context, wg *sync.WaitGroup) error {
 	listenAddr := ln.Addr().String()
-	if cfg.Observer != nil {
-		cfg.Observer.Serving(ln.Addr())
-	}
-	var wg sync.WaitGroup
-	var acceptErr error
-	var retry backoff
+	retryAccept := retry.Backoff{Min: 5 * time.Millisecond, Max: time.Second}
+	next := 0
 	for ctx.Err() == nil {
 		raw, err := ln.Accept()
 		if err != nil {
@@ -259,105 +276,96 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				break
 			}
 			if !temporary(err) {
-				acceptErr = fmt.Errorf("accept on %s: %w", listenAddr, err)
-				break
+				return fmt.Errorf("accept on %s: %w", listenAddr, err)
 			}
 			// Temporary failures (EMFILE, ECONNABORTED...): back off
 			// and try again, as net/http does.
-			d := retry.next()
-			cfg.Logger.Warn("accept failed; backing off", "listen_addr", listenAddr, "error", err, "retry_in", d)
-			retry.wait(ctx, d)
+			d := retryAccept.Next()
+			st.cfg.Logger.Warn("accept failed; backing off", "listen_addr", listenAddr, "error", err, "retry_in", d)
+			retry.Sleep(ctx, d)
 			continue
 		}
-		retry.reset()
-		// Waiting here for a slot keeps further clients in the listen
-		// backlog rather than accepting and dropping them. A balancer's
-		// client is counted against its own address once its PROXY
-		// header has told it (open), not against the balancer's.
-		balancer := cfg.fromBalancer(raw.RemoteAddr())
-		var release func()
-		if balancer {
-			release, err = cfg.Limiter.AdmitSlot(ctx, listenAddr)
-		} else {
-			release, err = cfg.Limiter.Admit(ctx, raw.RemoteAddr(), listenAddr)
+		retryAccept.Reset()
+		if st.start(ctx, shards[next], raw, listenAddr, wg) {
+			next = (next + 1) % connShards
 		}
-		if err != nil {
-			st.observeRefused(err)
-			raw.Close()
-			continue
-		}
-		st.track(raw, true)
-		st.observeConn(true)
-		wg.Add(1)
-		done := func() {
-			st.track(raw, false)
-			st.observeConn(false)
-			release()
-			wg.Done()
-		}
-		shard := shards[next]
-		next = (next + 1) % connShards
-		go func() {
-			c, releaseAddr := st.open(shard, raw, balancer, listenAddr)
-			finish := done
-			if releaseAddr != nil {
-				finish = func() { releaseAddr(); done() }
-			}
-			if c == nil {
-				finish()
-				return
-			}
-			// The handler gets a goroutine of its own so that the stack
-			// the handshake grew (about 16 KiB) ends with this one: an
-			// idle client then costs only what its handler's stack needs.
-			go func() {
-				defer finish()
-				defer c.Close()
-				st.handler(shard, c)
-			}()
-		}()
 	}
+	return nil
+}
 
-	cancelConns()
+// start admits raw and runs its handshake and handler in goroutines of
+// their own under shard; it reports false, raw closed, when raw was
+// refused.
+func (st *serveState) start(ctx, shard context.Context, raw net.Conn, listenAddr string, wg *sync.WaitGroup) bool {
+	// Waiting here for a slot keeps further clients in the listen
+	// backlog rather than accepting and dropping them. A balancer's
+	// client is counted against its own address once its PROXY
+	// header has told it (open), not against the balancer's.
+	balancer := st.cfg.fromBalancer(raw.RemoteAddr())
+	var release func()
+	var err error
+	if balancer {
+		release, err = st.cfg.Limiter.admitSlot(ctx, listenAddr)
+	} else {
+		release, err = st.cfg.Limiter.admit(ctx, raw.RemoteAddr(), listenAddr)
+	}
+	if err != nil {
+		st.observeRefused(err)
+		raw.Close()
+		return false
+	}
+	st.track(raw, true)
+	st.observeConn(true)
+	wg.Add(1)
+	done := func() {
+		st.track(raw, false)
+		st.observeConn(false)
+		release()
+		wg.Done()
+	}
+	go func() {
+		c, releaseAddr := st.open(shard, raw, balancer, listenAddr)
+		finish := done
+		if releaseAddr != nil {
+			finish = func() { releaseAddr(); done() }
+		}
+		if c == nil {
+			finish()
+			return
+		}
+		// The handler gets a goroutine of its own so that the stack
+		// the handshake grew (about 16 KiB) ends with this one: an
+		// idle client then costs only what its handler's stack needs.
+		go func() {
+			defer finish()
+			defer c.Close()
+			st.handler(shard, c)
+		}()
+	}()
+	return true
+}
+
+// waitHandlers waits for the handlers counted in wg, whose context is
+// cancelled, up to ShutdownGrace; then it closes their connections and
+// waits again.
+func (st *serveState) waitHandlers(wg *sync.WaitGroup, listenAddr string) {
 	waited := make(chan struct{})
 	go func() { wg.Wait(); close(waited) }()
-	t := time.NewTimer(cfg.ShutdownGrace)
+	t := time.NewTimer(st.cfg.ShutdownGrace)
 	defer t.Stop()
 	select {
 	case <-waited:
 	case <-t.C:
 		n := st.closeAll()
-		cfg.Logger.Warn("handlers still running after shutdown grace; closing their connections",
-			"listen_addr", listenAddr, "connections", n, "grace", cfg.ShutdownGrace)
+		st.cfg.Logger.Warn("handlers still running after shutdown grace; closing their connections",
+			"listen_addr", listenAddr, "connections", n, "grace", st.cfg.ShutdownGrace)
 		<-waited
 	}
-	return acceptErr
 }
 
 // connShards is the number of contexts the connections of one Serve are
 // spread over (see Serve): enough that cores rarely meet on one.
 const connShards = 64
-
-// backoff is the delay between retries of a failing Accept: from 5ms,
-// doubling up to one second.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	b.d = min(max(2*b.d, 5*time.Millisecond), time.Second)
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-// wait sleeps for d or until ctx ends.
-func (b *backoff) wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
 
 // temporary reports whether an Accept error is worth retrying: running out
 // of descriptors or buffers, or a connection aborted before it was

@@ -55,9 +55,6 @@ type Verdict struct {
 	Revocation RevocationResult `json:"revocation"`
 }
 
-// Trusted reports whether the status is StatusTrusted.
-func (v Verdict) Trusted() bool { return v.Status == StatusTrusted }
-
 // Leaf returns the presented end-entity certificate, or nil.
 func (v Verdict) Leaf() *x509.Certificate {
 	if len(v.Certificates) == 0 {

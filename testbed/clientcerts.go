@@ -70,7 +70,7 @@ func clientPlans() []clientPlan {
 		{status: secure.StatusNotYetValid, commonName: "not-yet-valid.clients.testbed.localhost",
 			description: "notBefore 5 years in the future"},
 		{status: secure.StatusPrincipalMismatch, commonName: "mallory.outsiders.testbed.localhost",
-			description: "good, but its common name is outside the allow-list " + ClientNamePattern},
+			description: "good, but its common name is outside the allow-list " + clientNamePattern},
 		{status: secure.StatusUntrustedSigners, commonName: "untrusted.clients.testbed.localhost",
 			description: "signed by a root the testbed does not trust"},
 		{status: secure.StatusInvalidChain, commonName: "invalid-chain.clients.testbed.localhost",

@@ -12,9 +12,9 @@ import (
 	"github.com/passerelle/passerelle/certs"
 )
 
-// ContentTypeCert is the media type of a DER certificate (RFC 2585 section
+// contentTypeCert is the media type of a DER certificate (RFC 2585 section
 // 4.2), what an AIA caIssuers URL serves.
-const ContentTypeCert = "application/pkix-cert"
+const contentTypeCert = "application/pkix-cert"
 
 // httpServer serves what the certificates point at, under stable paths:
 //
@@ -32,7 +32,7 @@ func (t *Testbed) httpServer(ctx context.Context) *http.Server {
 	for _, iss := range t.issuers() {
 		der := iss.cert.Raw
 		mux.HandleFunc("GET /ca/"+iss.name+".cer", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", ContentTypeCert)
+			w.Header().Set("Content-Type", contentTypeCert)
 			w.Header().Set("Content-Length", strconv.Itoa(len(der)))
 			_, _ = w.Write(der)
 		})

@@ -10,9 +10,9 @@ import (
 	"github.com/passerelle/passerelle/certs"
 )
 
-// ManifestJSON is the manifest: a JSON array, one object per endpoint, in
+// manifestJSON is the manifest: a JSON array, one object per endpoint, in
 // port order (see Endpoint for the fields).
-func (t *Testbed) ManifestJSON() ([]byte, error) {
+func (t *Testbed) manifestJSON() ([]byte, error) {
 	b, err := json.MarshalIndent(t.Endpoints(), "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("testbed: manifest: %w", err)
@@ -22,7 +22,7 @@ func (t *Testbed) ManifestJSON() ([]byte, error) {
 
 // WriteManifest writes the manifest to path atomically.
 func (t *Testbed) WriteManifest(path string) error {
-	b, err := t.ManifestJSON()
+	b, err := t.manifestJSON()
 	if err != nil {
 		return err
 	}

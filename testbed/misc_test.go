@@ -195,7 +195,7 @@ func TestHTTPServer(t *testing.T) {
 		}
 		return body
 	}
-	inter, err := x509.ParseCertificate(get("/ca/intermediate.cer", ContentTypeCert))
+	inter, err := x509.ParseCertificate(get("/ca/intermediate.cer", contentTypeCert))
 	if err != nil || !inter.Equal(tb.inter.cert) {
 		t.Errorf("/ca/intermediate.cer is not the intermediate: %v", err)
 	}

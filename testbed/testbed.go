@@ -25,17 +25,17 @@ import (
 const (
 	DefaultAddress          = "127.0.0.1"
 	DefaultBasePort         = 10400
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultIdleTimeout      = 5 * time.Minute
-	DefaultMaxConns         = 1000
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultIdleTimeout      = 5 * time.Minute
+	defaultMaxConns         = 1000
 	// NameSuffix follows the endpoint name in its server name:
 	// "expired" + NameSuffix = "expired.testbed.localhost". Names under
 	// .localhost stay on the machine (RFC 6761 section 6.3).
 	NameSuffix = ".testbed.localhost"
-	// ClientNamePattern is the allow-list of the client-certificate
+	// clientNamePattern is the allow-list of the client-certificate
 	// endpoints: a trusted client certificate whose common name does not
 	// match it is judged principalMismatch.
-	ClientNamePattern = "*.clients.testbed.localhost"
+	clientNamePattern = "*.clients.testbed.localhost"
 )
 
 // Config configures a testbed. The zero value is usable once Dir is set.
@@ -115,13 +115,13 @@ func New(cfg Config) (_ *Testbed, err error) {
 		return nil, fmt.Errorf("testbed: base port %d: the %d ports from it must lie within 1-65535", cfg.BasePort, firstEndpointOffset+len(plans))
 	}
 	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+		cfg.HandshakeTimeout = defaultHandshakeTimeout
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
+		cfg.IdleTimeout = defaultIdleTimeout
 	}
 	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
+		cfg.MaxConns = defaultMaxConns
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -132,7 +132,7 @@ func New(cfg Config) (_ *Testbed, err error) {
 	t := &Testbed{
 		cfg:    cfg,
 		log:    orDiscard(cfg.Logger),
-		allow:  allow.List{CommonNames: []string{ClientNamePattern}},
+		allow:  allow.List{CommonNames: []string{clientNamePattern}},
 		byName: make(map[string]*endpoint),
 		// One pool of connections for every port.
 		limit:  secure.NewLimiter(cfg.MaxConns, cfg.MaxConns, cfg.Logger),

@@ -20,8 +20,8 @@ import (
 	"github.com/passerelle/passerelle/secure/allow"
 )
 
-// VerdictNamespace is the XML namespace of the verdict element.
-const VerdictNamespace = "urn:passerelle:testbed"
+// verdictNamespace is the XML namespace of the verdict element.
+const verdictNamespace = "urn:passerelle:testbed"
 
 // clientCRLs are the CRLs client certificates are judged against: every
 // testbed issuer's current list, the root's holding the client certificates
@@ -54,7 +54,7 @@ func (t *Testbed) clientCRLs() []*x509.RevocationList {
 //   - no certificate: unknown;
 //   - otherwise secure.Classify for the client role against the testbed root
 //     with clientCRLs, as secure.Server judged it (clientPolicy);
-//   - a trusted certificate whose common name is outside ClientNamePattern:
+//   - a trusted certificate whose common name is outside clientNamePattern:
 //     principalMismatch (the endpoint's allow-list, secure/allow). This is
 //     not secure.ServerConfig.ClientNames, which matches subjectAltNames
 //     and not a common-name pattern.
@@ -83,7 +83,7 @@ func (t *Testbed) clientVerdict(v secure.Verdict) secure.Verdict {
 // certificate was sent.
 func verdictMessage(endpoint string, v secure.Verdict) []byte {
 	var b bytes.Buffer
-	b.WriteString(`<passerelle:client-certificate xmlns:passerelle="` + VerdictNamespace + `"`)
+	b.WriteString(`<passerelle:client-certificate xmlns:passerelle="` + verdictNamespace + `"`)
 	attr := func(k, val string) {
 		b.WriteString(" " + k + `="`)
 		_ = xml.EscapeText(&b, []byte(val)) // writes to a buffer: cannot fail

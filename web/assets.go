@@ -84,7 +84,7 @@ func (a *Assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "405 method not allowed: use GET or HEAD", http.StatusMethodNotAllowed)
 		return
 	}
-	if a.Origins != nil && !a.Origins.Check(w, r) {
+	if a.Origins != nil && !a.Origins.check(w, r) {
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {

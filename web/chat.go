@@ -50,8 +50,8 @@ func (c *Chat) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// lines is the listener's, not each client's.
 		c.hubLog = log.With("transport", "websocket")
 	})
-	t := newChatTransport(newSocket(ws, c.peerLog, c.PingInterval), c.MaxMessage, ConnOf(r), &c.bufs)
-	TakeOver(r, func(ctx context.Context) {
+	t := newChatTransport(newSocket(ws, c.peerLog, c.PingInterval), c.MaxMessage, connOf(r), &c.bufs)
+	takeOver(r, func(ctx context.Context) {
 		c.Hub.Serve(hub.WithLogger(ctx, c.hubLog), t)
 	})
 }
@@ -97,7 +97,7 @@ func (t *chatTransport) WriteMessages(msgs [][]byte) (int, error) {
 
 func (t *chatTransport) SetReadDeadline(d time.Time) error  { return t.s.conn.SetReadDeadline(d) }
 func (t *chatTransport) SetWriteDeadline(d time.Time) error { return t.s.setWriteDeadline(d) }
-func (t *chatTransport) Close() error                       { return t.s.closeWith(CloseNormal, "") }
+func (t *chatTransport) Close() error                       { return t.s.closeWith(closeNormal, "") }
 func (t *chatTransport) Abort() error                       { return t.s.abort() }
 func (t *chatTransport) RemoteAddr() net.Addr               { return t.s.conn.RemoteAddr() }
 
@@ -115,13 +115,13 @@ func (t *chatTransport) CloseReason(reason hub.CloseReason) error {
 	}
 	switch {
 	case reason == hub.ReasonTooLarge:
-		return t.s.closeWith(CloseTooBig, "message too big")
+		return t.s.closeWith(closeTooBig, "message too big")
 	case reason == hub.ReasonFlood:
-		return t.s.closeWith(ClosePolicy, "flood")
+		return t.s.closeWith(closePolicy, "flood")
 	case reason == hub.ReasonShutdown:
-		return t.s.closeWith(CloseGoingAway, "server shutting down")
+		return t.s.closeWith(closeGoingAway, "server shutting down")
 	}
-	return t.s.closeWith(CloseNormal, "")
+	return t.s.closeWith(closeNormal, "")
 }
 
 func orDiscard(l *slog.Logger) *slog.Logger {

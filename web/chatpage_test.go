@@ -98,13 +98,13 @@ func TestChatPageHTTP(t *testing.T) {
 func TestLimits(t *testing.T) {
 	srv := &http.Server{ReadHeaderTimeout: 3}
 	ApplyLimits(srv)
-	if srv.MaxHeaderBytes != MaxHeaderBytes || srv.ReadHeaderTimeout != 3 || srv.IdleTimeout != IdleTimeout {
+	if srv.MaxHeaderBytes != maxHeaderBytes || srv.ReadHeaderTimeout != 3 || srv.IdleTimeout != idleTimeout {
 		t.Errorf("ApplyLimits: MaxHeaderBytes %d, ReadHeaderTimeout %v, IdleTimeout %v",
 			srv.MaxHeaderBytes, srv.ReadHeaderTimeout, srv.IdleTimeout)
 	}
 
 	s := serve(t, NewChatPage())
-	big := "X-Big: " + strings.Repeat("a", MaxHeaderBytes+4096)
+	big := "X-Big: " + strings.Repeat("a", maxHeaderBytes+4096)
 	resp, _ := s.raw(t, "GET / HTTP/1.1\r\nHost: x\r\n"+big+"\r\n\r\n")
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("oversized headers: status %d, want 431", resp.StatusCode)

@@ -23,9 +23,9 @@ type ConnServer struct {
 }
 
 // NewConnServer starts serving handler for the connections ServeConn
-// hands it. Handlers find the connection a request came on with ConnOf.
+// hands it. Handlers find the connection a request came on with connOf.
 // headerTimeout bounds the request headers, a WebSocket upgrade's included
-// (zero: ReadHeaderTimeout); a listener passes its handshake timeout, so a
+// (zero: readHeaderTimeout); a listener passes its handshake timeout, so a
 // client that never finishes its upgrade is closed like one that never
 // finishes its TLS handshake. log receives net/http's own complaints, at
 // debug level; nil discards.
@@ -118,23 +118,23 @@ func (s *ConnServer) Close() error {
 
 type connKey struct{}
 
-// TakeOver runs session, for the connection r came on, in the goroutine
+// takeOver runs session, for the connection r came on, in the goroutine
 // that handed the connection to ServeConn, once the handler has returned;
 // session gets ServeConn's context. A handler that has hijacked the
 // connection (a WebSocket upgrade) calls it and returns, so that an idle
 // WebSocket keeps none of net/http's per-request state. Outside ServeConn,
 // session runs at once.
-func TakeOver(r *http.Request, session func(context.Context)) {
-	if hc, ok := ConnOf(r).(*httpConn); ok {
+func takeOver(r *http.Request, session func(context.Context)) {
+	if hc, ok := connOf(r).(*httpConn); ok {
 		hc.takeover <- session
 		return
 	}
 	session(r.Context())
 }
 
-// ConnOf is the connection a request came on (with the listener's Abort
+// connOf is the connection a request came on (with the listener's Abort
 // and PeerStatusWord), for handlers that take it over.
-func ConnOf(r *http.Request) net.Conn {
+func connOf(r *http.Request) net.Conn {
 	c, _ := r.Context().Value(connKey{}).(net.Conn)
 	return c
 }

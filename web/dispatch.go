@@ -19,35 +19,35 @@ import (
 // then served as HTTP/1.1 at once.
 const ALPN = "http/1.1"
 
-// ALPNACME is the protocol of ACME's TLS-ALPN-01 validation (RFC 8737): the
+// alpnACME is the protocol of ACME's TLS-ALPN-01 validation (RFC 8737): the
 // handshake itself is the answer, and the connection carries nothing after.
-const ALPNACME = "acme-tls/1"
+const alpnACME = "acme-tls/1"
 
-// MaxRequestLine is the longest first line the front door reads to tell an
+// maxRequestLine is the longest first line the front door reads to tell an
 // HTTP request: a client whose first bytes are this long without being a
 // complete request line is a client of the raw protocol.
-const MaxRequestLine = 4 << 10
+const maxRequestLine = 4 << 10
 
 // firstRead is the size of the first read of a client's first bytes.
 const firstRead = 128
 
-// Kind is what the front door found a connection to be.
-type Kind uint8
+// connKind is what the front door found a connection to be.
+type connKind uint8
 
 const (
-	// KindRaw: a client of the listener's own protocol (chat, ENVOIE,
+	// kindRaw: a client of the listener's own protocol (chat, ENVOIE,
 	// echo): anything that is none of the others, or silent.
-	KindRaw Kind = iota
-	// KindHTTP: an HTTP/1.x client, by ALPN or by its request line.
-	KindHTTP
-	// KindPolicy: a policy-file request, answered.
-	KindPolicy
-	// KindHTTP2: an HTTP/2 client with prior knowledge, refused.
-	KindHTTP2
-	// KindGone: nothing to serve: the client left before its first byte,
+	kindRaw connKind = iota
+	// kindHTTP: an HTTP/1.x client, by ALPN or by its request line.
+	kindHTTP
+	// kindPolicy: a policy-file request, answered.
+	kindPolicy
+	// kindHTTP2: an HTTP/2 client with prior knowledge, refused.
+	kindHTTP2
+	// kindGone: nothing to serve: the client left before its first byte,
 	// the listener is shutting down, or the handshake was an ACME
 	// validation.
-	KindGone
+	kindGone
 )
 
 // Door is the one classification step of every listener, past its TLS
@@ -96,52 +96,52 @@ func (d *Door) Serve(ctx context.Context, c net.Conn, alpn string, httpd *ConnSe
 			httpd.ServeConn(ctx, c)
 			return
 		}
-	case ALPNACME:
+	case alpnACME:
 		return
 	}
 	pc := peekconn.New(c)
 	serve, leave := admit(ctx, pc)
-	kind := d.Classify(ctx, pc)
-	if kind == KindHTTP && httpd == nil {
-		kind = KindRaw
+	kind := d.classify(ctx, pc)
+	if kind == kindHTTP && httpd == nil {
+		kind = kindRaw
 	}
-	if kind == KindRaw {
+	if kind == kindRaw {
 		serve()
 		return
 	}
 	leave()
-	if kind == KindHTTP {
+	if kind == kindHTTP {
 		httpd.ServeConn(ctx, pc)
 	}
 }
 
-// Classify reads c's first bytes until it can tell what the client is,
+// classify reads c's first bytes until it can tell what the client is,
 // answers a policy request and refuses HTTP/2 itself, and leaves the bytes
-// it read to be read again. It reads at most MaxRequestLine bytes, waits
+// it read to be read again. It reads at most maxRequestLine bytes, waits
 // Wait for the first of them and LineTimeout in all once they begin, and
 // leaves c without a read deadline. Cancelling ctx ends the wait: the
-// client is then KindGone.
-func (d *Door) Classify(ctx context.Context, c *peekconn.Conn) Kind {
+// client is then kindGone.
+func (d *Door) classify(ctx context.Context, c *peekconn.Conn) connKind {
 	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
 	kind := d.sniff(ctx, c)
 	if !stop() || ctx.Err() != nil {
-		return KindGone
+		return kindGone
 	}
 	c.SetReadDeadline(time.Time{})
 	switch kind {
-	case KindPolicy:
+	case kindPolicy:
 		d.Gate.Answer(c)
-	case KindHTTP2:
+	case kindHTTP2:
 		d.refuseHTTP2(c)
 	}
 	return kind
 }
 
-func (d *Door) sniff(ctx context.Context, c *peekconn.Conn) Kind {
+func (d *Door) sniff(ctx context.Context, c *peekconn.Conn) connKind {
 	start := time.Now()
 	c.SetReadDeadline(start.Add(orDefault(d.Wait, policy.DefaultWait)))
 	if ctx.Err() != nil { // cancelled before the deadline above was set
-		return KindGone
+		return kindGone
 	}
 	begun := false
 	for {
@@ -150,8 +150,8 @@ func (d *Door) sniff(ctx context.Context, c *peekconn.Conn) Kind {
 			if kind, decided := judge(p); decided {
 				return kind
 			}
-			if len(p) >= MaxRequestLine {
-				return KindRaw
+			if len(p) >= maxRequestLine {
+				return kindRaw
 			}
 			if !begun {
 				begun = true
@@ -160,15 +160,15 @@ func (d *Door) sniff(ctx context.Context, c *peekconn.Conn) Kind {
 		}
 		// The read-ahead buffer grows with what came: a client waited
 		// for holds a small one, and a first line of a few bytes never
-		// costs MaxRequestLine.
-		if _, err := c.Fill(min(MaxRequestLine, max(firstRead, 4*len(p)))); err != nil {
+		// costs maxRequestLine.
+		if _, err := c.Fill(min(maxRequestLine, max(firstRead, 4*len(p)))); err != nil {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				// Silence, or a first line unfinished in time: the raw
 				// protocol, which gets what was read.
-				return KindRaw
+				return kindRaw
 			case len(c.Peeked()) == 0:
-				return KindGone
+				return kindGone
 			}
 			// The client sent something, then left: what it sent is
 			// judged as it is, and served (the service then reads the
@@ -176,17 +176,17 @@ func (d *Door) sniff(ctx context.Context, c *peekconn.Conn) Kind {
 			if kind, decided := judge(c.Peeked()); decided {
 				return kind
 			}
-			return KindRaw
+			return kindRaw
 		}
 	}
 }
 
 // judge says what a connection whose first bytes are p is, once it can.
-func judge(p []byte) (Kind, bool) {
+func judge(p []byte) (connKind, bool) {
 	isReq, maybe := policy.IsRequest(p)
 	switch {
 	case isReq:
-		return KindPolicy, true
+		return kindPolicy, true
 	case maybe:
 		return 0, false
 	}
@@ -195,10 +195,10 @@ func judge(p []byte) (Kind, bool) {
 
 // requestLine says whether p starts with an HTTP request line (RFC 9112
 // section 3: method SP request-target SP HTTP-version CRLF), once it can
-// tell: an HTTP/1.x line is KindHTTP, HTTP/2's preface line (RFC 9113
-// section 3.4) is KindHTTP2, and anything else, a line of any other
-// version included, is KindRaw.
-func requestLine(p []byte) (Kind, bool) {
+// tell: an HTTP/1.x line is kindHTTP, HTTP/2's preface line (RFC 9113
+// section 3.4) is kindHTTP2, and anything else, a line of any other
+// version included, is kindRaw.
+func requestLine(p []byte) (connKind, bool) {
 	i := 0
 	for i < len(p) && isTokenChar(p[i]) {
 		i++
@@ -207,7 +207,7 @@ func requestLine(p []byte) (Kind, bool) {
 	case i == len(p):
 		return 0, false
 	case i == 0 || p[i] != ' ':
-		return KindRaw, true
+		return kindRaw, true
 	}
 	method := p[:i]
 	i++
@@ -219,7 +219,7 @@ func requestLine(p []byte) (Kind, bool) {
 	case i == len(p):
 		return 0, false
 	case i == t || p[i] != ' ':
-		return KindRaw, true
+		return kindRaw, true
 	}
 	target := p[t:i]
 	i++
@@ -230,16 +230,16 @@ func requestLine(p []byte) (Kind, bool) {
 			return 0, false
 		}
 		if ok := version[j] == '#' && '0' <= p[i] && p[i] <= '9' || version[j] == p[i]; !ok {
-			return KindRaw, true
+			return kindRaw, true
 		}
 	}
 	switch ver := string(p[v : v+len("HTTP/#.#")]); {
 	case ver == "HTTP/2.0" && string(method) == "PRI" && string(target) == "*":
-		return KindHTTP2, true
+		return kindHTTP2, true
 	case ver[len("HTTP/")] == '1':
-		return KindHTTP, true
+		return kindHTTP, true
 	}
-	return KindRaw, true
+	return kindRaw, true
 }
 
 // isTokenChar reports whether b may appear in a method (RFC 9110 section

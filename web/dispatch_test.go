@@ -20,37 +20,37 @@ import (
 // every byte read on to the service.
 func TestClassify(t *testing.T) {
 	const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-	longLine := "GET /" + strings.Repeat("a", MaxRequestLine-len("GET / HTTP/1.1\r\n")) + " HTTP/1.1\r\n"
-	tooLong := "GET /" + strings.Repeat("a", MaxRequestLine) + " HTTP/1.1\r\n"
+	longLine := "GET /" + strings.Repeat("a", maxRequestLine-len("GET / HTTP/1.1\r\n")) + " HTTP/1.1\r\n"
+	tooLong := "GET /" + strings.Repeat("a", maxRequestLine) + " HTTP/1.1\r\n"
 	tests := []struct {
 		name   string
 		writes []string
 		close  bool // the client closes after its writes
-		want   Kind
+		want   connKind
 		first  string // what the service then reads
 	}{
-		{"websocket upgrade", []string{"GET / HTTP/1.1\r\n"}, false, KindHTTP, "GET / HTTP/1.1\r\n"},
-		{"request line cut", []string{"GE", "T /x HT", "TP/1.1\r", "\n"}, false, KindHTTP, "GET /x HTTP/1.1\r\n"},
-		{"HTTP/1.0", []string{"HEAD /a HTTP/1.0\r\nHost: x\r\n\r\n"}, false, KindHTTP, "HEAD /a HTTP/1.0\r\n"},
-		{"OPTIONS *", []string{"OPTIONS * HTTP/1.1\r\n"}, false, KindHTTP, "OPTIONS * HTTP/1.1\r\n"},
-		{"chat message GET ready", []string{"GET ready\x00"}, false, KindRaw, "GET ready\x00"},
-		{"chat message GET ready, cut", []string{"GET re", "ady\x00"}, false, KindRaw, "GET ready\x00"},
-		{"chat message starting like a method", []string{"GETTING there\x00"}, false, KindRaw, "GETTING there\x00"},
-		{"request line without its CRLF in time", []string{"GET / HTTP/1.1"}, false, KindRaw, "GET / HTTP/1.1"},
-		{"request line of another version", []string{"GET / HTTP/3.0\r\n"}, false, KindRaw, "GET / HTTP/3.0\r\n"},
-		{"bare LF", []string{"GET / HTTP/1.1\n"}, false, KindRaw, "GET / HTTP/1.1\n"},
-		{"long request line", []string{longLine}, false, KindHTTP, longLine},
-		{"first line over the bound", []string{tooLong}, false, KindRaw, tooLong},
-		{"ENVOIE request", []string{"ENVOIE a.txt\n"}, false, KindRaw, "ENVOIE a.txt\n"},
-		{"silent client", nil, false, KindRaw, ""},
-		{"message, then gone", []string{"hello\x00"}, true, KindRaw, "hello\x00"},
-		{"gone before a byte", nil, true, KindGone, ""},
-		{"policy request", []string{policy.Request}, false, KindPolicy, ""},
-		{"policy request cut", []string{"<policy-file-", "request/>\x00"}, false, KindPolicy, ""},
-		{"policy request, then gone", []string{policy.Request}, true, KindPolicy, ""},
-		{"almost the policy request", []string{"<policy-file-requestX\x00"}, false, KindRaw, "<policy-file-requestX\x00"},
-		{"HTTP/2 preface", []string{h2Preface}, false, KindHTTP2, ""},
-		{"HTTP/2 preface line cut", []string{"PRI * HT", "TP/2.0\r\n"}, false, KindHTTP2, ""},
+		{"websocket upgrade", []string{"GET / HTTP/1.1\r\n"}, false, kindHTTP, "GET / HTTP/1.1\r\n"},
+		{"request line cut", []string{"GE", "T /x HT", "TP/1.1\r", "\n"}, false, kindHTTP, "GET /x HTTP/1.1\r\n"},
+		{"HTTP/1.0", []string{"HEAD /a HTTP/1.0\r\nHost: x\r\n\r\n"}, false, kindHTTP, "HEAD /a HTTP/1.0\r\n"},
+		{"OPTIONS *", []string{"OPTIONS * HTTP/1.1\r\n"}, false, kindHTTP, "OPTIONS * HTTP/1.1\r\n"},
+		{"chat message GET ready", []string{"GET ready\x00"}, false, kindRaw, "GET ready\x00"},
+		{"chat message GET ready, cut", []string{"GET re", "ady\x00"}, false, kindRaw, "GET ready\x00"},
+		{"chat message starting like a method", []string{"GETTING there\x00"}, false, kindRaw, "GETTING there\x00"},
+		{"request line without its CRLF in time", []string{"GET / HTTP/1.1"}, false, kindRaw, "GET / HTTP/1.1"},
+		{"request line of another version", []string{"GET / HTTP/3.0\r\n"}, false, kindRaw, "GET / HTTP/3.0\r\n"},
+		{"bare LF", []string{"GET / HTTP/1.1\n"}, false, kindRaw, "GET / HTTP/1.1\n"},
+		{"long request line", []string{longLine}, false, kindHTTP, longLine},
+		{"first line over the bound", []string{tooLong}, false, kindRaw, tooLong},
+		{"ENVOIE request", []string{"ENVOIE a.txt\n"}, false, kindRaw, "ENVOIE a.txt\n"},
+		{"silent client", nil, false, kindRaw, ""},
+		{"message, then gone", []string{"hello\x00"}, true, kindRaw, "hello\x00"},
+		{"gone before a byte", nil, true, kindGone, ""},
+		{"policy request", []string{policy.Request}, false, kindPolicy, ""},
+		{"policy request cut", []string{"<policy-file-", "request/>\x00"}, false, kindPolicy, ""},
+		{"policy request, then gone", []string{policy.Request}, true, kindPolicy, ""},
+		{"almost the policy request", []string{"<policy-file-requestX\x00"}, false, kindRaw, "<policy-file-requestX\x00"},
+		{"HTTP/2 preface", []string{h2Preface}, false, kindHTTP2, ""},
+		{"HTTP/2 preface line cut", []string{"PRI * HT", "TP/2.0\r\n"}, false, kindHTTP2, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,16 +73,16 @@ func TestClassify(t *testing.T) {
 			}()
 			door := &Door{Gate: &policy.Gate{}, Wait: 100 * time.Millisecond, LineTimeout: 200 * time.Millisecond}
 			pc := peekconn.New(server)
-			if got := door.Classify(context.Background(), pc); got != tt.want {
+			if got := door.classify(context.Background(), pc); got != tt.want {
 				t.Fatalf("kind %s, want %s", kindNames[got], kindNames[tt.want])
 			}
 			switch {
-			case tt.want == KindPolicy && !tt.close:
+			case tt.want == kindPolicy && !tt.close:
 				server.Close()
 				if got := <-answer; string(got) != string(policy.Response(policy.Default())) {
 					t.Fatalf("policy requester got %q", got)
 				}
-			case tt.want == KindHTTP2:
+			case tt.want == kindHTTP2:
 				server.Close()
 				checkHTTP2Refusal(t, <-answer)
 			case tt.first != "":
@@ -101,7 +101,7 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-var kindNames = map[Kind]string{KindRaw: "raw", KindHTTP: "http", KindPolicy: "policy", KindHTTP2: "http2", KindGone: "gone"}
+var kindNames = map[connKind]string{kindRaw: "raw", kindHTTP: "http", kindPolicy: "policy", kindHTTP2: "http2", kindGone: "gone"}
 
 // checkHTTP2Refusal checks that b is the server's HTTP/2 preface (an empty
 // SETTINGS frame) and a GOAWAY saying HTTP_1_1_REQUIRED with HTTP2Refusal.
@@ -129,7 +129,7 @@ func checkHTTP2Refusal(t *testing.T, b []byte) {
 func TestRequestLine(t *testing.T) {
 	tests := []struct {
 		in      string
-		want    Kind
+		want    connKind
 		decided bool
 	}{
 		{"G", 0, false},
@@ -138,17 +138,17 @@ func TestRequestLine(t *testing.T) {
 		{"GET /", 0, false},
 		{"GET / HTTP/1.", 0, false},
 		{"GET / HTTP/1.1\r", 0, false},
-		{"GET / HTTP/1.1\r\n", KindHTTP, true},
-		{"M-SEARCH * HTTP/1.1\r\n", KindHTTP, true},
-		{" GET / HTTP/1.1\r\n", KindRaw, true},
-		{"GET  / HTTP/1.1\r\n", KindRaw, true},
-		{"GET /\x00", KindRaw, true},
-		{"GET / HTTP/x", KindRaw, true},
-		{"GET / HTTP/1.1\rx", KindRaw, true},
-		{"G\xc3\xa9T / HTTP/1.1\r\n", KindRaw, true},
-		{"PRI * HTTP/2.0\r\n", KindHTTP2, true},
-		{"PRI / HTTP/2.0\r\n", KindRaw, true},
-		{"\xef\xbb\xbfGET / HTTP/1.1\r\n", KindRaw, true},
+		{"GET / HTTP/1.1\r\n", kindHTTP, true},
+		{"M-SEARCH * HTTP/1.1\r\n", kindHTTP, true},
+		{" GET / HTTP/1.1\r\n", kindRaw, true},
+		{"GET  / HTTP/1.1\r\n", kindRaw, true},
+		{"GET /\x00", kindRaw, true},
+		{"GET / HTTP/x", kindRaw, true},
+		{"GET / HTTP/1.1\rx", kindRaw, true},
+		{"G\xc3\xa9T / HTTP/1.1\r\n", kindRaw, true},
+		{"PRI * HTTP/2.0\r\n", kindHTTP2, true},
+		{"PRI / HTTP/2.0\r\n", kindRaw, true},
+		{"\xef\xbb\xbfGET / HTTP/1.1\r\n", kindRaw, true},
 	}
 	for _, tt := range tests {
 		got, decided := requestLine([]byte(tt.in))
@@ -201,7 +201,7 @@ func FuzzJudge(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
-		var first Kind
+		var first connKind
 		decidedAt := -1
 		for n := 1; n <= len(p); n++ {
 			k, decided := judge(p[:n:n])

@@ -8,12 +8,12 @@ import (
 	"net/http"
 )
 
-// ErrBadClose is the read error of a close frame whose payload is a
+// errBadClose is the read error of a close frame whose payload is a
 // single byte: a close body starts with a 2-byte status code (RFC 6455
 // section 5.5.1), so one byte is a protocol error, answered 1002. The
 // library reads such a frame as a close without a code; frameWatch sees it
 // first.
-var ErrBadClose = errors.New("websocket: close frame with a 1-byte payload")
+var errBadClose = errors.New("websocket: close frame with a 1-byte payload")
 
 // frameWatch follows the frame headers of a client's raw WebSocket stream,
 // beside the library that decodes them, and stops the stream before a
@@ -24,7 +24,7 @@ type frameWatch struct {
 	hdr  [14]byte
 	nhdr int
 	skip uint64 // payload bytes of the current frame still to pass
-	err  error  // ErrBadClose, once the bytes before the frame are read
+	err  error  // errBadClose, once the bytes before the frame are read
 }
 
 func (w *frameWatch) Read(p []byte) (int, error) {
@@ -36,7 +36,7 @@ func (w *frameWatch) Read(p []byte) (int, error) {
 		if cut, bad := w.scan(p[:n]); bad {
 			// What came before the bad frame is the client's and is
 			// read as usual; the frame itself is never handed on.
-			w.err = ErrBadClose
+			w.err = errBadClose
 			if cut > 0 {
 				return cut, nil
 			}

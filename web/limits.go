@@ -8,18 +8,18 @@ import (
 // HTTP limits for the listeners' http.Server. A browser's request headers
 // (cookies aside, and these listeners set none) fit well within them.
 const (
-	// MaxHeaderBytes bounds the request line and headers of one request.
+	// maxHeaderBytes bounds the request line and headers of one request.
 	// net/http answers a larger one with 431 Request Header Fields Too
 	// Large and closes the connection.
-	MaxHeaderBytes = 8 << 10
-	// ReadHeaderTimeout bounds the time from the connection (or the end of
+	maxHeaderBytes = 8 << 10
+	// readHeaderTimeout bounds the time from the connection (or the end of
 	// the previous request) to the end of the request headers, so a client
 	// that never finishes its request or its WebSocket upgrade is closed.
-	ReadHeaderTimeout = 10 * time.Second
-	// IdleTimeout closes a kept-alive HTTP connection that sends no new
+	readHeaderTimeout = 10 * time.Second
+	// idleTimeout closes a kept-alive HTTP connection that sends no new
 	// request (a WebSocket, once upgraded, is no longer HTTP and is not
 	// concerned).
-	IdleTimeout = 60 * time.Second
+	idleTimeout = 60 * time.Second
 )
 
 // ApplyLimits sets the limits above on srv where it leaves them at zero,
@@ -30,15 +30,15 @@ const (
 // over (a WebSocket) clears the deadline this leaves on it.
 func ApplyLimits(srv *http.Server) {
 	if srv.MaxHeaderBytes == 0 {
-		srv.MaxHeaderBytes = MaxHeaderBytes
+		srv.MaxHeaderBytes = maxHeaderBytes
 	}
 	if srv.ReadHeaderTimeout == 0 {
-		srv.ReadHeaderTimeout = ReadHeaderTimeout
+		srv.ReadHeaderTimeout = readHeaderTimeout
 	}
 	if srv.ReadTimeout == 0 {
 		srv.ReadTimeout = srv.ReadHeaderTimeout
 	}
 	if srv.IdleTimeout == 0 {
-		srv.IdleTimeout = IdleTimeout
+		srv.IdleTimeout = idleTimeout
 	}
 }

@@ -17,12 +17,12 @@ import (
 // forbiddenBody answers a request whose Origin is refused.
 const forbiddenBody = "403 forbidden: the page's origin is not in websocket.origins\n"
 
-// AllOrigins is the entry of the origins list that allows every Origin.
-const AllOrigins = "*"
+// allOrigins is the entry of the origins list that allows every Origin.
+const allOrigins = "*"
 
 // DefaultOrigins is the default websocket.origins: every origin, as the
 // default policy file allows every domain.
-func DefaultOrigins() []string { return []string{AllOrigins} }
+func DefaultOrigins() []string { return []string{allOrigins} }
 
 // Origins decides which web pages may open a WebSocket (or read an asset
 // with fetch) on a listener, from the Origin header browsers send
@@ -51,7 +51,7 @@ func NewOrigins(list []string, logger *slog.Logger) (*Origins, error) {
 	o := &Origins{allowed: make(map[string]bool, len(list)), logger: ratelog.New(logger, 0)}
 	var errs []error
 	for i, entry := range list {
-		if entry == AllOrigins {
+		if entry == allOrigins {
 			o.all = true
 			continue
 		}
@@ -68,9 +68,9 @@ func NewOrigins(list []string, logger *slog.Logger) (*Origins, error) {
 	return o, nil
 }
 
-// Allowed reports whether a request carrying this Origin header value may
+// permits reports whether a request carrying this Origin header value may
 // proceed. The empty string (no Origin header) is allowed.
-func (o *Origins) Allowed(origin string) bool {
+func (o *Origins) permits(origin string) bool {
 	if origin == "" || o.all {
 		return true
 	}
@@ -81,15 +81,15 @@ func (o *Origins) Allowed(origin string) bool {
 	return o.allowed[norm]
 }
 
-// Check allows r or answers it with 403 Forbidden and a log line, and
+// check allows r or answers it with 403 Forbidden and a log line, and
 // reports whether the handler should go on. Several Origin headers are
 // refused: a browser sends one.
-func (o *Origins) Check(w http.ResponseWriter, r *http.Request) bool {
+func (o *Origins) check(w http.ResponseWriter, r *http.Request) bool {
 	values := r.Header.Values("Origin")
 	switch {
 	case len(values) == 0:
 		return true
-	case len(values) == 1 && o.Allowed(values[0]):
+	case len(values) == 1 && o.permits(values[0]):
 		return true
 	}
 	o.logger.Warn("origin_refused", "origin refused",

@@ -48,8 +48,8 @@ func TestOriginsAllowed(t *testing.T) {
 		if err != nil {
 			t.Fatalf("NewOrigins(%q): %v", tc.list, err)
 		}
-		if got := o.Allowed(tc.origin); got != tc.want {
-			t.Errorf("origins %q: Allowed(%q) = %v, want %v", tc.list, tc.origin, got, tc.want)
+		if got := o.permits(tc.origin); got != tc.want {
+			t.Errorf("origins %q: permits(%q) = %v, want %v", tc.list, tc.origin, got, tc.want)
 		}
 	}
 }
@@ -97,7 +97,7 @@ func TestOriginsCheck(t *testing.T) {
 			r.Header.Add("Origin", v)
 		}
 		w := httptest.NewRecorder()
-		if got := o.Check(w, r); got != tc.want {
+		if got := o.check(w, r); got != tc.want {
 			t.Errorf("%s: Check = %v, want %v", tc.name, got, tc.want)
 		}
 		if tc.want {

@@ -19,13 +19,13 @@ import (
 
 // WebSocket close codes (RFC 6455 section 7.4.1) passerelle sends.
 const (
-	CloseNormal      = websocket.CloseNormalClosure           // 1000
-	CloseGoingAway   = websocket.CloseGoingAway               // 1001: the server shuts down
-	CloseProtocol    = websocket.CloseProtocolError           // 1002: a close frame with a 1-byte payload
-	CloseBadUTF8     = websocket.CloseInvalidFramePayloadData // 1007: a text frame that is not UTF-8
-	ClosePolicy      = websocket.ClosePolicyViolation         // 1008: the flood limit, or too many pings and pongs
-	CloseTooBig      = websocket.CloseMessageTooBig           // 1009: a message over the maximum
-	CloseServerError = websocket.CloseInternalServerErr       // 1011
+	closeNormal      = websocket.CloseNormalClosure           // 1000
+	closeGoingAway   = websocket.CloseGoingAway               // 1001: the server shuts down
+	closeProtocol    = websocket.CloseProtocolError           // 1002: a close frame with a 1-byte payload
+	closeBadUTF8     = websocket.CloseInvalidFramePayloadData // 1007: a text frame that is not UTF-8
+	closePolicy      = websocket.ClosePolicyViolation         // 1008: the flood limit, or too many pings and pongs
+	closeTooBig      = websocket.CloseMessageTooBig           // 1009: a message over the maximum
+	closeServerError = websocket.CloseInternalServerErr       // 1011
 )
 
 // Defaults of a socket's keep-alive.
@@ -35,20 +35,20 @@ const (
 	DefaultPingInterval = 30 * time.Second
 	// closeWait bounds the write of a close frame.
 	closeWait = time.Second
-	// ControlRate and ControlBurst bound the pings and pongs a client may
+	// controlRate and controlBurst bound the pings and pongs a client may
 	// send: a browser answers one ping per interval and sends few of its
-	// own. A client over them is closed with 1008 (ErrControlFlood).
-	ControlRate  = 10
-	ControlBurst = 20
+	// own. A client over them is closed with 1008 (errControlFlood).
+	controlRate  = 10
+	controlBurst = 20
 )
 
-// ErrBadUTF8 is the read error of a text frame whose payload is not UTF-8.
-var ErrBadUTF8 = errors.New("websocket: text frame is not valid UTF-8")
+// errBadUTF8 is the read error of a text frame whose payload is not UTF-8.
+var errBadUTF8 = errors.New("websocket: text frame is not valid UTF-8")
 
-// ErrControlFlood is the read error of a client that sends pings or pongs
-// faster than ControlRate: each ping costs the server a pong, a write of
+// errControlFlood is the read error of a client that sends pings or pongs
+// faster than controlRate: each ping costs the server a pong, a write of
 // its own, so they are bounded like messages.
-var ErrControlFlood = errors.New("websocket: pings and pongs over the limit")
+var errControlFlood = errors.New("websocket: pings and pongs over the limit")
 
 // acceptWebSocket upgrades r when it asks for a WebSocket from an allowed
 // Origin, and returns the connection. Otherwise it has answered r and
@@ -59,7 +59,7 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, origins *Origins, o
 		other.ServeHTTP(w, r)
 		return nil
 	}
-	if !origins.Check(w, r) {
+	if !origins.check(w, r) {
 		return nil
 	}
 	ws, err := upgrader().Upgrade(watchHijack{w}, r, nil)
@@ -82,7 +82,7 @@ func upgrader() *websocket.Upgrader {
 		WriteBufferPool:   noPool{},
 		CheckOrigin:       func(*http.Request) bool { return true },
 		EnableCompression: false,
-		HandshakeTimeout:  ReadHeaderTimeout,
+		HandshakeTimeout:  readHeaderTimeout,
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			http.Error(w, reason.Error(), status)
 		},
@@ -143,20 +143,20 @@ func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *soc
 		ping = DefaultPingInterval
 	}
 	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log, interval: ping,
-		control: rate.NewLimiter(ControlRate, ControlBurst)}
+		control: rate.NewLimiter(controlRate, controlBurst)}
 	s.outq = sendQueueOf(s.conn)
 	s.lastRead.Store(time.Now().UnixNano())
 	ws.SetPongHandler(func(string) error {
 		s.lastRead.Store(time.Now().UnixNano())
 		if !s.control.Allow() {
-			return ErrControlFlood
+			return errControlFlood
 		}
 		return nil
 	})
 	ws.SetPingHandler(func(data string) error {
 		s.lastRead.Store(time.Now().UnixNano())
 		if !s.control.Allow() {
-			return ErrControlFlood
+			return errControlFlood
 		}
 		// A pong that cannot be written is not the reader's failure: the
 		// writes of the service see the broken connection.
@@ -269,7 +269,7 @@ func (s *socket) Read(p []byte) (int, error) {
 			kind, r, err := s.ws.NextReader()
 			if err != nil {
 				if s.npart > 0 {
-					s.readErr = ErrBadUTF8
+					s.readErr = errBadUTF8
 				} else {
 					s.readErr = readError(err)
 				}
@@ -281,14 +281,14 @@ func (s *socket) Read(p []byte) (int, error) {
 		n, err := s.cur.Read(p)
 		if s.text && n > 0 {
 			if !s.validUTF8(p[:n]) {
-				s.readErr = ErrBadUTF8
+				s.readErr = errBadUTF8
 				return 0, s.readErr
 			}
 		}
 		if err == io.EOF {
 			s.cur = nil
 			if s.text && s.npart > 0 {
-				s.readErr = ErrBadUTF8
+				s.readErr = errBadUTF8
 				return 0, s.readErr
 			}
 			if n == 0 {
@@ -419,12 +419,12 @@ func (s *socket) closeFor(code int, text string) error {
 // reading (1007, 1002, 1008); ok is false for any other error.
 func readErrClose(err error) (code int, text string, ok bool) {
 	switch {
-	case errors.Is(err, ErrBadUTF8):
-		return CloseBadUTF8, "text frame is not UTF-8", true
-	case errors.Is(err, ErrBadClose):
-		return CloseProtocol, "close frame with a 1-byte payload", true
-	case errors.Is(err, ErrControlFlood):
-		return ClosePolicy, "too many pings and pongs", true
+	case errors.Is(err, errBadUTF8):
+		return closeBadUTF8, "text frame is not UTF-8", true
+	case errors.Is(err, errBadClose):
+		return closeProtocol, "close frame with a 1-byte payload", true
+	case errors.Is(err, errControlFlood):
+		return closePolicy, "too many pings and pongs", true
 	}
 	return 0, "", false
 }

@@ -120,7 +120,7 @@ func closeCode(t *testing.T, ws *websocket.Conn) int {
 }
 
 // TestControlFrameFlood: pings cost the server a write each, so a client
-// sending them without end is closed with 1008 after ControlBurst or so,
+// sending them without end is closed with 1008 after controlBurst or so,
 // rather than answered a pong each.
 func TestControlFrameFlood(t *testing.T) {
 	dial, _, logs := chatServer(t, time.Minute, hub.Config{})
@@ -135,11 +135,11 @@ func TestControlFrameFlood(t *testing.T) {
 			}
 		}
 	}()
-	if code := closeCode(t, ws); code != ClosePolicy {
-		t.Fatalf("close code %d, want %d", code, ClosePolicy)
+	if code := closeCode(t, ws); code != closePolicy {
+		t.Fatalf("close code %d, want %d", code, closePolicy)
 	}
-	if n := pongs.Load(); n > 2*ControlBurst {
-		t.Fatalf("%d pongs for %d pings, want at most about ControlBurst (%d)", n, pings, ControlBurst)
+	if n := pongs.Load(); n > 2*controlBurst {
+		t.Fatalf("%d pongs for %d pings, want at most about controlBurst (%d)", n, pings, controlBurst)
 	}
 	testutil.EventuallyContains(t, logs, `error="websocket: pings and pongs over the limit"`, 5*time.Second)
 }
@@ -160,8 +160,8 @@ func TestOneByteCloseIsProtocolError(t *testing.T) {
 		if err := ws.WriteControl(websocket.CloseMessage, []byte{0x03}, time.Now().Add(5*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if code := closeCode(t, ws); code != CloseProtocol {
-			t.Fatalf("close code %d, want %d", code, CloseProtocol)
+		if code := closeCode(t, ws); code != closeProtocol {
+			t.Fatalf("close code %d, want %d", code, closeProtocol)
 		}
 		other.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, p, err := other.ReadMessage(); err != nil || string(p) != "before\x00" {
@@ -180,8 +180,8 @@ func TestOneByteCloseIsProtocolError(t *testing.T) {
 		if err := ws.WriteControl(websocket.CloseMessage, []byte{0x03}, time.Now().Add(5*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		if code := closeCode(t, ws); code != CloseProtocol {
-			t.Fatalf("close code %d, want %d", code, CloseProtocol)
+		if code := closeCode(t, ws); code != closeProtocol {
+			t.Fatalf("close code %d, want %d", code, closeProtocol)
 		}
 	})
 }

@@ -35,7 +35,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
 	c := &streamConn{s: newSocket(ws, s.peerLog, s.PingInterval)}
-	TakeOver(r, func(ctx context.Context) {
+	takeOver(r, func(ctx context.Context) {
 		defer c.Close()
 		s.Serve(ctx, c)
 	})
@@ -74,7 +74,7 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (c *streamConn) Close() error         { return c.s.closeFor(CloseNormal, "") }
+func (c *streamConn) Close() error         { return c.s.closeFor(closeNormal, "") }
 func (c *streamConn) Abort() error         { return c.s.abort() }
 func (c *streamConn) LocalAddr() net.Addr  { return c.s.conn.LocalAddr() }
 func (c *streamConn) RemoteAddr() net.Addr { return c.s.conn.RemoteAddr() }

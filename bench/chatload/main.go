@@ -18,7 +18,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -34,6 +33,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 func main() {
@@ -59,13 +60,9 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	pem, err := os.ReadFile(*caFile)
+	pool, err := certs.AddCAFile(nil, "--ca", *caFile)
 	if err != nil {
-		return fmt.Errorf("--ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("--ca %s: no certificate", *caFile)
+		return err
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	switch *mode {
@@ -151,15 +148,72 @@ func idle(addr string, cfg *tls.Config, pid, n int) error {
 	return nil
 }
 
+// rx is one client: c for its deadlines and close, w for what it sends
+// (a raw TLS stream, or one WebSocket frame per write), r for what it
+// receives as one stream of NUL-terminated messages.
+type rx struct {
+	c net.Conn
+	w io.Writer
+	r *bufio.Reader
+}
+
+// fanoutRun is one round of fanout: what it was asked, and what its
+// receivers saw.
+type fanoutRun struct {
+	receivers, messages, size, window, rate int
+
+	start    time.Time
+	minSeen  atomic.Int64 // messages received by the slowest receiver
+	seen     []atomic.Int64
+	lat      [][]time.Duration // latencies of the first ten receivers
+	lost     atomic.Int64      // receivers the relay dropped (open loop)
+	lastRead atomic.Int64      // ns since start of the last message read
+}
+
 func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rate int, transport string) error {
-	// rx is one client: c for its deadlines and close, w for what it sends
-	// (a raw TLS stream, or one WebSocket frame per write), r for what it
-	// receives as one stream of NUL-terminated messages.
-	type rx struct {
-		c net.Conn
-		w io.Writer
-		r *bufio.Reader
+	sender, rxs, err := joinRoom(addr, cfg, receivers, transport)
+	defer func() {
+		for _, x := range append(rxs, sender) {
+			if x.c != nil {
+				x.c.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return err
 	}
+	time.Sleep(time.Second) // past the policy wait
+
+	f := &fanoutRun{receivers: receivers, messages: messages, size: size, window: window, rate: rate,
+		start: time.Now(), seen: make([]atomic.Int64, receivers), lat: make([][]time.Duration, receivers)}
+	var wg sync.WaitGroup
+	errc := make(chan error, receivers)
+	for i := range rxs {
+		wg.Go(func() {
+			if err := f.receive(i, rxs[i]); err != nil {
+				errc <- err
+			}
+		})
+	}
+	go f.watchSlowest()
+	if err := f.send(sender.c); err != nil {
+		return err
+	}
+	sendTime := time.Since(f.start)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	f.report(sendTime, time.Since(f.start))
+	return nil
+}
+
+// joinRoom connects the sender (always raw) and the receivers (following
+// --transport, alternating for "mixed") and has them join one new room.
+// The clients connected are returned even with an error, to be closed.
+func joinRoom(addr string, cfg *tls.Config, receivers int, transport string) (sender rx, rxs []rx, err error) {
 	dialRaw := func() (rx, error) {
 		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
@@ -179,19 +233,6 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rat
 		w := wsWriter{ws}
 		return rx{c, w, r}, ping(w, r)
 	}
-	receiverNumber := 0
-	dial := func() (rx, error) {
-		defer func() { receiverNumber++ }()
-		// The sender (number 0) is always raw; receivers follow
-		// --transport, alternating for "mixed".
-		switch {
-		case receiverNumber == 0, transport == "raw":
-			return dialRaw()
-		case transport == "websocket", receiverNumber%2 == 0:
-			return dialWS()
-		}
-		return dialRaw()
-	}
 	room := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	join := func(x rx) error {
 		if _, err := fmt.Fprintf(x.w, "<passerelle:join room=%q/>\x00", room); err != nil {
@@ -200,94 +241,97 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rat
 		_, err := x.r.ReadString(0)
 		return err
 	}
-	sender, err := dial()
-	if err != nil {
-		return fmt.Errorf("sender: %w", err)
+	if sender, err = dialRaw(); err != nil {
+		return sender, nil, fmt.Errorf("sender: %w", err)
 	}
-	defer sender.c.Close()
 	if err := join(sender); err != nil {
-		return err
+		return sender, nil, err
 	}
-	rxs := make([]rx, receivers)
-	for i := range rxs {
-		if rxs[i], err = dial(); err != nil {
-			return fmt.Errorf("receiver %d: %w", i, err)
+	rxs = make([]rx, 0, receivers)
+	for i := range receivers {
+		dial := dialRaw
+		if transport == "websocket" || transport == "mixed" && (i+1)%2 == 0 {
+			dial = dialWS
 		}
-		defer rxs[i].c.Close()
-		if err := join(rxs[i]); err != nil {
-			return err
+		x, err := dial()
+		if x.c != nil {
+			rxs = append(rxs, x)
+		}
+		if err != nil {
+			return sender, rxs, fmt.Errorf("receiver %d: %w", i, err)
+		}
+		if err := join(x); err != nil {
+			return sender, rxs, err
 		}
 	}
-	time.Sleep(time.Second) // past the policy wait
+	return sender, rxs, nil
+}
 
-	// Each message carries its sequence number and send time (ns).
-	start := time.Now()
-	var minSeen atomic.Int64 // messages received by the slowest receiver
-	seen := make([]atomic.Int64, receivers)
-	lat := make([][]time.Duration, receivers)
-	var wg sync.WaitGroup
-	errc := make(chan error, receivers)
-	var lost atomic.Int64
-	var lastRead atomic.Int64 // ns since start of the last message read
-	for i := range rxs {
-		wg.Go(func() {
-			x := rxs[i]
-			x.c.SetReadDeadline(time.Now().Add(5 * time.Minute))
-			for n := 0; n < messages; n++ {
-				msg, err := x.r.ReadSlice(0)
-				if err != nil && rate > 0 {
-					// Open loop: the relay may drop a receiver; count it.
-					lost.Add(1)
-					return
-				}
-				if err != nil {
-					errc <- fmt.Errorf("receiver %d after %d messages: %w", i, n, err)
-					return
-				}
-				if len(msg) != size {
-					errc <- fmt.Errorf("receiver %d: message of %d bytes, want %d", i, len(msg), size)
-					return
-				}
-				sent := int64(binary.BigEndian.Uint64(hexDecode(msg[8:24])))
-				if i < 10 {
-					lat[i] = append(lat[i], time.Since(start)-time.Duration(sent))
-				}
-				seen[i].Add(1)
-			}
-			lastRead.Store(int64(time.Since(start)))
-		})
-	}
-	go func() {
-		for {
-			m := int64(messages)
-			for i := range seen {
-				m = min(m, seen[i].Load())
-			}
-			minSeen.Store(m)
-			if m >= int64(messages) {
-				return
-			}
-			time.Sleep(200 * time.Microsecond)
+// receive reads the messages of receiver i, checking each one's size and
+// noting its latency.
+func (f *fanoutRun) receive(i int, x rx) error {
+	x.c.SetReadDeadline(time.Now().Add(5 * time.Minute))
+	for n := 0; n < f.messages; n++ {
+		msg, err := x.r.ReadSlice(0)
+		if err != nil && f.rate > 0 {
+			// Open loop: the relay may drop a receiver; count it.
+			f.lost.Add(1)
+			return nil
 		}
-	}()
-	w := bufio.NewWriterSize(sender.c, 32<<10)
-	msg := bytes.Repeat([]byte("x"), size)
-	msg[size-1] = 0
-	for n := 0; n < messages; n++ {
-		if rate > 0 && n%16 == 0 {
+		if err != nil {
+			return fmt.Errorf("receiver %d after %d messages: %w", i, n, err)
+		}
+		if len(msg) != f.size {
+			return fmt.Errorf("receiver %d: message of %d bytes, want %d", i, len(msg), f.size)
+		}
+		sent := int64(binary.BigEndian.Uint64(hexDecode(msg[8:24])))
+		if i < 10 {
+			f.lat[i] = append(f.lat[i], time.Since(f.start)-time.Duration(sent))
+		}
+		f.seen[i].Add(1)
+	}
+	f.lastRead.Store(int64(time.Since(f.start)))
+	return nil
+}
+
+// watchSlowest keeps minSeen, the count of the slowest receiver, until
+// every receiver has every message.
+func (f *fanoutRun) watchSlowest() {
+	for {
+		m := int64(f.messages)
+		for i := range f.seen {
+			m = min(m, f.seen[i].Load())
+		}
+		f.minSeen.Store(m)
+		if m >= int64(f.messages) {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// send writes the messages, each carrying its sequence number and send
+// time (ns): on schedule with --rate, else within --window of the slowest
+// receiver.
+func (f *fanoutRun) send(c net.Conn) error {
+	w := bufio.NewWriterSize(c, 32<<10)
+	msg := bytes.Repeat([]byte("x"), f.size)
+	msg[f.size-1] = 0
+	for n := 0; n < f.messages; n++ {
+		if f.rate > 0 && n%16 == 0 {
 			// Bursts of 16 on schedule; behind it, as fast as the
 			// relay takes them.
-			if d := time.Duration(n) * time.Second / time.Duration(rate); d > time.Since(start) {
+			if d := time.Duration(n) * time.Second / time.Duration(f.rate); d > time.Since(f.start) {
 				w.Flush()
-				time.Sleep(d - time.Since(start))
+				time.Sleep(d - time.Since(f.start))
 			}
 		}
-		for rate == 0 && int64(n)-minSeen.Load() > int64(window) {
+		for f.rate == 0 && int64(n)-f.minSeen.Load() > int64(f.window) {
 			w.Flush()
 			time.Sleep(50 * time.Microsecond)
 		}
 		copy(msg, fmt.Sprintf("%08x", n))
-		copy(msg[8:], hexEncode(uint64(time.Since(start))))
+		copy(msg[8:], hexEncode(uint64(time.Since(f.start))))
 		if _, err := w.Write(msg); err != nil {
 			return fmt.Errorf("send: %w", err)
 		}
@@ -296,36 +340,32 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rat
 		}
 	}
 	w.Flush()
-	sendTime := time.Since(start)
-	wg.Wait()
-	elapsed := time.Since(start)
-	select {
-	case err := <-errc:
-		return err
-	default:
-	}
-	if rate > 0 {
+	return nil
+}
+
+// report prints the round's result line.
+func (f *fanoutRun) report(sendTime, elapsed time.Duration) {
+	if f.rate > 0 {
 		delivered := int64(0)
-		for i := range seen {
-			delivered += seen[i].Load()
+		for i := range f.seen {
+			delivered += f.seen[i].Load()
 		}
-		if t := time.Duration(lastRead.Load()); t > 0 {
+		if t := time.Duration(f.lastRead.Load()); t > 0 {
 			elapsed = t
 		}
 		fmt.Printf("fanout-rate: 1 sender, %d receivers, %d messages of %d bytes offered at %d/s (sent at %.0f/s): %d receivers lost; %.0f delivered msgs/s\n",
-			receivers, messages, size, rate, float64(messages)/sendTime.Seconds(), lost.Load(), float64(delivered)/elapsed.Seconds())
-		return nil
+			f.receivers, f.messages, f.size, f.rate, float64(f.messages)/sendTime.Seconds(), f.lost.Load(), float64(delivered)/elapsed.Seconds())
+		return
 	}
 	var all []time.Duration
-	for _, l := range lat {
+	for _, l := range f.lat {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
 	q := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
 	fmt.Printf("fanout: 1 sender, %d receivers, %d messages of %d bytes in %s: %.0f delivered msgs/s; latency p50 %s, p99 %s\n",
-		receivers, messages, size, elapsed.Round(time.Millisecond), float64(messages*receivers)/elapsed.Seconds(),
+		f.receivers, f.messages, f.size, elapsed.Round(time.Millisecond), float64(f.messages*f.receivers)/elapsed.Seconds(),
 		q(0.50).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond))
-	return nil
 }
 
 func hexEncode(v uint64) []byte { return []byte(fmt.Sprintf("%016x", v)) }

@@ -19,7 +19,6 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 func main() {
@@ -41,7 +42,26 @@ func main() {
 	}
 }
 
+// options is one measure: where, with what client, for how long.
+type options struct {
+	addr, kex, label string
+	conns            int
+	duration, warmup time.Duration
+	ids              []int // server processes whose CPU time is measured
+	cfg              *tls.Config
+	trip             func(*tls.Conn) error
+}
+
 func run(args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	return measure(o)
+}
+
+// parseFlags reads and checks the command line.
+func parseFlags(args []string) (options, error) {
 	fs := flag.NewFlagSet("handshake", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:10000", "the server's TLS address")
 	caFile := fs.String("ca", "", "PEM CA file to trust")
@@ -54,15 +74,11 @@ func run(args []string) error {
 	pids := fs.String("pid", "", "comma-separated server process ids whose CPU time is measured")
 	label := fs.String("label", "", "label printed at the start of the result line")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return options{}, err
 	}
-	pem, err := os.ReadFile(*caFile)
+	pool, err := certs.AddCAFile(nil, "--ca", *caFile)
 	if err != nil {
-		return fmt.Errorf("--ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("--ca %s: no certificate", *caFile)
+		return options{}, err
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: *name, MinVersion: tls.VersionTLS13}
 	switch *kex {
@@ -70,7 +86,7 @@ func run(args []string) error {
 	case "x25519":
 		cfg.CurvePreferences = []tls.CurveID{tls.X25519}
 	default:
-		return fmt.Errorf("--kex %q: want default or x25519", *kex)
+		return options{}, fmt.Errorf("--kex %q: want default or x25519", *kex)
 	}
 	var trip func(c *tls.Conn) error
 	switch *proto {
@@ -79,19 +95,25 @@ func run(args []string) error {
 	case "http":
 		trip = httpGet
 	default:
-		return fmt.Errorf("--proto %q: want chat or http", *proto)
+		return options{}, fmt.Errorf("--proto %q: want chat or http", *proto)
 	}
 	var ids []int
 	if *pids != "" {
 		for _, s := range strings.Split(*pids, ",") {
 			id, err := strconv.Atoi(strings.TrimSpace(s))
 			if err != nil {
-				return fmt.Errorf("--pid %q: %w", s, err)
+				return options{}, fmt.Errorf("--pid %q: %w", s, err)
 			}
 			ids = append(ids, id)
 		}
 	}
+	return options{addr: *addr, kex: *kex, label: *label, conns: *conns, duration: *duration, warmup: *warmup,
+		ids: ids, cfg: cfg, trip: trip}, nil
+}
 
+// measure runs o.conns clients in a loop of handshakes and round trips,
+// and prints the rate, the median latency and the server's CPU time.
+func measure(o options) error {
 	var (
 		timing  atomic.Bool
 		stop    atomic.Bool
@@ -102,12 +124,12 @@ func run(args []string) error {
 		lat     []time.Duration
 	)
 	var wg sync.WaitGroup
-	for range *conns {
+	for range o.conns {
 		wg.Go(func() {
 			var mine []time.Duration
 			for !stop.Load() {
 				t0 := time.Now()
-				err := once(*addr, cfg, trip)
+				err := once(o.addr, o.cfg, o.trip)
 				if !timing.Load() {
 					continue
 				}
@@ -124,18 +146,18 @@ func run(args []string) error {
 			mu.Unlock()
 		})
 	}
-	time.Sleep(*warmup)
-	cpu0, err := cpuTicks(ids)
+	time.Sleep(o.warmup)
+	cpu0, err := cpuTicks(o.ids)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	timing.Store(true)
-	time.Sleep(*duration)
+	time.Sleep(o.duration)
 	timing.Store(false)
 	elapsed := time.Since(start)
 	n := done.Load()
-	cpu1, err := cpuTicks(ids)
+	cpu1, err := cpuTicks(o.ids)
 	if err != nil {
 		return err
 	}
@@ -146,9 +168,9 @@ func run(args []string) error {
 	}
 	slices.Sort(lat)
 	p50 := lat[len(lat)/2]
-	line := fmt.Sprintf("%s%d conns, kex %s: %.0f handshakes/s, p50 %s", *label, *conns, *kex,
+	line := fmt.Sprintf("%s%d conns, kex %s: %.0f handshakes/s, p50 %s", o.label, o.conns, o.kex,
 		float64(n)/elapsed.Seconds(), p50.Round(100*time.Microsecond))
-	if len(ids) > 0 {
+	if len(o.ids) > 0 {
 		// /proc/PID/stat counts in clock ticks (USER_HZ, 100 on Linux).
 		us := float64(cpu1-cpu0) * 1e4 / float64(n)
 		line += fmt.Sprintf(", server CPU %.0f µs/handshake (%.2f cores busy)", us, float64(cpu1-cpu0)/100/elapsed.Seconds())

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // StaplerConfig describes the certificate a Stapler keeps stapled.
@@ -120,28 +122,24 @@ func (s *Stapler) Refresh(ctx context.Context) error {
 
 // Run keeps the staple fresh until ctx is cancelled, and returns nil then.
 func (s *Stapler) Run(ctx context.Context) error {
-	retry := s.cfg.MinInterval
+	// Retries wait an hour at most, or MaxInterval if shorter.
+	backoff := retry.Backoff{Min: s.cfg.MinInterval, Max: min(s.cfg.MaxInterval, max(time.Hour, s.cfg.MinInterval))}
 	for {
 		var wait time.Duration
 		if err := s.Refresh(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			wait = retry
-			retry = min(2*retry, s.cfg.MaxInterval, max(time.Hour, s.cfg.MinInterval))
+			wait = backoff.Next()
 			s.log.Warn("ocsp staple refresh failed", "server_name", s.cfg.Leaf.Subject.CommonName, "retry_in", wait.String(), "error", err)
 		} else {
-			retry = s.cfg.MinInterval
+			backoff.Reset()
 			next, _ := RefreshTime(s.staple.Load().der)
 			wait = min(max(time.Until(next), s.cfg.MinInterval), s.cfg.MaxInterval)
 			s.log.Debug("ocsp staple refreshed", "server_name", s.cfg.Leaf.Subject.CommonName, "next_refresh_in", wait.String())
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !retry.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

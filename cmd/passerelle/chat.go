@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,10 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"golang.org/x/time/rate"
 
 	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
-	"github.com/passerelle/passerelle/secure"
 )
 
 // chatDefaultRate is the relay's default flood limit (hub.Config.FloodRate,
@@ -95,7 +94,7 @@ func newChatCmd(a *app) *cobra.Command {
 				return fmt.Errorf("--timeout %s: must be positive", timeout)
 			}
 			// The handshake error quotes the certificate's names.
-			conn, err := a.dialChat(cmd.Context(), addr, caFile, serverName, plain, timeout)
+			conn, err := a.dial(cmd.Context(), clientDial{addr: addr, dataDir: a.dataDir(), caFile: caFile, serverName: serverName, plain: plain, timeout: timeout})
 			if err != nil {
 				return termsafe.Error(err)
 			}
@@ -126,49 +125,6 @@ func newChatCmd(a *app) *cobra.Command {
 	f.Float64Var(&o.rate, "rate", chatDefaultRate, "messages sent per second at most, evenly spaced (the relay's default flood limit); 0 for no pacing")
 	f.Duration("timeout", 10*time.Second, "time allowed to connect and complete the TLS handshake (and, in a pipe, for the answer to --nick)")
 	return cmd
-}
-
-// dialChat opens a TLS (or, with plain, TCP) connection trusting the system
-// roots, the local CA of the data folder and the extra CA file, within
-// timeout.
-func (a *app) dialChat(ctx context.Context, addr, caFile, serverName string, plain bool, timeout time.Duration) (net.Conn, error) {
-	var roots *x509.CertPool
-	if !plain {
-		var err error
-		if roots, err = clientRoots(a.dataDir(), caFile); err != nil {
-			return nil, err
-		}
-	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	timedOut := func(err error) bool {
-		return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
-	}
-	if plain {
-		var d net.Dialer
-		c, err := d.DialContext(dctx, "tcp", addr)
-		if timedOut(err) {
-			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("connect to %s: %w", addr, err)
-		}
-		return c, nil
-	}
-	c, err := secure.Dial(dctx, addr, secure.ClientConfig{ServerName: serverName, RootCAs: roots, Logger: a.log})
-	if err != nil {
-		var he *secure.HandshakeError
-		switch {
-		case errors.As(err, &he) && timedOut(err):
-			return nil, fmt.Errorf("connect to %s: the TLS handshake did not finish within %s (--timeout)", addr, timeout)
-		case timedOut(err):
-			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", addr, timeout)
-		case errors.As(err, &he):
-			return nil, handshakeFailure(addr, he)
-		}
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
-	}
-	return c, nil
 }
 
 type chatOptions struct {
@@ -295,31 +251,26 @@ func (u *termUI) close() {
 	}
 }
 
-// pacer spaces sends evenly at a rate; the zero value does not wait.
-type pacer struct {
-	interval time.Duration
-	next     time.Time
-}
+// pacer spaces sends evenly at a rate: a golang.org/x/time/rate bucket of
+// one token, the relay's own flood-limit mechanism, so a pause never lets a
+// burst through. A nil *rate.Limiter (no pacing) does not wait.
+type pacer struct{ lim *rate.Limiter }
 
-func newPacer(rate float64) *pacer {
-	if rate <= 0 {
-		return &pacer{}
+func newPacer(r float64) pacer {
+	if r <= 0 {
+		return pacer{}
 	}
-	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
+	return pacer{lim: rate.NewLimiter(rate.Limit(r), 1)}
 }
 
 // wait blocks until the next send is due. It returns false if ctx ends or
-// stop is closed first.
-func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
-	if p.interval == 0 {
+// stop is closed first, and then gives the send's turn back.
+func (p pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
+	if p.lim == nil {
 		return true
 	}
-	now := time.Now()
-	if p.next.Before(now) {
-		p.next = now
-	}
-	d := p.next.Sub(now)
-	p.next = p.next.Add(p.interval)
+	res := p.lim.Reserve()
+	d := res.Delay()
 	if d <= 0 {
 		return true
 	}
@@ -329,10 +280,10 @@ func (p *pacer) wait(ctx context.Context, stop <-chan struct{}) bool {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
-		return false
 	case <-stop:
-		return false
 	}
+	res.Cancel()
+	return false
 }
 
 // chatReceiver reads messages from the server and shows them until the

@@ -209,12 +209,14 @@ func runCheck(a *app, o checkOptions) error {
 		rep.Error = he.Err.Error()
 	default:
 		// No TCP connection: no verdict at all.
+		// The JSON object names the address already: its error is the
+		// dial's own.
 		rep.Status, rep.Error = secure.StatusUnknown, err.Error()
 		if o.json {
 			writeJSON(a.out, rep)
 			return &exitError{code: 1}
 		}
-		return termsafe.Error(fmt.Errorf("check %s: %w", o.addr, err))
+		return termsafe.Error(connectFailure(o.addr, err, errors.Is(err, context.DeadlineExceeded) && a.ctx.Err() == nil, o.timeout))
 	}
 	rep.addVerdict(v, state, time.Now())
 	if o.json {
@@ -299,7 +301,7 @@ func (o checkOptions) clientConfig() (secure.ClientConfig, error) {
 // system roots plus the local CA.
 func checkRoots(caFile, dataDir string) (*x509.CertPool, error) {
 	if caFile != "" {
-		return addCAFile(x509.NewCertPool(), caFile)
+		return certs.AddCAFile(nil, "--ca", caFile)
 	}
 	return clientRoots(dataDir, "")
 }

@@ -255,9 +255,9 @@ func TestCheckBadInput(t *testing.T) {
 		{"cert without key", []string{"check", "localhost:1", "--ca", caFile, "--cert", caFile}, "--cert and --key go together: give both or neither"},
 		{"bad revocation", []string{"check", "localhost:1", "--revocation", "maybe"}, `--revocation: revocation mode "maybe": want off, soft or hard`},
 		{"missing ca", []string{"check", "localhost:1", "--ca", filepath.Join(dir, "nope.pem")}, "--ca: open " + filepath.Join(dir, "nope.pem") + ": no such file or directory"},
-		{"ca not PEM", []string{"check", "localhost:1", "--ca", notPEM}, "--ca " + notPEM + ": no PEM certificate in the file"},
+		{"ca not PEM", []string{"check", "localhost:1", "--ca", notPEM}, "--ca " + notPEM + ": no PEM certificate found"},
 		{"bad timeout", []string{"check", "localhost:1", "--ca", caFile, "--timeout", "0s"}, "--timeout 0s: must be positive"},
-		{"connection refused", []string{"check", closed, "--ca", caFile}, "check " + closed + ": dial tcp " + closed + ": connect: connection refused"},
+		{"connection refused", []string{"check", closed, "--ca", caFile}, "connect to " + closed + ": dial tcp " + closed + ": connect: connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

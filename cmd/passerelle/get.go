@@ -23,7 +23,6 @@ import (
 
 	"github.com/passerelle/passerelle/internal/termsafe"
 	"github.com/passerelle/passerelle/protocol/envoie"
-	"github.com/passerelle/passerelle/secure"
 )
 
 // getOptions is what "passerelle get" was asked to do.
@@ -137,7 +136,7 @@ func (a *app) runGet(ctx context.Context, o getOptions) error {
 			return err
 		}
 	}
-	raw, err := a.dialAssets(ctx, o)
+	raw, err := a.dial(ctx, clientDial{addr: o.addr, dataDir: o.dataDir, caFile: o.caFile, serverName: o.serverName, plain: o.plain, timeout: o.timeout})
 	if err != nil {
 		return err
 	}
@@ -152,45 +151,6 @@ func (a *app) runGet(ctx context.Context, o getOptions) error {
 		return err
 	}
 	return a.download(ctx, c, conn, o, target)
-}
-
-// dialAssets opens the connection within --timeout; the transfer itself
-// has no time limit as long as bytes keep coming (getConn).
-func (a *app) dialAssets(ctx context.Context, o getOptions) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	timedOut := func(err error) bool {
-		return errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
-	}
-	if o.plain {
-		var d net.Dialer
-		c, err := d.DialContext(dctx, "tcp", o.addr)
-		if timedOut(err) {
-			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", o.addr, o.timeout)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
-		}
-		return c, nil
-	}
-	roots, err := clientRoots(o.dataDir, o.caFile)
-	if err != nil {
-		return nil, err
-	}
-	c, err := secure.Dial(dctx, o.addr, secure.ClientConfig{ServerName: o.serverName, RootCAs: roots, Logger: a.log})
-	if err != nil {
-		var he *secure.HandshakeError
-		switch {
-		case errors.As(err, &he) && timedOut(err):
-			return nil, fmt.Errorf("connect to %s: the TLS handshake did not finish within %s (--timeout)", o.addr, o.timeout)
-		case timedOut(err):
-			return nil, fmt.Errorf("connect to %s: no connection within %s (--timeout)", o.addr, o.timeout)
-		case errors.As(err, &he):
-			return nil, handshakeFailure(o.addr, he)
-		}
-		return nil, fmt.Errorf("connect to %s: %w", o.addr, err)
-	}
-	return c, nil
 }
 
 func (a *app) listAssets(ctx context.Context, c *envoie.Client, dir string) error {

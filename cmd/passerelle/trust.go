@@ -4,7 +4,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/secure"
@@ -28,19 +27,7 @@ func clientRoots(dataDir, caFile string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("local CA: %w", err)
 	}
 	if caFile != "" {
-		return addCAFile(pool, caFile)
-	}
-	return pool, nil
-}
-
-// addCAFile adds the certificates of the PEM file given with --ca to pool.
-func addCAFile(pool *x509.CertPool, caFile string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("--ca: %w", err)
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--ca %s: no PEM certificate in the file", caFile)
+		return certs.AddCAFile(pool, "--ca", caFile)
 	}
 	return pool, nil
 }

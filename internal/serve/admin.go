@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/cluster"
+	"github.com/passerelle/passerelle/internal/netaddr"
 	"github.com/passerelle/passerelle/metrics"
 	"github.com/passerelle/passerelle/secure"
 	"github.com/passerelle/passerelle/web"
@@ -52,27 +52,13 @@ func (c adminConfig) validate(acmeAgreed bool) []error {
 	if err := checkAddress(c.Address); err != nil {
 		add("admin.address %q: %v", c.Address, err)
 	}
-	if err := checkAddress(c.Address); err == nil && c.mode() == certs.ModeOff && !isLoopback(c.Address) && !c.AllowInsecure {
+	if err := checkAddress(c.Address); err == nil && c.mode() == certs.ModeOff && !netaddr.IsLoopbackAddr(c.Address) && !c.AllowInsecure {
 		add("admin.address %q: not a loopback address, and admin.tls.mode is off: set admin.tls.mode (local, acme or files) so that metrics and profiles travel over TLS, or admin.allow_insecure: true to serve them in plain HTTP anyway", c.Address)
 	}
 	t := c.TLS
 	t.Mode = c.mode()
 	errs = append(errs, t.validate(serviceAdmin, "admin.", acmeAgreed)...)
 	return errs
-}
-
-// isLoopback reports whether a listen address only reaches this machine:
-// a loopback IP address or "localhost". An empty host listens everywhere.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // adminIndex is the answer to GET /: what the admin listener serves, for

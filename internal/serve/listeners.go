@@ -132,13 +132,9 @@ func (l *listener) readClientAuth(dataDir string) error {
 }
 
 func (l *listener) readClientCAs(file string) error {
-	pem, err := os.ReadFile(file)
+	pool, err := certs.AddCAFile(nil, l.cfg.key+".tls.client_ca_file", file)
 	if err != nil {
-		return fmt.Errorf("%s.tls.client_ca_file: %w", l.cfg.key, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("%s.tls.client_ca_file %s: no PEM certificate in the file", l.cfg.key, file)
+		return err
 	}
 	l.clientCAs = pool
 	return nil

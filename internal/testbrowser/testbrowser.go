@@ -277,15 +277,6 @@ func (b *Browser) Screenshot() []byte {
 	return png
 }
 
-// SaveScreenshot writes a screenshot to path, for debugging a failing test
-// (name it under a folder that outlives the test, not t.TempDir).
-func (b *Browser) SaveScreenshot(path string) {
-	b.tb.Helper()
-	if err := os.WriteFile(path, b.Screenshot(), 0o644); err != nil {
-		b.tb.Fatalf("testbrowser: save screenshot: %v", err)
-	}
-}
-
 // ScreenshotDirEnv names the environment variable that, when set to a
 // folder, makes a failing test save the tab's last screenshot there as
 // TESTNAME.png.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/retry"
 )
 
 // Polling starts fast, so a condition that holds almost at once costs almost
@@ -49,13 +51,12 @@ func EventuallyContains(tb testing.TB, b *Buffer, want string, timeout time.Dura
 // more after the deadline has passed, so a slow cond always gets a last say.
 func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
-	wait := firstPoll
+	wait := retry.Backoff{Min: firstPoll, Max: maxPoll}
 	for !cond() {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(wait)
-		wait = min(2*wait, maxPoll)
+		time.Sleep(wait.Next())
 	}
 	return true
 }

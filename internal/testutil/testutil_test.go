@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -75,67 +76,77 @@ func TestLoggerLevel(t *testing.T) {
 }
 
 func TestEventually(t *testing.T) {
-	var n atomic.Int32
-	go func() {
-		for range 3 {
-			time.Sleep(time.Millisecond)
-			n.Add(1)
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		go func() {
+			for range 3 {
+				time.Sleep(time.Millisecond)
+				n.Add(1)
+			}
+		}()
+		if msg := run(func(tb testing.TB) {
+			Eventually(tb, "three ticks", 10*time.Second, func() bool { return n.Load() == 3 })
+		}); msg != "" {
+			t.Fatalf("failed: %s", msg)
 		}
-	}()
-	if msg := run(func(tb testing.TB) {
-		Eventually(tb, "three ticks", 10*time.Second, func() bool { return n.Load() == 3 })
-	}); msg != "" {
-		t.Fatalf("failed: %s", msg)
-	}
 
-	start := time.Now()
-	msg := run(func(tb testing.TB) { Eventually(tb, "never", 30*time.Millisecond, func() bool { return false }) })
-	if msg != "timed out after 30ms waiting for never" {
-		t.Fatalf("message = %q", msg)
-	}
-	if d := time.Since(start); d < 30*time.Millisecond {
-		t.Fatalf("gave up after %s, before the timeout", d)
-	}
+		start := time.Now()
+		msg := run(func(tb testing.TB) { Eventually(tb, "never", 30*time.Millisecond, func() bool { return false }) })
+		if msg != "timed out after 30ms waiting for never" {
+			t.Fatalf("message = %q", msg)
+		}
+		if d := time.Since(start); d < 30*time.Millisecond {
+			t.Fatalf("gave up after %s, before the timeout", d)
+		}
+	})
 }
 
 // A condition that turns true while the last sleep runs still passes: it is
-// checked once more after the deadline.
+// checked once more after the deadline. The Eventually tests run in a
+// synctest bubble: their waits take no real time and cannot be flaky under
+// load.
 func TestEventuallyLastCheck(t *testing.T) {
-	start := time.Now()
-	msg := run(func(tb testing.TB) {
-		Eventually(tb, "late", 10*time.Millisecond, func() bool { return time.Since(start) > 10*time.Millisecond })
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		msg := run(func(tb testing.TB) {
+			Eventually(tb, "late", 10*time.Millisecond, func() bool { return time.Since(start) > 10*time.Millisecond })
+		})
+		if msg != "" {
+			t.Fatalf("failed: %s", msg)
+		}
 	})
-	if msg != "" {
-		t.Fatalf("failed: %s", msg)
-	}
 }
 
 func TestEventuallyReport(t *testing.T) {
-	calls := 0
-	msg := run(func(tb testing.TB) {
-		EventuallyReport(tb, 10*time.Millisecond, func() bool { calls++; return false }, func() string {
-			return fmt.Sprintf("still false after %d calls", calls)
+	synctest.Test(t, func(t *testing.T) {
+		calls := 0
+		msg := run(func(tb testing.TB) {
+			EventuallyReport(tb, 10*time.Millisecond, func() bool { calls++; return false }, func() string {
+				return fmt.Sprintf("still false after %d calls", calls)
+			})
 		})
+		if !strings.HasPrefix(msg, "still false after ") || calls < 2 {
+			t.Fatalf("message = %q, calls = %d", msg, calls)
+		}
 	})
-	if !strings.HasPrefix(msg, "still false after ") || calls < 2 {
-		t.Fatalf("message = %q, calls = %d", msg, calls)
-	}
 }
 
 func TestEventuallyContains(t *testing.T) {
-	var b Buffer
-	b.Write([]byte("level=INFO msg=started\n"))
-	go func() {
-		time.Sleep(5 * time.Millisecond)
-		b.Write([]byte("level=INFO msg=stopped reason=shutdown\n"))
-	}()
-	if msg := run(func(tb testing.TB) { EventuallyContains(tb, &b, "reason=shutdown", 10*time.Second) }); msg != "" {
-		t.Fatalf("failed: %s", msg)
-	}
-	msg := run(func(tb testing.TB) { EventuallyContains(tb, &b, "reason=error", 10*time.Millisecond) })
-	if !strings.Contains(msg, `"reason=error"`) || !strings.Contains(msg, "msg=started") {
-		t.Fatalf("message does not show the wanted text and the buffer: %q", msg)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var b Buffer
+		b.Write([]byte("level=INFO msg=started\n"))
+		go func() {
+			time.Sleep(5 * time.Millisecond)
+			b.Write([]byte("level=INFO msg=stopped reason=shutdown\n"))
+		}()
+		if msg := run(func(tb testing.TB) { EventuallyContains(tb, &b, "reason=shutdown", 10*time.Second) }); msg != "" {
+			t.Fatalf("failed: %s", msg)
+		}
+		msg := run(func(tb testing.TB) { EventuallyContains(tb, &b, "reason=error", 10*time.Millisecond) })
+		if !strings.Contains(msg, `"reason=error"`) || !strings.Contains(msg, "msg=started") {
+			t.Fatalf("message does not show the wanted text and the buffer: %q", msg)
+		}
+	})
 }
 
 func TestWaitGoroutines(t *testing.T) {

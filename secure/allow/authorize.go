@@ -3,6 +3,7 @@ package allow
 import (
 	"strconv"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/secure"
 )
 
@@ -41,7 +42,7 @@ func Authorize(l List) func(secure.Verdict) error {
 			reason += " (" + v.Reason + ")"
 		}
 		if len(l.SPKIPins) > 0 {
-			reason += " and its SPKI pin " + strconv.Quote(SPKIPin(leaf)) + " is not in allow-list"
+			reason += " and its SPKI pin " + strconv.Quote(certs.SPKIPin(leaf)) + " is not in allow-list"
 		} else {
 			reason += ": names are only allowed from a verified chain"
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/secure"
@@ -112,11 +113,11 @@ func TestAuthorizeOverMutualTLS(t *testing.T) {
 		{"URI allowed", secure.ClientAuthRequire, List{URIs: []string{"spiffe://example.org/ns/prod/**"}}, bob, "hello trusted", ""},
 		{"URI refused", secure.ClientAuthRequire, List{URIs: []string{"spiffe://example.org/ns/prod/**"}}, eve, "",
 			`client certificate URIs [\"spiffe://example.org/ns/dev/sa/eve\"] not in allow-list`},
-		{"pin allowed", secure.ClientAuthRequire, List{SPKIPins: []string{SPKIPin(bob.Cert)}}, bob, "hello trusted", ""},
-		{"pin refused", secure.ClientAuthRequire, List{SPKIPins: []string{SPKIPin(bob.Cert)}}, eve, "",
-			`client certificate SPKI pin \"` + SPKIPin(eve.Cert) + `\" not in allow-list`},
+		{"pin allowed", secure.ClientAuthRequire, List{SPKIPins: []string{certs.SPKIPin(bob.Cert)}}, bob, "hello trusted", ""},
+		{"pin refused", secure.ClientAuthRequire, List{SPKIPins: []string{certs.SPKIPin(bob.Cert)}}, eve, "",
+			`client certificate SPKI pin \"` + certs.SPKIPin(eve.Cert) + `\" not in allow-list`},
 		{"empty list admits all", secure.ClientAuthRequire, List{}, eve, "hello trusted", ""},
-		{"pin admits an untrusted certificate", secure.ClientAuthRequest, List{SPKIPins: []string{SPKIPin(fakeBob.Cert)}}, fakeBob,
+		{"pin admits an untrusted certificate", secure.ClientAuthRequest, List{SPKIPins: []string{certs.SPKIPin(fakeBob.Cert)}}, fakeBob,
 			"hello untrustedSigners", ""},
 		{"names of an untrusted certificate not believed", secure.ClientAuthRequest, List{CommonNames: []string{"bob"}}, fakeBob, "",
 			`client certificate is \"untrustedSigners\"`},

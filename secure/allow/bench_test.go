@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testpki"
 )
 
@@ -24,7 +25,7 @@ func BenchmarkCheck(b *testing.B) {
 		l.URIs = append(l.URIs, "spiffe://example.org/ns/dev"+n+"/**")
 		l.SPKIPins = append(l.SPKIPins, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuF"+strconv.Itoa(10+i%90)+"=")
 	}
-	l.SPKIPins[99] = SPKIPin(leaf)
+	l.SPKIPins[99] = certs.SPKIPin(leaf)
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := l.Check(leaf); err != nil {

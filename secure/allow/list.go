@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 // List is a mutual-TLS allow-list. The struct tags let a caller fill it from
@@ -85,13 +87,6 @@ func validatePin(p string) error {
 	return nil
 }
 
-// SPKIPin returns the pin of a certificate's public key: the standard base64
-// of the SHA-256 of its DER SubjectPublicKeyInfo (RFC 7469 section 2.4).
-func SPKIPin(cert *x509.Certificate) string {
-	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return base64.StdEncoding.EncodeToString(sum[:])
-}
-
 // Check reports whether cert (the client's leaf certificate) is allowed: nil
 // when the list is empty or any entry matches, a *DeniedError otherwise.
 // Check looks at identities only; whether the certificate chains to a
@@ -144,7 +139,7 @@ func (l List) matchPin(cert *x509.Certificate) bool {
 	if len(l.SPKIPins) == 0 {
 		return false
 	}
-	pin := SPKIPin(cert)
+	pin := certs.SPKIPin(cert)
 	for _, p := range l.SPKIPins {
 		if p == pin {
 			return true
@@ -172,7 +167,7 @@ func (l List) denied(cert *x509.Certificate) *DeniedError {
 		parts = append(parts, "URIs "+quoteList(uris))
 	}
 	if len(l.SPKIPins) > 0 {
-		parts = append(parts, "SPKI pin "+strconv.Quote(SPKIPin(cert)))
+		parts = append(parts, "SPKI pin "+strconv.Quote(certs.SPKIPin(cert)))
 	}
 	return &DeniedError{
 		Subject: cert.Subject.String(),

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testpki"
 )
 
@@ -61,7 +62,7 @@ func TestCheck(t *testing.T) {
 		URIs:       []*url.URL{mustURL(t, "spiffe://example.org/ns/prod/sa/bob")},
 	}).Cert
 	other := root.Leaf(t, testpki.LeafOptions{Client: true, CommonName: "eve"}).Cert
-	bobPin := SPKIPin(bob)
+	bobPin := certs.SPKIPin(bob)
 
 	tests := []struct {
 		name    string
@@ -84,10 +85,10 @@ func TestCheck(t *testing.T) {
 			`client certificate URIs ["spiffe://example.org/ns/prod/sa/bob"] not in allow-list`},
 		{"pin allowed", List{SPKIPins: []string{bobPin}}, bob, ""},
 		{"pin refused", List{SPKIPins: []string{bobPin}}, other,
-			`client certificate SPKI pin "` + SPKIPin(other) + `" not in allow-list`},
+			`client certificate SPKI pin "` + certs.SPKIPin(other) + `" not in allow-list`},
 		{"any kind matching is enough", List{CommonNames: []string{"alice"}, SPKIPins: []string{bobPin}}, bob, ""},
 		{"every kind named in refusal", List{CommonNames: []string{"alice"}, DNSNames: []string{"x"}, SPKIPins: []string{bobPin}}, other,
-			`client certificate CN "eve", DNS names (none) and SPKI pin "` + SPKIPin(other) + `" not in allow-list`},
+			`client certificate CN "eve", DNS names (none) and SPKI pin "` + certs.SPKIPin(other) + `" not in allow-list`},
 		{"no certificate", List{CommonNames: []string{"bob"}}, nil, "no client certificate presented"},
 	}
 	for _, tt := range tests {
@@ -145,7 +146,7 @@ func TestValidate(t *testing.T) {
 // The pin must agree with the openssl recipe given in the documentation.
 func TestSPKIPinMatchesOpenSSL(t *testing.T) {
 	c := testpki.NewRoot(t, testpki.CAOptions{}).Leaf(t, testpki.LeafOptions{Client: true}).Cert
-	got := SPKIPin(c)
+	got := certs.SPKIPin(c)
 	if !strings.HasSuffix(got, "=") || len(got) != 44 {
 		t.Fatalf("SPKIPin = %q, want 44 base64 characters", got)
 	}

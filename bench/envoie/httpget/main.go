@@ -7,13 +7,14 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+
+	"github.com/passerelle/passerelle/certs"
 )
 
 func main() {
@@ -29,13 +30,9 @@ func run() error {
 	if flag.NArg() != 1 || *caFile == "" {
 		return errors.New("usage: httpget -ca FILE URL")
 	}
-	pem, err := os.ReadFile(*caFile)
+	pool, err := certs.AddCAFile(nil, "-ca", *caFile)
 	if err != nil {
 		return err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("%s: no PEM certificate", *caFile)
 	}
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := c.Get(flag.Arg(0))
