@@ -56,8 +56,10 @@ func IsControl(msg []byte) bool { return controlStart(msg) >= 0 }
 func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 
 // client is one connection. The reader side (run) belongs to Serve's
-// goroutine; the writer side (writeLoop) to its own goroutine; the queue
-// between them, filled by every sender of the room, is guarded by mu.
+// goroutine; the writer side (writeLoop) to a goroutine of its own that runs
+// only while there is something to write (kick starts it, it returns once
+// the queue is empty), so an idle client costs one goroutine, not two; the
+// queue between them, filled by every sender of the room, is guarded by mu.
 type client struct {
 	h    *Hub
 	t    Transport
@@ -91,9 +93,11 @@ type client struct {
 	// be half sent, so the connection must not be closed gracefully (a
 	// close_notify alert after half a record reads as garbage).
 	writeFailed bool
-
-	wake       chan struct{} // one token: "the queue or closing changed"
-	writerDone chan struct{}
+	// writing is set while a writer goroutine runs (kick, writeLoop);
+	// writers counts it, for Serve and Leave to wait on once the client
+	// is closing (no writer starts after that).
+	writing bool
+	writers sync.WaitGroup
 	// progress is when the writer last showed it is moving: it started or
 	// finished a write, or was handed a queue that was empty. A sender that
 	// finds the queue full waits for room until progress is
@@ -121,13 +125,11 @@ type client struct {
 
 func newClient(h *Hub, t Transport, peer string) *client {
 	return &client{
-		h:          h,
-		t:          t,
-		addr:       t.RemoteAddr().String(),
-		peer:       peer,
-		wake:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
-		flood:      newFloodLimiter(&h.cfg),
+		h:     h,
+		t:     t,
+		addr:  t.RemoteAddr().String(),
+		peer:  peer,
+		flood: newFloodLimiter(&h.cfg),
 	}
 }
 
@@ -214,7 +216,7 @@ func (c *client) waitFull(msg []byte) {
 // flushWakes wakes the writers collected by broadcast.
 func (c *client) flushWakes() {
 	for i, m := range c.wakes {
-		m.signal()
+		m.kick()
 		c.wakes[i] = nil
 	}
 	c.wakes = c.wakes[:0]
@@ -341,7 +343,7 @@ func (c *client) pushWait(msg []byte) {
 		if c.pending+len(msg) <= c.h.cfg.QueueBytes {
 			c.mu.Unlock()
 			if first, _ := c.tryPush(msg); first {
-				c.signal()
+				c.kick()
 			}
 			return
 		}
@@ -355,7 +357,7 @@ func (c *client) pushWait(msg []byte) {
 			c.kill(ReasonSlowConsumer)
 			return
 		}
-		c.signal() // the writer may not have been woken for this queue yet
+		c.kick() // the writer may not have been started for this queue yet
 		if timer == nil {
 			timer = time.NewTimer(left)
 		} else {
@@ -377,10 +379,19 @@ func (c *client) freeRoomLocked() {
 	}
 }
 
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+// kick starts the writer if the queue holds something it may write and no
+// writer is running. A running writer needs no wake-up: it looks at the
+// queue again under mu before it returns.
+func (c *client) kick() {
+	c.mu.Lock()
+	start := !c.writing && !c.held && !c.closing && len(c.queue) > 0
+	if start {
+		c.writing = true
+		c.writers.Add(1)
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
 	}
 }
 
@@ -395,7 +406,7 @@ func (c *client) release() {
 	c.mu.Lock()
 	c.held = false
 	c.mu.Unlock()
-	c.signal()
+	c.kick()
 }
 
 // withdraw ends a held client that turned out not to be a chat client: its
@@ -412,7 +423,6 @@ func (c *client) withdraw() {
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.freeRoomLocked()
 	c.mu.Unlock()
-	c.signal()
 }
 
 // kill marks the client closing for reason (unless it already was; the
@@ -432,7 +442,6 @@ func (c *client) kill(reason CloseReason) CloseReason {
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.freeRoomLocked()
 	c.mu.Unlock()
-	c.signal()
 	c.t.SetReadDeadline(aLongTimeAgo())
 	c.t.SetWriteDeadline(aLongTimeAgo())
 	return reason
@@ -443,20 +452,17 @@ func (c *client) kill(reason CloseReason) CloseReason {
 // deadline. A round's bytes leave the queue budget as soon as its write
 // returns, not when the whole batch is out, so a receiver that reads as
 // fast as it can is never taken for a slow one while a long batch is being
-// written to it.
+// written to it. It returns once the queue is empty (or the client
+// closing): kick starts another for the next message.
 func (c *client) writeLoop() {
-	defer close(c.writerDone)
+	defer c.writers.Done()
 	for {
 		c.mu.Lock()
-		for (len(c.queue) == 0 || c.held) && !c.closing {
+		if len(c.queue) == 0 || c.held || c.closing {
+			c.writing = false
 			if cap(c.spare) > shrinkQueue {
 				c.spare = nil
 			}
-			c.mu.Unlock()
-			<-c.wake
-			c.mu.Lock()
-		}
-		if c.closing {
 			c.mu.Unlock()
 			return
 		}
@@ -472,6 +478,9 @@ func (c *client) writeLoop() {
 		c.writeFailed = err != nil && err != errSkipped
 		if !c.closing {
 			c.spare = batch[:0]
+		}
+		if err != nil {
+			c.writing = false
 		}
 		c.mu.Unlock()
 		if err != nil {

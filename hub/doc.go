@@ -14,9 +14,12 @@
 // asker only and never relayed.
 //
 // Each client has a bounded outbound queue (Config.QueueBytes, counted in
-// bytes until they are written) and one writer goroutine that drains it
+// bytes until they are written) and a writer goroutine that drains it
 // with a write deadline, coalescing queued messages into few writes
-// (writev on plain TCP, 16 KiB writes on TLS). A message is shared by all
+// (writev on plain TCP, 16 KiB writes on TLS). The writer runs only while
+// the queue holds something: it is started by the first message queued
+// and returns once the queue is empty, so an idle client holds one
+// goroutine (its reader), not two. A message is shared by all
 // its receivers; queueing it costs no allocation per receiver. This is the
 // design of nats-server's client.go.
 //

@@ -103,11 +103,7 @@ func (h *Hub) admit(ctx context.Context, t Transport) *Admission {
 	}
 	c := newClient(h, t, peer)
 	c.held = true
-	a := &Admission{h: h, c: c, ctx: ctx, in: h.register(c)}
-	if a.in {
-		go c.writeLoop()
-	}
-	return a
+	return &Admission{h: h, c: c, ctx: ctx, in: h.register(c)}
 }
 
 // Serve runs the admitted client as a chat client: what was queued for it
@@ -135,7 +131,7 @@ func (a *Admission) Serve() {
 	stop()
 	h.unregister(c)
 	reason = c.kill(reason) // the first reason recorded wins
-	<-c.writerDone
+	c.writers.Wait()
 	c.close(reason)
 	h.logClose(log, c, reason, err)
 }
@@ -151,7 +147,7 @@ func (a *Admission) Leave() {
 	}
 	a.h.unregister(a.c)
 	a.c.withdraw()
-	<-a.c.writerDone
+	a.c.writers.Wait()
 	a.h.wg.Done()
 }
 
@@ -229,7 +225,7 @@ func (h *Hub) Publish(room string, msgs ...[]byte) (int, error) {
 			}
 		}
 		if wake {
-			m.signal()
+			m.kick()
 		}
 	}
 	return len(r.members), nil

@@ -51,6 +51,7 @@ func run(args []string) error {
 	caFile := fs.String("ca", "", "PEM CA file to trust (passerelle ca path)")
 	pid := fs.Int("pid", 0, "idle: the server's process id, to read its VmRSS")
 	conns := fs.Int("conns", 10000, "idle: clients to open")
+	hold := fs.Duration("hold", 0, "idle: keep the clients open this long after the measure (time to take the server's profiles)")
 	receivers := fs.Int("receivers", 100, "fanout: receivers")
 	transport := fs.String("transport", "raw", "fanout: how receivers connect: raw (TLS), websocket (wss), or mixed (half each)")
 	messages := fs.Int("messages", 20000, "fanout: messages sent")
@@ -70,7 +71,7 @@ func run(args []string) error {
 		if *pid <= 0 {
 			return errors.New("idle needs --pid of the server")
 		}
-		return idle(*addr, cfg, *pid, *conns)
+		return idle(*addr, cfg, *pid, *conns, *hold)
 	case "fanout":
 		if *size < 16 {
 			return errors.New("--size must be at least 16 bytes")
@@ -116,7 +117,7 @@ func ping(c io.Writer, r *bufio.Reader) error {
 	return nil
 }
 
-func idle(addr string, cfg *tls.Config, pid, n int) error {
+func idle(addr string, cfg *tls.Config, pid, n int, hold time.Duration) error {
 	time.Sleep(time.Second) // let the server settle after its start
 	before, err := rss(pid)
 	if err != nil {
@@ -145,6 +146,7 @@ func idle(addr string, cfg *tls.Config, pid, n int) error {
 	}
 	fmt.Printf("idle: %d TLS clients; server VmRSS %.1f MiB -> %.1f MiB; %.1f KiB per connection\n",
 		n, float64(before)/(1<<20), float64(after)/(1<<20), float64(after-before)/float64(n)/1024)
+	time.Sleep(hold)
 	return nil
 }
 
