@@ -9,8 +9,9 @@
 //
 //   - the read buffer starts small (DefaultBufferSize), doubles while reads
 //     keep filling it (a busy sender, read with few system calls) up to
-//     MaxBufferSize, and returns to its small size after a short read, so an
-//     idle connection holds only the small buffer;
+//     MaxBufferSize, and returns to its small size after a short read; once
+//     the frames in it are read, an idle connection holds none at all and
+//     waits with a read of a few bytes into the Reader itself;
 //   - a frame longer than the buffer is gathered in a slice of its own, which
 //     becomes the returned frame, never beyond the maximum frame size;
 //   - a frame longer than the maximum yields a *FrameTooLargeError as soon as

@@ -8,14 +8,22 @@ import (
 )
 
 // DefaultBufferSize is the size a Reader's read buffer starts at and returns
-// to. It is kept small on purpose: a relay holds one Reader per idle
-// connection, and XMLSocket messages are short. The buffer does grow, by
-// doubling up to MaxBufferSize, but only while reads keep filling it (a busy
-// sender), and it shrinks back to its starting size after a short read. A
-// frame longer than the buffer is gathered in a slice that belongs to that
-// frame and is handed to the caller, so the buffer's size never depends on
-// the frames' sizes.
+// to. It is kept small on purpose: XMLSocket messages are short. The buffer
+// does grow, by doubling up to MaxBufferSize, but only while reads keep
+// filling it (a busy sender), and it shrinks back to its starting size after
+// a short read. A frame longer than the buffer is gathered in a slice that
+// belongs to that frame and is handed to the caller, so the buffer's size
+// never depends on the frames' sizes.
+//
+// A Reader holds no buffer at all while its connection is idle: when
+// nothing is buffered and the last read was short, it lets its buffer go and
+// waits for the next bytes with an array of idleRead bytes of its own (a
+// relay holds one Reader per idle connection, most of them waiting).
 const DefaultBufferSize = 512
+
+// idleRead is the size of the read a Reader waits with while it holds no
+// buffer. A read that fills it takes a buffer at once for what follows.
+const idleRead = 32
 
 // MaxBufferSize is the size the read buffer may grow to while reads keep
 // filling it (a busy sender), one TLS record (RFC 8446, section 5.1).
@@ -66,6 +74,9 @@ type Reader struct {
 	err error
 	// broken is set after a FrameTooLargeError.
 	broken error
+	// idle is what the Reader reads into while it holds no buffer (buf
+	// nil): see DefaultBufferSize.
+	idle [idleRead]byte
 }
 
 // NewReader returns a Reader over r that accepts frames of at most max bytes,
@@ -82,8 +93,7 @@ func NewReaderSize(r io.Reader, maxFrame, size int) *Reader {
 		maxFrame = DefaultMaxFrame
 	}
 	size = max(size, 16)
-	return &Reader{r: r, max: maxFrame, buf: make([]byte, size),
-		minBuf: size, maxBuf: max(size, MaxBufferSize)}
+	return &Reader{r: r, max: maxFrame, minBuf: size, maxBuf: max(size, MaxBufferSize)}
 }
 
 // ReadFrame returns the next frame, its terminating NUL included. The slice is
@@ -138,7 +148,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			r.end = copy(r.buf, r.buf[r.start:r.end])
 			r.start = 0
 		}
-		if r.end == len(r.buf) {
+		if r.buf != nil && r.end == len(r.buf) {
 			// The buffer is full of one frame: move it out to the
 			// frame's own slice and keep reading into the buffer.
 			if r.acc == nil {
@@ -147,19 +157,29 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			r.acc = append(r.acc, r.buf[:r.end]...)
 			r.end = 0
 		}
-		r.resize()
-		free := len(r.buf) - r.end
-		n, err := r.r.Read(r.buf[r.end:])
-		if n < 0 || n > free {
-			return nil, errors.New("xmlsocket: reader returned an invalid count")
+		var n int
+		var err error
+		if r.end == 0 && r.acc == nil && (r.buf == nil || r.shrink) {
+			// Nothing buffered, and the peer sent little last time:
+			// wait for its next bytes without a buffer.
+			if n, err = r.readIdle(); n < 0 {
+				return nil, errors.New("xmlsocket: reader returned an invalid count")
+			}
+		} else {
+			r.resize()
+			free := len(r.buf) - r.end
+			n, err = r.r.Read(r.buf[r.end:])
+			if n < 0 || n > free {
+				return nil, errors.New("xmlsocket: reader returned an invalid count")
+			}
+			r.end += n
+			// A read that fills most of the buffer means more is
+			// waiting: take a bigger buffer next time, so a busy sender
+			// is read with few system calls. A short read means the
+			// burst is over: go back to the small buffer, then to none.
+			r.grow = n == free && free >= len(r.buf)/2
+			r.shrink = n < r.minBuf
 		}
-		r.end += n
-		// A read that fills most of the buffer means more is waiting: take
-		// a bigger buffer next time, so a busy sender is read with few
-		// system calls. A short read means the burst is over: go back to
-		// the small buffer, so an idle connection holds little.
-		r.grow = n == free && free >= len(r.buf)/2
-		r.shrink = n < r.minBuf
 		r.err = err
 		if n == 0 && err == nil {
 			empty++
@@ -179,9 +199,33 @@ func (r *Reader) Ready() bool {
 	return r.broken == nil && bytes.IndexByte(r.buf[r.start:r.end], 0) >= 0
 }
 
+// readIdle lets the buffer go and reads into r.idle; what came is moved
+// into a fresh buffer of the starting size. It returns the read's count and
+// error (a count out of range as -1).
+func (r *Reader) readIdle() (int, error) {
+	r.buf = nil
+	r.grow = false
+	wait := r.idle[:min(len(r.idle), r.minBuf)]
+	n, err := r.r.Read(wait)
+	if n < 0 || n > len(wait) {
+		return -1, err
+	}
+	if n > 0 {
+		r.buf = make([]byte, r.minBuf)
+		r.end = copy(r.buf, r.idle[:n])
+	}
+	// A read that filled the array may have left more behind: the buffer
+	// is kept for the next read. A shorter one lets it go again once the
+	// frames in it are done.
+	r.shrink = n < len(wait)
+	return n, err
+}
+
 // resize applies the decision of the last read, before the next one.
 func (r *Reader) resize() {
 	switch {
+	case r.buf == nil:
+		r.buf = make([]byte, r.minBuf)
 	case r.grow && len(r.buf) < r.maxBuf:
 		nb := make([]byte, min(2*len(r.buf), r.maxBuf))
 		r.end = copy(nb, r.buf[r.start:r.end])

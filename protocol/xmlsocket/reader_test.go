@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -255,8 +256,8 @@ func TestReaderBufferAdapts(t *testing.T) {
 	if _, err := r.ReadFrame(); err != io.EOF {
 		t.Fatalf("error = %v, want EOF", err)
 	}
-	if len(r.buf) != DefaultBufferSize {
-		t.Fatalf("buffer is %d bytes after a short read, want %d", len(r.buf), DefaultBufferSize)
+	if r.buf != nil {
+		t.Fatalf("buffer is %d bytes once the burst is over and the frames read, want none", len(r.buf))
 	}
 }
 
@@ -281,5 +282,54 @@ func TestReady(t *testing.T) {
 		if r.Ready() != s.ready {
 			t.Fatalf("after %q Ready() = %v, want %v", s.frame, !s.ready, s.ready)
 		}
+	}
+}
+
+// sizesReader records the size of each read it is asked for.
+type sizesReader struct {
+	r     io.Reader
+	sizes []int
+}
+
+func (s *sizesReader) Read(p []byte) (int, error) {
+	s.sizes = append(s.sizes, len(p))
+	return s.r.Read(p)
+}
+
+// TestReaderIdleHoldsNoBuffer checks that a Reader holds no buffer before
+// its first bytes and after a short burst, waits with a read of idleRead
+// bytes then, and still gets frames longer than that whole.
+func TestReaderIdleHoldsNoBuffer(t *testing.T) {
+	long := strings.Repeat("x", 3*idleRead) + "\x00"
+	src := &sizesReader{r: &burstReader{bursts: [][]byte{[]byte("hi\x00"), []byte(long), []byte("a\x00b")}}}
+	r := NewReader(src, 1024)
+	if r.buf != nil {
+		t.Fatalf("new Reader holds a %d-byte buffer, want none", len(r.buf))
+	}
+	steps := []struct {
+		frame string
+		reads []int // the sizes of the reads this frame took
+	}{
+		{"hi\x00", []int{idleRead}},
+		// A read that fills the idle array takes a buffer for the rest.
+		{long, []int{idleRead, DefaultBufferSize - idleRead}},
+		{"a\x00", []int{idleRead}},
+	}
+	for _, s := range steps {
+		src.sizes = nil
+		f, err := r.ReadFrame()
+		if err != nil || string(f) != s.frame {
+			t.Fatalf("frame = %q, %v; want %q", f, err, s.frame)
+		}
+		if !slices.Equal(src.sizes, s.reads) {
+			t.Fatalf("frame %.10q took reads of %v bytes, want %v", s.frame, src.sizes, s.reads)
+		}
+	}
+	// "b" is buffered: the Reader keeps its buffer until the frame is done.
+	if len(r.buf) != DefaultBufferSize {
+		t.Fatalf("buffer is %d bytes with a partial frame in it, want %d", len(r.buf), DefaultBufferSize)
+	}
+	if _, err := r.ReadFrame(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("error = %v, want %v", err, io.ErrUnexpectedEOF)
 	}
 }
