@@ -58,8 +58,9 @@ func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 // client is one connection. The reader side (run) belongs to Serve's
 // goroutine; the writer side (writeLoop) to a goroutine of its own that runs
 // only while there is something to write (kick starts it, it returns once
-// the queue is empty), so an idle client costs one goroutine, not two; the
-// queue between them, filled by every sender of the room, is guarded by mu.
+// the queue has stayed empty for writerLinger), so an idle client costs one
+// goroutine, not two; the queue between them, filled by every sender of the
+// room, is guarded by mu.
 type client struct {
 	h    *Hub
 	t    Transport
@@ -95,9 +96,12 @@ type client struct {
 	writeFailed bool
 	// writing is set while a writer goroutine runs (kick, writeLoop);
 	// writers counts it, for Serve and Leave to wait on once the client
-	// is closing (no writer starts after that).
+	// is closing (no writer starts after that). wake (one token, made
+	// with the first writer) tells a writer waiting for more that the
+	// queue or closing changed.
 	writing bool
 	writers sync.WaitGroup
+	wake    chan struct{}
 	// progress is when the writer last showed it is moving: it started or
 	// finished a write, or was handed a queue that was empty. A sender that
 	// finds the queue full waits for room until progress is
@@ -379,19 +383,50 @@ func (c *client) freeRoomLocked() {
 	}
 }
 
+// writerLinger is how long a writer whose queue is empty waits for more
+// before it returns: a client of a busy room keeps its writer (and the
+// stack its TLS writes grew) from one burst to the next, an idle one holds
+// none.
+const writerLinger = time.Second
+
 // kick starts the writer if the queue holds something it may write and no
-// writer is running. A running writer needs no wake-up: it looks at the
-// queue again under mu before it returns.
+// writer is running, and wakes it if one is waiting for more. A writer
+// looks at the queue again under mu before it returns, so no message is
+// left behind.
 func (c *client) kick() {
 	c.mu.Lock()
-	start := !c.writing && !c.held && !c.closing && len(c.queue) > 0
+	if c.writing {
+		c.mu.Unlock()
+		c.signal()
+		return
+	}
+	start := !c.held && !c.closing && len(c.queue) > 0
 	if start {
 		c.writing = true
 		c.writers.Add(1)
+		if c.wake == nil {
+			c.wake = make(chan struct{}, 1)
+		}
 	}
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
+	}
+}
+
+// signal wakes a writer waiting for more, if there is one. c.wake is only
+// set under mu, before the first writer starts; a client that never had one
+// has nothing to wake.
+func (c *client) signal() {
+	c.mu.Lock()
+	w := c.wake
+	c.mu.Unlock()
+	if w == nil {
+		return
+	}
+	select {
+	case w <- struct{}{}:
+	default:
 	}
 }
 
@@ -423,6 +458,7 @@ func (c *client) withdraw() {
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.freeRoomLocked()
 	c.mu.Unlock()
+	c.signal()
 }
 
 // kill marks the client closing for reason (unless it already was; the
@@ -442,6 +478,7 @@ func (c *client) kill(reason CloseReason) CloseReason {
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.freeRoomLocked()
 	c.mu.Unlock()
+	c.signal()
 	c.t.SetReadDeadline(aLongTimeAgo())
 	c.t.SetWriteDeadline(aLongTimeAgo())
 	return reason
@@ -452,17 +489,46 @@ func (c *client) kill(reason CloseReason) CloseReason {
 // deadline. A round's bytes leave the queue budget as soon as its write
 // returns, not when the whole batch is out, so a receiver that reads as
 // fast as it can is never taken for a slow one while a long batch is being
-// written to it. It returns once the queue is empty (or the client
-// closing): kick starts another for the next message.
+// written to it. It returns once the client is closing, or once the queue
+// has stayed empty for writerLinger: kick starts another for the next
+// message.
 func (c *client) writeLoop() {
 	defer c.writers.Done()
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 || c.held || c.closing {
-			c.writing = false
+		for (len(c.queue) == 0 || c.held) && !c.closing {
 			if cap(c.spare) > shrinkQueue {
 				c.spare = nil
 			}
+			wake := c.wake
+			c.mu.Unlock()
+			if linger == nil {
+				linger = time.NewTimer(writerLinger)
+			} else {
+				linger.Reset(writerLinger)
+			}
+			timedOut := false
+			select {
+			case <-wake:
+			case <-linger.C:
+				timedOut = true
+			}
+			c.mu.Lock()
+			if timedOut && (len(c.queue) == 0 || c.held) {
+				c.writing = false
+				c.spare = nil
+				c.mu.Unlock()
+				return
+			}
+		}
+		if c.closing {
+			c.writing = false
 			c.mu.Unlock()
 			return
 		}

@@ -15,10 +15,13 @@ import (
 // belongs to that frame and is handed to the caller, so the buffer's size
 // never depends on the frames' sizes.
 //
-// A Reader holds no buffer at all while its connection is idle: when
-// nothing is buffered and the last read was short, it lets its buffer go and
-// waits for the next bytes with an array of idleRead bytes of its own (a
-// relay holds one Reader per idle connection, most of them waiting).
+// A Reader made with a buffer of this size or less (a server's, holding one
+// Reader per connection, most of them waiting) holds no buffer at all while
+// its connection is idle: when nothing is buffered and the last read was
+// short, it lets its buffer go and waits for the next bytes with a read of
+// idleRead bytes into an array of its own. A Reader made with a larger
+// buffer (a client's, reading a busy stream) keeps it: the small read would
+// cost it a second read for each burst.
 const DefaultBufferSize = 512
 
 // idleRead is the size of the read a Reader waits with while it holds no
@@ -75,8 +78,10 @@ type Reader struct {
 	// broken is set after a FrameTooLargeError.
 	broken error
 	// idle is what the Reader reads into while it holds no buffer (buf
-	// nil): see DefaultBufferSize.
-	idle [idleRead]byte
+	// nil); release says whether it lets its buffer go (see
+	// DefaultBufferSize).
+	idle    [idleRead]byte
+	release bool
 }
 
 // NewReader returns a Reader over r that accepts frames of at most max bytes,
@@ -93,7 +98,12 @@ func NewReaderSize(r io.Reader, maxFrame, size int) *Reader {
 		maxFrame = DefaultMaxFrame
 	}
 	size = max(size, 16)
-	return &Reader{r: r, max: maxFrame, minBuf: size, maxBuf: max(size, MaxBufferSize)}
+	rd := &Reader{r: r, max: maxFrame, minBuf: size, maxBuf: max(size, MaxBufferSize),
+		release: size <= DefaultBufferSize}
+	if !rd.release {
+		rd.buf = make([]byte, size)
+	}
+	return rd
 }
 
 // ReadFrame returns the next frame, its terminating NUL included. The slice is
@@ -159,7 +169,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		}
 		var n int
 		var err error
-		if r.end == 0 && r.acc == nil && (r.buf == nil || r.shrink) {
+		if r.end == 0 && r.acc == nil && (r.buf == nil || r.shrink && r.release) {
 			// Nothing buffered, and the peer sent little last time:
 			// wait for its next bytes without a buffer.
 			if n, err = r.readIdle(); n < 0 {

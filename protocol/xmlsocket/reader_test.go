@@ -333,3 +333,22 @@ func TestReaderIdleHoldsNoBuffer(t *testing.T) {
 		t.Fatalf("error = %v, want %v", err, io.ErrUnexpectedEOF)
 	}
 }
+
+// TestReaderLargeKeepsBuffer checks that a Reader made with a buffer larger
+// than DefaultBufferSize (a client reading a busy stream) keeps it between
+// bursts and reads into all of it.
+func TestReaderLargeKeepsBuffer(t *testing.T) {
+	const size = 16 << 10
+	src := &sizesReader{r: &burstReader{bursts: [][]byte{[]byte("hi\x00"), []byte("ho\x00")}}}
+	r := NewReaderSize(src, 1024, size)
+	for _, want := range []string{"hi\x00", "ho\x00"} {
+		src.sizes = nil
+		f, err := r.ReadFrame()
+		if err != nil || string(f) != want {
+			t.Fatalf("frame = %q, %v; want %q", f, err, want)
+		}
+		if !slices.Equal(src.sizes, []int{size}) || len(r.buf) != size {
+			t.Fatalf("frame %q took reads of %v bytes, buffer %d; want one read of %d", want, src.sizes, len(r.buf), size)
+		}
+	}
+}
