@@ -387,7 +387,7 @@ func (c *client) freeRoomLocked() {
 // before it returns: a client of a busy room keeps its writer (and the
 // stack its TLS writes grew) from one burst to the next, an idle one holds
 // none.
-const writerLinger = time.Second
+const writerLinger = 100 * time.Millisecond
 
 // kick starts the writer if the queue holds something it may write and no
 // writer is running, and wakes it if one is waiting for more. A writer
