@@ -17,8 +17,8 @@ import (
 //
 // A Reader made with a buffer of this size or less (a server's, holding one
 // Reader per connection, most of them waiting) holds no buffer at all while
-// its connection is idle: when nothing is buffered and the last read was
-// short, it lets its buffer go and waits for the next bytes with a read of
+// its connection is idle: when nothing is buffered, the last read was short
+// and the buffer is back at its starting size, it lets its buffer go and waits for the next bytes with a read of
 // idleRead bytes into an array of its own. A Reader made with a larger
 // buffer (a client's, reading a busy stream) keeps it: the small read would
 // cost it a second read for each burst.
@@ -169,9 +169,14 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		}
 		var n int
 		var err error
-		if r.end == 0 && r.acc == nil && (r.buf == nil || r.shrink && r.release) {
-			// Nothing buffered, and the peer sent little last time:
-			// wait for its next bytes without a buffer.
+		if r.end == 0 && r.acc == nil && (r.buf == nil || r.shrink && r.release && len(r.buf) == r.minBuf) {
+			// Nothing buffered, the peer sent little last time, and
+			// the buffer is back at its starting size: wait for the
+			// next bytes without a buffer. A buffer grown by a busy
+			// sender shrinks first: let go at once, every burst would
+			// start again from a 32-byte read and a small buffer, and
+			// the relay would wake its receivers' writers for a few
+			// messages at a time rather than once per burst.
 			if n, err = r.readIdle(); n < 0 {
 				return nil, errors.New("xmlsocket: reader returned an invalid count")
 			}

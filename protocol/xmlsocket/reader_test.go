@@ -352,3 +352,44 @@ func TestReaderLargeKeepsBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestReaderShrinksBeforeLettingGo checks that a buffer grown by a busy
+// sender is not let go at the first short read, but shrunk to its starting
+// size first: a sender that pauses between bursts is read whole bursts at a
+// time, not from a 32-byte read each time.
+func TestReaderShrinksBeforeLettingGo(t *testing.T) {
+	// 290 frames of 16 bytes: read 32, 512, 1024 and 2048 bytes at a
+	// time as the buffer grows, then the last 1,024 into a 4 KiB buffer
+	// (neither full nor short).
+	const frames = 290
+	busy := bytes.Repeat([]byte("0123456789abcde\x00"), frames)
+	src := &sizesReader{r: &burstReader{bursts: [][]byte{busy, []byte("a\x00"), []byte("b\x00"), []byte("c\x00")}}}
+	r := NewReader(src, 1024)
+	for range frames {
+		if _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown := len(r.buf)
+	if grown <= DefaultBufferSize {
+		t.Fatalf("buffer is %d bytes after a 4 KiB burst, want more than %d", grown, DefaultBufferSize)
+	}
+	steps := []struct {
+		frame string
+		read  int // the size of the read the frame took
+	}{
+		{"a\x00", grown},             // the grown buffer, as the burst left it
+		{"b\x00", DefaultBufferSize}, // shrunk after the short read
+		{"c\x00", idleRead},          // let go after a second one
+	}
+	for _, s := range steps {
+		src.sizes = nil
+		f, err := r.ReadFrame()
+		if err != nil || string(f) != s.frame {
+			t.Fatalf("frame = %q, %v; want %q", f, err, s.frame)
+		}
+		if !slices.Equal(src.sizes, []int{s.read}) {
+			t.Fatalf("frame %q took reads of %v bytes, want one of %d", s.frame, src.sizes, s.read)
+		}
+	}
+}
