@@ -98,10 +98,12 @@ type client struct {
 	// writers counts it, for Serve and Leave to wait on once the client
 	// is closing (no writer starts after that). wake (one token, made
 	// with the first writer) tells a writer waiting for more that the
-	// queue or closing changed.
+	// queue or closing changed. wrote is set by the writer at each batch,
+	// and cleared when its linger timer fires (see writeLoop).
 	writing bool
 	writers sync.WaitGroup
 	wake    chan struct{}
+	wrote   bool
 	// progress is when the writer last showed it is moving: it started or
 	// finished a write, or was handed a queue that was empty. A sender that
 	// finds the queue full waits for room until progress is
@@ -384,9 +386,9 @@ func (c *client) freeRoomLocked() {
 }
 
 // writerLinger is how long a writer whose queue is empty waits for more
-// before it returns: a client of a busy room keeps its writer (and the
-// stack its TLS writes grew) from one burst to the next, an idle one holds
-// none.
+// before it returns (one to two periods, see writeLoop): a client of a busy
+// room keeps its writer (and the stack its TLS writes grew) from one burst
+// to the next, an idle one holds none.
 const writerLinger = 100 * time.Millisecond
 
 // kick starts the writer if the queue holds something it may write and no
@@ -396,8 +398,12 @@ const writerLinger = 100 * time.Millisecond
 func (c *client) kick() {
 	c.mu.Lock()
 	if c.writing {
+		w := c.wake
 		c.mu.Unlock()
-		c.signal()
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 		return
 	}
 	start := !c.held && !c.closing && len(c.queue) > 0
@@ -494,12 +500,13 @@ func (c *client) kill(reason CloseReason) CloseReason {
 // message.
 func (c *client) writeLoop() {
 	defer c.writers.Done()
-	var linger *time.Timer
-	defer func() {
-		if linger != nil {
-			linger.Stop()
-		}
-	}()
+	// The linger timer is not reset at each wait, which a busy room would
+	// pay at every burst: when it fires, a writer that wrote since the last
+	// time (wrote) goes on for another period, one that did not returns.
+	// An idle writer so returns between one and two periods after its
+	// last write.
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
 	for {
 		c.mu.Lock()
 		for (len(c.queue) == 0 || c.held) && !c.closing {
@@ -508,11 +515,6 @@ func (c *client) writeLoop() {
 			}
 			wake := c.wake
 			c.mu.Unlock()
-			if linger == nil {
-				linger = time.NewTimer(writerLinger)
-			} else {
-				linger.Reset(writerLinger)
-			}
 			timedOut := false
 			select {
 			case <-wake:
@@ -520,11 +522,15 @@ func (c *client) writeLoop() {
 				timedOut = true
 			}
 			c.mu.Lock()
-			if timedOut && (len(c.queue) == 0 || c.held) {
-				c.writing = false
-				c.spare = nil
-				c.mu.Unlock()
-				return
+			if timedOut {
+				if !c.wrote && (len(c.queue) == 0 || c.held) {
+					c.writing = false
+					c.spare = nil
+					c.mu.Unlock()
+					return
+				}
+				c.wrote = false
+				linger.Reset(writerLinger)
 			}
 		}
 		if c.closing {
@@ -542,6 +548,7 @@ func (c *client) writeLoop() {
 
 		c.mu.Lock()
 		c.writeFailed = err != nil && err != errSkipped
+		c.wrote = true
 		if !c.closing {
 			c.spare = batch[:0]
 		}
