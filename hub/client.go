@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -100,7 +101,7 @@ type client struct {
 	// with the first writer) tells a writer waiting for more that the
 	// queue or closing changed. wrote is set by the writer at each batch,
 	// and cleared when its linger timer fires (see writeLoop).
-	writing bool
+	writing atomic.Bool
 	writers sync.WaitGroup
 	wake    chan struct{}
 	wrote   bool
@@ -395,24 +396,32 @@ const writerLinger = 100 * time.Millisecond
 // writer is running, and wakes it if one is waiting for more. A writer
 // looks at the queue again under mu before it returns, so no message is
 // left behind.
+//
+// writing is read without mu first: a sender kicks after its message is in
+// the queue, and a writer clears writing under mu only after it found the
+// queue empty there, so a writer seen running will see the message. c.wake
+// is set before writing is first stored, and never changes after.
 func (c *client) kick() {
-	c.mu.Lock()
-	if c.writing {
-		w := c.wake
-		c.mu.Unlock()
+	if c.writing.Load() {
 		select {
-		case w <- struct{}{}:
+		case c.wake <- struct{}{}:
 		default:
 		}
 		return
 	}
+	c.mu.Lock()
+	if c.writing.Load() {
+		c.mu.Unlock()
+		c.signal()
+		return
+	}
 	start := !c.held && !c.closing && len(c.queue) > 0
 	if start {
-		c.writing = true
-		c.writers.Add(1)
 		if c.wake == nil {
 			c.wake = make(chan struct{}, 1)
 		}
+		c.writing.Store(true)
+		c.writers.Add(1)
 	}
 	c.mu.Unlock()
 	if start {
@@ -524,7 +533,7 @@ func (c *client) writeLoop() {
 			c.mu.Lock()
 			if timedOut {
 				if !c.wrote && (len(c.queue) == 0 || c.held) {
-					c.writing = false
+					c.writing.Store(false)
 					c.spare = nil
 					c.mu.Unlock()
 					return
@@ -534,7 +543,7 @@ func (c *client) writeLoop() {
 			}
 		}
 		if c.closing {
-			c.writing = false
+			c.writing.Store(false)
 			c.mu.Unlock()
 			return
 		}
@@ -553,7 +562,7 @@ func (c *client) writeLoop() {
 			c.spare = batch[:0]
 		}
 		if err != nil {
-			c.writing = false
+			c.writing.Store(false)
 		}
 		c.mu.Unlock()
 		if err != nil {
