@@ -99,12 +99,18 @@ type client struct {
 	// writers counts it, for Serve and Leave to wait on once the client
 	// is closing (no writer starts after that). wake (one token, made
 	// with the first writer) tells a writer waiting for more that the
-	// queue or closing changed. wrote is set by the writer at each batch,
-	// and cleared when its linger timer fires (see writeLoop).
-	writing atomic.Bool
-	writers sync.WaitGroup
-	wake    chan struct{}
-	wrote   bool
+	// queue or closing changed. linger is the running writer's timer
+	// (nil when none); wrote is set by the writer at each batch and
+	// cleared when the timer fires; retire is set when the timer finds
+	// the writer idle, which then returns at its next empty queue (see
+	// lingerTick).
+	writing   atomic.Bool
+	writers   sync.WaitGroup
+	wake      chan struct{}
+	linger    *time.Timer
+	lingerGen uint64 // tells the running writer's timer from the timers of writers gone
+	wrote     bool
+	retire    bool
 	// progress is when the writer last showed it is moving: it started or
 	// finished a write, or was handed a queue that was empty. A sender that
 	// finds the queue full waits for room until progress is
@@ -421,12 +427,35 @@ func (c *client) kick() {
 			c.wake = make(chan struct{}, 1)
 		}
 		c.writing.Store(true)
+		c.retire = false
 		c.writers.Add(1)
 	}
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
 	}
+}
+
+// lingerTick is the linger timer of writer gen firing: a writer
+// that wrote since the last tick, or has something to write, goes on for
+// another period; one that did not is told to return (retire). An idle
+// writer so returns between one and two periods after its last write. A
+// tick of a writer that already returned does nothing.
+func (c *client) lingerTick(gen uint64) {
+	c.mu.Lock()
+	if c.linger == nil || c.lingerGen != gen {
+		c.mu.Unlock()
+		return
+	}
+	if c.wrote || len(c.queue) > 0 {
+		c.wrote = false
+		c.linger.Reset(writerLinger)
+		c.mu.Unlock()
+		return
+	}
+	c.retire = true
+	c.mu.Unlock()
+	c.signal()
 }
 
 // signal wakes a writer waiting for more, if there is one. c.wake is only
@@ -509,40 +538,36 @@ func (c *client) kill(reason CloseReason) CloseReason {
 // message.
 func (c *client) writeLoop() {
 	defer c.writers.Done()
-	// The linger timer is not reset at each wait, which a busy room would
-	// pay at every burst: when it fires, a writer that wrote since the last
-	// time (wrote) goes on for another period, one that did not returns.
-	// An idle writer so returns between one and two periods after its
-	// last write.
-	linger := time.NewTimer(writerLinger)
-	defer linger.Stop()
+	// The writer waits on its wake channel alone, as cheap a wait as there
+	// is, which a busy room pays at every burst; the linger timer runs
+	// beside it (lingerTick), once a period, not once a wait.
+	c.mu.Lock()
+	c.lingerGen++
+	gen := c.lingerGen
+	t := time.AfterFunc(writerLinger, func() { c.lingerTick(gen) })
+	c.linger = t
+	c.mu.Unlock()
+	defer t.Stop()
 	for {
 		c.mu.Lock()
 		for (len(c.queue) == 0 || c.held) && !c.closing {
+			if c.retire {
+				c.retire, c.linger = false, nil
+				c.writing.Store(false)
+				c.spare = nil
+				c.mu.Unlock()
+				return
+			}
 			if cap(c.spare) > shrinkQueue {
 				c.spare = nil
 			}
 			wake := c.wake
 			c.mu.Unlock()
-			timedOut := false
-			select {
-			case <-wake:
-			case <-linger.C:
-				timedOut = true
-			}
+			<-wake
 			c.mu.Lock()
-			if timedOut {
-				if !c.wrote && (len(c.queue) == 0 || c.held) {
-					c.writing.Store(false)
-					c.spare = nil
-					c.mu.Unlock()
-					return
-				}
-				c.wrote = false
-				linger.Reset(writerLinger)
-			}
 		}
 		if c.closing {
+			c.linger = nil
 			c.writing.Store(false)
 			c.mu.Unlock()
 			return
@@ -562,6 +587,7 @@ func (c *client) writeLoop() {
 			c.spare = batch[:0]
 		}
 		if err != nil {
+			c.linger = nil
 			c.writing.Store(false)
 		}
 		c.mu.Unlock()
