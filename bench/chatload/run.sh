@@ -12,8 +12,10 @@
 #
 # With RATES, the sender offers each rate for SECONDS (default 5) whatever
 # the receivers do, a fresh server for each, and each line reports the
-# receivers the relay dropped and the delivered rate; the idle and windowed
-# fan-out runs are skipped.
+# receivers the relay dropped, the delivered rate and the latency from each
+# message's due time; the receivers are raw TLS clients unless TRANSPORTS
+# names others; the idle and windowed fan-out runs are skipped.
+#   TRANSPORTS=websocket RATES="20000 30000" bench/chatload/run.sh
 #
 # Needs go. Listens on 127.0.0.1 only, stops everything on exit.
 set -euo pipefail
@@ -57,11 +59,14 @@ stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "$RATES" ]; then
-	for rate in $RATES; do
-		start
-		"$work/chatload" -mode fanout -addr "$addr" -ca "$work/data/ca/ca.pem" -receivers "$RECEIVERS" \
-			-rate "$rate" -messages $((rate * SECONDS_EACH))
-		stop
+	for transport in ${TRANSPORTS:-raw}; do
+		for rate in $RATES; do
+			start
+			echo "receivers: $transport"
+			"$work/chatload" -mode fanout -transport "$transport" -addr "$addr" -ca "$work/data/ca/ca.pem" -receivers "$RECEIVERS" \
+				-rate "$rate" -messages $((rate * SECONDS_EACH))
+			stop
+		done
 	done
 	exit 0
 fi
