@@ -46,7 +46,7 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("chatload", flag.ContinueOnError)
-	mode := fs.String("mode", "idle", "idle or fanout")
+	mode := fs.String("mode", "idle", "idle, fanout, or nats (fanout's open loop against a NATS server at --addr)")
 	addr := fs.String("addr", "127.0.0.1:10000", "the relay's TLS address")
 	caFile := fs.String("ca", "", "PEM CA file to trust (passerelle ca path)")
 	pid := fs.Int("pid", 0, "idle: the server's process id, to read its VmRSS")
@@ -82,8 +82,13 @@ func run(args []string) error {
 			return fmt.Errorf("--transport %q: want raw, websocket or mixed", *transport)
 		}
 		return fanout(*addr, cfg, *receivers, *messages, *size, *window, *rate, *transport)
+	case "nats":
+		if *size < 24 || *rate <= 0 {
+			return errors.New("nats needs --size of at least 24 bytes and a --rate")
+		}
+		return natsFanout("tls://"+*addr, cfg, *receivers, *messages, *size, *rate)
 	}
-	return fmt.Errorf("--mode %q: want idle or fanout", *mode)
+	return fmt.Errorf("--mode %q: want idle, fanout or nats", *mode)
 }
 
 // rss reads a process's resident set size in bytes.

@@ -16,6 +16,7 @@
 # message's due time; the receivers are raw TLS clients unless TRANSPORTS
 # names others; the idle and windowed fan-out runs are skipped.
 #   TRANSPORTS=websocket RATES="20000 30000" bench/chatload/run.sh
+#   NATS=1 RATES=50000 bench/chatload/run.sh  # then the same open loop against nats-server
 #
 # Needs go. Listens on 127.0.0.1 only, stops everything on exit.
 set -euo pipefail
@@ -67,6 +68,31 @@ if [ -n "$RATES" ]; then
 				-rate "$rate" -messages $((rate * SECONDS_EACH))
 			stop
 		done
+	done
+	[ -n "${NATS:-}" ] || exit 0
+	# The same open loop against nats-server (NATS=1; the binary on PATH or
+	# in $(go env GOPATH)/bin, e.g. from go install
+	# github.com/nats-io/nats-server/v2@v2.15.2, the version go.mod pins),
+	# over TLS with a certificate made here, one subject, one connection
+	# per subscriber.
+	nats=$(command -v nats-server || echo "$(go env GOPATH)/bin/nats-server")
+	[ -x "$nats" ] || { echo "nats-server not found: go install github.com/nats-io/nats-server/v2@v2.15.2" >&2; exit 1; }
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj "/CN=chatload NATS CA" -keyout "$work/nats-ca.key" -out "$work/nats-ca.pem" 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+		-keyout "$work/nats.key" -out "$work/nats.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/nats-ext.cnf"
+	openssl x509 -req -in "$work/nats.csr" -CA "$work/nats-ca.pem" -CAkey "$work/nats-ca.key" -CAcreateserial \
+		-days 1 -extfile "$work/nats-ext.cnf" -out "$work/nats.pem" 2>/dev/null
+	nats_port=${NATS_PORT:-18422}
+	for rate in $RATES; do
+		"$nats" -a 127.0.0.1 -p "$nats_port" --tls --tlscert "$work/nats.pem" --tlskey "$work/nats.key" >"$work/nats.log" 2>&1 &
+		pid=$!
+		for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break; sleep 0.1; done
+		echo "nats-server $("$nats" --version | sed 's/^nats-server: //')"
+		"$work/chatload" -mode nats -addr "127.0.0.1:$nats_port" -ca "$work/nats-ca.pem" -receivers "$RECEIVERS" \
+			-rate "$rate" -messages $((rate * SECONDS_EACH))
+		stop
 	done
 	exit 0
 fi

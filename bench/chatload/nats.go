@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// natsFanout is fanout's open loop against a NATS server, for the same
+// figures in the same run: one publisher offers rate messages per second
+// (bursts of 16 on schedule) of size bytes on one subject, to receivers
+// subscribers each on its own TLS connection. A subscriber the server cuts
+// off as slow, and messages a subscriber's client drops, count as lost;
+// latency is from each message's due time, as for the relay.
+func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int) error {
+	const subject = "chatload.fanout"
+	connect := func() (*nats.Conn, error) {
+		return nats.Connect(url, nats.Secure(cfg), nats.NoReconnect(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	}
+	start := time.Now()
+	seen := make([]atomic.Int64, receivers)
+	lat := make([][]time.Duration, receivers)
+	var lastRead atomic.Int64
+	subs := make([]*nats.Subscription, receivers)
+	for i := range receivers {
+		nc, err := connect()
+		if err != nil {
+			return fmt.Errorf("subscriber %d: %w", i, err)
+		}
+		defer nc.Close()
+		subs[i], err = nc.Subscribe(subject, func(m *nats.Msg) {
+			if len(m.Data) != size {
+				return
+			}
+			sent := int64(binary.BigEndian.Uint64(hexDecode(m.Data[8:24])))
+			if i < 10 {
+				lat[i] = append(lat[i], time.Since(start)-time.Duration(sent))
+			}
+			seen[i].Add(1)
+			lastRead.Store(int64(time.Since(start)))
+		})
+		if err != nil {
+			return err
+		}
+		if err := nc.Flush(); err != nil {
+			return err
+		}
+	}
+	pub, err := connect()
+	if err != nil {
+		return fmt.Errorf("publisher: %w", err)
+	}
+	defer pub.Close()
+	time.Sleep(time.Second)
+
+	start = time.Now()
+	msg := bytes.Repeat([]byte("x"), size)
+	for n := 0; n < messages; n++ {
+		if n%16 == 0 {
+			if d := time.Duration(n) * time.Second / time.Duration(rate); d > time.Since(start) {
+				time.Sleep(d - time.Since(start))
+			}
+		}
+		copy(msg, fmt.Sprintf("%08x", n))
+		copy(msg[8:], hexEncode(uint64(time.Duration(n-n%16)*time.Second/time.Duration(rate))))
+		if err := pub.Publish(subject, msg); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		return err
+	}
+	sendTime := time.Since(start)
+	// Wait until every subscriber has everything, or nothing has come for
+	// two seconds.
+	for {
+		total := int64(0)
+		for i := range seen {
+			total += seen[i].Load()
+		}
+		if total == int64(receivers*messages) || time.Since(start)-time.Duration(lastRead.Load()) > 2*time.Second {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	delivered, cut := int64(0), 0
+	for i := range seen {
+		delivered += seen[i].Load()
+		if !subs[i].IsValid() || seen[i].Load() < int64(messages) {
+			cut++
+		}
+	}
+	var all []time.Duration
+	for i := range lat {
+		if i < receivers {
+			all = append(all, lat[i]...)
+		}
+	}
+	slices.Sort(all)
+	q := func(p float64) time.Duration {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[int(p*float64(len(all)-1))]
+	}
+	elapsed := time.Duration(lastRead.Load())
+	fmt.Printf("nats-rate: 1 publisher, %d subscribers, %d messages of %d bytes offered at %d/s (sent at %.0f/s): %d subscribers missing messages, %d messages lost; %.0f delivered msgs/s; latency from due time p50 %s, p99 %s\n",
+		receivers, messages, size, rate, float64(messages)/sendTime.Seconds(), cut, int64(receivers*messages)-delivered,
+		float64(delivered)/elapsed.Seconds(), q(0.50).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond))
+	return nil
+}
