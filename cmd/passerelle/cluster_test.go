@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,5 +187,155 @@ func TestClusterExampleConfig(t *testing.T) {
 	cfg := loadExample(t, "cluster.yaml")
 	if !cfg.Cluster.Embedded || len(cfg.Cluster.Routes) != 2 || cfg.Cluster.TLS.CertFile == "" {
 		t.Fatalf("cluster section: %+v", cfg.Cluster)
+	}
+}
+
+// clusterProcess is a `passerelle serve` process of an embedded cluster.
+type clusterProcess struct {
+	cmd         *exec.Cmd
+	out, errOut *testutil.Buffer
+	chat, admin string // the chat listener's address, the admin base URL
+	exited      chan error
+}
+
+// startClusterProcess runs bin with the configuration file and waits until
+// it prints its chat and admin listeners.
+func startClusterProcess(t *testing.T, bin, config string) *clusterProcess {
+	t.Helper()
+	p := &clusterProcess{out: &testutil.Buffer{}, errOut: &testutil.Buffer{}, exited: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "--config", config, "serve")
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.errOut
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("%s: stdout:\n%s\nlog:\n%s", config, p.out, p.errOut)
+		}
+	})
+	testutil.Eventually(t, "serve to listen", waitTimeout, func() bool {
+		select {
+		case err := <-p.exited:
+			p.exited <- err
+			t.Fatalf("serve ended early: %v\n%s", err, p.errOut)
+		default:
+		}
+		return listenLine.MatchString(p.out.String()) && adminLine.MatchString(p.out.String())
+	})
+	p.chat = listenLine.FindStringSubmatch(p.out.String())[2]
+	m := adminLine.FindStringSubmatch(p.out.String())
+	p.admin = m[2] + "://" + m[1]
+	return p
+}
+
+// TestBinaryClusterSIGTERMFreesNickname runs three `passerelle serve`
+// processes of the real binary as an embedded cluster on loopback: the
+// nickname of a member of a node stopped with SIGTERM is free on another
+// node within 2 seconds of the signal, not once its key expires (30 s).
+func TestBinaryClusterSIGTERMFreesNickname(t *testing.T) {
+	bin := buildBinary(t)
+	ports := freeLoopbackPorts(t, 3)
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
+	var nodes []*clusterProcess
+	for i := range 3 {
+		var routes []string
+		for j, p := range ports {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+			}
+		}
+		dir := t.TempDir()
+		config := fmt.Sprintf(`data_dir: %s
+listeners:
+  - {address: 127.0.0.1:0, service: chat, tls: {mode: off}}
+cluster:
+  embedded: true
+  name: sigterm
+  node_name: node%d
+  listen: 127.0.0.1:%d
+  routes: [%s]
+  secret_file: %s
+admin:
+  address: 127.0.0.1:0
+`, dir, i, ports[i], strings.Join(routes, ", "), secret)
+		// The first node makes the secret before the others read it.
+		nodes = append(nodes, startClusterProcess(t, bin, writeConfig(t, dir, config)))
+	}
+	// Ready: the bucket of nicknames has its three replicas' majority.
+	for i, n := range nodes {
+		testutil.EventuallyReport(t, 2*waitTimeout, func() bool { code, _ := get(t, n.admin+"/readyz"); return code == 200 },
+			func() string {
+				code, body := get(t, n.admin+"/readyz")
+				return fmt.Sprintf("node %d /readyz: %d %s", i, code, body)
+			})
+	}
+	type client struct {
+		c net.Conn
+		r *bufio.Reader
+	}
+	ask := func(cl client, msg string) string {
+		t.Helper()
+		cl.c.SetDeadline(time.Now().Add(waitTimeout))
+		if _, err := cl.c.Write([]byte(msg + "\x00")); err != nil {
+			t.Fatal(err)
+		}
+		s, err := cl.r.ReadString(0)
+		if err != nil {
+			t.Fatalf("answer to %s: %v", msg, err)
+		}
+		return strings.TrimSuffix(s, "\x00")
+	}
+	dial := func(p *clusterProcess) client {
+		c, err := net.Dial("tcp", p.chat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return client{c, bufio.NewReader(c)}
+	}
+	const nick = `<passerelle:nick name="carol"/>`
+	const taken = `<passerelle:error code="nick-taken" command="nick">nickname &#34;carol&#34; is taken</passerelle:error>`
+	carol, other, third := dial(nodes[0]), dial(nodes[1]), dial(nodes[2])
+	if got := ask(carol, nick); got != nick {
+		t.Fatalf("nick on node 0: %q", got)
+	}
+	if got := ask(other, nick); got != taken {
+		t.Fatalf("nick on node 1 while node 0 holds it: %q, want %q", got, taken)
+	}
+
+	if err := nodes[0].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	var free time.Duration
+	for free == 0 && time.Since(sent) < waitTimeout {
+		if got := ask(other, nick); got == nick {
+			free = time.Since(sent)
+		} else if got != taken {
+			t.Fatalf("nick on node 1 after SIGTERM to node 0: %q", got)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if free == 0 || free > 2*time.Second {
+		t.Fatalf("nickname of the node stopped by SIGTERM free on another node after %v, want within 2s", time.Since(sent))
+	}
+	t.Logf("nickname free on node 1 %v after SIGTERM to node 0", free)
+	// Node 1 holds it in the bucket, not on its own: node 2 is refused.
+	if got := ask(third, nick); got != taken {
+		t.Fatalf("nick on node 2 once node 1 took it: %q, want %q", got, taken)
+	}
+	select {
+	case err := <-nodes[0].exited:
+		if err != nil {
+			t.Fatalf("node 0 exited with %v after SIGTERM", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("node 0 did not exit after SIGTERM")
+	}
+	if log := nodes[0].errOut.String(); strings.Contains(log, "cluster keys not deleted on leaving") || !strings.Contains(log, "cluster link stopped") {
+		t.Fatalf("node 0's log after SIGTERM:\n%s", log)
 	}
 }
