@@ -45,3 +45,40 @@ func TestNATSLogRateLimited(t *testing.T) {
 		}
 	})
 }
+
+// TestNATSLogDownPeer: a real peer of an embedded cluster goes down and
+// stays down. nats-server retries its route, each pooled connection on its
+// own and every attempt reported (the route was up once), which wrote
+// "Error trying to connect to route" several times a second; with the rate
+// limit the node writes one such line for that route in the first 3
+// seconds of retries, the others counted for the next.
+func TestNATSLogDownPeer(t *testing.T) {
+	logger, logs := testutil.Logger(t, slog.LevelInfo)
+	// The last node to start finds its routes up: its log has no route
+	// error before the peer goes down.
+	nodes := startCluster(t, 3, func(i int, cfg *Config) {
+		if i == 2 {
+			cfg.Logger = logger
+		}
+	})
+	const connErr = `msg="nats: Error trying to connect to route (attempt `
+	if strings.Contains(logs.String(), connErr) {
+		t.Fatalf("route errors before any node is down:\n%s", logs)
+	}
+	down := nodes[0].node.cfg.Listen
+	nodes[0].kill()
+	testutil.EventuallyContains(t, logs, connErr, waitTimeout)
+	time.Sleep(3 * time.Second) // nats-server retries meanwhile
+	lines := 0
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, connErr) {
+			if !strings.Contains(l, down) {
+				t.Fatalf("route error for another route than %s's: %s", down, l)
+			}
+			lines++
+		}
+	}
+	if lines != 1 {
+		t.Fatalf("%d lines for the route to %s in 3s, want 1:\n%s", lines, down, logs)
+	}
+}
