@@ -190,3 +190,59 @@ func TestTwoNodesWithoutMajority(t *testing.T) {
 	testutil.Eventually(t, "node 0 degraded", waitTimeout, func() bool { return nodes[0].node.Stats().Degraded })
 	testutil.EventuallyContains(t, logs, `level=WARN msg="cluster bucket of nicknames and members has no majority: nicknames are checked on this node only until enough nodes are back"`, waitTimeout)
 }
+
+// TestFloodPackDropped is the attack of one 800 KB NATS message holding
+// 400,000 chat messages, under a real node's id: had it been delivered, it
+// would overflow the queue of every member of the room on every node
+// (256 KiB by default) and drop them all as slow. Each node drops the pack
+// whole on arrival (it holds more messages than a node packs), counts its
+// 400,000 messages as bad_pack, and its members get the next real message
+// and nothing before it.
+func TestFloodPackDropped(t *testing.T) {
+	ns := startNATS(t, 0)
+	url := natsURL(ns)
+	var nodes []*testNode
+	for range 3 {
+		nodes = append(nodes, startNode(t, Config{NATS: []string{url}}, hub.Config{}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	for _, n := range nodes {
+		if err := n.node.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := nodes[0]
+	sender := a.connect()
+	var members []*chatClient
+	for _, n := range nodes[1:] {
+		members = append(members, n.connect(), n.connect())
+	}
+	waitInterest(t, []*server.Server{ns}, a.node.subject(hub.DefaultRoom), 3)
+	forger, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	const count = 400_000
+	pack := a.node.ID() + strings.Repeat("m\x00", count)
+	if err := forger.Publish(a.node.subject(hub.DefaultRoom), []byte(pack)); err != nil {
+		t.Fatal(err)
+	}
+	forger.Flush()
+	for i, n := range nodes[1:] {
+		testutil.EventuallyReport(t, waitTimeout, func() bool { return n.node.Stats().DroppedOnArrival["bad_pack"] == count },
+			func() string {
+				return fmt.Sprintf("node %d dropped on arrival %v, want bad_pack %d", i+1, n.node.Stats().DroppedOnArrival, count)
+			})
+	}
+	sender.send("real")
+	for _, m := range members {
+		m.expect("real")
+	}
+	for i, n := range nodes[1:] {
+		if st := n.node.Stats(); st.Received != 1 || st.Rejected != 0 || st.SlowDropped != 0 {
+			t.Fatalf("node %d received %d, rejected %d, slow dropped %d; want 1, 0, 0", i+1, st.Received, st.Rejected, st.SlowDropped)
+		}
+	}
+}
