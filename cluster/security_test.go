@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -21,8 +22,10 @@ import (
 
 // TestRogueServerGetsNoRoute: a stock nats-server that knows the cluster's
 // name and a node's route address, as docs/cluster.md's loopback layout
-// gives them away, routes at the node. It gets no route, and a client of
-// it subscribed to everything sees none of the rooms' messages.
+// gives them away, routes at the node. It gets no route, a client of it
+// subscribed to everything sees none of the rooms' messages, and the same
+// client's read of the certificate bucket (where the served keys are) gets
+// no answer, while a node's read gets the key.
 func TestRogueServerGetsNoRoute(t *testing.T) {
 	logger, logs := testutil.Logger(t, slog.LevelInfo)
 	nodes := startCluster(t, 2, func(i int, cfg *Config) {
@@ -56,6 +59,26 @@ func TestRogueServerGetsNoRoute(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), `msg="cluster route refused: a server without this cluster's credential or route certificate tried to join"`); n != 1 {
 		t.Fatalf("%d route refused lines for %d refusals, want 1:\n%s", n, nodes[0].node.Stats().RoutesRefused, logs)
+	}
+
+	// The certificate bucket: a node reads the key a node stored, the
+	// rogue's client gets no answer from the cluster's JetStream.
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	const key = "certificates/acme/chat.example/chat.example.key"
+	const pemKey = "-----BEGIN EC PRIVATE KEY-----\nnot a real one\n-----END EC PRIVATE KEY-----\n"
+	if err := nodes[0].node.CertStorage().Store(ctx, key, []byte(pemKey)); err != nil {
+		t.Fatal(err)
+	}
+	bucket := bucketNames(DefaultName)[1]
+	get := "$JS.API.STREAM.MSG.GET.KV_" + bucket
+	req := []byte(`{"seq":1,"next_by_subj":"$KV.` + bucket + `.>"}`)
+	m, err := nodes[1].node.nc.Request(get, req, waitTimeout)
+	if err != nil || !strings.Contains(string(m.Data), base64.StdEncoding.EncodeToString([]byte(pemKey))) {
+		t.Fatalf("a node's read of the certificate bucket: %v, %q", err, m.Data)
+	}
+	if m, err := spy.Request(get, req, time.Second); err == nil {
+		t.Fatalf("the rogue's client read the certificate bucket: %q", m.Data)
 	}
 }
 
