@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -266,6 +268,151 @@ func TestFloodPackDropped(t *testing.T) {
 	for i, n := range nodes[1:] {
 		if st := n.node.Stats(); st.Received != 1 || st.Rejected != 0 || st.SlowDropped != 0 {
 			t.Fatalf("node %d received %d, rejected %d, slow dropped %d; want 1, 0, 0", i+1, st.Received, st.Rejected, st.SlowDropped)
+		}
+	}
+}
+
+// TestClientPermissions: passerelle's own connection, with clientPermissions
+// (what the embedded server gives its one user, and what docs/cluster.md
+// asks of an existing NATS's user), does all a node does: rooms across
+// nodes, the bucket of nicknames, the certificate storage and its locks.
+// The same user may do nothing else: no other subject, no other cluster's
+// rooms or buckets, no purge or delete of its own buckets' streams, no
+// subscription beyond its rooms and inboxes.
+func TestClientPermissions(t *testing.T) {
+	const cluster = "perm"
+	password := randomPassword()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Users: []*server.User{{Username: clientUser, Password: password, Permissions: clientPermissions(cluster)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(ns.Shutdown)
+	url := "nats://" + clientUser + ":" + password + "@" + ns.Addr().String()
+	cfg := Config{NATS: []string{url}, Name: cluster}
+	a, b := startNode(t, cfg, hub.Config{}), startNode(t, cfg, hub.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	for _, n := range []*testNode{a, b} {
+		if err := n.node.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a1, b1 := a.connect(), b.connect()
+	if got := a1.ask(`<passerelle:nick name="carol"/>`); got != `<passerelle:nick name="carol"/>` {
+		t.Fatalf("nick on a: %q", got)
+	}
+	if got := b1.ask(`<passerelle:nick name="carol"/>`); !strings.Contains(got, `code="nick-taken"`) {
+		t.Fatalf("nick on b while a holds it: %q", got)
+	}
+	waitInterest(t, []*server.Server{ns}, a.node.subject(hub.DefaultRoom), 2)
+	a1.send("within the permissions")
+	b1.expect("within the permissions")
+	sa, sb := a.node.CertStorage(), b.node.CertStorage()
+	if err := sa.Lock(ctx, "issue/chat.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Store(ctx, "certificates/acme/chat.example/chat.example.key", []byte("key")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.Unlock(ctx, "issue/chat.example"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := sb.Load(ctx, "certificates/acme/chat.example/chat.example.key"); err != nil || string(got) != "key" {
+		t.Fatalf("certificate storage under the permissions: %q, %v", got, err)
+	}
+
+	violations := make(chan string, 16)
+	nc, err := nats.Connect(url, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err.Error() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const bucket = "passerelle_" + cluster
+	denied := []struct {
+		name, subject string
+		subscribe     bool
+	}{
+		{"everything", ">", true},
+		{"another cluster's rooms", "passerelle.other.room.ZGVmYXVsdA", true},
+		{"a bucket's subjects", "$KV." + bucket + "_certs.>", true},
+		{"another subject", "chat.default", false},
+		{"another cluster's rooms", "passerelle.other.room.ZGVmYXVsdA", false},
+		{"another bucket", "$KV.other.key", false},
+		{"another bucket's stream", "$JS.API.STREAM.CREATE.KV_other", false},
+		{"purge the nicknames", "$JS.API.STREAM.PURGE.KV_" + bucket, false},
+		{"delete the nicknames", "$JS.API.STREAM.DELETE.KV_" + bucket, false},
+		{"purge the certificates", "$JS.API.STREAM.PURGE.KV_" + bucket + "_certs", false},
+		{"delete the certificates", "$JS.API.STREAM.DELETE.KV_" + bucket + "_certs", false},
+		{"list the streams", "$JS.API.STREAM.LIST", false},
+		{"the system account", "$SYS.REQ.SERVER.PING", false},
+	}
+	for _, d := range denied {
+		var want string
+		if d.subscribe {
+			want = fmt.Sprintf(`nats: permissions violation: Permissions Violation for Subscription to "%s"`, d.subject)
+			if _, err := nc.SubscribeSync(d.subject); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			want = fmt.Sprintf(`nats: permissions violation: Permissions Violation for Publish to "%s"`, d.subject)
+			if err := nc.Publish(d.subject, []byte("{}")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The server answers the violation before the flush's PONG.
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-violations:
+			if got != want {
+				t.Errorf("%s: %s, want %s", d.name, got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s (%s): allowed", d.name, d.subject)
+		}
+	}
+	// The purges and deletes were refused: the nickname and the key stay.
+	if got := b1.ask(`<passerelle:nick name="carol"/>`); !strings.Contains(got, `code="nick-taken"`) {
+		t.Fatalf("nick on b after the refused purges: %q", got)
+	}
+	if got, err := sb.Load(ctx, "certificates/acme/chat.example/chat.example.key"); err != nil || string(got) != "key" {
+		t.Fatalf("certificate after the refused purges: %q, %v", got, err)
+	}
+}
+
+// TestEmbeddedClientPort: the embedded server's client port, which
+// passerelle's own connection does not even use (it connects in process),
+// listens on loopback only, is advertised to no other node, and lets no
+// one in without its user's random password.
+func TestEmbeddedClientPort(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	for i, n := range nodes {
+		addr, ok := n.node.srv.Addr().(*net.TCPAddr)
+		if !ok || !addr.IP.IsLoopback() {
+			t.Fatalf("node %d's client port on %v, want loopback", i, n.node.srv.Addr())
+		}
+		// What a node's server tells its clients of the other nodes'
+		// client ports: nothing.
+		if urls := n.node.nc.DiscoveredServers(); len(urls) != 0 {
+			t.Fatalf("node %d learnt client ports of the other nodes: %v", i, urls)
+		}
+		for _, opts := range [][]nats.Option{nil, {nats.UserInfo(clientUser, "guess")}, {nats.UserInfo("", "")}} {
+			nc, err := nats.Connect(n.node.srv.ClientURL(), opts...)
+			if err == nil {
+				nc.Close()
+				t.Fatalf("node %d's client port let a client in without the password", i)
+			}
+			if !errors.Is(err, nats.ErrAuthorization) {
+				t.Fatalf("node %d's client port: %v, want %v", i, err, nats.ErrAuthorization)
+			}
 		}
 	}
 }
