@@ -315,9 +315,19 @@ func TestServeConfigFileMissing(t *testing.T) {
 }
 
 // TestExampleConfigsValidate keeps configs/ true: every example serve
-// configuration passes the strict reading and serve's own checks.
+// configuration in the folder, a new one included, passes the strict
+// reading and serve's own checks. The testbed's example is run by
+// TestTestbedExampleConfig.
 func TestExampleConfigsValidate(t *testing.T) {
-	for _, name := range []string{"passerelle.yaml", "acme.yaml", "mtls.yaml", "cluster.yaml"} {
+	files, err := filepath.Glob(filepath.Join("..", "..", "configs", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("configs/*.yaml: %v, %d files", err, len(files))
+	}
+	for _, file := range files {
+		name := filepath.Base(file)
+		if name == "testbed.yaml" {
+			continue
+		}
 		t.Run(name, func(t *testing.T) {
 			cfg := loadExample(t, name)
 			if len(cfg.Listeners) == 0 {

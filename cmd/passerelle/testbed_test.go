@@ -184,3 +184,33 @@ func mustReadFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestTestbedExampleConfig runs the testbed with configs/testbed.yaml, as
+// its comment says, with only the paths and the port moved to the test's
+// own: every key of the file is known and its values start the testbed.
+func TestTestbedExampleConfig(t *testing.T) {
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "manifest.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runTestbedCLI(ctx, "--config", filepath.Join("..", "..", "configs", "testbed.yaml"),
+			"--data-dir", filepath.Join(dir, "data"), "testbed", "--base-port", "0",
+			"--manifest", manifest, "--ca-out", filepath.Join(dir, "testbed-ca.pem"))
+		done <- err
+	}()
+	testutil.Eventually(t, "the manifest", 20*time.Second, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("testbed with configs/testbed.yaml ended: %v", err)
+		default:
+		}
+		_, err := os.Stat(manifest)
+		return err == nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("testbed after the interrupt: %v", err)
+	}
+}
