@@ -9,6 +9,8 @@ import (
 	"net/netip"
 
 	"github.com/pires/go-proxyproto"
+
+	"github.com/passerelle/passerelle/internal/peekconn"
 )
 
 // The PROXY protocol (HAProxy's proxy-protocol.txt, versions 1 and 2) lets
@@ -89,24 +91,26 @@ func (e errProxyHeader) Error() string { return e.reason }
 
 // readProxyHeader reads the PROXY header of a balancer's connection, or
 // checks that another client sends none, and returns the connection to go
-// on with: its reads replay what was read past the header, and its
-// RemoteAddr is the client's address the balancer gave. A header with the
-// LOCAL command (the balancer's own health check) keeps the balancer's
-// address.
+// on with: a peekconn.Conn whose reads replay what was read past the
+// header, and whose RemoteAddr is the client's address the balancer gave.
+// A header with the LOCAL command (the balancer's own health check) keeps
+// the balancer's address.
 //
 // From an unlisted address, a first byte that cannot begin a header ('P'
 // for version 1, '\r' for version 2) is enough; one that can makes it wait
 // for the 5 or 12 bytes that tell (a TLS client's first record is longer).
 func readProxyHeader(raw net.Conn, balancer bool) (net.Conn, error) {
-	br := bufio.NewReaderSize(raw, proxyBufferSize)
-	pc := &proxiedConn{Conn: raw, r: br, remote: raw.RemoteAddr()}
 	if !balancer {
-		if hasProxySignature(br) {
+		pc := peekconn.New(raw)
+		if hasProxySignature(pc) {
 			return nil, errProxyHeader{"proxy_unlisted", "PROXY protocol header from an address not in proxy_protocol"}
 		}
 		// What the client sent (or the error) is for the next reader.
 		return pc, nil
 	}
+	// go-proxyproto parses from a bufio.Reader, which reads past the
+	// header; what it holds beyond is replayed.
+	br := bufio.NewReaderSize(raw, proxyBufferSize)
 	h, err := proxyproto.Read(br)
 	switch {
 	case errors.Is(err, proxyproto.ErrNoProxyProtocol):
@@ -114,49 +118,52 @@ func readProxyHeader(raw net.Conn, balancer bool) (net.Conn, error) {
 	case err != nil:
 		return nil, errProxyHeader{"proxy_bad", "bad PROXY protocol header: " + err.Error()}
 	}
+	pc := &proxiedConn{Conn: raw, remote: raw.RemoteAddr()}
 	if h.Command.IsProxy() {
 		if src, _, ok := h.TCPAddrs(); ok {
 			pc.remote = src
 		}
 	}
-	return pc, nil
+	past, _ := br.Peek(br.Buffered())
+	return peekconn.NewReplaying(pc, past), nil
 }
 
-// hasProxySignature reports whether br starts with the signature of a
-// version 1 or 2 header, reading no more than it must to tell.
-func hasProxySignature(br *bufio.Reader) bool {
-	first, err := br.Peek(1)
-	if err != nil {
+// hasProxySignature reports whether c starts with the signature of a
+// version 1 or 2 header, reading ahead no more than it must to tell.
+func hasProxySignature(c *peekconn.Conn) bool {
+	if !fillTo(c, 1) {
 		return false
 	}
+	first := c.Peeked()[0]
 	for _, sig := range [][]byte{proxyproto.SIGV1, proxyproto.SIGV2} {
-		if first[0] == sig[0] {
-			b, _ := br.Peek(len(sig))
-			return bytes.Equal(b, sig)
+		if first == sig[0] {
+			fillTo(c, len(sig))
+			return bytes.HasPrefix(c.Peeked(), sig)
 		}
 	}
 	return false
 }
 
-// proxiedConn is a connection past its PROXY header.
+// fillTo reads ahead on c until it holds n bytes, and reports whether it
+// does; an error (the deadline included) ends the wait.
+func fillTo(c *peekconn.Conn, n int) bool {
+	for len(c.Peeked()) < n {
+		if _, err := c.Fill(n); err != nil {
+			return len(c.Peeked()) >= n
+		}
+	}
+	return true
+}
+
+// proxiedConn is a balancer's connection past its PROXY header: its
+// RemoteAddr is the client's.
 type proxiedConn struct {
 	net.Conn
-	r      *bufio.Reader // what was read past the header; nil once drained
 	remote net.Addr
 }
 
 // NetConn is the balancer's connection under c.
 func (c *proxiedConn) NetConn() net.Conn { return c.Conn }
-
-func (c *proxiedConn) Read(p []byte) (int, error) {
-	if c.r != nil {
-		if c.r.Buffered() > 0 {
-			return c.r.Read(p)
-		}
-		c.r = nil
-	}
-	return c.Conn.Read(p)
-}
 
 func (c *proxiedConn) RemoteAddr() net.Addr { return c.remote }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -159,25 +158,36 @@ func TestParseProxyProtocol(t *testing.T) {
 }
 
 // TestProxyProtocolPlainListener: on a plain listener the header comes
-// first too; the handler gets the client's address and can still
-// half-close the TCP connection (as ENVOIE does before its error reply).
+// first too; the handler gets the client's address and the bytes sent
+// past the header, and can still half-close the TCP connection (as ENVOIE
+// does before its error reply): the client sees the end while the handler
+// still holds the connection.
 func TestProxyProtocolPlainListener(t *testing.T) {
 	nets, err := ParseProxyProtocol([]string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := startServer(t, ServerConfig{Plain: true, ProxyProtocol: nets}, func(_ context.Context, c *Conn) {
-		_, half := c.Conn.(interface{ CloseWrite() error })
-		io.WriteString(c, "you are "+c.RemoteAddr().String()+fmt.Sprintf(", half-close %v\n", half))
+		io.WriteString(c, "you are "+c.RemoteAddr().String()+"\n")
 		buf := make([]byte, 5)
 		io.ReadFull(c, buf)
 		io.WriteString(c, "got "+string(buf)+"\n")
+		cw, ok := c.Conn.(interface{ CloseWrite() error })
+		if !ok {
+			io.WriteString(c, "no CloseWrite\n")
+			return
+		}
+		if err := cw.CloseWrite(); err != nil {
+			io.WriteString(c, "half-close: "+err.Error()+"\n")
+			return
+		}
+		io.Copy(io.Discard, c) // until the client, having seen the end, hangs up
 	})
 	c := dialFrom(t, "127.0.0.1", ts.addr)
 	c.Write(append(proxyHeader(t, 1, "192.0.2.44:5555", c.RemoteAddr()), "hello"...))
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, _ := io.ReadAll(c)
-	if want := "you are 192.0.2.44:5555, half-close true\ngot hello\n"; string(got) != want {
-		t.Errorf("got %q, want %q", got, want)
+	got, err := io.ReadAll(c)
+	if want := "you are 192.0.2.44:5555\ngot hello\n"; string(got) != want || err != nil {
+		t.Errorf("got %q, %v; want %q and the end", got, err, want)
 	}
 }

@@ -24,6 +24,18 @@ func New(c net.Conn) *Conn {
 	return &Conn{Conn: c}
 }
 
+// NewReplaying wraps c with b as bytes already read from it by a parser
+// that had to read ahead on its own (a bufio.Reader's buffer past a PROXY
+// header), so that the next reader gets them first, as it would after
+// Fill. b is copied.
+func NewReplaying(c net.Conn, b []byte) *Conn {
+	pc := &Conn{Conn: c}
+	if len(b) > 0 {
+		pc.buf = append([]byte(nil), b...)
+	}
+	return pc
+}
+
 // Peeked returns the bytes read ahead and not read again yet. The slice is
 // the Conn's: it is valid until the next Fill or Read.
 func (c *Conn) Peeked() []byte { return c.buf }
@@ -83,6 +95,17 @@ func (c *Conn) Abort() error {
 		return a.Abort()
 	}
 	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the connection under c when it knows how (a
+// plain TCP connection), so that a service that half-closes before
+// draining (protocol/envoie) still can behind a read ahead; else it
+// returns errors.ErrUnsupported.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // PeerStatusWord is the verdict on the client's certificate, when the

@@ -72,3 +72,43 @@ func TestKeptError(t *testing.T) {
 		t.Fatalf("read %d, %v; want EOF", n, err)
 	}
 }
+
+// TestNewReplayingAndCloseWrite: bytes a parser read past what it needed
+// come back first, then the stream; CloseWrite reaches the TCP connection
+// under the Conn, so its peer sees the end while it can still write.
+func TestNewReplayingAndCloseWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewReplaying(server, []byte("past"))
+	defer c.Close()
+	client.Write([]byte(" the header"))
+	client.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if string(got) != "past the header" || err != nil {
+		t.Fatalf("read %q, %v; want %q", got, err, "past the header")
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := client.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("peer read %d, %v after CloseWrite; want EOF", n, err)
+	}
+	p1, p2 := net.Pipe()
+	defer p2.Close()
+	if err := New(p1).CloseWrite(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("CloseWrite on a pipe: %v, want ErrUnsupported", err)
+	}
+}
