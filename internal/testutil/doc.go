@@ -13,6 +13,8 @@
 // it holds or a deadline passes. Listen and Serve give a test server its
 // loopback port and accept loop, ClosedAddr a port where nothing answers;
 // WaitGoroutines and OpenFDs check that the server let go of what it held.
+// Flood opens many connections at once, and CheckLogBounded checks that
+// what they made a listener log kept to internal/ratelog's bound.
 //
 // Helpers specific to one package (its test servers, its clients, its
 // fixtures) stay in that package's _test.go files; certificates come from
