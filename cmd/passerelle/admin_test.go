@@ -332,22 +332,22 @@ func TestAdminHealthAndProfiles(t *testing.T) {
 		{"/healthz", `{"status":"ok"}`, 200},
 		{"/readyz", `{"status":"ready"}`, 200},
 	} {
-		code, body := get(t, base+c.path)
+		code, body := testutil.HTTPGet(t, base+c.path)
 		if code != c.code || strings.TrimSpace(body) != c.body {
 			t.Errorf("GET %s: %d %s, want %d %s", c.path, code, body, c.code, c.body)
 		}
 	}
 	// The address alone shows what is there.
-	if code, body := get(t, base+"/"); code != 200 || !strings.HasPrefix(body, "passerelle admin\n/metrics ") || !strings.Contains(body, "\n/debug/pprof/   Go profiles") {
+	if code, body := testutil.HTTPGet(t, base+"/"); code != 200 || !strings.HasPrefix(body, "passerelle admin\n/metrics ") || !strings.Contains(body, "\n/debug/pprof/   Go profiles") {
 		t.Errorf("GET /: %d %q", code, body)
 	}
-	if code, _ := get(t, base+"/nothing"); code != 404 {
+	if code, _ := testutil.HTTPGet(t, base+"/nothing"); code != 404 {
 		t.Errorf("GET /nothing: %d, want 404", code)
 	}
-	if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+	if code, body := testutil.HTTPGet(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
 		t.Errorf("GET /debug/pprof/: %d %.200s", code, body)
 	}
-	if code, body := get(t, base+"/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
+	if code, body := testutil.HTTPGet(t, base+"/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
 		t.Errorf("GET /debug/pprof/goroutine: %d %.200s", code, body)
 	}
 	// The admin pages exist only on the admin listener: a service port
@@ -359,20 +359,6 @@ func TestAdminHealthAndProfiles(t *testing.T) {
 	if b, _ := io.ReadAll(c); !bytes.HasPrefix(b, []byte("HTTP/1.0 404 Not Found\r\n")) || bytes.Contains(b, []byte("goroutine")) {
 		t.Errorf("the chat port answered /debug/pprof/ with %q, want 404", b)
 	}
-}
-
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
 }
 
 // TestAdminConfigErrors feeds serve bad admin settings and checks the exact
@@ -483,7 +469,7 @@ admin:
 `, t.TempDir(), certFile, keyFile)
 	s := startServeConfig(t, config, 2)
 	base := adminURL(t, s)
-	code, body := get(t, base+"/readyz")
+	code, body := testutil.HTTPGet(t, base+"/readyz")
 	want := fmt.Sprintf(`{"status":"not ready","not_ready":[{"listener":"127.0.0.1:0","service":"chat","reason":"certificate_expired","detail":"not after %s"}]}`,
 		notAfter.UTC().Format(time.RFC3339))
 	if code != http.StatusServiceUnavailable || strings.TrimSpace(body) != want {

@@ -119,7 +119,7 @@ admin:
 	if v := value(t, fams, "passerelle_cluster_degraded"); v != 0 {
 		t.Errorf("passerelle_cluster_degraded %v with both nodes up, want 0", v)
 	}
-	if code, body := get(t, base+"/readyz"); code != 200 {
+	if code, body := testutil.HTTPGet(t, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz with the link up: %d %s", code, body)
 	}
 	// Node 1 stops: two nodes, the bucket of nicknames has no majority
@@ -129,9 +129,12 @@ admin:
 	}
 	const degraded = `{"listener":"cluster","service":"cluster","reason":"cluster_degraded","detail":"the bucket of nicknames and members has no majority: nicknames are checked on this node only"}`
 	testutil.EventuallyReport(t, waitTimeout, func() bool {
-		code, body := get(t, base+"/readyz")
+		code, body := testutil.HTTPGet(t, base+"/readyz")
 		return code == 503 && strings.Contains(body, degraded)
-	}, func() string { code, body := get(t, base+"/readyz"); return fmt.Sprintf("/readyz: %d %s", code, body) })
+	}, func() string {
+		code, body := testutil.HTTPGet(t, base+"/readyz")
+		return fmt.Sprintf("/readyz: %d %s", code, body)
+	})
 	if v := value(t, scrape(t, base), "passerelle_cluster_degraded"); v != 1 {
 		t.Errorf("passerelle_cluster_degraded %v without a majority, want 1", v)
 	}
@@ -265,9 +268,9 @@ admin:
 	}
 	// Ready: the bucket of nicknames has its three replicas' majority.
 	for i, n := range nodes {
-		testutil.EventuallyReport(t, 2*waitTimeout, func() bool { code, _ := get(t, n.admin+"/readyz"); return code == 200 },
+		testutil.EventuallyReport(t, 2*waitTimeout, func() bool { code, _ := testutil.HTTPGet(t, n.admin+"/readyz"); return code == 200 },
 			func() string {
-				code, body := get(t, n.admin+"/readyz")
+				code, body := testutil.HTTPGet(t, n.admin+"/readyz")
 				return fmt.Sprintf("node %d /readyz: %d %s", i, code, body)
 			})
 	}

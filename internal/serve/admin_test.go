@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -16,21 +15,6 @@ import (
 )
 
 const waitTimeout = 10 * time.Second
-
-// get fetches url and returns the status and body.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
 
 // TestAdminReadyOnlyOnceListenersServe follows serve's own steps: with the
 // addresses bound but no accept loop running yet, /readyz answers 503 and
@@ -64,7 +48,7 @@ func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
 	go admin.serve(ctx)
 	base := "http://" + admin.ln.Addr().String()
 
-	code, body := get(t, base+"/readyz")
+	code, body := testutil.HTTPGet(t, base+"/readyz")
 	var h health
 	if err := json.Unmarshal([]byte(body), &h); err != nil {
 		t.Fatalf("/readyz body %q: %v", body, err)
@@ -77,7 +61,7 @@ func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
 	if code != http.StatusServiceUnavailable || fmt.Sprint(h) != fmt.Sprint(want) {
 		t.Fatalf("/readyz before the listeners serve: %d %+v, want 503 %+v", code, h, want)
 	}
-	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+	if code, _ := testutil.HTTPGet(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz before the listeners serve: %d, want 200: the process answers", code)
 	}
 
@@ -85,7 +69,7 @@ func TestAdminReadyOnlyOnceListenersServe(t *testing.T) {
 		go l.serve(ctx)
 	}
 	testutil.Eventually(t, "/readyz to answer 200", waitTimeout, func() bool {
-		code, _ := get(t, base+"/readyz")
+		code, _ := testutil.HTTPGet(t, base+"/readyz")
 		return code == http.StatusOK
 	})
 }

@@ -15,6 +15,7 @@
 // WaitGoroutines and OpenFDs check that the server let go of what it held.
 // Flood opens many connections at once, and CheckLogBounded checks that
 // what they made a listener log kept to internal/ratelog's bound.
+// HTTPGet fetches a URL's status and body (the admin listener's paths).
 //
 // Helpers specific to one package (its test servers, its clients, its
 // fixtures) stay in that package's _test.go files; certificates come from
