@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,8 +46,10 @@ func TestExternalNATSRestarted(t *testing.T) {
 	port := ns.Addr().(interface{ String() string }).String()
 	port = port[strings.LastIndex(port, ":")+1:]
 	cfg := Config{NATS: []string{url}, ReconnectBuffer: 4 << 10}
-	a := startNode(t, cfg, hub.Config{})
 	b := startNode(t, cfg, hub.Config{})
+	log, logs := testutil.Logger(t, slog.LevelWarn)
+	cfg.Logger = log
+	a := startNode(t, cfg, hub.Config{})
 	a1, a2, b1 := a.connect(), a.connect(), b.connect()
 	waitInterest(t, []*server.Server{ns}, a.node.subject(hub.DefaultRoom), 2)
 	a1.send("across")
@@ -55,6 +58,7 @@ func TestExternalNATSRestarted(t *testing.T) {
 
 	// NATS goes away: each node goes on serving its local members, and
 	// keeps a bounded buffer for the others, counting what overflows.
+	down := time.Now()
 	ns.Shutdown()
 	testutil.Eventually(t, "node a disconnected", waitTimeout, func() bool { return !a.node.Connected() })
 	big := strings.Repeat("x", 1000)
@@ -68,6 +72,11 @@ func TestExternalNATSRestarted(t *testing.T) {
 	if st := a.node.Stats(); st.Disconnects != 1 || st.Connected {
 		t.Fatalf("stats while down: %+v", st)
 	}
+	// Said at once (the line follows the count), then through the
+	// rate-limited log, not per drop.
+	const full = `msg="cluster reconnect buffer full: messages for the other nodes dropped"`
+	testutil.EventuallyContains(t, logs, full, waitTimeout)
+	testutil.CheckLogBounded(t, logs.String(), time.Since(down), 2<<10, full)
 
 	// NATS comes back on the same address: both nodes rejoin by
 	// themselves.

@@ -54,10 +54,9 @@ type Node struct {
 	// degradedLog writes the bucket's majority changes, rate-limited (a
 	// flapping route would otherwise write one line per flap).
 	degradedLog *ratelog.Logger
-	// dropLog rate-limits the lines of messages dropped on arrival.
+	// dropLog rate-limits the lines of messages dropped, on arrival or on
+	// their way to the other nodes, one key per kind.
 	dropLog *ratelog.Logger
-	// lastDropLog and lastRejectLog rate-limit their log lines.
-	lastDropLog, lastRejectLog atomic.Int64
 }
 
 var _ hub.Link = (*Node)(nil)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -161,20 +160,17 @@ func (n *Node) publishRawLocked(room string, buf []byte, count int) {
 }
 
 // dropOutLocked counts messages for the other nodes that could not be
-// published, and says so at most once a second.
+// published, and says so through the rate-limited log: the first time at
+// once, then at most once per kind every ratelog interval.
 func (n *Node) dropOutLocked(count uint64, err error) {
-	switch {
-	case errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, errNotAnnounced):
-		if n.st.bufferDropped.Add(count) == count || logDue(&n.lastDropLog) {
-			n.log.Warn("cluster reconnect buffer full: messages for the other nodes dropped",
-				"node_id", n.id, "dropped", n.st.bufferDropped.Load(), "buffer_bytes", n.cfg.ReconnectBuffer)
-		}
-	default:
-		n.st.bufferDropped.Add(count)
-		if logDue(&n.lastDropLog) {
-			n.log.Warn("cluster publish failed: messages for the other nodes dropped", "node_id", n.id, "error", err.Error())
-		}
+	dropped := n.st.bufferDropped.Add(count)
+	if errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, errNotAnnounced) {
+		n.dropLog.Warn("out buffer", "cluster reconnect buffer full: messages for the other nodes dropped",
+			"node_id", n.id, "dropped", dropped, "buffer_bytes", n.cfg.ReconnectBuffer)
+		return
 	}
+	n.dropLog.Warn("out publish", "cluster publish failed: messages for the other nodes dropped",
+		"node_id", n.id, "dropped", dropped, "error", err.Error())
 }
 
 // maxBatch bounds the messages from other nodes handed to the hub at once.
@@ -252,18 +248,9 @@ func (n *Node) deliver(room string, msgs [][]byte) {
 		for _, m := range msgs {
 			if _, err := h.Publish(room, m); err != nil {
 				n.st.rejected.Add(1)
-				if logDue(&n.lastRejectLog) {
-					n.log.Warn("cluster message from another node refused", "room", room, "error", err.Error())
-				}
+				n.dropLog.Warn("arrival refused", "cluster message from another node refused",
+					"node_id", n.id, "room", room, "error", err.Error())
 			}
 		}
 	}
-}
-
-// logDue reports whether a rate-limited log line may be written now (at
-// most one a second), and records it.
-func logDue(last *atomic.Int64) bool {
-	now := time.Now().UnixNano()
-	prev := last.Load()
-	return now-prev >= int64(time.Second) && last.CompareAndSwap(prev, now)
 }
