@@ -72,27 +72,27 @@ func (n *Node) fromNode(id string) bool {
 	}
 	// A replica a moment behind may not have the key of a node that has
 	// just joined: ask again twice.
-	pause := retry.Backoff{Min: 5 * time.Millisecond, Max: 10 * time.Millisecond}
-	for try := 0; ; try++ {
-		ctx, cancel := context.WithTimeout(n.ctx, time.Second)
-		_, err := kv.Get(ctx, nodeKey(id))
-		cancel()
-		switch {
-		case err == nil:
-			s.mu.Lock()
-			if len(s.known) >= maxKnownNodes {
-				clear(s.known)
-			}
-			s.known[id] = true
-			s.mu.Unlock()
-			return true
-		case !errors.Is(err, jetstream.ErrKeyNotFound):
-			return true // cannot tell
-		case try == 2:
-			return false
+	err := retry.Do(n.ctx, retry.Backoff{Min: 5 * time.Millisecond, Max: 10 * time.Millisecond}, 3,
+		func(err error) bool { return errors.Is(err, jetstream.ErrKeyNotFound) },
+		func() error {
+			ctx, cancel := context.WithTimeout(n.ctx, time.Second)
+			defer cancel()
+			_, err := kv.Get(ctx, nodeKey(id))
+			return err
+		})
+	switch {
+	case err == nil:
+		s.mu.Lock()
+		if len(s.known) >= maxKnownNodes {
+			clear(s.known)
 		}
-		retry.Sleep(n.ctx, pause.Next())
+		s.known[id] = true
+		s.mu.Unlock()
+		return true
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false
 	}
+	return true // cannot tell
 }
 
 // heldPack is a pack kept until this node's key is written.
