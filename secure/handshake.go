@@ -160,24 +160,16 @@ func (st *serveState) open(ctx context.Context, raw net.Conn, balancer bool, lis
 // client the release of its place under the client's address. pass is
 // false when the header or the address is refused (said in the log).
 func (st *serveState) proxyHeader(raw net.Conn, balancer bool, listenAddr string, deadline time.Time) (_ net.Conn, releaseAddr func(), pass bool) {
+	if st.cfg.Plain && !balancer {
+		// A plain client may never speak first: checked as it is read.
+		return &lazyUnlisted{Conn: peekconn.New(raw), refuse: func(err error) { st.refuseProxy(raw, false, err) }}, nil, true
+	}
 	pc, err := readProxyHeader(raw, balancer)
 	if err != nil {
 		if !st.cfg.Plain {
 			st.observeHandshake(HandshakeProxyHeader, StatusUnknown, deadline)
 		}
-		var ph errProxyHeader
-		kind := "proxy_error"
-		if errors.As(err, &ph) {
-			kind = ph.kind
-		}
-		// Any address can send a header: one line per kind per
-		// interval, with the count. A listed balancer that sends
-		// none or a bad one is a configuration to fix: a warning.
-		say := st.peerLog.Warn
-		if !balancer {
-			say = st.peerLog.Info
-		}
-		say(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
+		st.refuseProxy(raw, balancer, err)
 		return raw, nil, false
 	}
 	if balancer {
@@ -188,6 +180,23 @@ func (st *serveState) proxyHeader(raw net.Conn, balancer bool, listenAddr string
 		}
 	}
 	return pc, releaseAddr, true
+}
+
+// refuseProxy says in the log why raw was refused for its PROXY header.
+// Any address can send a header: one line per kind per interval, with the
+// count. A listed balancer that sends none or a bad one is a configuration
+// to fix: a warning.
+func (st *serveState) refuseProxy(raw net.Conn, balancer bool, err error) {
+	var ph errProxyHeader
+	kind := "proxy_error"
+	if errors.As(err, &ph) {
+		kind = ph.kind
+	}
+	say := st.peerLog.Warn
+	if !balancer {
+		say = st.peerLog.Info
+	}
+	say(kind, "connection refused: "+err.Error(), "remote_addr", raw.RemoteAddr().String(), "outcome", HandshakeProxyHeader)
 }
 
 // peekRecord peeks at the first byte of raw: a client speaking plain text

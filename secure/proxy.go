@@ -24,7 +24,9 @@ import (
 // The header is read where a connection first enters (Server.Serve's
 // connection goroutine, under the handshake deadline), before the Preface,
 // the TLS handshake and every log line, so that all of them, the
-// per-address limit included, see the client's address.
+// per-address limit included, see the client's address. The check that a
+// client from another address sends none is made there too, except on a
+// plain listener, whose clients may never speak first (lazyUnlisted).
 
 // proxyBufferSize is the read buffer that holds a PROXY header: a version 1
 // header is at most 107 bytes, a version 2 header 16 bytes plus its length
@@ -89,6 +91,9 @@ type errProxyHeader struct{ kind, reason string }
 
 func (e errProxyHeader) Error() string { return e.reason }
 
+// errProxyUnlisted is a PROXY header from an address not listed.
+var errProxyUnlisted = errProxyHeader{"proxy_unlisted", "PROXY protocol header from an address not in proxy_protocol"}
+
 // readProxyHeader reads the PROXY header of a balancer's connection, or
 // checks that another client sends none, and returns the connection to go
 // on with: a peekconn.Conn whose reads replay what was read past the
@@ -96,14 +101,17 @@ func (e errProxyHeader) Error() string { return e.reason }
 // A header with the LOCAL command (the balancer's own health check) keeps
 // the balancer's address.
 //
-// From an unlisted address, a first byte that cannot begin a header ('P'
-// for version 1, '\r' for version 2) is enough; one that can makes it wait
-// for the 5 or 12 bytes that tell (a TLS client's first record is longer).
+// From an unlisted address, the first bytes are read until they differ
+// from both signatures ("PROXY" for version 1, 12 bytes starting with
+// "\r\n" for version 2), which for a TLS client is its first byte. A
+// plain listener's client may speak last or never (a chat client that
+// only listens): there the check waits for what its service reads
+// (lazyUnlisted), so that the client is served at once.
 func readProxyHeader(raw net.Conn, balancer bool) (net.Conn, error) {
 	if !balancer {
 		pc := peekconn.New(raw)
-		if hasProxySignature(pc) {
-			return nil, errProxyHeader{"proxy_unlisted", "PROXY protocol header from an address not in proxy_protocol"}
+		if sig, _ := proxySignature(pc); sig {
+			return nil, errProxyUnlisted
 		}
 		// What the client sent (or the error) is for the next reader.
 		return pc, nil
@@ -128,31 +136,56 @@ func readProxyHeader(raw net.Conn, balancer bool) (net.Conn, error) {
 	return peekconn.NewReplaying(pc, past), nil
 }
 
-// hasProxySignature reports whether c starts with the signature of a
-// version 1 or 2 header, reading ahead no more than it must to tell.
-func hasProxySignature(c *peekconn.Conn) bool {
-	if !fillTo(c, 1) {
-		return false
-	}
-	first := c.Peeked()[0]
-	for _, sig := range [][]byte{proxyproto.SIGV1, proxyproto.SIGV2} {
-		if first == sig[0] {
-			fillTo(c, len(sig))
-			return bytes.HasPrefix(c.Peeked(), sig)
+// proxySignature reports whether c starts with the signature of a version
+// 1 or 2 header, reading ahead only until its bytes tell. When a read ends
+// (its deadline included) before they tell, it returns false and that
+// read's error.
+func proxySignature(c *peekconn.Conn) (bool, error) {
+	for {
+		b := c.Peeked()
+		maybe := false
+		for _, sig := range [][]byte{proxyproto.SIGV1, proxyproto.SIGV2} {
+			n := min(len(b), len(sig))
+			if bytes.Equal(b[:n], sig[:n]) {
+				if n == len(sig) {
+					return true, nil
+				}
+				maybe = true
+			}
+		}
+		if !maybe {
+			return false, nil
+		}
+		if _, err := c.Fill(len(proxyproto.SIGV2)); err != nil && len(c.Peeked()) == len(b) {
+			return false, err
 		}
 	}
-	return false
 }
 
-// fillTo reads ahead on c until it holds n bytes, and reports whether it
-// does; an error (the deadline included) ends the wait.
-func fillTo(c *peekconn.Conn, n int) bool {
-	for len(c.Peeked()) < n {
-		if _, err := c.Fill(n); err != nil {
-			return len(c.Peeked()) >= n
+// lazyUnlisted is a plain listener's connection from an unlisted address:
+// the check that it starts with no PROXY header runs on the first reads of
+// its service rather than before it, and a header found there closes the
+// connection (refuse says so) and ends the read with errProxyUnlisted.
+type lazyUnlisted struct {
+	*peekconn.Conn
+	checked bool
+	refuse  func(error)
+}
+
+func (c *lazyUnlisted) Read(p []byte) (int, error) {
+	if !c.checked {
+		sig, err := proxySignature(c.Conn)
+		switch {
+		case sig:
+			c.refuse(errProxyUnlisted)
+			c.Conn.Close()
+			return 0, errProxyUnlisted
+		case err != nil:
+			return 0, err // nothing that tells yet: ask again at the next read
 		}
+		c.checked = true
 	}
-	return true
+	return c.Conn.Read(p)
 }
 
 // proxiedConn is a balancer's connection past its PROXY header: its

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +192,57 @@ func TestProxyProtocolPlainListener(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if want := "you are 192.0.2.44:5555\ngot hello\n"; string(got) != want || err != nil {
 		t.Errorf("got %q, %v; want %q and the end", got, err, want)
+	}
+}
+
+// TestProxyProtocolPlainUnlisted: on a plain listener a client from an
+// unlisted address is served at once, even one that never speaks (a chat
+// client that only listens) or whose first bytes begin like a signature
+// and then differ; one that sends a PROXY header is refused when its
+// service reads it, and said so in the log.
+func TestProxyProtocolPlainUnlisted(t *testing.T) {
+	nets, err := ParseProxyProtocol([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, logs := testutil.Logger(t, slog.LevelInfo)
+	ts := startServer(t, ServerConfig{Plain: true, ProxyProtocol: nets, HandshakeTimeout: time.Minute, Logger: log},
+		func(_ context.Context, c *Conn) {
+			io.WriteString(c, "welcome\n")
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				io.WriteString(c, "read: "+err.Error()+"\n")
+				return
+			}
+			io.WriteString(c, "got "+line)
+		})
+	for _, tc := range []struct{ name, send, want string }{
+		{"silent", "", "welcome\n"},
+		{"begins like version 1", "PING\n", "welcome\ngot PING\n"},
+		{"begins like version 2", "\rhello\n", "welcome\ngot \rhello\n"},
+		{"header", string(proxyHeader(t, 1, "203.0.113.7:1", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1})),
+			"welcome\n"}, // and closed
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialFrom(t, "127.0.0.1", ts.addr)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			br := bufio.NewReader(c)
+			if line, err := br.ReadString('\n'); line != "welcome\n" || err != nil {
+				t.Fatalf("first line %q, %v; want welcome at once", line, err)
+			}
+			if tc.send == "" {
+				return
+			}
+			io.WriteString(c, tc.send)
+			// The end: a close, or a reset where a refused header's
+			// bytes were left unread; not the wait running out.
+			rest, err := io.ReadAll(br)
+			if got := "welcome\n" + string(rest); got != tc.want || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("got %q, %v; want %q and the end", got, err, tc.want)
+			}
+		})
+	}
+	if want := `level=INFO msg="connection refused: PROXY protocol header from an address not in proxy_protocol" remote_addr=127.0.0.1:`; !strings.Contains(logs.String(), want) {
+		t.Errorf("no line %s in\n%s", want, logs.String())
 	}
 }

@@ -165,9 +165,10 @@ type ServerConfig struct {
 	// of them must start with a PROXY protocol header (version 1 or 2),
 	// whose client address then stands for the connection's everywhere:
 	// RemoteAddr, the per-address limit, every log line. A connection
-	// from any other address that starts with such a header is refused.
-	// Both refusals are logged with outcome proxy_header. Empty: no
-	// header is read or looked for.
+	// from any other address that starts with such a header is refused
+	// (on a Plain listener, when the handler reads it: a client there
+	// may never speak first). Both refusals are logged with outcome
+	// proxy_header. Empty: no header is read or looked for.
 	ProxyProtocol []netip.Prefix
 	// Logger receives one line per refused or failed connection; nil
 	// discards.
