@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/secure"
 )
@@ -81,13 +82,9 @@ func readManifest(tb testing.TB, path string) []Endpoint {
 
 func caPool(tb testing.TB, caFile string) *x509.CertPool {
 	tb.Helper()
-	data, err := os.ReadFile(caFile)
+	p, err := certs.AddCAFile(nil, "testbed root", caFile)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(data) {
-		tb.Fatalf("%s holds no certificate", caFile)
 	}
 	return p
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/envoie"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
@@ -91,13 +92,9 @@ func runServeCLI(t *testing.T, args []string, listeners int) *served {
 func caPool(t *testing.T, dataDir string) (*x509.CertPool, string) {
 	t.Helper()
 	file := filepath.Join(dataDir, "ca", "ca.pem")
-	pem, err := os.ReadFile(file)
+	pool, err := certs.AddCAFile(nil, "local CA", file)
 	if err != nil {
 		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		t.Fatalf("%s holds no certificate", file)
 	}
 	return pool, file
 }
