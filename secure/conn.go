@@ -2,6 +2,7 @@ package secure
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 )
 
@@ -36,6 +37,22 @@ func (c *Conn) TLS() *tls.ConnectionState {
 // (an alert after half a record would reach the peer as a corrupt record)
 // or when the peer is not reading (the alert's write would block).
 func (c *Conn) Abort() error { return c.raw.Close() }
+
+// CloseWrite half-closes a plain listener's TCP connection, so that a
+// service can say its last words, let the client see the end, and still
+// read what the client sends meanwhile (protocol/envoie after a refusal)
+// instead of having them destroyed by a reset. Over TLS it returns
+// errors.ErrUnsupported: a half-close there would need a close_notify,
+// and the service closes instead.
+func (c *Conn) CloseWrite() error {
+	if c.tlsConn != nil {
+		return errors.ErrUnsupported
+	}
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
 
 // NetConn is the connection under any TLS layer (as tls.Conn's NetConn):
 // for what only the socket can tell, such as how much of what was written

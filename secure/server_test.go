@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/internal/peekconn"
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
 )
@@ -624,4 +625,55 @@ func TestALPNMismatchFallsBack(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+// TestConnCloseWrite: a handler on a plain listener half-closes through
+// the Conn it is given, with or without a Preface's read-ahead under it:
+// the client sees the end while the handler still reads. Over TLS the
+// Conn offers no half-close.
+func TestConnCloseWrite(t *testing.T) {
+	halfClose := func(_ context.Context, c *Conn) {
+		io.WriteString(c, "bye\n")
+		if err := c.CloseWrite(); err != nil {
+			io.WriteString(c, "half-close: "+err.Error()+"\n")
+			return
+		}
+		io.Copy(io.Discard, c) // until the client, having seen the end, hangs up
+	}
+	replay := func(_ context.Context, c net.Conn) (net.Conn, bool) { return peekconn.New(c), true }
+	for _, tc := range []struct {
+		name    string
+		preface func(context.Context, net.Conn) (net.Conn, bool)
+	}{
+		{"raw", nil},
+		{"after a preface", replay},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, ServerConfig{Plain: true, Preface: tc.preface}, halfClose)
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := io.ReadAll(c)
+			if string(got) != "bye\n" || err != nil {
+				t.Errorf("got %q, %v; want %q and the end", got, err, "bye\n")
+			}
+		})
+	}
+	t.Run("tls", func(t *testing.T) {
+		root := testpki.NewRoot(t, testpki.CAOptions{})
+		got := make(chan error, 1)
+		ts := startServer(t, ServerConfig{GetCertificate: staticCert(root.Leaf(t, testpki.LeafOptions{}).TLS())},
+			func(_ context.Context, c *Conn) { got <- c.CloseWrite() })
+		c, err := tls.Dial("tcp", ts.addr, &tls.Config{RootCAs: root.Pool(), ServerName: "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := <-got; !errors.Is(err, errors.ErrUnsupported) {
+			t.Errorf("CloseWrite over TLS: %v, want ErrUnsupported", err)
+		}
+	})
 }
