@@ -77,6 +77,22 @@ func expectNothingBut(t *testing.T, c net.Conn, want string) {
 	}
 }
 
+// watchRoom puts a member (plain) and a marker (TLS) in the default room.
+// The function it returns has the marker send note and checks that it is
+// the next thing the member got: whatever a client sent before it reached
+// nobody.
+func (f *frontDoor) watchRoom(t *testing.T) func(t *testing.T, note string) {
+	member := f.dial["plain"](t)
+	ping(t, member)
+	marker := f.dial["tls"](t)
+	ping(t, marker)
+	return func(t *testing.T, note string) {
+		t.Helper()
+		io.WriteString(marker, note+"\x00")
+		expectNothingBut(t, member, note+"\x00")
+	}
+}
+
 // TestServeSilentClientGetsEverything: a client that says nothing is a
 // member of the room from the end of its handshake: a message sent 10 ms
 // after it connected reaches it, over TLS without ALPN, plain TCP and a
@@ -152,10 +168,7 @@ func TestServePipeRightAfterAReceiver(t *testing.T) {
 // policy and a NUL and the connection closed; nobody in the room sees it.
 func TestServePolicyRequestInsideTLS(t *testing.T) {
 	f := startFrontDoor(t)
-	member := f.dial["plain"](t)
-	ping(t, member)
-	marker := f.dial["tls"](t)
-	ping(t, marker)
+	relayed := f.watchRoom(t)
 	for _, kind := range []string{"tls", "plain"} {
 		t.Run(kind, func(t *testing.T) {
 			c := f.dial[kind](t)
@@ -166,8 +179,7 @@ func TestServePolicyRequestInsideTLS(t *testing.T) {
 				!strings.HasSuffix(string(got), "</cross-domain-policy>\x00") {
 				t.Fatalf("policy requester got %q, %v; want the policy, a NUL and the end", got, err)
 			}
-			io.WriteString(marker, "after the request\x00")
-			expectNothingBut(t, member, "after the request\x00")
+			relayed(t, "after the request")
 		})
 	}
 }
@@ -177,10 +189,7 @@ func TestServePolicyRequestInsideTLS(t *testing.T) {
 // HTTP_1_1_REQUIRED, and its preface reaches nobody.
 func TestServeHTTP2PrefaceRefused(t *testing.T) {
 	f := startFrontDoor(t)
-	member := f.dial["plain"](t)
-	ping(t, member)
-	marker := f.dial["tls"](t)
-	ping(t, marker)
+	relayed := f.watchRoom(t)
 	for _, kind := range []string{"tls", "plain"} {
 		t.Run(kind, func(t *testing.T) {
 			c := f.dial[kind](t)
@@ -199,8 +208,7 @@ func TestServeHTTP2PrefaceRefused(t *testing.T) {
 				t.Fatalf("second frame %v; want GOAWAY HTTP_1_1_REQUIRED %q", ga, web.HTTP2Refusal)
 			}
 			c.Close()
-			io.WriteString(marker, "after the preface\x00")
-			expectNothingBut(t, member, "after the preface\x00")
+			relayed(t, "after the preface")
 		})
 	}
 	testutil.Eventually(t, "the refusal in the log", waitTimeout, func() bool {
