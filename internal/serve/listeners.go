@@ -63,12 +63,11 @@ func prepareListeners(cfg *Config, rows []listenerConfig, log *slog.Logger) (*li
 	var errs []error
 	if cfg.Policy.File != "" {
 		doc, err := os.ReadFile(cfg.Policy.File)
-		switch {
-		case err != nil:
+		if err != nil {
 			errs = append(errs, fmt.Errorf("policy.file: %w", err))
-		case policy.Validate(doc) != nil:
-			errs = append(errs, fmt.Errorf("policy.file %s: %w", cfg.Policy.File, policy.Validate(doc)))
-		default:
+		} else if err := policy.Validate(doc); err != nil {
+			errs = append(errs, fmt.Errorf("policy.file %s: %w", cfg.Policy.File, err))
+		} else {
 			set.policyFile = doc
 		}
 	}
@@ -77,7 +76,11 @@ func prepareListeners(cfg *Config, rows []listenerConfig, log *slog.Logger) (*li
 	set.limiter = secure.NewLimiter(cfg.Limits.MaxConns, cfg.Limits.MaxConnsPerAddress, log)
 	for _, lc := range rows {
 		l := &listener{cfg: lc, log: log.With("listener", lc.Address, "service", lc.Service)}
-		l.proxy, _ = secure.ParseProxyProtocol(lc.ProxyProtocol) // checked by validate
+		proxy, err := secure.ParseProxyProtocol(lc.ProxyProtocol)
+		if err != nil { // validate names the bad entry; this is its backstop
+			errs = append(errs, fmt.Errorf("%s proxy_protocol: %w", lc.Address, err))
+		}
+		l.proxy = proxy
 		if err := l.readClientAuth(cfg.DataDir); err != nil {
 			errs = append(errs, err)
 		}
