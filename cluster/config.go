@@ -84,6 +84,8 @@ type Config struct {
 	TTL time.Duration
 	// ReconnectBuffer bounds the bytes kept for the other nodes while the
 	// connection to NATS is down; what does not fit is dropped and counted.
+	// A pack is taken while the buffer holds less than this, so the buffer
+	// may go past it by one pack (at most 32 KiB).
 	// Default DefaultReconnectBuffer.
 	ReconnectBuffer int
 	// PendingMsgs and PendingBytes bound what a room's subscription may

@@ -61,13 +61,20 @@ func TestExternalNATSRestarted(t *testing.T) {
 	down := time.Now()
 	ns.Shutdown()
 	testutil.Eventually(t, "node a disconnected", waitTimeout, func() bool { return !a.node.Connected() })
+	// What a member sends is packed for the other nodes: a pack leaves
+	// relayDelay after its first message, or at once at relayPackBytes.
+	// nats.go takes a pack while its buffer holds less than 4 KiB, so it
+	// keeps at most 4 KiB plus one pack, however late the timer fires:
+	// 100 KiB overflows it.
 	big := strings.Repeat("x", 1000)
-	for i := range 20 {
+	const sent = 100
+	if sent*len(big) <= 4<<10+2*relayPackBytes {
+		t.Fatal("the messages sent fit the buffer")
+	}
+	for i := range sent {
 		a1.send(fmt.Sprintf("local %d %s", i, big))
 		a2.expect(fmt.Sprintf("local %d %s", i, big))
 	}
-	// What a member sent is packed for the other nodes within relayDelay,
-	// then overflows the 4 KiB buffer.
 	testutil.Eventually(t, "messages dropped from the full reconnect buffer", waitTimeout, func() bool { return a.node.Stats().BufferDropped > 0 })
 	if st := a.node.Stats(); st.Disconnects != 1 || st.Connected {
 		t.Fatalf("stats while down: %+v", st)
