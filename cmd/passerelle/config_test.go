@@ -104,6 +104,9 @@ listeners:
 		{"gc percent", `
 runtime: {gc_percent: 0}
 `, `runtime.gc_percent 0: want at least 1 (Go's default is 100)`},
+		{"gc floor", `
+runtime: {gc_floor: -1}
+`, `runtime.gc_floor -1: want 0 (off) or a number of bytes`},
 		{"max conns", `
 limits: {max_conns: 0}
 `, `limits.max_conns 0: want at least 1`},

@@ -47,6 +47,9 @@ type websocketConfig struct {
 
 type runtimeConfig struct {
 	GCPercent int `mapstructure:"gc_percent"`
+	// GCFloor is the heap, in bytes, that the collector lets the process
+	// reach before gc_percent applies (gc.go); 0 turns it off.
+	GCFloor int64 `mapstructure:"gc_floor"`
 }
 
 type listenerConfig struct {
@@ -175,6 +178,7 @@ func setServeDefaults(v *viper.Viper) {
 	v.SetDefault("chat.policy_wait", policy.DefaultWait)
 	v.SetDefault("websocket.ping_interval", web.DefaultPingInterval)
 	v.SetDefault("runtime.gc_percent", defaultGCPercent)
+	v.SetDefault("runtime.gc_floor", defaultGCFloor)
 	v.SetDefault("limits.max_conns", secure.DefaultMaxConns)
 	v.SetDefault("limits.max_conns_per_address", 0) // secure.NewLimiter's rule
 	v.SetDefault("limits.handshake_timeout", secure.DefaultHandshakeTimeout)
@@ -266,6 +270,9 @@ func (c *Config) validate() error {
 	}
 	if c.Runtime.GCPercent < 1 {
 		add("runtime.gc_percent %d: want at least 1 (Go's default is 100)", c.Runtime.GCPercent)
+	}
+	if c.Runtime.GCFloor < 0 {
+		add("runtime.gc_floor %d: want 0 (off) or a number of bytes", c.Runtime.GCFloor)
 	}
 	if c.Limits.MaxConns < 1 {
 		add("limits.max_conns %d: want at least 1", c.Limits.MaxConns)

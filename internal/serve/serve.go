@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,7 +92,7 @@ func New(ctx context.Context, cfg *Config, out io.Writer, log *slog.Logger) (_ *
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
 	log.Info("connection limits", "max_conns", s.set.limiter.MaxConns(), "max_conns_per_address", s.set.limiter.MaxConnsPerAddress())
-	setGCPercent(cfg.Runtime.GCPercent, log)
+	setGC(cfg.Runtime, log)
 	if s.cl, err = startClusterLink(cfg, log); err != nil {
 		return nil, err
 	}
@@ -177,16 +176,6 @@ func (s *Server) close() {
 	}
 	s.set.close()
 	signal.Stop(s.hup)
-}
-
-// setGCPercent applies runtime.gc_percent, unless the operator set Go's own
-// GOGC in the environment, which then wins as Go users expect.
-func setGCPercent(percent int, log *slog.Logger) {
-	if env := os.Getenv("GOGC"); env != "" {
-		log.Debug("GOGC is set: runtime.gc_percent ignored", "gogc", env)
-		return
-	}
-	debug.SetGCPercent(percent)
 }
 
 // announceLocalCA tells the operator where the local CA is and how clients
