@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/internal/testutil"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
@@ -175,13 +175,9 @@ func holdIdleClients(addr, caFile, nStr string) error {
 	if err != nil {
 		return fmt.Errorf("bad count %q: %w", nStr, err)
 	}
-	pem, err := os.ReadFile(caFile)
+	pool, err := certs.AddCAFile(nil, "CA file", caFile)
 	if err != nil {
 		return err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return fmt.Errorf("no certificate in %s", caFile)
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	conns := make([]net.Conn, n)

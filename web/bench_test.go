@@ -21,6 +21,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/passerelle/passerelle/certs"
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/internal/testpki"
 	"github.com/passerelle/passerelle/protocol/policy"
@@ -260,12 +261,10 @@ func holdIdleClients(addr, caFile, nStr, kind string) error {
 	if err != nil {
 		return err
 	}
-	pem, err := os.ReadFile(caFile)
+	pool, err := certs.AddCAFile(nil, "CA file", caFile)
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	tc := &tls.Config{RootCAs: pool, ServerName: "localhost"}
 	var closers []io.Closer
 	var mu sync.Mutex
