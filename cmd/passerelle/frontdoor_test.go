@@ -68,6 +68,21 @@ func tlsNoALPN(t *testing.T, addr string, pool *x509.CertPool) *tls.Conn {
 	return c.(*tls.Conn)
 }
 
+// waitMembers returns once the default room counts n members besides a
+// watcher that asks for the count, and closes the watcher.
+func waitMembers(t *testing.T, addr string, pool *x509.CertPool, n int) {
+	t.Helper()
+	w := tlsNoALPN(t, addr, pool)
+	defer w.Close()
+	want := fmt.Sprintf(`<passerelle:members room="default" count="%d"></passerelle:members>`+"\x00", n+1)
+	got := ""
+	testutil.EventuallyReport(t, waitTimeout, func() bool {
+		io.WriteString(w, "<passerelle:who/>\x00")
+		got = readFrames(t, w, 1)[0]
+		return got == want
+	}, func() string { return fmt.Sprintf("the room's count: got %q, want %q", got, want) })
+}
+
 // expectNothingBut checks that the next message c gets is want: whatever
 // a client sent before want, to the room, never reached c.
 func expectNothingBut(t *testing.T, c net.Conn, want string) {
@@ -134,18 +149,12 @@ func TestServePipeRightAfterAReceiver(t *testing.T) {
 	dataDir := t.TempDir()
 	s := startServe(t, dataDir)
 	pool, _ := caPool(t, dataDir)
-	// A relay counts a client as connected once the server's side of the
-	// handshake is done. Under TLS 1.3 the client's side finishes first (the
-	// server has yet to read its Finished), so a receiver cannot tell when
-	// that is; under TLS 1.2 the server's Finished comes last, and a
-	// receiver whose dial returned is connected for the relay too.
-	receiver, err := tls.Dial("tcp", s.addrs["chat"][0], &tls.Config{
-		ServerName: "localhost", RootCAs: pool, MaxVersion: tls.VersionTLS12,
-	})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { receiver.Close() })
+	// A relay counts a client once the server's side of the handshake is
+	// done and the client admitted to its room, which a silent receiver
+	// cannot see from its side (its dial may return first, under TLS 1.2
+	// as under 1.3): the room's count says when.
+	receiver := tlsNoALPN(t, s.addrs["chat"][0], pool)
+	waitMembers(t, s.addrs["chat"][0], pool, 1)
 	if _, errOut, err := runCLIInput(t, input.String(), "--data-dir", dataDir, "chat", s.addrs["chat"][0],
 		"--servername", "localhost", "--linger", "100ms"); err != nil {
 		t.Fatalf("chat: %v\n%s", err, errOut)
