@@ -164,11 +164,13 @@ func TestEchoShutdown(t *testing.T) {
 // and keeps one that keeps talking.
 func TestEchoIdleTimeout(t *testing.T) {
 	log, logs := testutil.Logger(t, slog.LevelInfo)
-	dial, _ := serve(t, &Server{IdleTimeout: 200 * time.Millisecond, Logger: log}, false)
+	// The pauses are a quarter of the timeout, so that a loaded machine
+	// (the race detector, other packages' tests) keeps them under it.
+	dial, _ := serve(t, &Server{IdleTimeout: time.Second, Logger: log}, false)
 	c := dial()
 	readN(t, c, len(Greeting))
-	for range 3 { // talking every 100ms keeps it open past the timeout
-		time.Sleep(100 * time.Millisecond)
+	for range 5 { // talking every 250ms keeps it open past the timeout
+		time.Sleep(250 * time.Millisecond)
 		c.Write([]byte("x"))
 		if got := readN(t, c, len(Prefix)+1); got != Prefix+"x" {
 			t.Fatalf("echo = %q", got)
