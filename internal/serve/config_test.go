@@ -87,3 +87,26 @@ func TestGCFloor(t *testing.T) {
 		t.Fatalf("GC percent %d after runtime.gc_floor 0 and three collections; want runtime.gc_percent 60", got)
 	}
 }
+
+// TestFloorPercent checks the target the floor sets from the live heap.
+func TestFloorPercent(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live, floor uint64
+		least, want int
+	}{
+		{0, 64 * mib, 50, 50},           // nothing read yet: gc_percent
+		{64 * mib, 64 * mib, 50, 50},    // at the floor
+		{100 * mib, 64 * mib, 50, 50},   // past it: gc_percent alone
+		{32 * mib, 64 * mib, 50, 100},   // next collection at 64 MiB
+		{40 * mib, 64 * mib, 50, 60},    // 24 MiB of headroom
+		{48 * mib, 64 * mib, 50, 50},    // a third would be below gc_percent
+		{1 * mib, 64 * mib, 50, 1000},   // bounded by maxFloorPercent
+		{1 * mib, 64 * mib, 2000, 2000}, // gc_percent above the bound wins
+	} {
+		if got := floorPercent(tc.live, tc.floor, tc.least); got != tc.want {
+			t.Errorf("floorPercent(%d MiB live, %d MiB floor, least %d) = %d, want %d",
+				tc.live/mib, tc.floor/mib, tc.least, got, tc.want)
+		}
+	}
+}

@@ -3,10 +3,11 @@ package serve
 import (
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
 	"sync/atomic"
-
-	"github.com/bytedance/gopkg/util/gctuner"
 )
 
 // The garbage collector's settings. A relay's heap is of two kinds. With
@@ -21,8 +22,13 @@ import (
 // (at most maxFloorPercent), never below runtime.gc_percent, which alone
 // applies once the live heap is large enough (two thirds of the floor at
 // 50). GOMEMLIMIT, Go's soft limit, still bites first when memory is
-// short. The tuner, like the collector, is the process's: one serve sets
-// it.
+// short.
+//
+// The tuner is written here rather than taken from a library: the one
+// there is (bytedance/gopkg's gctuner) stops the world at each collection
+// to read the heap (runtime.ReadMemStats, where runtime/metrics suffices)
+// and reads its bounds without synchronisation while they are set, which
+// the race detector reports.
 
 // defaultGCFloor is runtime.gc_floor's default: 64 MiB, the heap of about
 // 5,000 idle TLS clients at runtime.gc_percent 50.
@@ -32,31 +38,77 @@ const defaultGCFloor = 64 << 20
 // heap is collected before it grows tenfold.
 const maxFloorPercent = 1000
 
-// tuning says whether this process started gctuner's tuner, so that a
-// configuration without a floor stops it (gctuner.Tuning(0) with none
-// running would start an idle one).
-var tuning atomic.Bool
+// gc holds the process's floor tuner, if one runs: like the collector's
+// target it is the process's, and two serves started at once (tests) set
+// it in turn.
+var gc struct {
+	sync.Mutex
+	tuner *floorTuner
+}
 
 // setGC applies runtime.gc_percent and runtime.gc_floor, unless the
 // operator set Go's own GOGC in the environment, which then wins as Go
 // users expect.
 func setGC(rc runtimeConfig, log *slog.Logger) {
-	env := os.Getenv("GOGC")
-	if env != "" || rc.GCFloor <= 0 {
-		if tuning.Swap(false) {
-			gctuner.Tuning(0)
-		}
+	gc.Lock()
+	defer gc.Unlock()
+	if gc.tuner != nil {
+		gc.tuner.stop()
+		gc.tuner = nil
 	}
-	if env != "" {
+	if env := os.Getenv("GOGC"); env != "" {
 		log.Debug("GOGC is set: runtime.gc_percent and runtime.gc_floor ignored", "gogc", env)
 		return
 	}
 	debug.SetGCPercent(rc.GCPercent)
-	if rc.GCFloor <= 0 {
+	if rc.GCFloor > 0 {
+		gc.tuner = startFloorTuner(uint64(rc.GCFloor), rc.GCPercent)
+	}
+}
+
+// floorTuner sets the collector's target after each collection, from the
+// live heap that collection found, so that the next one comes when the
+// heap reaches floor: (floor - live) / live, between least and
+// maxFloorPercent. It learns of each collection through a finalizer, which
+// the runtime runs once the collection has found its object unreachable;
+// the finalizer sets itself again for the next one until stop. The live
+// heap is read from runtime/metrics, which stops nothing.
+type floorTuner struct {
+	floor   uint64
+	least   int
+	stopped atomic.Bool
+}
+
+// gcSentinel is the object whose finalizer runs after each collection.
+type gcSentinel struct{ t *floorTuner }
+
+func startFloorTuner(floor uint64, least int) *floorTuner {
+	t := &floorTuner{floor: floor, least: least}
+	runtime.SetFinalizer(&gcSentinel{t}, afterGC)
+	return t
+}
+
+func (t *floorTuner) stop() { t.stopped.Store(true) }
+
+func afterGC(s *gcSentinel) {
+	t := s.t
+	if t.stopped.Load() {
 		return
 	}
-	gctuner.SetMinGCPercent(uint32(rc.GCPercent))
-	gctuner.SetMaxGCPercent(uint32(max(rc.GCPercent, maxFloorPercent)))
-	gctuner.Tuning(uint64(rc.GCFloor))
-	tuning.Store(true)
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		debug.SetGCPercent(floorPercent(sample[0].Value.Uint64(), t.floor, t.least))
+	}
+	runtime.SetFinalizer(s, afterGC)
+}
+
+// floorPercent is the target that makes a heap of live bytes collected
+// again at floor bytes, between least and maxFloorPercent.
+func floorPercent(live, floor uint64, least int) int {
+	if live == 0 || live >= floor {
+		return least
+	}
+	p := (floor - live) * 100 / live
+	return max(least, int(min(p, maxFloorPercent)))
 }
