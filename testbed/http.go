@@ -1,13 +1,9 @@
 package testbed
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/passerelle/passerelle/certs"
 )
@@ -16,7 +12,7 @@ import (
 // 4.2), what an AIA caIssuers URL serves.
 const contentTypeCert = "application/pkix-cert"
 
-// httpServer serves what the certificates point at, under stable paths:
+// httpHandler serves what the certificates point at, under stable paths:
 //
 //	/ca.pem                 the testbed root, PEM (to download the trust anchor)
 //	/ca/<issuer>.cer        an issuer certificate, DER (AIA caIssuers)
@@ -26,8 +22,11 @@ const contentTypeCert = "application/pkix-cert"
 //	/                       the dashboard for browsers (browser.go)
 //
 // where <issuer> is "root", "intermediate", or the name of an endpoint whose
-// leaf has an issuer of its own (name-constraints).
-func (t *Testbed) httpServer(ctx context.Context) *http.Server {
+// leaf has an issuer of its own (name-constraints). The port is a plain
+// secure.Server like the others (Serve): it shares their connection limit
+// and handshake timeout (which bounds a request's headers), and hands each
+// connection to net/http through web.ConnServer.
+func (t *Testbed) httpHandler() http.Handler {
 	mux := http.NewServeMux()
 	for _, iss := range t.issuers() {
 		der := iss.cert.Raw
@@ -51,14 +50,7 @@ func (t *Testbed) httpServer(ctx context.Context) *http.Server {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(t.Endpoints())
 	})
-	return &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(t.log.Handler(), slog.LevelDebug),
-	}
+	return mux
 }
 
 // withClientSync picks up client certificates revoked by "testbed

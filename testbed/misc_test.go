@@ -323,8 +323,8 @@ func TestNames(t *testing.T) {
 }
 
 // TestMaxConnsOverAllPorts: Config.MaxConns bounds the connections of every
-// port together, so a client of one endpoint waits while another endpoint
-// holds the only slot.
+// port together, the HTTP port's included, so a client of one endpoint, or
+// of the HTTP port, waits while another endpoint holds the only slot.
 func TestMaxConnsOverAllPorts(t *testing.T) {
 	tb, err := New(Config{Dir: t.TempDir(), MaxConns: 1})
 	if err != nil {
@@ -362,7 +362,28 @@ func TestMaxConnsOverAllPorts(t *testing.T) {
 		second, err = dial(eps[1])
 		return err == nil
 	})
+
+	// The HTTP port (AIA, CRL, OCSP, the manifest) is one of the ports:
+	// its requests wait too while an endpoint holds the slot.
+	get := func() (int, error) {
+		hctx, hcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer hcancel()
+		req, _ := http.NewRequestWithContext(hctx, http.MethodGet, "http://"+tb.HTTPAddress()+"/manifest.json", nil)
+		resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := get(); err == nil {
+		t.Fatalf("the HTTP port answered %d while an endpoint held the only slot", code)
+	}
 	second.Close()
+	testutil.Eventually(t, "the HTTP port served once the slot is back", 10*time.Second, func() bool {
+		code, err := get()
+		return err == nil && code == http.StatusOK
+	})
 }
 
 // TestEchoLogLineNamesTheClientOnce: the echo endpoints' close line says

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -48,18 +47,15 @@ func (t *Testbed) Serve(ctx context.Context) error {
 	defer cancel()
 	defer t.closeListeners()
 
-	httpSrv := t.httpServer(ctx)
-	// Browsers' connections to the endpoints, for their pages; the header
-	// timeout is the handshake's, as on every passerelle listener.
+	// The HTTP port's requests, and browsers' connections to the
+	// endpoints, for their pages; the header timeout is the handshake's,
+	// as on every passerelle listener.
+	httpConns := web.NewConnServer(t.httpHandler(), t.cfg.HandshakeTimeout, t.log)
+	defer httpConns.Close()
 	t.pages = web.NewConnServer(pageHandler(), t.cfg.HandshakeTimeout, t.log)
 	defer t.pages.Close()
 	fail := make(chan error, 2+len(t.endpoints))
 	var loops sync.WaitGroup
-	loops.Go(func() {
-		if err := httpSrv.Serve(t.httpLn); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
-			fail <- fmt.Errorf("testbed: HTTP server: %w", err)
-		}
-	})
 	serve := func(ln net.Listener, srv *secure.Server) {
 		loops.Go(func() {
 			if err := srv.Serve(ctx, ln); err != nil {
@@ -67,6 +63,12 @@ func (t *Testbed) Serve(ctx context.Context) error {
 			}
 		})
 	}
+	serve(t.httpLn, &secure.Server{Config: secure.ServerConfig{
+		Plain:            true,
+		HandshakeTimeout: t.cfg.HandshakeTimeout,
+		Limiter:          t.limit,
+		Logger:           t.log.With("endpoint", "http", "local_addr", t.httpLn.Addr().String()),
+	}, Handler: func(ctx context.Context, c *secure.Conn) { httpConns.ServeConn(ctx, c) }})
 	serve(t.sniLn, t.server(t.sniLn, nil))
 	for _, ep := range t.endpoints {
 		serve(ep.ln, t.server(ep.ln, ep))
@@ -80,9 +82,6 @@ func (t *Testbed) Serve(ctx context.Context) error {
 	}
 	cancel() // each secure.Server closes its listener and waits for its handlers
 	t.closeListeners()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = httpSrv.Shutdown(sctx)
-	scancel()
 	loops.Wait()
 	t.log.Info("testbed stopped")
 	return err
