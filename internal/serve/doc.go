@@ -18,5 +18,8 @@
 // serve's steps in order: read every file the configuration names
 // (listeners.go), get the certificates, bind every address, start each
 // listener's service from the table (services.go), the admin listener
-// (admin.go) and the cluster link (cluster.go), serve, and shut down.
+// (admin.go) and the cluster link (cluster.go), serve, and shut down. The
+// garbage collector's settings, runtime.gc_percent and the floor under the
+// heap, runtime.gc_floor, are applied once the configuration is read
+// (gc.go).
 package serve
