@@ -32,7 +32,8 @@ var nuidPattern = regexp.MustCompile(`^[0-9A-Za-z]{22}$`)
 const maxKnownNodes = 4096
 
 // Lookups of ids not known yet are rate-limited, so that packs with
-// made-up ids cost at most this many bucket reads a second.
+// made-up ids cost at most this many lookups a second, each up to three
+// bucket reads (fromNode); past them such a pack is dropped unread.
 const (
 	lookupsPerSecond = 20
 	lookupBurst      = 20
