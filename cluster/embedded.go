@@ -196,11 +196,10 @@ func routeTLS(t TLS, names []string) (*tls.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
-		// Its name is checked by the other nodes, against their routes.
-		if err := checkRouteCert(leaf, nil, pool, nil); err != nil {
-			return nil, fmt.Errorf("cluster.tls.cert_file: %s is not a route certificate for this cluster: %w (make one with passerelle cert issue --route NAME)", t.CertFile, err)
-		}
+	// LoadX509KeyPair has parsed the leaf already. Its name is checked
+	// by the other nodes, against their routes.
+	if err := checkRouteCert(cert.Leaf, nil, pool, nil); err != nil {
+		return nil, fmt.Errorf("cluster.tls.cert_file: %s is not a route certificate for this cluster: %w (make one with passerelle cert issue --route NAME)", t.CertFile, err)
 	}
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
