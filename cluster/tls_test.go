@@ -103,3 +103,18 @@ func startRogue(t *testing.T, route string, tc *tls.Config) *server.Server {
 	t.Cleanup(s.Shutdown)
 	return s
 }
+
+// TestOwnCertificateNotRoute: a node whose own certificate lacks the
+// clientAuth usage (a plain server certificate of the same CA) stops at
+// start, naming the file, instead of failing every route later.
+func TestOwnCertificateNotRoute(t *testing.T) {
+	dir := t.TempDir()
+	root := testpki.NewRoot(t, testpki.CAOptions{})
+	caFile := root.WriteCert(t, dir, "ca.pem")
+	leaf := root.Leaf(t, testpki.LeafOptions{DNSNames: []string{"localhost"}, IPs: loopbackIP})
+	certFile, keyFile := leaf.WriteFiles(t, dir, "node")
+	_, err := routeTLS(TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}, []string{"localhost"})
+	if err == nil || !strings.Contains(err.Error(), "cluster.tls.cert_file: "+certFile+" is not a route certificate") {
+		t.Fatalf("routeTLS with a server certificate: %v, want it refused as no route certificate", err)
+	}
+}
