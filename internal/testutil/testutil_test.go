@@ -215,6 +215,11 @@ func TestListenAndClosedAddr(t *testing.T) {
 	}
 	c.Close()
 
+	client, server := TCPPair(t)
+	if client.RemoteAddr().String() != server.LocalAddr().String() {
+		t.Fatalf("TCPPair: client reaches %v, server is %v", client.RemoteAddr(), server.LocalAddr())
+	}
+
 	addr := ClosedAddr(t)
 	if !addr.IP.IsLoopback() || addr.Port == 0 {
 		t.Fatalf("ClosedAddr = %v", addr)
