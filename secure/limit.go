@@ -68,7 +68,7 @@ func (l *Limiter) MaxConns() int { return cap(l.slots) }
 // MaxConnsPerAddress is the per-address limit.
 func (l *Limiter) MaxConnsPerAddress() int { return l.perAddr }
 
-// ErrTooManyFromAddress is returned by Admit for a connection over the
+// ErrTooManyFromAddress is the refusal of a connection over the
 // per-address limit.
 var ErrTooManyFromAddress = fmt.Errorf("secure: too many connections from one address")
 
@@ -92,7 +92,7 @@ func (l *Limiter) admit(ctx context.Context, addr net.Addr, listenAddr string) (
 
 // admitAddress counts a connection from addr against the per-address limit
 // only, or returns ErrTooManyFromAddress (with the rate-limited log line).
-// It is Admit's first half, for a connection whose address is known only
+// It is admit's first half, for a connection whose address is known only
 // after it has taken its slot (one behind a PROXY protocol balancer). The
 // returned release may be called more than once.
 func (l *Limiter) admitAddress(addr net.Addr, listenAddr string) (release func(), err error) {
@@ -113,7 +113,7 @@ func (l *Limiter) admitAddress(addr net.Addr, listenAddr string) (release func()
 }
 
 // admitSlot takes one of the overall slots, waiting while none is free, and
-// returns ctx's error if ctx ends first. It is Admit's second half. The
+// returns ctx's error if ctx ends first. It is admit's second half. The
 // returned release may be called more than once.
 func (l *Limiter) admitSlot(ctx context.Context, listenAddr string) (release func(), err error) {
 	select {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -30,15 +29,8 @@ import (
 // serves them all, so n in the hundreds takes milliseconds to make.
 func longChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey crypto.Signer) {
 	tb.Helper()
-	held, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return loopChain(tb, n, held, signer), held
+	held := testpki.NewKey(tb)
+	return loopChain(tb, n, held, testpki.NewKey(tb)), held
 }
 
 // loopChain is longChain with the keys given: the certificates carry held's
@@ -63,15 +55,7 @@ func loopChain(tb testing.TB, n int, held, signer crypto.Signer) []*x509.Certifi
 			// in one Certificate message.
 			tmpl.SubjectKeyId = []byte{1}
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, held.Public(), signer)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return c
+		return testpki.Create(tb, tmpl, parent, held.Public(), signer)
 	}
 	certs := []*x509.Certificate{issue(0, pkix.Name{CommonName: "victim"}, false)}
 	for i := 1; i < n; i++ {
@@ -88,14 +72,7 @@ func loopChain(tb testing.TB, n int, held, signer crypto.Signer) []*x509.Certifi
 // step until its budget runs out; none is self-signed, none is trusted.
 func worstChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey *ecdsa.PrivateKey) {
 	tb.Helper()
-	var keys [2]*ecdsa.PrivateKey
-	for i := range keys {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		keys[i] = k
-	}
+	keys := [2]*ecdsa.PrivateKey{testpki.NewKey(tb), testpki.NewKey(tb)}
 	loop := pkix.Name{CommonName: "loop"}
 	keyID := []byte("loop")
 	now := time.Now()
@@ -114,15 +91,7 @@ func worstChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey *ecdsa
 			tmpl.SubjectKeyId = keyID
 		}
 		parent := &x509.Certificate{Subject: loop, SubjectKeyId: keyID}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &pub.PublicKey, signer)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return c
+		return testpki.Create(tb, tmpl, parent, &pub.PublicKey, signer)
 	}
 	// The leaf carries key 0 and is signed with key 1, as are the CA
 	// certificates of key 0.
@@ -137,10 +106,7 @@ func worstChain(tb testing.TB, n int) (certs []*x509.Certificate, leafKey *ecdsa
 // each, padded with a non-critical extension: few certificates, many bytes.
 func paddedChain(tb testing.TB, n, size int) []*x509.Certificate {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	key := testpki.NewKey(tb)
 	var certs []*x509.Certificate
 	for i := range n {
 		tmpl := &x509.Certificate{
@@ -150,15 +116,7 @@ func paddedChain(tb testing.TB, n, size int) []*x509.Certificate {
 			NotAfter:        time.Now().Add(time.Hour),
 			ExtraExtensions: []pkix.Extension{{Id: []int{1, 3, 6, 1, 4, 1, 55555, 7, 2}, Value: make([]byte, size)}},
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		certs = append(certs, c)
+		certs = append(certs, testpki.Create(tb, tmpl, tmpl, &key.PublicKey, key))
 	}
 	return certs
 }

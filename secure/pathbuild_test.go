@@ -2,7 +2,6 @@ package secure
 
 import (
 	"crypto"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"testing"
@@ -26,15 +25,7 @@ func reissue(tb testing.TB, c *x509.Certificate, pub crypto.PublicKey, ca *testp
 		BasicConstraintsValid: true,
 		IsCA:                  c.IsCA,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
+	return testpki.Create(tb, tmpl, ca.Cert, pub, ca.Key)
 }
 
 // TestManyCertificatesOneValidPath: a server sends 35 certificates, among

@@ -3,7 +3,6 @@ package secure
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -116,15 +115,7 @@ func selfSigned(t testing.TB, client bool) *testpki.Leaf {
 		DNSNames:              []string{"localhost"},
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testpki.Leaf{Cert: c, Key: key}
+	return &testpki.Leaf{Cert: testpki.Create(t, tmpl, tmpl, key.Public(), key), Key: key}
 }
 
 // tampered returns l with one byte of its signature flipped: the issuer's

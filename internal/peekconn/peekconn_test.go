@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/passerelle/passerelle/internal/testutil"
 )
 
 // TestReplay: bytes read ahead by several Fills come back first, in order,
@@ -77,24 +79,11 @@ func TestKeptError(t *testing.T) {
 // come back first, then the stream; CloseWrite reaches the TCP connection
 // under the Conn, so its peer sees the end while it can still write.
 func TestNewReplayingAndCloseWrite(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := testutil.TCPPair(t)
 	c := NewReplaying(server, []byte("past"))
 	defer c.Close()
 	client.Write([]byte(" the header"))
-	client.(*net.TCPConn).CloseWrite()
+	client.CloseWrite()
 	got, err := io.ReadAll(c)
 	if string(got) != "past the header" || err != nil {
 		t.Fatalf("read %q, %v; want %q", got, err, "past the header")

@@ -286,6 +286,17 @@ func writeFile(tb testing.TB, path string, data []byte) string {
 	return path
 }
 
+// Create signs tmpl with signer, as parent, over pub, and parses the
+// result: for the odd certificates that the CA helpers do not make.
+func Create(tb testing.TB, tmpl, parent *x509.Certificate, pub any, signer crypto.Signer) *x509.Certificate {
+	tb.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		tb.Fatalf("testpki: create %q: %v", tmpl.Subject.CommonName, err)
+	}
+	return mustParse(tb, der)
+}
+
 func mustParse(tb testing.TB, der []byte) *x509.Certificate {
 	tb.Helper()
 	c, err := x509.ParseCertificate(der)

@@ -12,7 +12,9 @@ import (
 
 // Flood dials addr n times from workers goroutines at once, hands each
 // connection to talk (nil: none), closes it, and returns once every one is
-// done. A dial that fails fails the test and stops its worker.
+// done. A dial that fails fails the test and stops its worker dialing; it
+// still takes its share of the n, so that a flood whose every worker failed
+// ends instead of hanging the test.
 func Flood(tb testing.TB, addr string, n, workers int, talk func(net.Conn)) {
 	tb.Helper()
 	jobs := make(chan struct{})
@@ -23,6 +25,8 @@ func Flood(tb testing.TB, addr string, n, workers int, talk func(net.Conn)) {
 				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 				if err != nil {
 					tb.Error(err)
+					for range jobs {
+					}
 					return
 				}
 				if talk != nil {

@@ -33,3 +33,23 @@ func ClosedAddr(tb testing.TB) *net.TCPAddr {
 	}
 	return addr
 }
+
+// TCPPair returns the two ends of a loopback TCP connection, for tests that
+// need what net.Pipe lacks (a send buffer, CloseWrite, a socket option).
+// Both ends are closed when the test ends.
+func TCPPair(tb testing.TB) (client, server *net.TCPConn) {
+	tb.Helper()
+	ln := Listen(tb)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatalf("dial the listener: %v", err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	s, err := ln.Accept()
+	if err != nil {
+		tb.Fatalf("accept: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	_ = ln.Close()
+	return c.(*net.TCPConn), s.(*net.TCPConn)
+}

@@ -215,6 +215,11 @@ func TestListenAndClosedAddr(t *testing.T) {
 	}
 	c.Close()
 
+	client, server := TCPPair(t)
+	if client.RemoteAddr().String() != server.LocalAddr().String() {
+		t.Fatalf("TCPPair: client reaches %v, server is %v", client.RemoteAddr(), server.LocalAddr())
+	}
+
 	addr := ClosedAddr(t)
 	if !addr.IP.IsLoopback() || addr.Port == 0 {
 		t.Fatalf("ClosedAddr = %v", addr)
@@ -222,5 +227,40 @@ func TestListenAndClosedAddr(t *testing.T) {
 	if c, err := net.Dial("tcp", addr.String()); err == nil {
 		c.Close()
 		t.Fatalf("dial %v: connected, want refused", addr)
+	}
+}
+
+// errorTB counts the errors reported to it, from any goroutine.
+type errorTB struct {
+	testing.TB
+	mu   sync.Mutex
+	errs int
+}
+
+func (e *errorTB) Helper() {}
+
+func (e *errorTB) Error(args ...any) {
+	e.mu.Lock()
+	e.errs++
+	e.mu.Unlock()
+}
+
+// TestFloodDialFails: a flood at an address nobody listens on reports the
+// failure once per worker and ends, though every worker stopped dialing.
+func TestFloodDialFails(t *testing.T) {
+	tb := &errorTB{}
+	addr := ClosedAddr(t).String()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Flood(tb, addr, 20, 4, nil)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Flood still running 10s after every dial was refused")
+	}
+	if tb.errs < 1 || tb.errs > 4 {
+		t.Fatalf("%d errors, want one per worker that dialed (1 to 4)", tb.errs)
 	}
 }
