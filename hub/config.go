@@ -71,9 +71,9 @@ type Config struct {
 	Link Link
 	// Logger receives a line per closed client (remote_addr, reason),
 	// rate-limited to one per reason and logger (see WithLogger) every
-	// ratelog.DefaultEvery with the
-	// count of the others (suppressed=N), and, at debug level, one per new
-	// client; nil means no logging. The Observer counts every close.
+	// ratelog.DefaultEvery with the count of the others (suppressed=N),
+	// and, at debug level, one per new client; nil means no logging. The
+	// Observer counts every close.
 	Logger *slog.Logger
 	// Observer, if set, is told of every relayed message and closed client
 	// (metrics); nil costs nothing.

@@ -13,9 +13,10 @@ import (
 // ConnServer is passerelle's one handoff of a connection to net/http: an
 // http.Server fed one connection at a time by a listener that has already
 // accepted it, judged its certificate and found it to be HTTP (Door, or
-// every connection of the admin listener): the listener keeps its own accept loop, connection limit and
-// handshake, and net/http parses requests, keeps connections alive and
-// enforces the header limits (ApplyLimits).
+// every connection of the admin listener): the listener keeps its own
+// accept loop, connection limit and handshake, and net/http parses
+// requests, keeps connections alive and enforces the header limits
+// (ApplyLimits).
 type ConnServer struct {
 	srv  *http.Server
 	ln   *connListener

@@ -158,41 +158,6 @@ func TestRequestLine(t *testing.T) {
 	}
 }
 
-// TestValidUTF8Streaming: a text message's payload is checked as UTF-8
-// across the reads it arrives in.
-func TestValidUTF8Streaming(t *testing.T) {
-	tests := []struct {
-		name  string
-		reads []string
-		ok    bool
-		open  bool // an incomplete sequence is pending at the end
-	}{
-		{"ascii", []string{"hello"}, true, false},
-		{"cut in a two-byte sequence", []string{"caf\xc3", "\xa9"}, true, false},
-		{"cut in a four-byte sequence", []string{"\xf0\x9f", "\x98", "\x80!"}, true, false},
-		{"incomplete at the end", []string{"caf\xc3"}, true, true},
-		{"bad continuation", []string{"caf\xc3", "("}, false, false},
-		{"lone continuation byte", []string{"\x80"}, false, false},
-		{"overlong", []string{"\xc0\xaf"}, false, false},
-		{"surrogate", []string{"\xed\xa0\x80"}, false, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := &socket{}
-			ok := true
-			for _, r := range tt.reads {
-				if !s.validUTF8([]byte(r)) {
-					ok = false
-					break
-				}
-			}
-			if ok != tt.ok || (ok && (s.npart > 0) != tt.open) {
-				t.Fatalf("valid %v, pending %d bytes; want valid %v, pending %v", ok, s.npart, tt.ok, tt.open)
-			}
-		})
-	}
-}
-
 // FuzzJudge: a kind, once decided on the first bytes, is the kind of every
 // longer start of the same stream, so however the client's bytes are cut,
 // the door decides the same; and judge never reads past what it is given.

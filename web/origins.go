@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-
-	"github.com/passerelle/passerelle/internal/ratelog"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/passerelle/passerelle/internal/ratelog"
 )
 
 // forbiddenBody answers a request whose Origin is refused.

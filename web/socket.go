@@ -174,10 +174,11 @@ func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *soc
 // keepAlive runs every interval. A client is alive while it sends frames
 // or while the data written to it makes progress: a write completes, or
 // the socket's send queue shrinks (a listen-only client draining a backlog
-// reads, though the ping queued behind that backlog reaches it late). One quiet both ways for an interval is pinged, once no
-// data write is in progress, and the interval it has to answer starts when
-// the ping has been written, not when it was queued; one that then sends
-// nothing and takes nothing for that interval is dropped (ping_timeout).
+// reads, though the ping queued behind that backlog reaches it late). One
+// quiet both ways for an interval is pinged, once no data write is in
+// progress, and the interval it has to answer starts when the ping has been
+// written, not when it was queued; one that then sends nothing and takes
+// nothing for that interval is dropped (ping_timeout).
 func (s *socket) keepAlive() {
 	if s.closed.Load() {
 		return

@@ -24,6 +24,11 @@ type Stream struct {
 	// PingInterval is as Chat's.
 	PingInterval time.Duration
 
+	// bufs holds the buffers every WebSocket client of the listener
+	// writes its frames from, held only during a Write, so an idle
+	// client keeps none (as Chat's).
+	bufs sync.Pool
+
 	peerLogOnce sync.Once
 	peerLog     *ratelog.Logger // the per-client lines, rate-limited
 }
@@ -34,7 +39,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
-	c := &streamConn{s: newSocket(ws, s.peerLog, s.PingInterval)}
+	c := &streamConn{s: newSocket(ws, s.peerLog, s.PingInterval), bufs: &s.bufs}
 	takeOver(r, func(ctx context.Context) {
 		defer c.Close()
 		s.Serve(ctx, c)
@@ -49,27 +54,32 @@ const maxStreamFrame = 64 << 10
 // streamConn is a WebSocket as a net.Conn: Read joins the client's frames,
 // Write sends binary frames.
 type streamConn struct {
-	s   *socket
-	buf []byte
+	s    *socket
+	bufs *sync.Pool // Stream.bufs
 }
 
 func (c *streamConn) Read(p []byte) (int, error) { return c.s.Read(p) }
 
+// Write sends p in frames of at most maxStreamFrame, from a buffer of the
+// listener's pool (never larger than one frame and its header, so every
+// one goes back).
 func (c *streamConn) Write(p []byte) (int, error) {
+	bp, _ := c.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer c.bufs.Put(bp)
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), maxStreamFrame)
 		var err error
 		var sent int
-		c.buf, sent, err = c.s.writeFrames(c.buf, [][]byte{p[:n]})
+		*bp, sent, err = c.s.writeFrames(*bp, [][]byte{p[:n]})
 		written += sent
 		if err != nil {
 			return written, err
 		}
 		p = p[n:]
-	}
-	if cap(c.buf) > 2*maxStreamFrame {
-		c.buf = nil
 	}
 	return written, nil
 }
