@@ -73,8 +73,8 @@ func run(args []string) error {
 		}
 		return idle(*addr, cfg, *pid, *conns, *hold)
 	case "fanout":
-		if *size < 16 {
-			return errors.New("--size must be at least 16 bytes")
+		if *size < 25 {
+			return errors.New("--size must be at least 25 bytes: a sequence number (8), a time stamp (16) and the NUL")
 		}
 		switch *transport {
 		case "raw", "websocket", "mixed":
