@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"fmt"
 	"html/template"
 	"net"
 	"net/http"
@@ -87,14 +88,27 @@ func (t *Testbed) dashboardEntries() []dashboardEntry {
 	return out
 }
 
-// serveDashboard writes the dashboard page.
-func (t *Testbed) serveDashboard(w http.ResponseWriter, r *http.Request) {
+// renderPages renders the dashboard and every endpoint's page once: what
+// they show is fixed when New has issued the certificates.
+func (t *Testbed) renderPages() error {
 	var b bytes.Buffer
 	if err := dashboardPage.Execute(&b, t.dashboardEntries()); err != nil {
-		http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
-		return
+		return fmt.Errorf("testbed: dashboard: %w", err)
 	}
-	writePage(w, b.Bytes())
+	t.dashboard = b.Bytes()
+	for _, ep := range t.endpoints {
+		var b bytes.Buffer
+		if err := endpointPage.Execute(&b, ep.info); err != nil {
+			return fmt.Errorf("testbed: page for %s: %w", ep.name, err)
+		}
+		ep.page = b.Bytes()
+	}
+	return nil
+}
+
+// serveDashboard writes the dashboard page.
+func (t *Testbed) serveDashboard(w http.ResponseWriter, r *http.Request) {
+	writePage(w, t.dashboard)
 }
 
 // endpointKey carries the endpoint a browser connection reached, from
@@ -111,12 +125,7 @@ func pageHandler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		var b bytes.Buffer
-		if err := endpointPage.Execute(&b, ep.info); err != nil {
-			http.Error(w, "page: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		writePage(w, b.Bytes())
+		writePage(w, ep.page)
 	})
 	return mux
 }

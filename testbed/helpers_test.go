@@ -54,16 +54,26 @@ func startTestbed(tb testing.TB) *running {
 	go func() { done <- t.Serve(ctx) }()
 	tb.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
+		if !serveReturned(tb, done) {
 			tb.Errorf("Serve did not return 10s after cancellation")
 		}
 	})
 	return &running{Testbed: t, dir: dir, manifest: manifest, logs: logs}
+}
+
+// serveReturned waits up to 10s for Serve's result on done and reports an
+// error it returned; it is false when Serve has not returned by then.
+func serveReturned(tb testing.TB, done <-chan error) bool {
+	tb.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+		return true
+	case <-time.After(10 * time.Second):
+		return false
+	}
 }
 
 // readManifest loads a manifest file the way a script would.

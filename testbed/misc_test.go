@@ -165,12 +165,7 @@ func TestEchoAndShutdown(t *testing.T) {
 	}
 	expect("Echo -- hello")
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
+	if !serveReturned(t, done) {
 		t.Fatal("Serve did not return with a client connected")
 	}
 	if _, err := c.Read(make([]byte, 1)); err == nil {

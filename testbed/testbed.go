@@ -87,6 +87,7 @@ type Testbed struct {
 	limit     *secure.Limiter      // one connection limit over every port
 	policy    *policy.Gate         // the policy-file request, on every port
 	pages     *web.ConnServer      // the endpoints' pages for browsers, while serving
+	dashboard []byte               // the dashboard page, rendered by New
 
 	revokedMu  sync.Mutex // guards revokedMod
 	revokedMod time.Time  // mtime of the revoked-clients file last read
@@ -99,6 +100,8 @@ type endpoint struct {
 	ln   net.Listener
 	// getCertificate serves the endpoint's certificate (nil without TLS).
 	getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// page is the endpoint's page for browsers, rendered by New.
+	page []byte
 }
 
 // New loads or creates the testbed root in cfg.Dir, binds every listener and
@@ -150,6 +153,9 @@ func New(cfg Config) (_ *Testbed, err error) {
 		return nil, err
 	}
 	if err := t.makeEndpoints(); err != nil {
+		return nil, err
+	}
+	if err := t.renderPages(); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -73,8 +73,8 @@ func run(args []string) error {
 		}
 		return idle(*addr, cfg, *pid, *conns, *hold)
 	case "fanout":
-		if *size < 16 {
-			return errors.New("--size must be at least 16 bytes")
+		if *size < 25 {
+			return errors.New("--size must be at least 25 bytes: a sequence number (8), a time stamp (16) and the NUL")
 		}
 		switch *transport {
 		case "raw", "websocket", "mixed":
@@ -343,7 +343,7 @@ func (f *fanoutRun) send(c net.Conn) error {
 			// Open loop: latency counts from when the message was due
 			// (its burst's start), so time the sender spent held back
 			// by the relay is counted too.
-			stamp = time.Duration(n-n%16) * time.Second / time.Duration(f.rate)
+			stamp = dueTime(n, f.rate)
 		}
 		copy(msg[8:], hexEncode(uint64(stamp)))
 		if _, err := w.Write(msg); err != nil {
@@ -359,17 +359,7 @@ func (f *fanoutRun) send(c net.Conn) error {
 
 // report prints the round's result line.
 func (f *fanoutRun) report(sendTime, elapsed time.Duration) {
-	var all []time.Duration
-	for _, l := range f.lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	q := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[int(p*float64(len(all)-1))]
-	}
+	p50, p99 := quantiles(f.lat)
 	if f.rate > 0 {
 		delivered := int64(0)
 		for i := range f.seen {
@@ -380,12 +370,33 @@ func (f *fanoutRun) report(sendTime, elapsed time.Duration) {
 		}
 		fmt.Printf("fanout-rate: 1 sender, %d receivers, %d messages of %d bytes offered at %d/s (sent at %.0f/s): %d receivers lost; %.0f delivered msgs/s; latency from due time p50 %s, p99 %s\n",
 			f.receivers, f.messages, f.size, f.rate, float64(f.messages)/sendTime.Seconds(), f.lost.Load(), float64(delivered)/elapsed.Seconds(),
-			q(0.50).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond))
+			p50, p99)
 		return
 	}
 	fmt.Printf("fanout: 1 sender, %d receivers, %d messages of %d bytes in %s: %.0f delivered msgs/s; latency p50 %s, p99 %s\n",
 		f.receivers, f.messages, f.size, elapsed.Round(time.Millisecond), float64(f.messages*f.receivers)/elapsed.Seconds(),
-		q(0.50).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond))
+		p50, p99)
+}
+
+// quantiles gives the median and the 99th percentile of the latencies
+// noted, rounded to 10 µs (0 when none were).
+func quantiles(lat [][]time.Duration) (p50, p99 time.Duration) {
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return 0, 0
+	}
+	slices.Sort(all)
+	q := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))].Round(10 * time.Microsecond) }
+	return q(0.50), q(0.99)
+}
+
+// dueTime is when message n is due in an open loop at rate messages per
+// second, sent in bursts of 16: its burst's start.
+func dueTime(n, rate int) time.Duration {
+	return time.Duration(n-n%16) * time.Second / time.Duration(rate)
 }
 
 func hexEncode(v uint64) []byte { return []byte(fmt.Sprintf("%016x", v)) }

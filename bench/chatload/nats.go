@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +67,7 @@ func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int
 			}
 		}
 		copy(msg, fmt.Sprintf("%08x", n))
-		copy(msg[8:], hexEncode(uint64(time.Duration(n-n%16)*time.Second/time.Duration(rate))))
+		copy(msg[8:], hexEncode(uint64(dueTime(n, rate))))
 		if err := pub.Publish(subject, msg); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
@@ -96,22 +95,10 @@ func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int
 			cut++
 		}
 	}
-	var all []time.Duration
-	for i := range lat {
-		if i < receivers {
-			all = append(all, lat[i]...)
-		}
-	}
-	slices.Sort(all)
-	q := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[int(p*float64(len(all)-1))]
-	}
+	p50, p99 := quantiles(lat)
 	elapsed := time.Duration(lastRead.Load())
 	fmt.Printf("nats-rate: 1 publisher, %d subscribers, %d messages of %d bytes offered at %d/s (sent at %.0f/s): %d subscribers missing messages, %d messages lost; %.0f delivered msgs/s; latency from due time p50 %s, p99 %s\n",
 		receivers, messages, size, rate, float64(messages)/sendTime.Seconds(), cut, int64(receivers*messages)-delivered,
-		float64(delivered)/elapsed.Seconds(), q(0.50).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond))
+		float64(delivered)/elapsed.Seconds(), p50, p99)
 	return nil
 }
