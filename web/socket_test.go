@@ -211,24 +211,14 @@ func TestSendQueueThroughWrappers(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the send queue is read on Linux only (SIOCOUTQ)")
 	}
-	ln := testutil.Listen(t)
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := testutil.TCPPair(t)
 	wrapped := &watchedConn{frameWatch{Conn: &httpConn{Conn: peekconn.New(server)}}}
 	q := sendQueueOf(wrapped)
 	if q == nil {
 		t.Fatal("no send queue found under the wrappers")
 	}
-	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
-	client.(*net.TCPConn).SetReadBuffer(4 << 10)
+	server.SetWriteBuffer(64 << 10)
+	client.SetReadBuffer(4 << 10)
 	// Far more than the client's buffer: most of it stays queued.
 	go server.Write(make([]byte, 1<<20))
 	testutil.Eventually(t, "bytes queued", 5*time.Second, func() bool { n, ok := q(); return ok && n > 0 })
