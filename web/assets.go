@@ -12,7 +12,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/passerelle/passerelle/internal/ratelog"
@@ -52,8 +51,7 @@ type Assets struct {
 	// a file and a buffer forever.
 	WriteTimeout time.Duration
 
-	peerLogOnce sync.Once
-	peerLog     *ratelog.Logger
+	peerLog ratelog.Lazy // the per-client lines, rate-limited
 }
 
 func (a *Assets) logger() *slog.Logger {
@@ -73,8 +71,7 @@ func (a *Assets) writeTimeout() time.Duration {
 // logLimited writes an info line a client caused, at most one of each key
 // per interval (ratelog).
 func (a *Assets) logLimited(key, msg string, args ...any) {
-	a.peerLogOnce.Do(func() { a.peerLog = ratelog.New(a.Logger, 0) })
-	a.peerLog.Info(key, msg, args...)
+	a.peerLog.Get(a.Logger).Info(key, msg, args...)
 }
 
 // ServeHTTP serves one request.

@@ -29,8 +29,7 @@ type Stream struct {
 	// client keeps none (as Chat's).
 	bufs sync.Pool
 
-	peerLogOnce sync.Once
-	peerLog     *ratelog.Logger // the per-client lines, rate-limited
+	peerLog ratelog.Lazy // the per-client lines, rate-limited
 }
 
 func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -38,8 +37,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ws == nil {
 		return
 	}
-	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
-	c := &streamConn{s: newSocket(ws, s.peerLog, s.PingInterval), bufs: &s.bufs}
+	c := &streamConn{s: newSocket(ws, s.peerLog.Get(s.Logger), s.PingInterval), bufs: &s.bufs}
 	takeOver(r, func(ctx context.Context) {
 		defer c.Close()
 		s.Serve(ctx, c)

@@ -126,3 +126,19 @@ func (l *Logger) forget(now time.Time) {
 		}
 	}
 }
+
+// Lazy is a Logger made at its first use, for the servers that are
+// configured by setting their fields (a Logger field included) and have no
+// constructor to make it in. The zero value is ready; a Lazy must not be
+// copied after its first use.
+type Lazy struct {
+	once sync.Once
+	l    *Logger
+}
+
+// Get returns the Logger, made on the first call with log and the default
+// interval; later calls return the same one, whatever log they pass.
+func (z *Lazy) Get(log *slog.Logger) *Logger {
+	z.once.Do(func() { z.l = New(log, 0) })
+	return z.l
+}

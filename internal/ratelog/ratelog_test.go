@@ -120,3 +120,19 @@ func TestLogToSharesTheCount(t *testing.T) {
 		}
 	})
 }
+
+// TestLazy: a Lazy makes one Logger on first use, with the log it was
+// given then, and keeps its rate for every later caller.
+func TestLazy(t *testing.T) {
+	var first, second bytes.Buffer
+	var z Lazy
+	l := z.Get(slog.New(slog.NewTextHandler(&first, nil)))
+	if got := z.Get(slog.New(slog.NewTextHandler(&second, nil))); got != l {
+		t.Fatal("a second Get made another Logger")
+	}
+	l.Warn("k", "first line")
+	z.Get(nil).Warn("k", "held back")
+	if !strings.Contains(first.String(), "first line") || strings.Contains(first.String(), "held back") || second.Len() != 0 {
+		t.Fatalf("first log %q, second log %q; want the first line once, in the first log", first.String(), second.String())
+	}
+}

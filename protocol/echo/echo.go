@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/passerelle/passerelle/internal/ratelog"
@@ -44,8 +43,7 @@ type Server struct {
 	// none.
 	Logger *slog.Logger
 
-	peerLogOnce sync.Once
-	peerLog     *ratelog.Logger
+	peerLog ratelog.Lazy // the per-client lines, rate-limited
 }
 
 // ServeConn serves one connection until the client leaves or ctx is
@@ -70,8 +68,7 @@ func (s *Server) ServeConn(ctx context.Context, conn net.Conn) {
 	if err != nil {
 		attrs = append(attrs, "error", err.Error())
 	}
-	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
-	s.peerLog.Info("echo_closed_"+reason, "echo client closed", attrs...)
+	s.peerLog.Get(s.Logger).Info("echo_closed_"+reason, "echo client closed", attrs...)
 }
 
 func (s *Server) serve(conn net.Conn) (string, error) {

@@ -74,8 +74,7 @@ type Server struct {
 	bufs sync.Pool // *[]byte of BufferSize
 	dig  digester
 
-	peerLogOnce sync.Once
-	peerLog     *ratelog.Logger // the info lines a peer can cause
+	peerLog ratelog.Lazy // the info lines a peer can cause
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -90,8 +89,7 @@ func (s *Server) logger() *slog.Logger {
 // what the peer sent), and each kind is written at most once every
 // ratelog.DefaultEvery, with the count of the lines held back.
 func (s *Server) logLimited(log *slog.Logger, key, msg string, args ...any) {
-	s.peerLogOnce.Do(func() { s.peerLog = ratelog.New(s.Logger, 0) })
-	s.peerLog.LogTo(context.Background(), log, slog.LevelInfo, key, msg, args...)
+	s.peerLog.Get(s.Logger).LogTo(context.Background(), log, slog.LevelInfo, key, msg, args...)
 }
 
 func (s *Server) maxRequest() int {
