@@ -22,7 +22,12 @@ func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int
 	connect := func() (*nats.Conn, error) {
 		return nats.Connect(url, nats.Secure(cfg), nats.NoReconnect(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	}
-	start := time.Now()
+	// The publisher sets start once the subscribers are ready; their
+	// callbacks read it from other goroutines.
+	var start atomic.Pointer[time.Time]
+	now := time.Now()
+	start.Store(&now)
+	since := func() time.Duration { return time.Since(*start.Load()) }
 	seen := make([]atomic.Int64, receivers)
 	lat := make([][]time.Duration, receivers)
 	var lastRead atomic.Int64
@@ -39,10 +44,10 @@ func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int
 			}
 			sent := int64(binary.BigEndian.Uint64(hexDecode(m.Data[8:24])))
 			if i < 10 {
-				lat[i] = append(lat[i], time.Since(start)-time.Duration(sent))
+				lat[i] = append(lat[i], since()-time.Duration(sent))
 			}
 			seen[i].Add(1)
-			lastRead.Store(int64(time.Since(start)))
+			lastRead.Store(int64(since()))
 		})
 		if err != nil {
 			return err
@@ -58,12 +63,13 @@ func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int
 	defer pub.Close()
 	time.Sleep(time.Second)
 
-	start = time.Now()
+	sending := time.Now()
+	start.Store(&sending)
 	msg := bytes.Repeat([]byte("x"), size)
 	for n := 0; n < messages; n++ {
 		if n%16 == 0 {
-			if d := time.Duration(n) * time.Second / time.Duration(rate); d > time.Since(start) {
-				time.Sleep(d - time.Since(start))
+			if d := time.Duration(n) * time.Second / time.Duration(rate); d > since() {
+				time.Sleep(d - since())
 			}
 		}
 		copy(msg, fmt.Sprintf("%08x", n))
@@ -75,7 +81,7 @@ func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int
 	if err := pub.Flush(); err != nil {
 		return err
 	}
-	sendTime := time.Since(start)
+	sendTime := since()
 	// Wait until every subscriber has everything, or nothing has come for
 	// two seconds.
 	for {
@@ -83,7 +89,7 @@ func natsFanout(url string, cfg *tls.Config, receivers, messages, size, rate int
 		for i := range seen {
 			total += seen[i].Load()
 		}
-		if total == int64(receivers*messages) || time.Since(start)-time.Duration(lastRead.Load()) > 2*time.Second {
+		if total == int64(receivers*messages) || since()-time.Duration(lastRead.Load()) > 2*time.Second {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
