@@ -17,10 +17,7 @@ import (
 // database: a person on the page and a raw TLS client talk in both
 // directions, and a message with markup shows as text.
 func TestServeChatPageInBrowser(t *testing.T) {
-	dataDir := t.TempDir()
-	s := startServe(t, dataDir)
-	pool, caFile := caPool(t, dataDir)
-	addr := s.addrs["chat"][0]
+	addr, pool, b := startChatPage(t)
 
 	raw := dialTLS(t, addr, "localhost", pool)
 	io.WriteString(raw, `<passerelle:join room="lobby"/>`+"\x00")
@@ -28,7 +25,6 @@ func TestServeChatPageInBrowser(t *testing.T) {
 		t.Fatalf("raw client join: %q", got)
 	}
 
-	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile)}})
 	b.Navigate("https://localhost:" + portOf(addr) + "/?nick=ann&room=lobby")
 	b.WaitText("#status", "over TLS")
 	b.WaitText("#room-name", "lobby")
@@ -55,6 +51,19 @@ func TestServeChatPageInBrowser(t *testing.T) {
 	}
 }
 
+// startChatPage starts a serve with its default listeners and a headless
+// chromium that trusts the serve's local CA; it returns the chat address
+// (its page included), a pool trusting the same CA for raw clients, and
+// the browser, which has opened no page yet.
+func startChatPage(t *testing.T) (addr string, pool *x509.CertPool, b *testbrowser.Browser) {
+	t.Helper()
+	dataDir := t.TempDir()
+	s := startServe(t, dataDir)
+	pool, caFile := caPool(t, dataDir)
+	b = testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile)}})
+	return s.addrs["chat"][0], pool, b
+}
+
 func readCert(t *testing.T, file string) *x509.Certificate {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -76,10 +85,7 @@ func readCert(t *testing.T, file string) *x509.Certificate {
 // at once, even when the browser keeps the page in its back/forward cache,
 // so its nickname is free; coming back reconnects it under that nickname.
 func TestChatPageLeavesOnPagehide(t *testing.T) {
-	dataDir := t.TempDir()
-	s := startServe(t, dataDir)
-	pool, caFile := caPool(t, dataDir)
-	addr := s.addrs["chat"][0]
+	addr, pool, b := startChatPage(t)
 	raw := dialTLS(t, addr, "localhost", pool)
 	who := func() string {
 		t.Helper()
@@ -94,7 +100,6 @@ func TestChatPageLeavesOnPagehide(t *testing.T) {
 	const withAnn = `<passerelle:members room="default" count="2"><passerelle:member name="ann"/></passerelle:members>` + "\x00"
 	const alone = `<passerelle:members room="default" count="1"></passerelle:members>` + "\x00"
 
-	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile)}})
 	page := "https://localhost:" + portOf(addr) + "/?nick=ann"
 	b.Navigate(page)
 	b.WaitText("#members", "ann")
@@ -135,15 +140,11 @@ func TestChatPageLeavesOnPagehide(t *testing.T) {
 // the nickname the page holds again, not the refused one; an empty box
 // shows a placeholder that cannot be taken for a value.
 func TestChatPageNickTaken(t *testing.T) {
-	dataDir := t.TempDir()
-	s := startServe(t, dataDir)
-	pool, caFile := caPool(t, dataDir)
-	addr := s.addrs["chat"][0]
+	addr, pool, b := startChatPage(t)
 	erin := dialTLS(t, addr, "localhost", pool)
 	io.WriteString(erin, `<passerelle:nick name="erin"/>`+"\x00")
 	readFrames(t, erin, 1)
 
-	b := testbrowser.Start(t, testbrowser.Options{TrustCAs: []*x509.Certificate{readCert(t, caFile)}})
 	b.Navigate("https://localhost:" + portOf(addr) + "/")
 	b.WaitText("#status", "over TLS")
 	if ph := testbrowser.Eval[string](b, `document.getElementById("nick").placeholder`); ph != "your nickname" {

@@ -108,6 +108,20 @@ func (f *frontDoor) watchRoom(t *testing.T) func(t *testing.T, note string) {
 	}
 }
 
+// eachListener runs test in a subtest on a new client of the TLS and of
+// the plain listener, then checks with watchRoom that the room got nothing
+// of what that client sent (note is the marker's message).
+func (f *frontDoor) eachListener(t *testing.T, note string, test func(t *testing.T, c net.Conn)) {
+	t.Helper()
+	relayed := f.watchRoom(t)
+	for _, kind := range []string{"tls", "plain"} {
+		t.Run(kind, func(t *testing.T) {
+			test(t, f.dial[kind](t))
+			relayed(t, note)
+		})
+	}
+}
+
 // TestServeSilentClientGetsEverything: a client that says nothing is a
 // member of the room from the end of its handshake: a message sent 10 ms
 // after it connected reaches it, over TLS without ALPN, plain TCP and a
@@ -177,20 +191,15 @@ func TestServePipeRightAfterAReceiver(t *testing.T) {
 // policy and a NUL and the connection closed; nobody in the room sees it.
 func TestServePolicyRequestInsideTLS(t *testing.T) {
 	f := startFrontDoor(t)
-	relayed := f.watchRoom(t)
-	for _, kind := range []string{"tls", "plain"} {
-		t.Run(kind, func(t *testing.T) {
-			c := f.dial[kind](t)
-			io.WriteString(c, policy.Request)
-			c.SetReadDeadline(time.Now().Add(waitTimeout))
-			got, err := io.ReadAll(c)
-			if err != nil || !strings.HasPrefix(string(got), `<?xml version="1.0"?>`) ||
-				!strings.HasSuffix(string(got), "</cross-domain-policy>\x00") {
-				t.Fatalf("policy requester got %q, %v; want the policy, a NUL and the end", got, err)
-			}
-			relayed(t, "after the request")
-		})
-	}
+	f.eachListener(t, "after the request", func(t *testing.T, c net.Conn) {
+		io.WriteString(c, policy.Request)
+		c.SetReadDeadline(time.Now().Add(waitTimeout))
+		got, err := io.ReadAll(c)
+		if err != nil || !strings.HasPrefix(string(got), `<?xml version="1.0"?>`) ||
+			!strings.HasSuffix(string(got), "</cross-domain-policy>\x00") {
+			t.Fatalf("policy requester got %q, %v; want the policy, a NUL and the end", got, err)
+		}
+	})
 }
 
 // TestServeHTTP2PrefaceRefused: an HTTP/2 client with prior knowledge, over
@@ -198,28 +207,23 @@ func TestServePolicyRequestInsideTLS(t *testing.T) {
 // HTTP_1_1_REQUIRED, and its preface reaches nobody.
 func TestServeHTTP2PrefaceRefused(t *testing.T) {
 	f := startFrontDoor(t)
-	relayed := f.watchRoom(t)
-	for _, kind := range []string{"tls", "plain"} {
-		t.Run(kind, func(t *testing.T) {
-			c := f.dial[kind](t)
-			io.WriteString(c, http2.ClientPreface)
-			fr := http2.NewFramer(c, c)
-			fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
-			c.SetReadDeadline(time.Now().Add(waitTimeout))
-			if fr, err := fr.ReadFrame(); err != nil || fr.Header().Type != http2.FrameSettings {
-				t.Fatalf("first frame %v, %v; want SETTINGS", fr, err)
-			}
-			ga, err := fr.ReadFrame()
-			if err != nil {
-				t.Fatalf("second frame: %v", err)
-			}
-			if g, ok := ga.(*http2.GoAwayFrame); !ok || g.ErrCode != http2.ErrCodeHTTP11Required || string(g.DebugData()) != web.HTTP2Refusal {
-				t.Fatalf("second frame %v; want GOAWAY HTTP_1_1_REQUIRED %q", ga, web.HTTP2Refusal)
-			}
-			c.Close()
-			relayed(t, "after the preface")
-		})
-	}
+	f.eachListener(t, "after the preface", func(t *testing.T, c net.Conn) {
+		io.WriteString(c, http2.ClientPreface)
+		fr := http2.NewFramer(c, c)
+		fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20})
+		c.SetReadDeadline(time.Now().Add(waitTimeout))
+		if fr, err := fr.ReadFrame(); err != nil || fr.Header().Type != http2.FrameSettings {
+			t.Fatalf("first frame %v, %v; want SETTINGS", fr, err)
+		}
+		ga, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("second frame: %v", err)
+		}
+		if g, ok := ga.(*http2.GoAwayFrame); !ok || g.ErrCode != http2.ErrCodeHTTP11Required || string(g.DebugData()) != web.HTTP2Refusal {
+			t.Fatalf("second frame %v; want GOAWAY HTTP_1_1_REQUIRED %q", ga, web.HTTP2Refusal)
+		}
+		c.Close()
+	})
 	testutil.Eventually(t, "the refusal in the log", waitTimeout, func() bool {
 		return strings.Contains(f.s.errOut.String(), "HTTP/2 client refused: this port serves HTTP/1.1 and its raw protocol")
 	})

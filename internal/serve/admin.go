@@ -51,8 +51,7 @@ func (c adminConfig) validate(acmeAgreed bool) []error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if err := checkAddress(c.Address); err != nil {
 		add("admin.address %q: %v", c.Address, err)
-	}
-	if err := checkAddress(c.Address); err == nil && c.mode() == certs.ModeOff && !netaddr.IsLoopbackAddr(c.Address) && !c.AllowInsecure {
+	} else if c.mode() == certs.ModeOff && !netaddr.IsLoopbackAddr(c.Address) && !c.AllowInsecure {
 		add("admin.address %q: not a loopback address, and admin.tls.mode is off: set admin.tls.mode (local, acme or files) so that metrics and profiles travel over TLS, or admin.allow_insecure: true to serve them in plain HTTP anyway", c.Address)
 	}
 	t := c.TLS

@@ -102,8 +102,8 @@ func (l *listener) openAssets() error {
 	if l.cfg.Service != serviceEnvoie {
 		return nil
 	}
-	l.assets = envoie.Samples()
 	if l.cfg.Root == "" {
+		l.assets = envoie.Samples()
 		return nil
 	}
 	dir, err := envoie.OpenDir(l.cfg.Root, envoie.WithDotfiles(l.cfg.AllowDotfiles))

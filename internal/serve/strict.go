@@ -198,7 +198,7 @@ func scalarProblem(n *yaml.Node, t reflect.Type) string {
 		if tag != "!!bool" {
 			return fmt.Sprintf("%q: want true or false", n.Value)
 		}
-	case t.Kind() == reflect.Int:
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64: // runtime.gc_floor is an int64
 		if tag != "!!int" {
 			return fmt.Sprintf("%q: want a whole number", n.Value)
 		}

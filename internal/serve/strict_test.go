@@ -19,6 +19,7 @@ func TestEnvironmentChecked(t *testing.T) {
 			Timeout time.Duration `mapstructure:"timeout"`
 		} `mapstructure:"check"`
 		Port    int               `mapstructure:"port"`
+		Bytes   int64             `mapstructure:"bytes"`
 		Agree   bool              `mapstructure:"agree"`
 		Rate    float64           `mapstructure:"rate"`
 		Mode    certs.TLSMode     `mapstructure:"mode"`
@@ -38,6 +39,8 @@ func TestEnvironmentChecked(t *testing.T) {
 		{[]string{"PASSERELLE_CHECK_TIMEOUT="}, ""},
 		{[]string{"PASSERELLE_PORT=abc"}, `PASSERELLE_PORT: "abc": want a whole number`},
 		{[]string{"PASSERELLE_PORT=8443"}, ""},
+		{[]string{"PASSERELLE_BYTES=64MiB"}, `PASSERELLE_BYTES: "64MiB": want a whole number`},
+		{[]string{"PASSERELLE_BYTES=67108864"}, ""},
 		{[]string{"PASSERELLE_AGREE=1"}, `PASSERELLE_AGREE: "1": want true or false`},
 		{[]string{"PASSERELLE_AGREE=true"}, ""},
 		{[]string{"PASSERELLE_RATE=2.5"}, ""},
