@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
-	"sync/atomic"
 )
 
 // The garbage collector's settings. A relay's heap is of two kinds. With
@@ -77,7 +76,7 @@ func setGC(rc runtimeConfig, log *slog.Logger) {
 type floorTuner struct {
 	floor   uint64
 	least   int
-	stopped atomic.Bool
+	stopped bool // under gc's lock
 }
 
 // gcSentinel is the object whose finalizer runs after each collection.
@@ -89,11 +88,15 @@ func startFloorTuner(floor uint64, least int) *floorTuner {
 	return t
 }
 
-func (t *floorTuner) stop() { t.stopped.Store(true) }
+// stop ends t; gc's lock is held, so that a finalizer already running
+// cannot set the target after the next setGC has.
+func (t *floorTuner) stop() { t.stopped = true }
 
 func afterGC(s *gcSentinel) {
 	t := s.t
-	if t.stopped.Load() {
+	gc.Lock()
+	defer gc.Unlock()
+	if t.stopped {
 		return
 	}
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
