@@ -236,13 +236,14 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	cert := leaf.TLS()
 	listeners := []struct {
 		name  string
+		parks bool // clients are parked (secure.Conn can be detached)
 		serve func(ctx context.Context, ln net.Listener, h *Hub) (wait func())
 	}{
-		{"tls", func(ctx context.Context, ln net.Listener, h *Hub) func() {
+		{"tls", false, func(ctx context.Context, ln net.Listener, h *Hub) func() {
 			tl := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 			return testutil.Serve(tl, func(c net.Conn) { serveHandshaken(ctx, h, c) })
 		}},
-		{"secure", func(ctx context.Context, ln net.Listener, h *Hub) func() {
+		{"secure", true, func(ctx context.Context, ln net.Listener, h *Hub) func() {
 			srv := &secure.Server{
 				Config: secure.ServerConfig{
 					GetCertificate:     func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil },
@@ -257,11 +258,11 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 		}},
 	}
 	for _, l := range listeners {
-		b.Run(l.name, func(b *testing.B) { benchIdle(b, idleClients, caFile, l.serve) })
+		b.Run(l.name, func(b *testing.B) { benchIdle(b, idleClients, caFile, l.parks, l.serve) })
 	}
 }
 
-func benchIdle(b *testing.B, idleClients int, caFile string, serve func(context.Context, net.Listener, *Hub) func()) {
+func benchIdle(b *testing.B, idleClients int, caFile string, parks bool, serve func(context.Context, net.Listener, *Hub) func()) {
 	for range b.N {
 		ln := testutil.Listen(b)
 		h := New(Config{})
@@ -285,6 +286,13 @@ func benchIdle(b *testing.B, idleClients int, caFile string, serve func(context.
 		testutil.EventuallyReport(b, waitTimeout, func() bool { return clientCount(h) == idleClients }, func() string {
 			return fmt.Sprintf("%d clients, want %d", clientCount(h), idleClients)
 		})
+		if parks {
+			// Every client sent nothing for ParkAfter: each waits on its
+			// socket, its reader's goroutine gone.
+			testutil.EventuallyReport(b, waitTimeout, func() bool { return h.parked.Load() == int64(idleClients) }, func() string {
+				return fmt.Sprintf("%d clients parked, want %d", h.parked.Load(), idleClients)
+			})
+		}
 		after := memNow()
 
 		perConn := float64(after.total()-before.total()) / float64(idleClients)

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/passerelle/passerelle/internal/readiness"
 	"github.com/passerelle/passerelle/protocol/xmlsocket"
 )
 
@@ -128,6 +129,11 @@ type client struct {
 	wakes []*client
 	full  []*client
 
+	// parked is the client's wait in the hub's Poller while it is parked,
+	// resume what takes it up again (park.go); guarded by mu.
+	parked *readiness.Wait
+	resume func()
+
 	// Flood control, reader goroutine only: flood is the token bucket
 	// (nil: no limit); heldCredit is the allowance earned while the relay
 	// was not reading this client because a receiver's queue was full
@@ -172,15 +178,41 @@ func (c *client) close(reason CloseReason) error {
 }
 
 // run is the reader side. It returns why the client should be closed and
-// the error behind it, if any.
-func (c *client) run() (CloseReason, error) {
+// the error behind it, if any. With a linger, it returns errParked instead
+// once the client has sent nothing for that long, its read deadline
+// cleared (see park.go).
+func (c *client) run(linger time.Duration) (CloseReason, error) {
 	cfg := &c.h.cfg
 	defer c.flushWakes()
+	if linger > 0 {
+		if r, closing := c.armRead(linger); closing {
+			return r, nil
+		}
+	}
+	read := false // a message came since the deadline was set
 	for {
 		msg, err := c.t.ReadMessage()
 		if err != nil {
+			if linger > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				if r, closing := c.closeReason(); closing {
+					return r, nil // kill's deadline
+				}
+				if read {
+					read = false
+					if r, closing := c.armRead(linger); closing {
+						return r, nil
+					}
+					continue
+				}
+				c.t.SetReadDeadline(time.Time{})
+				if r, closing := c.closeReason(); closing {
+					return r, nil
+				}
+				return "", errParked
+			}
 			return c.readFailure(err)
 		}
+		read = true
 		if len(msg) > cfg.MaxMessage {
 			// The transport did not apply the limit: refuse as the
 			// xmlsocket reader would.
@@ -203,6 +235,15 @@ func (c *client) run() (CloseReason, error) {
 			c.flushWakes() // about to wait for the network
 		}
 	}
+}
+
+// armRead sets the read deadline linger from now, then reports whether the
+// client is closing: kill sets its deadline after marking the client
+// closing, so a deadline set here before kill's is replaced by it, and one
+// set after is seen here.
+func (c *client) armRead(linger time.Duration) (CloseReason, bool) {
+	c.t.SetReadDeadline(time.Now().Add(linger))
+	return c.closeReason()
 }
 
 // waitFull queues msg to the receivers broadcast found without room for
@@ -521,10 +562,13 @@ func (c *client) kill(reason CloseReason) CloseReason {
 	clear(c.queue)
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.freeRoomLocked()
+	w, resume := c.parked, c.resume
+	c.parked = nil
 	c.mu.Unlock()
 	c.signal()
 	c.t.SetReadDeadline(aLongTimeAgo())
 	c.t.SetWriteDeadline(aLongTimeAgo())
+	unpark(w, resume)
 	return reason
 }
 

@@ -23,6 +23,8 @@ const (
 	DefaultFloodBurst = 400
 	// DefaultWriteTimeout is Config.WriteTimeout's default.
 	DefaultWriteTimeout = 10 * time.Second
+	// DefaultParkAfter is Config.ParkAfter's default.
+	DefaultParkAfter = time.Second
 )
 
 // Config tunes a Hub. The zero value is usable: every field documents its
@@ -66,6 +68,16 @@ type Config struct {
 	// (ServeConn). Default xmlsocket.DefaultBufferSize (512 bytes); it grows
 	// while a sender keeps it full and shrinks back when reads get short.
 	ReadBufferSize int
+	// ParkAfter is how long a byte-stream client's reader waits for a
+	// message in its own goroutine. A client that sent nothing for that
+	// long is parked: the goroutine that read it returns (its stack, 4 KiB
+	// or more once crypto/tls has run in it, goes with it) and a fresh one
+	// waits on the socket with Go's smallest stack, until the client sends
+	// again. Only connections that can be detached from their listener's
+	// handler (secure.Conn, through a peekconn.Conn) and waited on
+	// (internal/readiness) are parked; others wait as before. Default
+	// DefaultParkAfter; below zero, never.
+	ParkAfter time.Duration
 	// Link connects the hub to the other nodes of a cluster; nil (the
 	// default) is a single node.
 	Link Link
@@ -103,6 +115,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.ReadBufferSize <= 0 {
 		cfg.ReadBufferSize = xmlsocket.DefaultBufferSize
+	}
+	if cfg.ParkAfter == 0 {
+		cfg.ParkAfter = DefaultParkAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -20,7 +20,10 @@
 // the queue holds something: it is started by the first message queued
 // and returns once the queue has stayed empty for 100 to 200 ms (a busy
 // room's writers live from one burst to the next), so an idle client holds
-// one goroutine (its reader), not two. A message is shared by all
+// one goroutine (its reader), not two; and on Linux a byte-stream client
+// quiet for Config.ParkAfter holds none: its reader returns and the hub's
+// Poller (one epoll set) starts a reader again when it sends (park.go).
+// A message is shared by all
 // its receivers; queueing it costs no allocation per receiver. This is the
 // design of nats-server's client.go.
 //
@@ -71,6 +74,6 @@
 // for any other Transport (transport.go: the interface a WebSocket
 // transport implements, and the byte-stream one), Publish to feed a room
 // from elsewhere (another node), and Close. Then client.go (the per-client
-// queue and writer), room.go (membership and fan-out), control.go and
+// queue and writer), park.go (idle clients without a goroutine), room.go (membership and fan-out), control.go and
 // nick.go (the control messages, nickname comparison).
 package hub

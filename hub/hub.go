@@ -8,8 +8,11 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/passerelle/passerelle/internal/ratelog"
+	"github.com/passerelle/passerelle/internal/readiness"
 )
 
 // DefaultRoom is the room of every client that has not joined another one.
@@ -35,6 +38,11 @@ type Hub struct {
 	rooms   map[string]*room
 	nicks   map[string]*client // by PRECIS comparison key (see control.go)
 	wg      sync.WaitGroup     // one per registered client
+	// The Poller that holds parked clients (park.go): made by the first
+	// client that parks, closed by Close.
+	poll      *readiness.Poller
+	pollTried bool
+	parked    atomic.Int64 // clients parked
 }
 
 // New returns a Hub ready to serve connections.
@@ -94,6 +102,15 @@ type Admission struct {
 	c   *client
 	ctx context.Context
 	in  bool // registered: the hub was not closed
+
+	// Set by Serve: the logger, what stops the shutdown hook, whether the
+	// client may be parked (Config.ParkAfter), and end, once the
+	// connection has been detached from its listener's handler (the
+	// first time the client was parked).
+	log   *slog.Logger
+	stop  func() bool
+	parks bool
+	end   func()
 }
 
 func (h *Hub) admit(ctx context.Context, t Transport) *Admission {
@@ -107,33 +124,71 @@ func (h *Hub) admit(ctx context.Context, t Transport) *Admission {
 }
 
 // Serve runs the admitted client as a chat client: what was queued for it
-// is written, then it relays until it is gone, as Hub.Serve.
+// is written, then it relays until it is gone, as Hub.Serve. A client that
+// goes quiet may be parked (Config.ParkAfter): Serve then returns while the
+// client stays, its connection detached from the listener's handler, and
+// the client is served from then on by goroutines of the hub's own.
 func (a *Admission) Serve() {
 	h, c := a.h, a.c
-	log := h.cfg.Logger
+	a.log = h.cfg.Logger
 	if l, ok := a.ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		log = l
+		a.log = l
 	}
 	if c.peer != "" {
-		log.Debug("chat client connected", "remote_addr", c.addr, "peer_status", c.peer)
+		a.log.Debug("chat client connected", "remote_addr", c.addr, "peer_status", c.peer)
 	} else {
-		log.Debug("chat client connected", "remote_addr", c.addr)
+		a.log.Debug("chat client connected", "remote_addr", c.addr)
 	}
 	if !a.in {
 		c.t.Close()
-		h.logClose(log, c, ReasonShutdown, nil)
+		h.logClose(a.log, c, ReasonShutdown, nil)
 		return
 	}
-	defer h.wg.Done()
 	c.release()
-	stop := context.AfterFunc(a.ctx, func() { c.kill(ReasonShutdown) })
-	reason, err := c.run()
-	stop()
+	a.stop = context.AfterFunc(a.ctx, func() { c.kill(ReasonShutdown) })
+	a.parks = h.cfg.ParkAfter > 0 && parkable(c.t)
+	a.relay()
+}
+
+// relay reads the client until it is gone, then ends it, or until it parks
+// (see park.go).
+func (a *Admission) relay() {
+	linger := time.Duration(0)
+	if a.parks {
+		linger = a.h.cfg.ParkAfter
+	}
+	for {
+		reason, err := a.c.run(linger)
+		if err != errParked {
+			a.finish(reason, err)
+			return
+		}
+		if a.park() {
+			return
+		}
+		// Not parked: read on in this goroutine, without a linger when
+		// the client cannot be parked at all.
+		if !a.parks {
+			linger = 0
+		}
+	}
+}
+
+// finish ends the client: it leaves its room, its writer stops, its
+// connection is closed (and, when detached, counted as over) and the close
+// is logged.
+func (a *Admission) finish(reason CloseReason, err error) {
+	h, c := a.h, a.c
+	defer h.wg.Done()
+	a.stop()
 	h.unregister(c)
 	reason = c.kill(reason) // the first reason recorded wins
 	c.writers.Wait()
 	c.close(reason)
-	h.logClose(log, c, reason, err)
+	h.logClose(a.log, c, reason, err)
+	if a.end != nil {
+		a.end()
+	}
 }
 
 // Leave withdraws the admitted client, which is not a chat client: it
@@ -178,6 +233,13 @@ func (h *Hub) Close() error {
 		c.kill(ReasonShutdown)
 	}
 	h.wg.Wait()
+	h.mu.Lock()
+	p := h.poll
+	h.poll = nil
+	h.mu.Unlock()
+	if p != nil {
+		return p.Close()
+	}
 	return nil
 }
 

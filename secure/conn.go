@@ -14,6 +14,27 @@ type Conn struct {
 	raw      net.Conn
 	tlsConn  *tls.Conn
 	verdict  Verdict
+	// end closes the connection and tells the Server it is over; set by
+	// the Server before the handler runs, nil on a Conn it did not make.
+	// detached is set by Detach, in the handler's goroutine.
+	end      func()
+	detached bool
+}
+
+// Detach lets the handler return while the connection lives on: the Server
+// then neither closes the connection nor counts it as over when the
+// handler returns (the shutdown grace still waits for it). The returned end
+// closes it and counts it as over; call it once the connection is done
+// with, from any goroutine (later calls do nothing). Call Detach from the
+// handler's goroutine, before the handler returns. A service that holds
+// many idle clients uses it to let each one's goroutine go while it waits
+// (hub). It returns nil, and detaches nothing, on a Conn no Server made.
+func (c *Conn) Detach() (end func()) {
+	if c.end == nil {
+		return nil
+	}
+	c.detached = true
+	return c.end
 }
 
 // PeerStatus is the status of the client certificate: StatusUnknown when the

@@ -451,6 +451,74 @@ func TestMaxConnsMakesClientsWait(t *testing.T) {
 	}
 }
 
+// TestDetach: a handler that detaches its connection returns while the
+// connection stays open and keeps its slot; end closes it and gives the
+// slot back; a Conn no Server made cannot be detached.
+func TestDetach(t *testing.T) {
+	type detached struct {
+		c   *Conn
+		end func()
+	}
+	handed := make(chan detached, 2)
+	ts := startServer(t, ServerConfig{Plain: true, MaxConns: 1}, func(ctx context.Context, c *Conn) {
+		io.WriteString(c, "hi\n")
+		handed <- detached{c, c.Detach()}
+	})
+	first, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	r1 := bufio.NewReader(first)
+	if l, _ := r1.ReadString('\n'); l != "hi\n" {
+		t.Fatalf("first client greeting %q", l)
+	}
+	d := <-handed
+	if d.end == nil {
+		t.Fatal("Detach returned nil on a Server's Conn")
+	}
+	time.Sleep(50 * time.Millisecond) // the handler has returned by now
+	if _, err := io.WriteString(d.c, "still open\n"); err != nil {
+		t.Fatalf("write after the handler returned: %v", err)
+	}
+	if l, _ := r1.ReadString('\n'); l != "still open\n" {
+		t.Fatalf("after the handler returned the client read %q", l)
+	}
+	second, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	got := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(second).ReadString('\n')
+		got <- l
+	}()
+	select {
+	case l := <-got:
+		t.Fatalf("second client served while a detached connection held the only slot: %q", l)
+	case <-time.After(200 * time.Millisecond):
+	}
+	d.end()
+	d.end() // later calls do nothing
+	if _, err := r1.ReadString('\n'); err != io.EOF {
+		t.Fatalf("first client after end: %v, want EOF", err)
+	}
+	select {
+	case l := <-got:
+		if l != "hi\n" {
+			t.Errorf("second client greeting %q", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second client never served after end")
+	}
+	(<-handed).end()
+
+	if end := (&Conn{}).Detach(); end != nil {
+		t.Fatal("Detach on a Conn no Server made returned an end")
+	}
+}
+
 // TestShutdownWaitsForHandlers: Serve returns only once every handler has
 // returned; a handler deaf to ctx has its connection closed after the grace.
 func TestShutdownWaitsForHandlers(t *testing.T) {

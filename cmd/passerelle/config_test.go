@@ -96,6 +96,9 @@ chat: {max_message: 1000, queue_bytes: 10}
 		{"policy wait", `
 chat: {policy_wait: 0s}
 `, `chat.policy_wait 0s: want a positive duration`},
+		{"park after", `
+chat: {park_after: -1s}
+`, `chat.park_after -1s: want 0 (never) or a positive duration`},
 		{"bad policy file", `
 policy: {file: /dev/null}
 listeners:
@@ -207,7 +210,7 @@ func TestConfigFileStrict(t *testing.T) {
 `, []string{"line 1: chatt: unknown key; did you mean chat?"}},
 		{"unknown key, nothing near", `chat:
   colour: blue
-`, []string{"line 2: chat.colour: unknown key; known keys here: flood_burst, flood_rate, max_message, policy_wait, queue_bytes, slow_receiver_timeout, write_timeout"}},
+`, []string{"line 2: chat.colour: unknown key; known keys here: flood_burst, flood_rate, max_message, park_after, policy_wait, queue_bytes, slow_receiver_timeout, write_timeout"}},
 		{"bare number for a duration", `chat:
   write_timeout: 10
 `, []string{"line 2: chat.write_timeout: 10 has no unit: write a duration such as 10s or 10ms"}},

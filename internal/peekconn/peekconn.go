@@ -120,3 +120,17 @@ func (c *Conn) PeerStatusWord() string {
 // NetConn is the connection under c, for what only the socket can tell
 // (the send queue of the WebSocket keep-alive).
 func (c *Conn) NetConn() net.Conn { return c.Conn }
+
+// Pending reports whether the next Read returns without reading from the
+// connection under c: bytes read ahead, or an error kept, are waiting.
+func (c *Conn) Pending() bool { return len(c.buf) > 0 || c.err != nil }
+
+// Detach passes on the connection's Detach (secure.Conn: the handler may
+// return while the connection lives on), nil when the connection under c
+// cannot be detached.
+func (c *Conn) Detach() (end func()) {
+	if d, ok := c.Conn.(interface{ Detach() func() }); ok {
+		return d.Detach()
+	}
+	return nil
+}

@@ -145,6 +145,9 @@ type chatConfig struct {
 	// first bytes before it takes it for a raw client; a chat client is a
 	// member meanwhile, and what reaches it is written then.
 	PolicyWait time.Duration `mapstructure:"policy_wait"`
+	// ParkAfter is how long a chat client may be quiet before its reader
+	// goroutine returns until it sends again; 0 means never.
+	ParkAfter time.Duration `mapstructure:"park_after"`
 }
 
 type limitsConfig struct {
@@ -176,6 +179,7 @@ func setServeDefaults(v *viper.Viper) {
 	v.SetDefault("chat.flood_burst", hub.DefaultFloodBurst)
 	v.SetDefault("chat.write_timeout", hub.DefaultWriteTimeout)
 	v.SetDefault("chat.policy_wait", policy.DefaultWait)
+	v.SetDefault("chat.park_after", hub.DefaultParkAfter)
 	v.SetDefault("websocket.ping_interval", web.DefaultPingInterval)
 	v.SetDefault("runtime.gc_percent", defaultGCPercent)
 	v.SetDefault("runtime.gc_floor", defaultGCFloor)
@@ -276,6 +280,9 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MaxConns < 1 {
 		add("limits.max_conns %d: want at least 1", c.Limits.MaxConns)
+	}
+	if c.Chat.ParkAfter < 0 {
+		add("chat.park_after %s: want 0 (never) or a positive duration", c.Chat.ParkAfter)
 	}
 	if c.Chat.SlowReceiverTimeout < 0 {
 		add("chat.slow_receiver_timeout %s: want 0 (chat.write_timeout) or a positive duration", c.Chat.SlowReceiverTimeout)

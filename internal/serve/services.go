@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/passerelle/passerelle/hub"
 	"github.com/passerelle/passerelle/internal/ratelog"
@@ -165,6 +166,7 @@ func (s *services) hub() *hub.Hub {
 			WriteTimeout: c.WriteTimeout,
 			// Zero: WriteTimeout, the hub's own default.
 			SlowReceiverTimeout: c.SlowReceiverTimeout,
+			ParkAfter:           parkAfter(c.ParkAfter),
 			Logger:              s.log,
 			Observer:            s.metrics.Hub(),
 			Link:                s.link,
@@ -236,4 +238,13 @@ func newPolicyService(s *services, l *listener) (service, error) {
 			s.gate.PeerLog.LogTo(ctx, l.log, slog.LevelInfo, "policy_not_request", "policy connection closed: not a policy request", "remote_addr", c.RemoteAddr().String())
 		},
 	}, nil
+}
+
+// parkAfter is chat.park_after as hub.Config takes it: the key's 0 (never)
+// is the hub's "below zero".
+func parkAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

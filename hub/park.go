@@ -1,0 +1,128 @@
+package hub
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/passerelle/passerelle/internal/readiness"
+)
+
+// A client that has sent nothing for Config.ParkAfter is parked: the
+// goroutine that was reading it returns, with the stack crypto/tls grew in
+// it, and the hub's Poller (internal/readiness: one epoll set, no goroutine
+// per client) starts a goroutine to read it again once it sends. The first
+// time, the connection is detached from the listener's handler
+// (secure.Conn.Detach), whose goroutine then returns too; the client's end
+// closes it. Nothing else changes: the client stays in its room, what is
+// relayed to it is written by its writer as before (a writer runs only
+// while there is something to write), and whatever ends a client (a
+// shutdown, a write that fails, Close) goes through kill, which takes a
+// parked client back from the Poller and lets it end as a reader blocked
+// in a read would.
+//
+// The reader learns that the client is quiet from a read deadline
+// ParkAfter after it began reading: a read that times out has found nothing
+// whole in crypto/tls's buffer, the one layer the Poller cannot see into,
+// and the frame reader keeps what part of a message it holds. A deadline
+// that passes while messages keep coming is moved on, not parked on, so a
+// client is parked after ParkAfter to twice that of silence.
+
+// errParked is run's answer when the client has been quiet for the linger.
+var errParked = errors.New("hub: client parked")
+
+// Detacher is implemented by connections whose listener's handler may
+// return while the connection lives on (secure.Conn, and peekconn.Conn over
+// one): Detach returns what ends the connection, or nil when it cannot be
+// detached.
+type Detacher interface {
+	Detach() (end func())
+}
+
+// parkable reports whether t is a byte stream that can be parked.
+func parkable(t Transport) bool {
+	st, ok := t.(*streamTransport)
+	if !ok {
+		return false
+	}
+	_, ok = st.Conn.(Detacher)
+	return ok && readiness.Watchable(st.Conn)
+}
+
+// poller returns the hub's Poller, made on first use; nil where there is
+// none (not Linux), or once the hub is closed.
+func (h *Hub) poller() *readiness.Poller {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.pollTried && !h.closed {
+		h.pollTried = true
+		p, err := readiness.NewPoller()
+		if err != nil && !errors.Is(err, readiness.ErrUnsupported) {
+			h.cfg.Logger.Warn("idle chat clients keep their goroutines", "err", err)
+		}
+		h.poll = p
+	}
+	return h.poll
+}
+
+// park hands the quiet client to the Poller; it reports false when it
+// cannot (the caller then reads on in its goroutine), and clears a.parks
+// when it never will. The first time, the connection is detached from the
+// listener's handler.
+func (a *Admission) park() bool {
+	h, c := a.h, a.c
+	conn := c.t.(*streamTransport).Conn
+	p := h.poller()
+	if p == nil {
+		a.parks = false
+		return false
+	}
+	if a.end == nil {
+		if a.end = conn.(Detacher).Detach(); a.end == nil {
+			a.parks = false
+			return false
+		}
+	}
+	h.parked.Add(1)
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		h.parked.Add(-1)
+		return false // the read that follows returns kill's reason
+	}
+	// Armed under c.mu: resume, which may run at once, waits for parked
+	// to be set, and kill sees either no wait or this one.
+	w, err := p.Arm(conn, a.resume)
+	if err == nil {
+		c.parked, c.resume = w, a.resume
+	}
+	c.mu.Unlock()
+	if err != nil {
+		h.parked.Add(-1)
+		a.parks = false
+		h.peerLog.LogTo(a.ctx, a.log, slog.LevelWarn, "park_failed",
+			"chat client not parked: it keeps a goroutine while idle", "remote_addr", c.addr, "err", err)
+		return false
+	}
+	return true
+}
+
+// resume reads the client again once it sent, or once kill took it back
+// from the Poller.
+func (a *Admission) resume() {
+	c := a.c
+	c.mu.Lock()
+	c.parked = nil
+	c.mu.Unlock()
+	a.h.parked.Add(-1)
+	a.relay()
+}
+
+// unpark takes a parked client back from the Poller and resumes it: kill
+// calls it, after marking the client closing, so that the client ends as a
+// reader blocked in a read would. w and resume are what c held, taken under
+// c.mu.
+func unpark(w *readiness.Wait, resume func()) {
+	if w != nil && w.Disarm() {
+		go resume()
+	}
+}
