@@ -343,15 +343,25 @@ func BenchmarkIdleWebSocketMemory(b *testing.B) {
 			after := serverMemory()
 			stdin.Close()
 			cmd.Wait()
-			b.ReportMetric(float64(after-before)/idle, "B/client")
+			b.ReportMetric(float64(after.total()-before.total())/idle, "B/client")
+			b.ReportMetric(float64(after.stack-before.stack)/idle, "stack-B/client")
+			b.ReportMetric(float64(after.goroutines-before.goroutines)/idle, "goroutines/client")
 		})
 	}
 }
 
-func serverMemory() uint64 {
+// serverMemory is the process's heap and stacks in use, after a collection.
+type serverMem struct {
+	heap, stack uint64
+	goroutines  int
+}
+
+func (m serverMem) total() uint64 { return m.heap + m.stack }
+
+func serverMemory() serverMem {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse + m.StackInuse
+	return serverMem{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
 }

@@ -51,6 +51,7 @@ func run(args []string) error {
 	caFile := fs.String("ca", "", "PEM CA file to trust (passerelle ca path)")
 	pid := fs.Int("pid", 0, "idle: the server's process id, to read its VmRSS")
 	conns := fs.Int("conns", 10000, "idle: clients to open")
+	settle := fs.Duration("settle", 12*time.Second, "idle: wait this long after the last client's handshake before the measure")
 	hold := fs.Duration("hold", 0, "idle: keep the clients open this long after the measure (time to take the server's profiles)")
 	receivers := fs.Int("receivers", 100, "fanout: receivers")
 	transport := fs.String("transport", "raw", "fanout: how receivers connect: raw (TLS), websocket (wss), or mixed (half each)")
@@ -71,7 +72,7 @@ func run(args []string) error {
 		if *pid <= 0 {
 			return errors.New("idle needs --pid of the server")
 		}
-		return idle(*addr, cfg, *pid, *conns, *hold)
+		return idle(*addr, cfg, *pid, *conns, *settle, *hold)
 	case "fanout":
 		if *size < 25 {
 			return errors.New("--size must be at least 25 bytes: a sequence number (8), a time stamp (16) and the NUL")
@@ -122,7 +123,7 @@ func ping(c io.Writer, r *bufio.Reader) error {
 	return nil
 }
 
-func idle(addr string, cfg *tls.Config, pid, n int, hold time.Duration) error {
+func idle(addr string, cfg *tls.Config, pid, n int, settle, hold time.Duration) error {
 	time.Sleep(time.Second) // let the server settle after its start
 	before, err := rss(pid)
 	if err != nil {
@@ -144,7 +145,10 @@ func idle(addr string, cfg *tls.Config, pid, n int, hold time.Duration) error {
 			return fmt.Errorf("client %d: %w", i, err)
 		}
 	}
-	time.Sleep(3 * time.Second) // past the policy wait; let the runtime settle
+	// Past the policy wait, chat.park_after and runtime.release_after (a
+	// quiet server gives back the heap it does not use): the memory of an
+	// idle server, as it stays.
+	time.Sleep(settle)
 	after, err := rss(pid)
 	if err != nil {
 		return err

@@ -110,6 +110,9 @@ runtime: {gc_percent: 0}
 		{"gc floor", `
 runtime: {gc_floor: -1}
 `, `runtime.gc_floor -1: want 0 (off) or a number of bytes`},
+		{"release after", `
+runtime: {release_after: -5s}
+`, `runtime.release_after -5s: want 0 (never) or a positive duration`},
 		{"max conns", `
 limits: {max_conns: 0}
 `, `limits.max_conns 0: want at least 1`},

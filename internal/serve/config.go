@@ -50,6 +50,10 @@ type runtimeConfig struct {
 	// GCFloor is the heap, in bytes, that the collector lets the process
 	// reach before gc_percent applies (gc.go); 0 turns it off.
 	GCFloor int64 `mapstructure:"gc_floor"`
+	// ReleaseAfter is how long the process must allocate little before
+	// the heap it does not use is given back to the system (release.go);
+	// 0 turns it off.
+	ReleaseAfter time.Duration `mapstructure:"release_after"`
 }
 
 type listenerConfig struct {
@@ -183,6 +187,7 @@ func setServeDefaults(v *viper.Viper) {
 	v.SetDefault("websocket.ping_interval", web.DefaultPingInterval)
 	v.SetDefault("runtime.gc_percent", defaultGCPercent)
 	v.SetDefault("runtime.gc_floor", defaultGCFloor)
+	v.SetDefault("runtime.release_after", defaultReleaseAfter)
 	v.SetDefault("limits.max_conns", secure.DefaultMaxConns)
 	v.SetDefault("limits.max_conns_per_address", 0) // secure.NewLimiter's rule
 	v.SetDefault("limits.handshake_timeout", secure.DefaultHandshakeTimeout)
@@ -274,6 +279,9 @@ func (c *Config) validate() error {
 	}
 	if c.Runtime.GCPercent < 1 {
 		add("runtime.gc_percent %d: want at least 1 (Go's default is 100)", c.Runtime.GCPercent)
+	}
+	if c.Runtime.ReleaseAfter < 0 {
+		add("runtime.release_after %s: want 0 (never) or a positive duration", c.Runtime.ReleaseAfter)
 	}
 	if c.Runtime.GCFloor < 0 {
 		add("runtime.gc_floor %d: want 0 (off) or a number of bytes", c.Runtime.GCFloor)

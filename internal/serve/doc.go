@@ -21,5 +21,6 @@
 // (admin.go) and the cluster link (cluster.go), serve, and shut down. The
 // garbage collector's settings, runtime.gc_percent and the floor under the
 // heap, runtime.gc_floor, are applied once the configuration is read
-// (gc.go).
+// (gc.go); while it serves, the heap it does not use is given back to the
+// system once it has been quiet for runtime.release_after (release.go).
 package serve

@@ -155,6 +155,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		})
 	}
+	wg.Go(func() { releaseWhenQuiet(ctx, s.cfg.Runtime.ReleaseAfter, s.log) })
 	runErr := awaitShutdown(ctx, errc, s.hup, s.mgr, s.log)
 	s.log.Info("shutting down")
 	cancel()
