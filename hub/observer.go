@@ -20,6 +20,9 @@ type Stats struct {
 	Clients int
 	// Rooms is the number of rooms, the default one included.
 	Rooms int
+	// Parked is the number of clients parked (Config.ParkAfter): quiet,
+	// with no goroutine, watched by the hub's Poller.
+	Parked int
 }
 
 // Stats returns the hub's current counts. It takes the hub's lock briefly,
@@ -27,7 +30,7 @@ type Stats struct {
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Clients: len(h.clients), Rooms: len(h.rooms)}
+	return Stats{Clients: len(h.clients), Rooms: len(h.rooms), Parked: int(h.parked.Load())}
 }
 
 // observeRelay reports one broadcast to the Observer, if any.

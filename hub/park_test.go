@@ -112,6 +112,10 @@ func TestParkedClients(t *testing.T) {
 			if n := clientCount(s.hub); n != 2 {
 				t.Fatalf("%d clients, want 2", n)
 			}
+			s.waitParked(2)
+			if st := s.hub.Stats(); st.Parked != 2 || st.Clients != 2 {
+				t.Fatalf("Stats %+v, want 2 clients, 2 parked", st)
+			}
 		})
 	}
 }

@@ -123,13 +123,15 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 // WatchHub exports the hub's own counts, read at each scrape: the chat
-// clients connected and the rooms.
+// clients connected, the rooms and the clients parked.
 func (m *Metrics) WatchHub(stats func() hub.Stats) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "chat_clients",
 			Help: "Chat clients connected."}, func() float64 { return float64(stats().Clients) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "chat_rooms",
 			Help: "Chat rooms, the default one included."}, func() float64 { return float64(stats().Rooms) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "chat_parked_clients",
+			Help: "Chat clients parked: quiet, holding no goroutine until they send (chat.park_after)."}, func() float64 { return float64(stats().Parked) }),
 	)
 }
 

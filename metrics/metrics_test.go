@@ -55,7 +55,7 @@ func TestObserversCount(t *testing.T) {
 	e.Refused(envoie.CodeNotFound)
 	e.Sent(100, true)
 	e.Sent(7, false)
-	m.WatchHub(func() hub.Stats { return hub.Stats{Clients: 4, Rooms: 2} })
+	m.WatchHub(func() hub.Stats { return hub.Stats{Clients: 4, Rooms: 2, Parked: 3} })
 	exp := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
 	m.WatchCertificates(func() []certs.ServedCert {
 		c := certs.ServedCert{Name: "chat.example.org", Mode: certs.ModeACME, Issuer: "R3", NotAfter: exp}
@@ -82,6 +82,7 @@ func TestObserversCount(t *testing.T) {
 		`passerelle_chat_clients_closed_total{reason="flood"} 0`,
 		`passerelle_chat_clients 4`,
 		`passerelle_chat_rooms 2`,
+		`passerelle_chat_parked_clients 3`,
 		`passerelle_envoie_refusals_total{code="not_found",listener="127.0.0.1:10001"} 1`,
 		`passerelle_envoie_refusals_total{code="busy",listener="127.0.0.1:10001"} 0`,
 		`passerelle_envoie_assets_sent_total{listener="127.0.0.1:10001",result="complete"} 1`,
