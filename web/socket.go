@@ -294,6 +294,7 @@ func (s *socket) Read(p []byte) (int, error) {
 	s.parkMu.Lock()
 	s.out = false
 	asked := s.abortAsked
+	s.abortAsked = false
 	s.parkMu.Unlock()
 	if asked {
 		abort(s.conn) // what keepAlive asked for while the reader was away
