@@ -146,7 +146,7 @@ func (a *Admission) Serve() {
 	}
 	c.release()
 	a.stop = context.AfterFunc(a.ctx, func() { c.kill(ReasonShutdown) })
-	a.parks = h.cfg.ParkAfter > 0 && parkable(c.t)
+	a.parks = h.cfg.ParkAfter > 0 && parkConn(c.t) != nil
 	a.relay()
 }
 

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"log/slog"
+	"net"
 
 	"github.com/passerelle/passerelle/internal/readiness"
 )
@@ -38,14 +39,24 @@ type Detacher interface {
 	Detach() (end func())
 }
 
-// parkable reports whether t is a byte stream that can be parked.
-func parkable(t Transport) bool {
-	st, ok := t.(*streamTransport)
-	if !ok {
-		return false
+// parkConn is the connection the Poller watches for t, nil when t cannot
+// be parked: a byte stream's, or what a Parkable transport names, provided
+// it can be detached and its socket reached.
+func parkConn(t Transport) net.Conn {
+	var c net.Conn
+	switch v := t.(type) {
+	case *streamTransport:
+		c = v.Conn
+	case Parkable:
+		c = v.ParkConn()
 	}
-	_, ok = st.Conn.(Detacher)
-	return ok && readiness.Watchable(st.Conn)
+	if c == nil {
+		return nil
+	}
+	if _, ok := c.(Detacher); !ok || !readiness.Watchable(c) {
+		return nil
+	}
+	return c
 }
 
 // poller returns the hub's Poller, made on first use; nil where there is
@@ -70,7 +81,7 @@ func (h *Hub) poller() *readiness.Poller {
 // listener's handler.
 func (a *Admission) park() bool {
 	h, c := a.h, a.c
-	conn := c.t.(*streamTransport).Conn
+	conn := parkConn(c.t)
 	p := h.poller()
 	if p == nil {
 		a.parks = false

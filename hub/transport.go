@@ -50,6 +50,18 @@ type Transport interface {
 	RemoteAddr() net.Addr
 }
 
+// Parkable is implemented by a Transport other than a byte stream that can
+// be parked while its client is quiet (Config.ParkAfter, park.go). ParkConn
+// is the connection under it whose socket has bytes when the client sends,
+// and which can be detached from its listener's handler (Detacher); nil
+// when there is none. Once a read deadline set by SetReadDeadline passes,
+// ReadMessage must return an error wrapping os.ErrDeadlineExceeded with
+// nothing read from that socket held where the socket cannot tell, and
+// read on as before when called again.
+type Parkable interface {
+	ParkConn() net.Conn
+}
+
 // Aborter is implemented by connections that can be ended without a
 // graceful close: secure.Conn closes its TCP socket under the TLS layer, so
 // no close_notify alert follows half a record. ServeConn calls Abort where

@@ -39,12 +39,19 @@ type chatListener struct {
 	hub  *hub.Hub
 }
 
-func startChatListener(b *testing.B, cfg hub.Config, maxConns int) *chatListener {
+func startChatListener(b testing.TB, cfg hub.Config, maxConns int) *chatListener {
+	return startChatListenerWith(b, cfg, maxConns, &Chat{})
+}
+
+// startChatListenerWith is startChatListener with chat's PingInterval and
+// Logger.
+func startChatListenerWith(b testing.TB, cfg hub.Config, maxConns int, chat *Chat) *chatListener {
 	b.Helper()
 	root := testpki.NewRoot(b, testpki.CAOptions{})
 	cert := root.Leaf(b, testpki.LeafOptions{}).TLS()
 	h := hub.New(cfg)
-	httpd := NewConnServer(&Chat{Hub: h, Page: NewChatPage(), Origins: mustOrigins(b), MaxMessage: hub.DefaultMaxMessage}, 0, nil)
+	chat.Hub, chat.Page, chat.Origins, chat.MaxMessage = h, NewChatPage(), mustOrigins(b), hub.DefaultMaxMessage
+	httpd := NewConnServer(chat, 0, nil)
 	door := &Door{Gate: &policy.Gate{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,7 +84,7 @@ func startChatListener(b *testing.B, cfg hub.Config, maxConns int) *chatListener
 	return &chatListener{addr: ln.Addr().String(), pool: root.Pool(), ca: root.WriteCert(b, b.TempDir(), "ca.pem"), hub: h}
 }
 
-func mustOrigins(b *testing.B) *Origins {
+func mustOrigins(b testing.TB) *Origins {
 	o, err := NewOrigins(nil, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -137,7 +144,8 @@ func (l *chatListener) dialRaw(b *testing.B) net.Conn {
 	return c
 }
 
-func (l *chatListener) dialWS(b *testing.B) *websocket.Conn {
+func (l *chatListener) dialWS(b testing.TB) *websocket.Conn {
+	b.Helper()
 	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: l.pool, ServerName: "localhost"}}
 	ws, _, err := d.Dial("wss://"+l.addr+"/", nil)
 	if err != nil {

@@ -69,6 +69,7 @@ type chatTransport struct {
 
 var (
 	_ hub.Transport          = (*chatTransport)(nil)
+	_ hub.Parkable           = (*chatTransport)(nil)
 	_ hub.ReasonCloser       = (*chatTransport)(nil)
 	_ hub.PeerStatusReporter = (*chatTransport)(nil)
 )
@@ -95,11 +96,20 @@ func (t *chatTransport) WriteMessages(msgs [][]byte) (int, error) {
 	return n, err
 }
 
-func (t *chatTransport) SetReadDeadline(d time.Time) error  { return t.s.conn.SetReadDeadline(d) }
+func (t *chatTransport) SetReadDeadline(d time.Time) error  { return t.s.setReadDeadline(d) }
 func (t *chatTransport) SetWriteDeadline(d time.Time) error { return t.s.setWriteDeadline(d) }
 func (t *chatTransport) Close() error                       { return t.s.closeWith(closeNormal, "") }
 func (t *chatTransport) Abort() error                       { return t.s.abort() }
 func (t *chatTransport) RemoteAddr() net.Addr               { return t.s.conn.RemoteAddr() }
+
+// ParkConn is the listener's connection, when the socket can wait for a
+// message below the library (hub.Parkable).
+func (t *chatTransport) ParkConn() net.Conn {
+	if t.s.fw == nil {
+		return nil
+	}
+	return t.conn
+}
 
 func (t *chatTransport) PeerStatusWord() string {
 	if t.conn == nil {

@@ -83,11 +83,14 @@ func (s *ConnServer) ServeConn(ctx context.Context, c net.Conn) {
 	case <-hc.closed:
 		return
 	case session := <-hc.takeover:
+		hc.takeover = nil // sent once; an idle client keeps no channel
 		// A handler took the connection over (a WebSocket) and left its
 		// session to run here, in the listener's goroutine: net/http's
 		// goroutine, its deep stack and its buffers are gone by now.
 		session(ctx)
-		hc.Close()
+		if !hc.detached.Load() {
+			hc.Close()
+		}
 		return
 	case <-ctx.Done():
 	}
@@ -146,6 +149,7 @@ type httpConn struct {
 	net.Conn
 	ctx      context.Context
 	hijacked atomic.Bool
+	detached atomic.Bool // by the session, which outlives ServeConn
 	once     sync.Once
 	closed   chan struct{}
 	takeover chan func(context.Context)
@@ -164,6 +168,27 @@ func (c *httpConn) Abort() error {
 }
 
 func (c *httpConn) PeerStatusWord() string { return peerStatus(c.Conn) }
+
+// Detach lets the session that took the connection over outlive ServeConn
+// (the hub parks a quiet WebSocket client, and the goroutine that ran
+// ServeConn returns): it passes on the listener's own Detach
+// (secure.Conn's) and returns what ends the connection, nil when the
+// connection under c cannot be detached. Call it from the session.
+func (c *httpConn) Detach() (end func()) {
+	d, ok := c.Conn.(interface{ Detach() func() })
+	if !ok {
+		return nil
+	}
+	endConn := d.Detach()
+	if endConn == nil {
+		return nil
+	}
+	c.detached.Store(true)
+	return func() {
+		c.Close()
+		endConn()
+	}
+}
 
 // NetConn is the connection under c.
 func (c *httpConn) NetConn() net.Conn { return c.Conn }

@@ -27,6 +27,15 @@
 //     is alive while it sends or takes what is written to it) and the
 //     bound on pings and pongs; framewatch.go: the close frame the library
 //     would accept and RFC 6455 does not (1002).
+//   - parking: a quiet chat client holds no goroutine (hub.Parkable). The
+//     socket waits for the next message below the library
+//     (frameWatch.waitMessage), only at a message boundary where the frame
+//     watch shows that the library holds nothing unread, so the hub's read
+//     deadline never reaches the library (a timed-out read would break it);
+//     pings and pongs that come meanwhile are taken there. The connection
+//     is detached from ServeConn (httpConn.Detach), and the keep-alive ends
+//     a parked client by shutting its reading side, which wakes the hub's
+//     Poller, rather than closing a socket the Poller watches.
 //
 // The lines a client can cause (origin refused, ping_timeout, a download
 // cut short) are rate-limited through internal/ratelog.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,13 +73,18 @@ func acceptWebSocket(w http.ResponseWriter, r *http.Request, origins *Origins, o
 	return ws
 }
 
+// readBufferSize is the library's read buffer, kept for the connection's
+// life: the least it takes (a control frame's payload). Payloads longer
+// than it are read past it, into the caller's buffer.
+const readBufferSize = 125
+
 // upgrader makes WebSocket connections: no compression (it would cost
 // memory per client), no Origin check of its own (Origins does it), a small
 // read buffer kept for the life of the connection, and no write buffer
 // (frames are written by socket.writeFrames, never by the library).
 func upgrader() *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:    512,
+		ReadBufferSize:    readBufferSize,
 		WriteBufferPool:   noPool{},
 		CheckOrigin:       func(*http.Request) bool { return true },
 		EnableCompression: false,
@@ -136,6 +142,23 @@ type socket struct {
 	queued int
 	closed atomic.Bool
 	wmu    sync.Mutex // one writer of frames at a time
+
+	// Parking (hub.Parkable). fw is the frame watch the library reads
+	// from, nil when there is none; msgs counts the messages read to
+	// their end. idleUntil is the read deadline the service set in the
+	// future (unix nanoseconds, 0 for none): it applies only at a message
+	// boundary, in waitMessage, never to a read inside the library, which a
+	// timeout would break. interrupted is set once the service set one
+	// that has passed (it is closing the client). out is set while the
+	// reader is away after such a wait (parked, perhaps): an abort then
+	// only wakes it (abortAsked), closing nothing under the Poller.
+	fw          *frameWatch
+	msgs        uint64
+	idleUntil   atomic.Int64
+	interrupted atomic.Bool
+	parkMu      sync.Mutex
+	out         bool
+	abortAsked  bool
 }
 
 func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *socket {
@@ -145,30 +168,34 @@ func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *soc
 	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log, interval: ping,
 		control: rate.NewLimiter(controlRate, controlBurst)}
 	s.outq = sendQueueOf(s.conn)
+	if w, ok := s.conn.(*watchedConn); ok {
+		s.fw = &w.frameWatch
+	}
 	s.lastRead.Store(time.Now().UnixNano())
-	ws.SetPongHandler(func(string) error {
-		s.lastRead.Store(time.Now().UnixNano())
-		if !s.control.Allow() {
-			return errControlFlood
-		}
-		return nil
-	})
-	ws.SetPingHandler(func(data string) error {
-		s.lastRead.Store(time.Now().UnixNano())
-		if !s.control.Allow() {
-			return errControlFlood
-		}
-		// A pong that cannot be written is not the reader's failure: the
-		// writes of the service see the broken connection.
-		_ = s.writeControl(websocket.PongMessage, []byte(data))
-		return nil
-	})
+	ws.SetPongHandler(func(data string) error { return s.onControl(websocket.PongMessage, []byte(data)) })
+	ws.SetPingHandler(func(data string) error { return s.onControl(websocket.PingMessage, []byte(data)) })
 	// A client's close frame ends the stream (io.EOF); the answering close
 	// frame goes out when the service closes the socket (closeWith), not
 	// from the reader, so that no frame follows it.
 	ws.SetCloseHandler(func(int, string) error { return nil })
 	s.ping = time.AfterFunc(ping, s.keepAlive)
 	return s
+}
+
+// onControl takes a ping or a pong from the client, from the library or
+// from waitMessage: either shows the client alive, both count against the
+// control-frame limit, and a ping is answered.
+func (s *socket) onControl(op byte, payload []byte) error {
+	s.lastRead.Store(time.Now().UnixNano())
+	if !s.control.Allow() {
+		return errControlFlood
+	}
+	if op == websocket.PingMessage {
+		// A pong that cannot be written is not the reader's failure: the
+		// writes of the service see the broken connection.
+		_ = s.writeControl(websocket.PongMessage, payload)
+	}
+	return nil
 }
 
 // keepAlive runs every interval. A client is alive while it sends frames
@@ -221,7 +248,7 @@ var pingFrame = appendFrameHeader(nil, websocket.PingMessage, 0)
 func (s *socket) pingTimeout(now, last time.Time) {
 	s.log.Info("ws_ping_timeout", "websocket client answers no ping; closing", "remote_addr", s.conn.RemoteAddr().String(),
 		"quiet", now.Sub(last).Round(time.Millisecond), "reason", "ping_timeout")
-	s.abort()
+	s.abortIdle()
 }
 
 // writeControl writes one control frame between the service's writes,
@@ -260,13 +287,35 @@ func (s *socket) setWriteDeadline(d time.Time) error {
 	return s.conn.SetWriteDeadline(d)
 }
 
-// Read returns the next bytes the client sent, across frames.
+// Read returns the next bytes the client sent, across frames. At a message
+// boundary, with a read deadline set in the future, it waits there, below
+// the library, and returns the deadline's error if nothing came.
 func (s *socket) Read(p []byte) (int, error) {
+	s.parkMu.Lock()
+	s.out = false
+	asked := s.abortAsked
+	s.abortAsked = false
+	s.parkMu.Unlock()
+	if asked {
+		abort(s.conn) // what keepAlive asked for while the reader was away
+	}
 	if s.readErr != nil {
 		return 0, s.readErr
 	}
 	for {
 		if s.cur == nil {
+			if d := s.idleUntil.Load(); d != 0 && !asked && s.drained() {
+				if err := s.waitMessage(time.Unix(0, d)); err != nil {
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						s.parkMu.Lock()
+						s.out = true
+						s.parkMu.Unlock()
+						return 0, err
+					}
+					s.readErr = readError(err)
+					return 0, s.readErr
+				}
+			}
 			kind, r, err := s.ws.NextReader()
 			if err != nil {
 				if s.npart > 0 {
@@ -288,6 +337,7 @@ func (s *socket) Read(p []byte) (int, error) {
 		}
 		if err == io.EOF {
 			s.cur = nil
+			s.msgs++
 			if s.text && s.npart > 0 {
 				s.readErr = errBadUTF8
 				return 0, s.readErr
@@ -305,6 +355,50 @@ func (s *socket) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// drained reports whether the library holds nothing the client sent that
+// it has not handed on: every byte it was given ends the last message read.
+func (s *socket) drained() bool {
+	return s.fw != nil && s.fw.msgEnds == s.msgs && !s.fw.pastMsgEnd
+}
+
+// waitMessage waits, until d, for the client to begin its next message
+// (frameWatch.waitMessage), the connection's read deadline set for that
+// wait alone.
+func (s *socket) waitMessage(d time.Time) error {
+	s.setConnReadDeadline(d)
+	err := s.fw.waitMessage(s.onControl)
+	s.setConnReadDeadline(time.Time{})
+	return err
+}
+
+// setConnReadDeadline sets the connection's read deadline, unless the
+// service has set one that passed: that one stays, whichever came first.
+func (s *socket) setConnReadDeadline(d time.Time) {
+	s.conn.SetReadDeadline(d)
+	if s.interrupted.Load() {
+		s.conn.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// aLongTimeAgo is a read deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// setReadDeadline is the service's read deadline: one in the past ends a
+// read at once, wherever it is; one in the future applies at the next
+// message boundary (waitMessage); zero clears the latter.
+func (s *socket) setReadDeadline(d time.Time) error {
+	switch {
+	case d.IsZero():
+		s.idleUntil.Store(0)
+		return nil
+	case d.After(time.Now()):
+		s.idleUntil.Store(d.UnixNano())
+		return nil
+	}
+	s.interrupted.Store(true)
+	return s.conn.SetReadDeadline(d)
 }
 
 // validUTF8 checks p, continuing a sequence cut at the end of the previous
@@ -468,4 +562,41 @@ func (s *socket) abort() error {
 	s.closed.Store(true)
 	s.ping.Stop()
 	return abort(s.conn)
+}
+
+// abortIdle is abort for the keep-alive, which runs beside the reader.
+// While the reader is away after an idle wait (its client perhaps parked
+// on the hub's Poller, which a closed socket would never wake), it only
+// ends the connection's reading, which wakes the Poller, and leaves the
+// abort to the reader's next Read.
+func (s *socket) abortIdle() error {
+	s.closed.Store(true)
+	s.ping.Stop()
+	s.parkMu.Lock()
+	if s.out {
+		s.abortAsked = true
+		s.parkMu.Unlock()
+		if closeRead(s.conn) == nil {
+			return nil
+		}
+		return abort(s.conn)
+	}
+	s.parkMu.Unlock()
+	return abort(s.conn)
+}
+
+// closeRead shuts the reading side of the TCP connection under c, which
+// wakes whatever watches it; an error when there is none.
+func closeRead(c net.Conn) error {
+	for c != nil {
+		if r, ok := c.(interface{ CloseRead() error }); ok {
+			return r.CloseRead()
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = u.NetConn()
+	}
+	return errors.New("websocket: no connection to shut for reading")
 }
