@@ -1,8 +1,9 @@
 // Command chatload measures a running passerelle chat relay from outside,
 // through its real TLS listener, as an operator would:
 //
-//   - idle: opens N TLS clients that stay silent and reports the growth of the
-//     server's resident memory (VmRSS of --pid) divided by N;
+//   - idle: opens N clients that stay silent (raw TLS or WebSocket over TLS:
+//     --transport) and reports the growth of the server's resident memory
+//     (VmRSS of --pid) divided by N;
 //   - fanout: one sender and R receivers in one room (raw TLS, WebSocket
 //     over TLS, or half each: --transport); reports delivered
 //     messages per second and the p50/p99 latency from the sender's write to
@@ -54,7 +55,7 @@ func run(args []string) error {
 	settle := fs.Duration("settle", 12*time.Second, "idle: wait this long after the last client's handshake before the measure")
 	hold := fs.Duration("hold", 0, "idle: keep the clients open this long after the measure (time to take the server's profiles)")
 	receivers := fs.Int("receivers", 100, "fanout: receivers")
-	transport := fs.String("transport", "raw", "fanout: how receivers connect: raw (TLS), websocket (wss), or mixed (half each)")
+	transport := fs.String("transport", "raw", "how clients connect: raw (TLS), websocket (wss), or mixed (half each; fanout's receivers only)")
 	messages := fs.Int("messages", 20000, "fanout: messages sent")
 	size := fs.Int("size", 128, "fanout: message size in bytes, NUL included")
 	window := fs.Int("window", 256, "fanout: messages the sender may be ahead of the slowest receiver")
@@ -72,7 +73,12 @@ func run(args []string) error {
 		if *pid <= 0 {
 			return errors.New("idle needs --pid of the server")
 		}
-		return idle(*addr, cfg, *pid, *conns, *settle, *hold)
+		switch *transport {
+		case "raw", "websocket":
+		default:
+			return fmt.Errorf("--transport %q: idle wants raw or websocket", *transport)
+		}
+		return idle(*addr, cfg, *transport, *pid, *conns, *settle, *hold)
 	case "fanout":
 		if *size < 25 {
 			return errors.New("--size must be at least 25 bytes: a sequence number (8), a time stamp (16) and the NUL")
@@ -123,25 +129,28 @@ func ping(c io.Writer, r *bufio.Reader) error {
 	return nil
 }
 
-func idle(addr string, cfg *tls.Config, pid, n int, settle, hold time.Duration) error {
+func idle(addr string, cfg *tls.Config, transport string, pid, n int, settle, hold time.Duration) error {
 	time.Sleep(time.Second) // let the server settle after its start
 	before, err := rss(pid)
 	if err != nil {
 		return err
 	}
-	clients := make([]*tls.Conn, 0, n)
+	dial := dialRaw
+	if transport == "websocket" {
+		dial = dialWS
+	}
+	clients := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range clients {
 			c.Close()
 		}
 	}()
 	for i := range n {
-		c, err := tls.Dial("tcp", addr, cfg)
-		if err != nil {
-			return fmt.Errorf("client %d: %w", i, err)
+		x, err := dial(addr, cfg, 64)
+		if x.c != nil {
+			clients = append(clients, x.c)
 		}
-		clients = append(clients, c)
-		if err := ping(c, bufio.NewReaderSize(c, 64)); err != nil {
+		if err != nil {
 			return fmt.Errorf("client %d: %w", i, err)
 		}
 	}
@@ -153,8 +162,12 @@ func idle(addr string, cfg *tls.Config, pid, n int, settle, hold time.Duration) 
 	if err != nil {
 		return err
 	}
-	fmt.Printf("idle: %d TLS clients; server VmRSS %.1f MiB -> %.1f MiB; %.1f KiB per connection\n",
-		n, float64(before)/(1<<20), float64(after)/(1<<20), float64(after-before)/float64(n)/1024)
+	what := "TLS"
+	if transport == "websocket" {
+		what = "WebSocket"
+	}
+	fmt.Printf("idle: %d %s clients; server VmRSS %.1f MiB -> %.1f MiB; %.1f KiB per connection\n",
+		n, what, float64(before)/(1<<20), float64(after)/(1<<20), float64(after-before)/float64(n)/1024)
 	time.Sleep(hold)
 	return nil
 }
@@ -166,6 +179,32 @@ type rx struct {
 	c net.Conn
 	w io.Writer
 	r *bufio.Reader
+}
+
+// dialRaw connects a raw TLS client, reading through a buffer of bufSize,
+// and pings the relay; the client is returned even with an error, to be
+// closed.
+func dialRaw(addr string, cfg *tls.Config, bufSize int) (rx, error) {
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return rx{}, err
+	}
+	r := bufio.NewReaderSize(c, bufSize)
+	return rx{c, c, r}, ping(c, r)
+}
+
+// dialWS is dialRaw for a WebSocket client: one binary frame per write,
+// the frames it receives read as one stream.
+func dialWS(addr string, cfg *tls.Config, bufSize int) (rx, error) {
+	d := websocket.Dialer{TLSClientConfig: cfg}
+	ws, _, err := d.Dial("wss://"+addr+"/", nil)
+	if err != nil {
+		return rx{}, err
+	}
+	c := ws.UnderlyingConn()
+	r := bufio.NewReaderSize(&frameReader{r: bufio.NewReaderSize(c, bufSize)}, bufSize)
+	w := wsWriter{ws}
+	return rx{c, w, r}, ping(w, r)
 }
 
 // fanoutRun is one round of fanout: what it was asked, and what its
@@ -225,25 +264,6 @@ func fanout(addr string, cfg *tls.Config, receivers, messages, size, window, rat
 // --transport, alternating for "mixed") and has them join one new room.
 // The clients connected are returned even with an error, to be closed.
 func joinRoom(addr string, cfg *tls.Config, receivers int, transport string) (sender rx, rxs []rx, err error) {
-	dialRaw := func() (rx, error) {
-		c, err := tls.Dial("tcp", addr, cfg)
-		if err != nil {
-			return rx{}, err
-		}
-		r := bufio.NewReaderSize(c, 64<<10)
-		return rx{c, c, r}, ping(c, r)
-	}
-	dialWS := func() (rx, error) {
-		d := websocket.Dialer{TLSClientConfig: cfg}
-		ws, _, err := d.Dial("wss://"+addr+"/", nil)
-		if err != nil {
-			return rx{}, err
-		}
-		c := ws.UnderlyingConn()
-		r := bufio.NewReaderSize(&frameReader{r: bufio.NewReaderSize(c, 64<<10)}, 64<<10)
-		w := wsWriter{ws}
-		return rx{c, w, r}, ping(w, r)
-	}
 	room := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 	join := func(x rx) error {
 		if _, err := fmt.Fprintf(x.w, "<passerelle:join room=%q/>\x00", room); err != nil {
@@ -252,7 +272,7 @@ func joinRoom(addr string, cfg *tls.Config, receivers int, transport string) (se
 		_, err := x.r.ReadString(0)
 		return err
 	}
-	if sender, err = dialRaw(); err != nil {
+	if sender, err = dialRaw(addr, cfg, 64<<10); err != nil {
 		return sender, nil, fmt.Errorf("sender: %w", err)
 	}
 	if err := join(sender); err != nil {
@@ -264,7 +284,7 @@ func joinRoom(addr string, cfg *tls.Config, receivers int, transport string) (se
 		if transport == "websocket" || transport == "mixed" && (i+1)%2 == 0 {
 			dial = dialWS
 		}
-		x, err := dial()
+		x, err := dial(addr, cfg, 64<<10)
 		if x.c != nil {
 			rxs = append(rxs, x)
 		}

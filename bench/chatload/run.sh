@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The chat relay measured from outside, through the real binary and its TLS
 # listener on loopback: memory per idle TLS client (server VmRSS growth / N)
-# and fan-out (1 sender, 100 receivers, 128-byte messages).
+# and per idle WebSocket client, and fan-out (1 sender, 100 receivers,
+# 128-byte messages).
 #
 #   bench/chatload/run.sh                    # 10,000 idle clients, 20,000 messages
 #   CONNS=2000 MESSAGES=5000 bench/chatload/run.sh
@@ -9,6 +10,7 @@
 #   RATES="30000 45000 60000" bench/chatload/run.sh   # open loop: offered msgs/s, SECONDS each
 #   PASSERELLE=/tmp/old/passerelle bench/chatload/run.sh  # another build
 #   TRANSPORTS=websocket bench/chatload/run.sh # only WebSocket receivers (default: raw websocket mixed)
+#   IDLE_TRANSPORTS=raw bench/chatload/run.sh  # idle clients over raw TLS only (default: raw websocket)
 #
 # With RATES, the sender offers each rate for SECONDS (default 5) whatever
 # the receivers do, a fresh server for each, and each line reports the
@@ -110,6 +112,9 @@ for transport in ${TRANSPORTS:-raw websocket mixed}; do
 	echo "server CPU: $(( (after - before) * 1000 / $(getconf CLK_TCK) )) ms for $((MESSAGES * RECEIVERS)) deliveries"
 	stop
 done
-start
-"$work/chatload" -mode idle -addr "$addr" -ca "$work/data/ca/ca.pem" -pid "$pid" -conns "$CONNS"
-stop
+# Idle clients, raw TLS then WebSocket over TLS, a fresh server for each.
+for transport in ${IDLE_TRANSPORTS:-raw websocket}; do
+	start
+	"$work/chatload" -mode idle -transport "$transport" -addr "$addr" -ca "$work/data/ca/ca.pem" -pid "$pid" -conns "$CONNS"
+	stop
+done
