@@ -68,15 +68,15 @@ type Config struct {
 	// (ServeConn). Default xmlsocket.DefaultBufferSize (512 bytes); it grows
 	// while a sender keeps it full and shrinks back when reads get short.
 	ReadBufferSize int
-	// ParkAfter is how long a byte-stream client's reader waits for a
-	// message in its own goroutine. A client that sent nothing for that
-	// long is parked: the goroutine that read it returns (its stack, 4 KiB
-	// or more once crypto/tls has run in it, goes with it) and a fresh one
-	// waits on the socket with Go's smallest stack, until the client sends
-	// again. Only connections that can be detached from their listener's
-	// handler (secure.Conn, through a peekconn.Conn) and waited on
-	// (internal/readiness) are parked; others wait as before. Default
-	// DefaultParkAfter; below zero, never.
+	// ParkAfter is how long a client's reader waits for a message in its
+	// own goroutine. A client that sent nothing for that long is parked:
+	// the goroutine that read it returns (its stack, 4 KiB or more once
+	// crypto/tls has run in it, goes with it) and the hub's Poller, one
+	// epoll set, starts a reader again when the client sends. Only byte
+	// streams and Parkable transports whose connection can be detached
+	// from their listener's handler (secure.Conn, through a peekconn.Conn)
+	// and waited on (internal/readiness) are parked; others wait as
+	// before. Default DefaultParkAfter; below zero, never.
 	ParkAfter time.Duration
 	// Link connects the hub to the other nodes of a cluster; nil (the
 	// default) is a single node.

@@ -20,9 +20,10 @@
 // the queue holds something: it is started by the first message queued
 // and returns once the queue has stayed empty for 100 to 200 ms (a busy
 // room's writers live from one burst to the next), so an idle client holds
-// one goroutine (its reader), not two; and on Linux a byte-stream client
-// quiet for Config.ParkAfter holds none: its reader returns and the hub's
-// Poller (one epoll set) starts a reader again when it sends (park.go).
+// one goroutine (its reader), not two; and on Linux a client quiet for
+// Config.ParkAfter (a byte stream, or a Parkable transport: web's
+// WebSocket) holds none: its reader returns and the hub's Poller (one
+// epoll set) starts a reader again when it sends (park.go).
 // A message is shared by all
 // its receivers; queueing it costs no allocation per receiver. This is the
 // design of nats-server's client.go.
