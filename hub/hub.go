@@ -103,13 +103,14 @@ type Admission struct {
 	ctx context.Context
 	in  bool // registered: the hub was not closed
 
-	// Set by Serve: the logger, what stops the shutdown hook, whether the
-	// client may be parked (Config.ParkAfter), and end, once the
-	// connection has been detached from its listener's handler (the
-	// first time the client was parked).
+	// Set by Serve: the logger, what stops the shutdown hook, the
+	// connection the Poller watches while the client is parked (nil: it
+	// is never parked; Config.ParkAfter), and end, once the connection has
+	// been detached from its listener's handler (the first time the client
+	// was parked).
 	log   *slog.Logger
 	stop  func() bool
-	parks bool
+	watch net.Conn
 	end   func()
 }
 
@@ -146,18 +147,20 @@ func (a *Admission) Serve() {
 	}
 	c.release()
 	a.stop = context.AfterFunc(a.ctx, func() { c.kill(ReasonShutdown) })
-	a.parks = h.cfg.ParkAfter > 0 && parkConn(c.t) != nil
+	if h.cfg.ParkAfter > 0 {
+		a.watch = parkConn(c.t)
+	}
 	a.relay()
 }
 
 // relay reads the client until it is gone, then ends it, or until it parks
 // (see park.go).
 func (a *Admission) relay() {
-	linger := time.Duration(0)
-	if a.parks {
-		linger = a.h.cfg.ParkAfter
-	}
 	for {
+		linger := time.Duration(0)
+		if a.watch != nil {
+			linger = a.h.cfg.ParkAfter
+		}
 		reason, err := a.c.run(linger)
 		if err != errParked {
 			a.finish(reason, err)
@@ -166,11 +169,8 @@ func (a *Admission) relay() {
 		if a.park() {
 			return
 		}
-		// Not parked: read on in this goroutine, without a linger when
-		// the client cannot be parked at all.
-		if !a.parks {
-			linger = 0
-		}
+		// Not parked: read on in this goroutine, without a linger once
+		// the client can never be parked.
 	}
 }
 

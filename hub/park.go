@@ -76,20 +76,19 @@ func (h *Hub) poller() *readiness.Poller {
 }
 
 // park hands the quiet client to the Poller; it reports false when it
-// cannot (the caller then reads on in its goroutine), and clears a.parks
+// cannot (the caller then reads on in its goroutine), and clears a.watch
 // when it never will. The first time, the connection is detached from the
 // listener's handler.
 func (a *Admission) park() bool {
-	h, c := a.h, a.c
-	conn := parkConn(c.t)
+	h, c, conn := a.h, a.c, a.watch
 	p := h.poller()
 	if p == nil {
-		a.parks = false
+		a.watch = nil
 		return false
 	}
 	if a.end == nil {
 		if a.end = conn.(Detacher).Detach(); a.end == nil {
-			a.parks = false
+			a.watch = nil
 			return false
 		}
 	}
@@ -109,7 +108,7 @@ func (a *Admission) park() bool {
 	c.mu.Unlock()
 	if err != nil {
 		h.parked.Add(-1)
-		a.parks = false
+		a.watch = nil
 		h.peerLog.LogTo(a.ctx, a.log, slog.LevelWarn, "park_failed",
 			"chat client not parked: it keeps a goroutine while idle", "remote_addr", c.addr, "err", err)
 		return false

@@ -223,8 +223,7 @@ func TestParkedHubClose(t *testing.T) {
 func TestParkedSlowReceiver(t *testing.T) {
 	s := startParkHub(t, false, Config{QueueBytes: 64 << 10, MaxMessage: 4 << 10, SlowReceiverTimeout: 200 * time.Millisecond, WriteTimeout: time.Minute})
 	a := s.connect(1)
-	slow := s.connect(2)
-	_ = slow // connected, parked, never reads
+	s.connect(2) // a slow client: connected, parked, never reads
 	s.waitParked(2)
 	msg := strings.Repeat("x", 4000) + "\x00"
 	done := make(chan error, 1)

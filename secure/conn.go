@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync"
 )
 
 // Conn is one accepted connection as a handler sees it: already past its TLS
@@ -14,11 +15,21 @@ type Conn struct {
 	raw      net.Conn
 	tlsConn  *tls.Conn
 	verdict  Verdict
-	// end closes the connection and tells the Server it is over; set by
-	// the Server before the handler runs, nil on a Conn it did not make.
-	// detached is set by Detach, in the handler's goroutine.
-	end      func()
+	// finish tells the Server the connection is over; set by the Server
+	// before the handler runs, nil on a Conn it did not make. ended makes
+	// end run once; detached is set by Detach, in the handler's goroutine.
+	finish   func()
+	ended    sync.Once
 	detached bool
+}
+
+// end closes the connection and tells the Server it is over, once: when
+// the handler returns, or through what Detach returned.
+func (c *Conn) end() {
+	c.ended.Do(func() {
+		c.Close()
+		c.finish()
+	})
 }
 
 // Detach lets the handler return while the connection lives on: the Server
@@ -30,7 +41,7 @@ type Conn struct {
 // many idle clients uses it to let each one's goroutine go while it waits
 // (hub). It returns nil, and detaches nothing, on a Conn no Server made.
 func (c *Conn) Detach() (end func()) {
-	if c.end == nil {
+	if c.finish == nil {
 		return nil
 	}
 	c.detached = true

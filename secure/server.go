@@ -337,12 +337,9 @@ func (st *serveState) start(ctx, shard context.Context, raw net.Conn, listenAddr
 		// The handler gets a goroutine of its own so that the stack
 		// the handshake grew (about 16 KiB) ends with this one: an
 		// idle client then costs only what its handler's stack needs.
-		// A handler that detached the connection (Conn.Detach) calls
-		// end itself once it is done with it.
-		c.end = sync.OnceFunc(func() {
-			c.Close()
-			finish()
-		})
+		// A handler that detached the connection (Conn.Detach) ends it
+		// itself once it is done with it.
+		c.finish = finish
 		go func() {
 			defer func() {
 				if !c.detached {

@@ -413,23 +413,25 @@ func TestMaxConnsMakesClientsWait(t *testing.T) {
 		case <-ctx.Done():
 		}
 	})
-	first, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	r1 := bufio.NewReader(first)
+	r1 := bufio.NewReader(dialFrom(t, "127.0.0.1", ts.addr))
 	if l, _ := r1.ReadString('\n'); l != "hi\n" {
 		t.Fatalf("first client greeting %q", l)
 	}
-	second, err := net.Dial("tcp", ts.addr) // completes in the kernel backlog
-	if err != nil {
-		t.Fatal(err)
+	servedOnceFree(t, ts.addr, func() { close(release) })
+	if p := peak.Load(); p != 1 {
+		t.Errorf("peak concurrent handlers %d, want 1", p)
 	}
-	defer second.Close()
+}
+
+// servedOnceFree dials a second client while the server's only slot is
+// taken, checks that it is not served meanwhile, calls free, and checks
+// that it is served then (greeted with "hi").
+func servedOnceFree(t *testing.T, addr string, free func()) {
+	t.Helper()
+	r := bufio.NewReader(dialFrom(t, "127.0.0.1", addr))
 	got := make(chan string, 1)
 	go func() {
-		l, _ := bufio.NewReader(second).ReadString('\n')
+		l, _ := r.ReadString('\n')
 		got <- l
 	}()
 	select {
@@ -437,17 +439,14 @@ func TestMaxConnsMakesClientsWait(t *testing.T) {
 		t.Fatalf("second client served while the only slot was taken: %q", l)
 	case <-time.After(200 * time.Millisecond):
 	}
-	close(release)
+	free()
 	select {
 	case l := <-got:
 		if l != "hi\n" {
 			t.Errorf("second client greeting %q", l)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("second client never served")
-	}
-	if p := peak.Load(); p != 1 {
-		t.Errorf("peak concurrent handlers %d, want 1", p)
+		t.Fatal("second client never served once the slot was free")
 	}
 }
 
@@ -464,12 +463,7 @@ func TestDetach(t *testing.T) {
 		io.WriteString(c, "hi\n")
 		handed <- detached{c, c.Detach()}
 	})
-	first, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	r1 := bufio.NewReader(first)
+	r1 := bufio.NewReader(dialFrom(t, "127.0.0.1", ts.addr))
 	if l, _ := r1.ReadString('\n'); l != "hi\n" {
 		t.Fatalf("first client greeting %q", l)
 	}
@@ -484,34 +478,13 @@ func TestDetach(t *testing.T) {
 	if l, _ := r1.ReadString('\n'); l != "still open\n" {
 		t.Fatalf("after the handler returned the client read %q", l)
 	}
-	second, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	got := make(chan string, 1)
-	go func() {
-		l, _ := bufio.NewReader(second).ReadString('\n')
-		got <- l
-	}()
-	select {
-	case l := <-got:
-		t.Fatalf("second client served while a detached connection held the only slot: %q", l)
-	case <-time.After(200 * time.Millisecond):
-	}
-	d.end()
-	d.end() // later calls do nothing
-	if _, err := r1.ReadString('\n'); err != io.EOF {
-		t.Fatalf("first client after end: %v, want EOF", err)
-	}
-	select {
-	case l := <-got:
-		if l != "hi\n" {
-			t.Errorf("second client greeting %q", l)
+	servedOnceFree(t, ts.addr, func() {
+		d.end()
+		d.end() // later calls do nothing
+		if _, err := r1.ReadString('\n'); err != io.EOF {
+			t.Fatalf("first client after end: %v, want EOF", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("second client never served after end")
-	}
+	})
 	(<-handed).end()
 
 	if end := (&Conn{}).Detach(); end != nil {

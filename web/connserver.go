@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/passerelle/passerelle/hub"
 )
 
 // ConnServer is passerelle's one handoff of a connection to net/http: an
@@ -175,7 +177,7 @@ func (c *httpConn) PeerStatusWord() string { return peerStatus(c.Conn) }
 // (secure.Conn's) and returns what ends the connection, nil when the
 // connection under c cannot be detached. Call it from the session.
 func (c *httpConn) Detach() (end func()) {
-	d, ok := c.Conn.(interface{ Detach() func() })
+	d, ok := c.Conn.(hub.Detacher)
 	if !ok {
 		return nil
 	}

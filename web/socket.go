@@ -149,17 +149,25 @@ type socket struct {
 	// future (unix nanoseconds, 0 for none): it applies only at a message
 	// boundary, in waitMessage, never to a read inside the library, which a
 	// timeout would break. interrupted is set once the service set one
-	// that has passed (it is closing the client). out is set while the
-	// reader is away after such a wait (parked, perhaps): an abort then
-	// only wakes it (abortAsked), closing nothing under the Poller.
+	// that has passed (it is closing the client). reader says where the
+	// reader is (readerIn, readerOut while it is away after such a wait,
+	// parked perhaps, readerAbort once the keep-alive has asked it to
+	// abort meanwhile). tcp is the socket under the connection, nil when
+	// there is none.
 	fw          *frameWatch
 	msgs        uint64
 	idleUntil   atomic.Int64
 	interrupted atomic.Bool
-	parkMu      sync.Mutex
-	out         bool
-	abortAsked  bool
+	reader      atomic.Int32
+	tcp         *net.TCPConn
 }
+
+// socket.reader's states.
+const (
+	readerIn    = iota // reading, or about to
+	readerOut          // away after an idle wait: the hub may have parked it
+	readerAbort        // away, and the keep-alive gave up on the client
+)
 
 func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *socket {
 	if ping <= 0 {
@@ -167,7 +175,9 @@ func newSocket(ws *websocket.Conn, log *ratelog.Logger, ping time.Duration) *soc
 	}
 	s := &socket{ws: ws, conn: ws.UnderlyingConn(), log: log, interval: ping,
 		control: rate.NewLimiter(controlRate, controlBurst)}
-	s.outq = sendQueueOf(s.conn)
+	if s.tcp = tcpConnOf(s.conn); s.tcp != nil {
+		s.outq = sendQueue(s.tcp)
+	}
 	if w, ok := s.conn.(*watchedConn); ok {
 		s.fw = &w.frameWatch
 	}
@@ -291,11 +301,7 @@ func (s *socket) setWriteDeadline(d time.Time) error {
 // boundary, with a read deadline set in the future, it waits there, below
 // the library, and returns the deadline's error if nothing came.
 func (s *socket) Read(p []byte) (int, error) {
-	s.parkMu.Lock()
-	s.out = false
-	asked := s.abortAsked
-	s.abortAsked = false
-	s.parkMu.Unlock()
+	asked := s.reader.Swap(readerIn) == readerAbort
 	if asked {
 		abort(s.conn) // what keepAlive asked for while the reader was away
 	}
@@ -307,9 +313,7 @@ func (s *socket) Read(p []byte) (int, error) {
 			if d := s.idleUntil.Load(); d != 0 && !asked && s.drained() {
 				if err := s.waitMessage(time.Unix(0, d)); err != nil {
 					if errors.Is(err, os.ErrDeadlineExceeded) {
-						s.parkMu.Lock()
-						s.out = true
-						s.parkMu.Unlock()
+						s.reader.Store(readerOut)
 						return 0, err
 					}
 					s.readErr = readError(err)
@@ -572,31 +576,8 @@ func (s *socket) abort() error {
 func (s *socket) abortIdle() error {
 	s.closed.Store(true)
 	s.ping.Stop()
-	s.parkMu.Lock()
-	if s.out {
-		s.abortAsked = true
-		s.parkMu.Unlock()
-		if closeRead(s.conn) == nil {
-			return nil
-		}
-		return abort(s.conn)
+	if s.tcp != nil && s.reader.CompareAndSwap(readerOut, readerAbort) && s.tcp.CloseRead() == nil {
+		return nil
 	}
-	s.parkMu.Unlock()
 	return abort(s.conn)
-}
-
-// closeRead shuts the reading side of the TCP connection under c, which
-// wakes whatever watches it; an error when there is none.
-func closeRead(c net.Conn) error {
-	for c != nil {
-		if r, ok := c.(interface{ CloseRead() error }); ok {
-			return r.CloseRead()
-		}
-		u, ok := c.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		c = u.NetConn()
-	}
-	return errors.New("websocket: no connection to shut for reading")
 }
