@@ -6,8 +6,11 @@ import (
 	"unsafe"
 )
 
-// sendQueue reads SIOCOUTQ (tcp(7)): the bytes in the socket's send queue
-// not yet acknowledged by the client.
+// sendQueue returns a function that says how many bytes written to tc the
+// client has not taken yet, for the keep-alive: a queue that shrinks is a
+// client reading, though what it reads was written long ago. It reads
+// SIOCOUTQ (tcp(7)): the bytes in the socket's send queue not yet
+// acknowledged by the client. Elsewhere than Linux it returns nil.
 func sendQueue(tc *net.TCPConn) func() (int, bool) {
 	rc, err := tc.SyscallConn()
 	if err != nil {

@@ -213,9 +213,13 @@ func TestSendQueueThroughWrappers(t *testing.T) {
 	}
 	client, server := testutil.TCPPair(t)
 	wrapped := &watchedConn{frameWatch{Conn: &httpConn{Conn: peekconn.New(server)}}}
-	q := sendQueueOf(wrapped)
+	tc := tcpConnOf(wrapped)
+	if tc == nil {
+		t.Fatal("no TCP socket found under the wrappers")
+	}
+	q := sendQueue(tc)
 	if q == nil {
-		t.Fatal("no send queue found under the wrappers")
+		t.Fatal("no send queue read from the socket")
 	}
 	server.SetWriteBuffer(64 << 10)
 	client.SetReadBuffer(4 << 10)
