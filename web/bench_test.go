@@ -373,3 +373,98 @@ func serverMemory() serverMem {
 	runtime.ReadMemStats(&m)
 	return serverMem{heap: m.HeapInuse, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
 }
+
+// BenchmarkSenderWebSocket is one client sending as fast as the relay
+// takes it to a room of one raw receiver: the server's read path per
+// message, raw TLS against WebSocket, with quiet clients parked (the
+// default) and never parked, where a WebSocket sender's reader waits below
+// the library at every message boundary or not at all. Compare within one
+// run:
+//
+//	go test -run '^$' -bench SenderWebSocket -benchtime 200000x -count 3 ./web
+func BenchmarkSenderWebSocket(b *testing.B) {
+	for _, park := range []struct {
+		name  string
+		after time.Duration
+	}{{"parked", 0}, {"never", -1}} {
+		for _, kind := range []string{"raw", "websocket"} {
+			b.Run(kind+"/"+park.name, func(b *testing.B) { benchSender(b, kind, park.after) })
+		}
+	}
+}
+
+func benchSender(b *testing.B, kind string, parkAfter time.Duration) {
+	const msgSize, batch = 128, 16
+	l := startChatListener(b, hub.Config{QueueBytes: 4 << 20, ParkAfter: parkAfter}, 10)
+	rx := l.dialRaw(b)
+	io.WriteString(rx, "<passerelle:ping/>\x00")
+	rd := xmlsocket.NewReaderSize(rx, 1024, 64<<10)
+	if _, err := rd.ReadFrame(); err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, msgSize)
+	for i := range msg {
+		msg[i] = 'x'
+	}
+	msg[msgSize-1] = 0
+	var send func() error
+	if kind == "websocket" {
+		ws := l.dialWS(b)
+		ws.WriteMessage(websocket.BinaryMessage, []byte("<passerelle:ping/>\x00"))
+		if _, _, err := ws.ReadMessage(); err != nil {
+			b.Fatal(err)
+		}
+		// batch frames in one write, as a browser's burst arrives.
+		buf := make([]byte, 0, batch*(msgSize+8))
+		for range batch {
+			buf = appendMaskedFrame(buf, msg)
+		}
+		w := ws.UnderlyingConn()
+		send = func() error { _, err := w.Write(buf); return err }
+	} else {
+		c := l.dialRaw(b)
+		io.WriteString(c, "<passerelle:ping/>\x00")
+		if _, err := bufio.NewReader(c).ReadString(0); err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 0, batch*msgSize)
+		for range batch {
+			buf = append(buf, msg...)
+		}
+		send = func() error { _, err := c.Write(buf); return err }
+	}
+	done := make(chan error, 1)
+	go func() {
+		for n := 0; n < b.N; n++ {
+			if _, err := rd.ReadFrame(); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += batch {
+		if err := send(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Whatever b.N, the receiver waits for b.N messages: the last batch
+	// may send up to batch-1 more.
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+}
+
+// appendMaskedFrame appends p as one final binary frame from a client
+// (masked, with a zero mask: the payload goes as it is).
+func appendMaskedFrame(b, p []byte) []byte {
+	if len(p) < 126 {
+		b = append(b, 0x82, 0x80|byte(len(p)))
+	} else {
+		b = append(b, 0x82, 0x80|126, byte(len(p)>>8), byte(len(p)))
+	}
+	b = append(b, 0, 0, 0, 0)
+	return append(b, p...)
+}

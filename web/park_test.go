@@ -318,3 +318,26 @@ func TestFrameWatchMessageEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketPending checks when a socket says that its client's next
+// message has begun to come (what the chat's reader keeps its buffer for).
+func TestSocketPending(t *testing.T) {
+	tests := []struct {
+		name string
+		fw   *frameWatch
+		msgs uint64 // messages the socket read to their end
+		want bool
+	}{
+		{"no frame watch", nil, 0, false},
+		{"drained", &frameWatch{msgEnds: 2}, 2, false},
+		{"a message handed whole, not read yet", &frameWatch{msgEnds: 3}, 2, true},
+		{"a frame begun past the last message", &frameWatch{msgEnds: 2, pastMsgEnd: true}, 2, true},
+		{"bytes waited for, not handed on", &frameWatch{msgEnds: 2, pstart: 1, pend: 6}, 2, true},
+	}
+	for _, tt := range tests {
+		s := &socket{fw: tt.fw, msgs: tt.msgs}
+		if got := s.Pending(); got != tt.want {
+			t.Errorf("%s: Pending() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -367,6 +367,15 @@ func (s *socket) drained() bool {
 	return s.fw != nil && s.fw.msgEnds == s.msgs && !s.fw.pastMsgEnd
 }
 
+// Pending reports whether the client's next message has begun to come:
+// the library or the frame watch holds bytes past the last message read.
+// The chat's xmlsocket.Reader keeps its buffer then, where a read that
+// ends at a message boundary would otherwise let it go and take a new
+// one for every message of a busy sender.
+func (s *socket) Pending() bool {
+	return s.fw != nil && (!s.drained() || s.fw.pend > s.fw.pstart)
+}
+
 // waitMessage waits, until d, for the client to begin its next message
 // (frameWatch.waitMessage), the connection's read deadline set for that
 // wait alone.

@@ -18,11 +18,21 @@ import (
 // A Reader made with a buffer of this size or less (a server's, holding one
 // Reader per connection, most of them waiting) holds no buffer at all while
 // its connection is idle: when nothing is buffered, the last read was short
-// and the buffer is back at its starting size, it lets its buffer go and waits for the next bytes with a read of
-// idleRead bytes into an array of its own. A Reader made with a larger
-// buffer (a client's, reading a busy stream) keeps it: the small read would
-// cost it a second read for each burst.
+// and the buffer is back at its starting size, it lets its buffer go and
+// waits for the next bytes with a read of idleRead bytes into an array of
+// its own. A source that hands on its bytes a message at a time (a
+// WebSocket) makes every read short: such a source says when more is
+// waiting in it (a Pending method, see NewReaderSize), and the Reader keeps
+// its buffer then. A Reader
+// made with a larger buffer (a client's, reading a busy stream) keeps it:
+// the small read would cost it a second read for each burst.
 const DefaultBufferSize = 512
+
+// pender is a source that tells whether its next Read returns without
+// waiting for the peer (see NewReaderSize).
+type pender interface {
+	Pending() bool
+}
 
 // idleRead is the size of the read a Reader waits with while it holds no
 // buffer. A read that fills it takes a buffer at once for what follows.
@@ -82,6 +92,7 @@ type Reader struct {
 	// DefaultBufferSize).
 	idle    [idleRead]byte
 	release bool
+	pending pender // r, when it says what it holds
 }
 
 // NewReader returns a Reader over r that accepts frames of at most max bytes,
@@ -92,7 +103,10 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 
 // NewReaderSize is NewReader with a read buffer of size bytes (at least 16).
 // The buffer is independent of the maximum frame size: it may hold several
-// frames, or part of one.
+// frames, or part of one. When r has a method Pending() bool, reporting
+// that its next Read returns without waiting for the peer (bytes it read
+// ahead), the Reader keeps its buffer for that read, however short the last
+// one was (see DefaultBufferSize).
 func NewReaderSize(r io.Reader, maxFrame, size int) *Reader {
 	if maxFrame < 1 {
 		maxFrame = DefaultMaxFrame
@@ -100,6 +114,7 @@ func NewReaderSize(r io.Reader, maxFrame, size int) *Reader {
 	size = max(size, 16)
 	rd := &Reader{r: r, max: maxFrame, minBuf: size, maxBuf: max(size, MaxBufferSize),
 		release: size <= DefaultBufferSize}
+	rd.pending, _ = r.(pender)
 	if !rd.release {
 		rd.buf = make([]byte, size)
 	}
@@ -169,14 +184,16 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		}
 		var n int
 		var err error
-		if r.end == 0 && r.acc == nil && (r.buf == nil || r.shrink && r.release && len(r.buf) == r.minBuf) {
-			// Nothing buffered, the peer sent little last time, and
-			// the buffer is back at its starting size: wait for the
-			// next bytes without a buffer. A buffer grown by a busy
-			// sender shrinks first: let go at once, every burst would
-			// start again from a 32-byte read and a small buffer, and
-			// the relay would wake its receivers' writers for a few
-			// messages at a time rather than once per burst.
+		if r.end == 0 && r.acc == nil && (r.buf == nil || r.shrink && r.release && len(r.buf) == r.minBuf) &&
+			(r.pending == nil || !r.pending.Pending()) {
+			// Nothing buffered, the peer sent little last time, the
+			// buffer is back at its starting size and the source holds
+			// nothing more: wait for the next bytes without a buffer.
+			// A buffer grown by a busy sender shrinks first: let go at
+			// once, every burst would start again from a 32-byte read
+			// and a small buffer, and the relay would wake its
+			// receivers' writers for a few messages at a time rather
+			// than once per burst.
 			if n, err = r.readIdle(); n < 0 {
 				return nil, errors.New("xmlsocket: reader returned an invalid count")
 			}

@@ -393,3 +393,58 @@ func TestReaderShrinksBeforeLettingGo(t *testing.T) {
 		}
 	}
 }
+
+// messageReader is a burstReader whose source says, as a WebSocket does,
+// whether its next message has begun to come (Pending): here, whether
+// another burst is left, when pending is set.
+type messageReader struct {
+	burstReader
+	pending bool
+}
+
+func (m *messageReader) Pending() bool { return m.pending && len(m.bursts) > 0 }
+
+// TestReaderKeepsBufferWhilePending checks that a source handing on one
+// message per read (every read short) keeps the Reader's buffer while it
+// says more is waiting, and that the buffer goes once it says nothing is.
+func TestReaderKeepsBufferWhilePending(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pending bool
+		reads   []int // the size of the read each frame took
+	}{
+		{"pending", true, []int{DefaultBufferSize, DefaultBufferSize, DefaultBufferSize}},
+		{"silent", false, []int{idleRead, idleRead, idleRead}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := &messageReader{burstReader{bursts: [][]byte{[]byte("a\x00"), []byte("b\x00"), []byte("c\x00")}}, tc.pending}
+			src := &sizesReader{r: msgs}
+			r := NewReader(pendingSizes{src, msgs}, 1024)
+			for i, want := range []string{"a\x00", "b\x00", "c\x00"} {
+				src.sizes = nil
+				f, err := r.ReadFrame()
+				if err != nil || string(f) != want {
+					t.Fatalf("frame = %q, %v; want %q", f, err, want)
+				}
+				if !slices.Equal(src.sizes, []int{tc.reads[i]}) {
+					t.Fatalf("frame %q took reads of %v bytes, want one of %d", want, src.sizes, tc.reads[i])
+				}
+			}
+			if _, err := r.ReadFrame(); err != io.EOF {
+				t.Fatalf("error = %v, want EOF", err)
+			}
+			if r.buf != nil {
+				t.Fatalf("buffer is %d bytes once nothing is pending, want none", len(r.buf))
+			}
+		})
+	}
+}
+
+// pendingSizes reads through sizesReader and answers Pending from the
+// message source under it.
+type pendingSizes struct {
+	*sizesReader
+	m *messageReader
+}
+
+func (p pendingSizes) Pending() bool { return p.m.Pending() }
