@@ -11,6 +11,7 @@
 #   PASSERELLE=/tmp/old/passerelle bench/chatload/run.sh  # another build
 #   TRANSPORTS=websocket bench/chatload/run.sh # only WebSocket receivers (default: raw websocket mixed)
 #   IDLE_TRANSPORTS=raw bench/chatload/run.sh  # idle clients over raw TLS only (default: raw websocket)
+#   TRANSPORTS=none bench/chatload/run.sh      # idle clients only (IDLE_TRANSPORTS=none: fan-out only)
 #
 # With RATES, the sender offers each rate for SECONDS (default 5) whatever
 # the receivers do, a fresh server for each, and each line reports the
@@ -63,6 +64,7 @@ stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "$RATES" ]; then
 	for transport in ${TRANSPORTS:-raw}; do
+		[ "$transport" = none ] && continue
 		for rate in $RATES; do
 			start
 			echo "receivers: $transport"
@@ -104,6 +106,7 @@ fi
 # since the load generator shares the machine.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 for transport in ${TRANSPORTS:-raw websocket mixed}; do
+	[ "$transport" = none ] && continue
 	start
 	echo "receivers: $transport"
 	before=$(cpu_ticks)
@@ -114,6 +117,7 @@ for transport in ${TRANSPORTS:-raw websocket mixed}; do
 done
 # Idle clients, raw TLS then WebSocket over TLS, a fresh server for each.
 for transport in ${IDLE_TRANSPORTS:-raw websocket}; do
+	[ "$transport" = none ] && continue
 	start
 	"$work/chatload" -mode idle -transport "$transport" -addr "$addr" -ca "$work/data/ca/ca.pem" -pid "$pid" -conns "$CONNS"
 	stop
