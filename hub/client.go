@@ -649,10 +649,21 @@ func (c *client) writeLoop() {
 // writeBatch writes the batch in rounds, taking each round's bytes off
 // pending once written.
 func (c *client) writeBatch(batch [][]byte) error {
+	framer, _ := c.t.(Framer)
 	for len(batch) > 0 {
-		n, size := 0, 0
-		for n < len(batch) && (n == 0 || size+len(batch[n]) <= coalesceSize) {
+		// size counts the messages against the queue budget, wire what
+		// they take written (their frames included) against one record.
+		n, size, wire := 0, 0, 0
+		for n < len(batch) {
+			w := len(batch[n])
+			if framer != nil {
+				w = framer.FramedLen(w)
+			}
+			if n > 0 && wire+w > coalesceSize {
+				break
+			}
 			size += len(batch[n])
+			wire += w
 			n++
 		}
 		if err := c.t.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout)); err != nil {

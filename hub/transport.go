@@ -31,9 +31,9 @@ type Transport interface {
 	Buffered() bool
 	// WriteMessages writes msgs (each with its NUL) in order, with as few
 	// writes as it can, and returns how many bytes of them went out. The
-	// hub hands it at most about 16 KiB at a time (or one longer message)
-	// and counts those bytes against the client's queue budget until it
-	// returns.
+	// hub hands it at most about 16 KiB at a time, frames included for a
+	// Framer (or one longer message), and counts those bytes against the
+	// client's queue budget until it returns.
 	WriteMessages(msgs [][]byte) (int, error)
 	// SetReadDeadline and SetWriteDeadline are net.Conn's: a deadline in the
 	// past makes a blocked ReadMessage or WriteMessages return at once.
@@ -62,6 +62,14 @@ type Parkable interface {
 	ParkConn() net.Conn
 }
 
+// Framer is implemented by a Transport that sends each message in a frame
+// of its own (a WebSocket): FramedLen is how many bytes a message of n
+// bytes takes on the wire, frame included. The hub then hands WriteMessages
+// batches whose frames fit one TLS record, not only their messages.
+type Framer interface {
+	FramedLen(n int) int
+}
+
 // Aborter is implemented by connections that can be ended without a
 // graceful close: secure.Conn closes its TCP socket under the TLS layer, so
 // no close_notify alert follows half a record. ServeConn calls Abort where
@@ -86,8 +94,8 @@ type PeerStatusReporter interface {
 
 // coalesceSize is the size of the buffers a writer fills with queued
 // messages before one Write: a full TLS record (RFC 8446, section 5.1: 2^14
-// bytes). It is also the most the hub hands WriteMessages at once (see
-// writeLoop).
+// bytes). It is also the most the hub hands WriteMessages at once, framing
+// included (see writeBatch and Framer).
 const coalesceSize = 16 << 10
 
 // directFrame is the size from which a queued message is written from its

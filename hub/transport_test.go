@@ -219,3 +219,81 @@ func TestPeerStatusAndAbort(t *testing.T) {
 		t.Fatal("slow consumer closed gracefully as well as aborted")
 	}
 }
+
+// framedBatches is framed that says how long its frames are (Framer) and
+// records the wire size of every batch the hub hands it. Its first write
+// waits for gate, so that the messages sent meanwhile queue up and the
+// batches after it are as large as the hub makes them.
+type framedBatches struct {
+	framed
+	gate    chan struct{}
+	waited  atomic.Bool
+	largest atomic.Int64 // the wire size of the largest batch of more than one message
+	batches atomic.Int64
+}
+
+func (f *framedBatches) FramedLen(n int) int { return 4 + n }
+
+func (f *framedBatches) WriteMessages(msgs [][]byte) (int, error) {
+	if !f.waited.Swap(true) {
+		<-f.gate
+	}
+	f.batches.Add(1)
+	if len(msgs) > 1 {
+		wire := 0
+		for _, m := range msgs {
+			wire += f.FramedLen(len(m))
+		}
+		if int64(wire) > f.largest.Load() {
+			f.largest.Store(int64(wire))
+		}
+	}
+	return f.framed.WriteMessages(msgs)
+}
+
+// TestFramerBatchesFitARecord checks that the hub hands a transport that
+// frames each message (a WebSocket) batches whose frames, not only whose
+// messages, fit one TLS record, and that every message still arrives, in
+// order.
+func TestFramerBatchesFitARecord(t *testing.T) {
+	relayed := &relayCount{}
+	s := startHub(t, plainNetwork(), Config{QueueBytes: 1 << 20, Observer: relayed})
+	fb := &framedBatches{gate: make(chan struct{})}
+	addr := s.serveAlso(t, func(ctx context.Context, c net.Conn) {
+		fb.framed = framed{c}
+		s.hub.Serve(ctx, fb)
+	})
+	stream := s.connect(1)
+	fc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	s.waitRoom(DefaultRoom, 2)
+
+	// 128-byte messages: 128 of them fill a record, and their frames
+	// overflow it.
+	const count = 1000
+	var burst strings.Builder
+	for i := range count {
+		fmt.Fprintf(&burst, "%0127d\x00", i)
+	}
+	stream.send(burst.String())
+	testutil.EventuallyReport(t, waitTimeout, func() bool { return relayed.n.Load() == count },
+		func() string { return fmt.Sprintf("%d messages relayed, want %d", relayed.n.Load(), count) })
+	close(fb.gate)
+	for i := range count {
+		if got, want := readFramed(t, fc), fmt.Sprintf("%0127d\x00", i); got != want {
+			t.Fatalf("message %d: read %.12q..., want %.12q...", i, got, want)
+		}
+	}
+	if l := fb.largest.Load(); l > coalesceSize || l < coalesceSize-132 {
+		t.Fatalf("largest batch %d bytes on the wire, want at most %d and within one frame of it (%d batches)", l, coalesceSize, fb.batches.Load())
+	}
+}
+
+// relayCount counts the messages the hub relayed.
+type relayCount struct{ n atomic.Int64 }
+
+func (r *relayCount) Relayed(int, int)   { r.n.Add(1) }
+func (r *relayCount) Closed(CloseReason) {}

@@ -70,6 +70,7 @@ type chatTransport struct {
 var (
 	_ hub.Transport          = (*chatTransport)(nil)
 	_ hub.Parkable           = (*chatTransport)(nil)
+	_ hub.Framer             = (*chatTransport)(nil)
 	_ hub.ReasonCloser       = (*chatTransport)(nil)
 	_ hub.PeerStatusReporter = (*chatTransport)(nil)
 )
@@ -95,6 +96,10 @@ func (t *chatTransport) WriteMessages(msgs [][]byte) (int, error) {
 	}
 	return n, err
 }
+
+// FramedLen is the bytes a message of n bytes takes as the binary frame
+// writeFrames sends (hub.Framer).
+func (t *chatTransport) FramedLen(n int) int { return frameHeaderSize(n) + n }
 
 func (t *chatTransport) SetReadDeadline(d time.Time) error  { return t.s.setReadDeadline(d) }
 func (t *chatTransport) SetWriteDeadline(d time.Time) error { return t.s.setWriteDeadline(d) }

@@ -497,7 +497,8 @@ func (s *socket) writeFrames(buf []byte, msgs [][]byte) ([]byte, int, error) {
 const maxFrameHeader = 10
 
 // frameBufferSize is the size of the buffers frames are written from: a
-// hub batch (about 16 KiB of messages) and its headers.
+// hub batch (about 16 KiB of frames, hub.Framer), or more when one message
+// alone is longer.
 const frameBufferSize = 20 << 10
 
 // appendFrameHeader appends the header of one final, unmasked frame (a
@@ -512,6 +513,18 @@ func appendFrameHeader(b []byte, opcode int, n int) []byte {
 	default:
 		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 	}
+}
+
+// frameHeaderSize is the length of the header appendFrameHeader writes
+// for a payload of n bytes.
+func frameHeaderSize(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xFFFF:
+		return 4
+	}
+	return 10
 }
 
 // closeFor closes with the code a read error calls for (readErrClose),

@@ -355,3 +355,15 @@ func TestValidUTF8Streaming(t *testing.T) {
 		})
 	}
 }
+
+// TestFramedLen checks that what the hub is told a message takes on the
+// wire (hub.Framer) is the frame writeFrames makes of it.
+func TestFramedLen(t *testing.T) {
+	var tr chatTransport
+	for _, n := range []int{0, 1, 125, 126, 0xFFFF, 0x10000, 1 << 20} {
+		frame := appendFrameHeader(nil, websocket.BinaryMessage, n)
+		if got, want := tr.FramedLen(n), len(frame)+n; got != want {
+			t.Errorf("FramedLen(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
