@@ -18,8 +18,9 @@ import (
 )
 
 // shrinkQueue is the queue capacity (in messages) above which a drained
-// queue is released rather than kept for reuse, so a burst does not pin
-// memory on a client that then goes idle.
+// queue is kept for reuse only while it was at least a quarter full, so a
+// burst does not pin memory on a client that then receives little; a writer
+// that retires lets its queues go whatever their size.
 const shrinkQueue = 256
 
 // errSkipped reports a round not written because the client was closing.
@@ -599,11 +600,11 @@ func (c *client) writeLoop() {
 				c.retire, c.linger = false, nil
 				c.writing.Store(false)
 				c.spare = nil
+				if len(c.queue) == 0 {
+					c.queue = nil // whatever a burst grew it to
+				}
 				c.mu.Unlock()
 				return
-			}
-			if cap(c.spare) > shrinkQueue {
-				c.spare = nil
 			}
 			wake := c.wake
 			c.mu.Unlock()
@@ -627,7 +628,9 @@ func (c *client) writeLoop() {
 		c.mu.Lock()
 		c.writeFailed = err != nil && err != errSkipped
 		c.wrote = true
-		if !c.closing {
+		if !c.closing && (cap(batch) <= shrinkQueue || cap(batch) <= 4*len(batch)) {
+			// Kept for the next batch unless a burst grew it to more
+			// than four times what it held this time.
 			c.spare = batch[:0]
 		}
 		if err != nil {

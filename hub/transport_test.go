@@ -297,3 +297,78 @@ type relayCount struct{ n atomic.Int64 }
 
 func (r *relayCount) Relayed(int, int)   { r.n.Add(1) }
 func (r *relayCount) Closed(CloseReason) {}
+
+// TestWriterQueueMemory checks what a receiver's queues hold after a
+// burst: the array a burst grew is kept for the next batches while they
+// fill a quarter of it, let go after a batch that fills less, and a writer
+// that retires keeps no queue at all.
+func TestWriterQueueMemory(t *testing.T) {
+	relayed := &relayCount{}
+	s := startHub(t, plainNetwork(), Config{QueueBytes: 1 << 20, Observer: relayed})
+	fb := &framedBatches{gate: make(chan struct{})}
+	addr := s.serveAlso(t, func(ctx context.Context, c net.Conn) {
+		fb.framed = framed{c}
+		s.hub.Serve(ctx, fb)
+	})
+	stream := s.connect(1)
+	fc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	s.waitRoom(DefaultRoom, 2)
+	var rx *client
+	s.hub.mu.Lock()
+	for c := range s.hub.clients {
+		if c.t == Transport(fb) {
+			rx = c
+		}
+	}
+	s.hub.mu.Unlock()
+	queues := func() (queue, spare int) {
+		rx.mu.Lock()
+		defer rx.mu.Unlock()
+		return cap(rx.queue), cap(rx.spare)
+	}
+
+	// A burst of 2,000 messages queues up behind the first write.
+	const burst = 2000
+	var b strings.Builder
+	for i := range burst {
+		fmt.Fprintf(&b, "%07d\x00", i)
+	}
+	stream.send(b.String())
+	testutil.EventuallyReport(t, waitTimeout, func() bool { return relayed.n.Load() == burst },
+		func() string { return fmt.Sprintf("%d messages relayed, want %d", relayed.n.Load(), burst) })
+	close(fb.gate)
+	for i := range burst {
+		if got, want := readFramed(t, fc), fmt.Sprintf("%07d\x00", i); got != want {
+			t.Fatalf("message %d: read %q, want %q", i, got, want)
+		}
+	}
+	testutil.EventuallyReport(t, waitTimeout, func() bool { q, sp := queues(); return max(q, sp) > shrinkQueue },
+		func() string {
+			q, sp := queues()
+			return fmt.Sprintf("after the burst: queue %d, spare %d; want the burst's array (more than %d) kept", q, sp, shrinkQueue)
+		})
+	// Single messages: the burst's array comes back as the queue, holds
+	// one message, and is let go after that batch.
+	for i := range 3 {
+		msg := fmt.Sprintf("single %d\x00", i)
+		stream.send(msg)
+		if got := readFramed(t, fc); got != msg {
+			t.Fatalf("read %q, want %q", got, msg)
+		}
+	}
+	testutil.EventuallyReport(t, waitTimeout, func() bool { q, sp := queues(); return max(q, sp) <= shrinkQueue },
+		func() string {
+			q, sp := queues()
+			return fmt.Sprintf("queue %d, spare %d after single messages", q, sp)
+		})
+	// Quiet: the writer retires and keeps nothing.
+	testutil.EventuallyReport(t, waitTimeout, func() bool { q, sp := queues(); return !rx.writing.Load() && q == 0 && sp == 0 },
+		func() string {
+			q, sp := queues()
+			return fmt.Sprintf("writer running %v, queue %d, spare %d once quiet", rx.writing.Load(), q, sp)
+		})
+}
