@@ -23,9 +23,9 @@ import (
 // its own. A source that hands on its bytes a message at a time (a
 // WebSocket) makes every read short: such a source says when more is
 // waiting in it (a Pending method, see NewReaderSize), and the Reader keeps
-// its buffer then. A Reader
-// made with a larger buffer (a client's, reading a busy stream) keeps it:
-// the small read would cost it a second read for each burst.
+// its buffer then. A Reader made with a larger buffer (a client's, reading
+// a busy stream) keeps it: the small read would cost it a second read for
+// each burst.
 const DefaultBufferSize = 512
 
 // pender is a source that tells whether its next Read returns without
