@@ -50,6 +50,13 @@ func newPoller(t *testing.T) *Poller {
 	return p
 }
 
+// armed is the number of connections p watches.
+func armed(p *Poller) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waits)
+}
+
 // fired returns a function for Arm and a channel that receives once it ran.
 func fired() (func(), chan struct{}) {
 	ch := make(chan struct{}, 1)
@@ -95,16 +102,16 @@ func TestArmWakes(t *testing.T) {
 			if _, err := p.Arm(srv, fn); err != nil {
 				t.Fatalf("Arm: %v", err)
 			}
-			if n := p.Len(); n != 1 {
-				t.Fatalf("Len %d after Arm, want 1", n)
+			if n := armed(p); n != 1 {
+				t.Fatalf("%d waits armed after Arm, want 1", n)
 			}
 			mustNotFire(t, ch, "before the peer acted")
 			if err := tt.peer(cli); err != nil {
 				t.Fatal(err)
 			}
 			mustFire(t, ch, tt.name)
-			if n := p.Len(); n != 0 {
-				t.Fatalf("Len %d after the call, want 0", n)
+			if n := armed(p); n != 0 {
+				t.Fatalf("%d waits armed after the call, want 0", n)
 			}
 			srv.SetReadDeadline(time.Now().Add(waitTimeout))
 			buf := make([]byte, 16)
@@ -184,6 +191,35 @@ func TestDisarm(t *testing.T) {
 	if w.Disarm() {
 		t.Fatal("Disarm after the call reported true")
 	}
+}
+
+// TestWake: a wait woken is called at once, and once: not again when the
+// peer then sends, nor by a second Wake; a wait already called is not
+// called again by Wake.
+func TestWake(t *testing.T) {
+	p := newPoller(t)
+	srv, cli := pair(t)
+	fn, ch := fired()
+	w, err := p.Arm(srv, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Wake()
+	mustFire(t, ch, "Wake")
+	if n := armed(p); n != 0 {
+		t.Fatalf("%d waits armed after Wake, want 0", n)
+	}
+	w.Wake()
+	cli.Write([]byte("x"))
+	mustNotFire(t, ch, "a second Wake, then bytes")
+
+	w, err = p.Arm(srv, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustFire(t, ch, "armed again with bytes waiting")
+	w.Wake()
+	mustNotFire(t, ch, "Wake after the call")
 }
 
 // TestArmLayers: Arm sees through the layers passerelle puts on a socket,
