@@ -164,62 +164,53 @@ func TestArmBytesAlreadyThere(t *testing.T) {
 	mustFire(t, ch, "bytes before Arm")
 }
 
-// TestDisarm: a wait taken back is never called, and Disarm says so; once
-// called, Disarm reports false.
-func TestDisarm(t *testing.T) {
-	p := newPoller(t)
-	srv, cli := pair(t)
-	fn, ch := fired()
-	w, err := p.Arm(srv, fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !w.Disarm() {
-		t.Fatal("Disarm of a waiting wait reported false")
-	}
-	if w.Disarm() {
-		t.Fatal("a second Disarm reported true")
-	}
-	cli.Write([]byte("x"))
-	mustNotFire(t, ch, "after Disarm")
+// TestTakeBack: a wait taken back with Disarm is never called, one taken
+// back with Wake is called at once; either way once at most, whatever the
+// peer sends then, and each says so the first time only; a wait already
+// called is not called again, and both say so.
+func TestTakeBack(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		take   func(*Wait) bool
+		called bool // whether taking the wait back calls its function
+	}{
+		{"Disarm", (*Wait).Disarm, false},
+		{"Wake", (*Wait).Wake, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPoller(t)
+			srv, cli := pair(t)
+			fn, ch := fired()
+			w, err := p.Arm(srv, fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.take(w) {
+				t.Fatalf("%s of a waiting wait reported false", tt.name)
+			}
+			if tt.called {
+				mustFire(t, ch, tt.name)
+			}
+			if n := armed(p); n != 0 {
+				t.Fatalf("%d waits armed after %s, want 0", n, tt.name)
+			}
+			if tt.take(w) {
+				t.Fatalf("a second %s reported true", tt.name)
+			}
+			cli.Write([]byte("x"))
+			mustNotFire(t, ch, "after "+tt.name+", bytes sent")
 
-	w, err = p.Arm(srv, fn)
-	if err != nil {
-		t.Fatal(err)
+			w, err = p.Arm(srv, fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustFire(t, ch, "armed again with bytes waiting")
+			if tt.take(w) {
+				t.Fatalf("%s after the call reported true", tt.name)
+			}
+			mustNotFire(t, ch, tt.name+" after the call")
+		})
 	}
-	mustFire(t, ch, "armed again with bytes waiting")
-	if w.Disarm() {
-		t.Fatal("Disarm after the call reported true")
-	}
-}
-
-// TestWake: a wait woken is called at once, and once: not again when the
-// peer then sends, nor by a second Wake; a wait already called is not
-// called again by Wake.
-func TestWake(t *testing.T) {
-	p := newPoller(t)
-	srv, cli := pair(t)
-	fn, ch := fired()
-	w, err := p.Arm(srv, fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Wake()
-	mustFire(t, ch, "Wake")
-	if n := armed(p); n != 0 {
-		t.Fatalf("%d waits armed after Wake, want 0", n)
-	}
-	w.Wake()
-	cli.Write([]byte("x"))
-	mustNotFire(t, ch, "a second Wake, then bytes")
-
-	w, err = p.Arm(srv, fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustFire(t, ch, "armed again with bytes waiting")
-	w.Wake()
-	mustNotFire(t, ch, "Wake after the call")
 }
 
 // TestArmLayers: Arm sees through the layers passerelle puts on a socket,
