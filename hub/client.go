@@ -130,10 +130,9 @@ type client struct {
 	wakes []*client
 	full  []*client
 
-	// parked is the client's wait in the hub's Poller while it is parked,
-	// resume what takes it up again (park.go); guarded by mu.
+	// parked is the client's wait in the hub's Poller while it is parked
+	// (park.go); guarded by mu.
 	parked *readiness.Wait
-	resume func()
 
 	// Flood control, reader goroutine only: flood is the token bucket
 	// (nil: no limit); heldCredit is the allowance earned while the relay
@@ -563,13 +562,17 @@ func (c *client) kill(reason CloseReason) CloseReason {
 	clear(c.queue)
 	c.queue, c.spare, c.pending = nil, nil, 0
 	c.freeRoomLocked()
-	w, resume := c.parked, c.resume
+	w := c.parked
 	c.parked = nil
 	c.mu.Unlock()
 	c.signal()
 	c.t.SetReadDeadline(aLongTimeAgo())
 	c.t.SetWriteDeadline(aLongTimeAgo())
-	unpark(w, resume)
+	if w != nil {
+		// A parked client is read again, and ends as a reader blocked
+		// in a read would.
+		w.Wake()
+	}
 	return reason
 }
 

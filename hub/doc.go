@@ -23,10 +23,9 @@
 // one goroutine (its reader), not two; and on Linux a client quiet for
 // Config.ParkAfter (a byte stream, or a Parkable transport: web's
 // WebSocket) holds none: its reader returns and the hub's Poller (one
-// epoll set) starts a reader again when it sends (park.go).
-// A message is shared by all
-// its receivers; queueing it costs no allocation per receiver. This is the
-// design of nats-server's client.go.
+// epoll set) starts a reader again when it sends (park.go). A message is
+// shared by all its receivers; queueing it costs no allocation per
+// receiver. This is the design of nats-server's client.go.
 //
 // # Back-pressure
 //
@@ -75,6 +74,7 @@
 // for any other Transport (transport.go: the interface a WebSocket
 // transport implements, and the byte-stream one), Publish to feed a room
 // from elsewhere (another node), and Close. Then client.go (the per-client
-// queue and writer), park.go (idle clients without a goroutine), room.go (membership and fan-out), control.go and
-// nick.go (the control messages, nickname comparison).
+// queue and writer), park.go (idle clients without a goroutine), room.go
+// (membership and fan-out), control.go and nick.go (the control messages,
+// nickname comparison).
 package hub

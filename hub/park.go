@@ -17,9 +17,9 @@ import (
 // closes it. Nothing else changes: the client stays in its room, what is
 // relayed to it is written by its writer as before (a writer runs only
 // while there is something to write), and whatever ends a client (a
-// shutdown, a write that fails, Close) goes through kill, which takes a
-// parked client back from the Poller and lets it end as a reader blocked
-// in a read would.
+// shutdown, a write that fails, Close) goes through kill, which wakes a
+// parked client's wait (readiness.Wait.Wake) so that it ends as a reader
+// blocked in a read would.
 //
 // The reader learns that the client is quiet from a read deadline
 // ParkAfter after it began reading: a read that times out has found nothing
@@ -92,22 +92,20 @@ func (a *Admission) park() bool {
 			return false
 		}
 	}
-	h.parked.Add(1)
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
-		h.parked.Add(-1)
 		return false // the read that follows returns kill's reason
 	}
 	// Armed under c.mu: resume, which may run at once, waits for parked
-	// to be set, and kill sees either no wait or this one.
+	// to be set and counted, and kill sees either no wait or this one.
 	w, err := p.Arm(conn, a.resume)
 	if err == nil {
-		c.parked, c.resume = w, a.resume
+		c.parked = w
+		h.parked.Add(1)
 	}
 	c.mu.Unlock()
 	if err != nil {
-		h.parked.Add(-1)
 		a.watch = nil
 		h.peerLog.LogTo(a.ctx, a.log, slog.LevelWarn, "park_failed",
 			"chat client not parked: it keeps a goroutine while idle", "remote_addr", c.addr, "err", err)
@@ -116,8 +114,8 @@ func (a *Admission) park() bool {
 	return true
 }
 
-// resume reads the client again once it sent, or once kill took it back
-// from the Poller.
+// resume reads the client again once it sent, or once kill woke it
+// (Wait.Wake).
 func (a *Admission) resume() {
 	c := a.c
 	c.mu.Lock()
@@ -125,14 +123,4 @@ func (a *Admission) resume() {
 	c.mu.Unlock()
 	a.h.parked.Add(-1)
 	a.relay()
-}
-
-// unpark takes a parked client back from the Poller and resumes it: kill
-// calls it, after marking the client closing, so that the client ends as a
-// reader blocked in a read would. w and resume are what c held, taken under
-// c.mu.
-func unpark(w *readiness.Wait, resume func()) {
-	if w != nil && w.Disarm() {
-		go resume()
-	}
 }

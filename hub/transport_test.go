@@ -251,44 +251,52 @@ func (f *framedBatches) WriteMessages(msgs [][]byte) (int, error) {
 	return f.framed.WriteMessages(msgs)
 }
 
-// TestFramerBatchesFitARecord checks that the hub hands a transport that
-// frames each message (a WebSocket) batches whose frames, not only whose
-// messages, fit one TLS record, and that every message still arrives, in
-// order.
-func TestFramerBatchesFitARecord(t *testing.T) {
-	relayed := &relayCount{}
-	s := startHub(t, plainNetwork(), Config{QueueBytes: 1 << 20, Observer: relayed})
-	fb := &framedBatches{gate: make(chan struct{})}
-	addr := s.serveAlso(t, func(ctx context.Context, c net.Conn) {
-		fb.framed = framed{c}
-		s.hub.Serve(ctx, fb)
+// gatedRoom is a stream client and a framedBatches client in the default
+// room of a hub that counts what it relays.
+type gatedRoom struct {
+	s       *server
+	fb      *framedBatches
+	fc      net.Conn // the framed client's side
+	stream  *tclient
+	relayed *relayCount
+}
+
+func startGatedRoom(t *testing.T) *gatedRoom {
+	t.Helper()
+	g := &gatedRoom{fb: &framedBatches{gate: make(chan struct{})}, relayed: &relayCount{}}
+	g.s = startHub(t, plainNetwork(), Config{QueueBytes: 1 << 20, Observer: g.relayed})
+	addr := g.s.serveAlso(t, func(ctx context.Context, c net.Conn) {
+		g.fb.framed = framed{c}
+		g.s.hub.Serve(ctx, g.fb)
 	})
-	stream := s.connect(1)
+	g.stream = g.s.connect(1)
 	fc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fc.Close()
-	s.waitRoom(DefaultRoom, 2)
+	t.Cleanup(func() { fc.Close() })
+	g.fc = fc
+	g.s.waitRoom(DefaultRoom, 2)
+	return g
+}
 
-	// 128-byte messages: 128 of them fill a record, and their frames
-	// overflow it.
-	const count = 1000
-	var burst strings.Builder
+// burst has the stream client send count messages, msg(i) each, while the
+// framed client's first write waits, so that they queue up; then lets the
+// writes go and reads every message, in order.
+func (g *gatedRoom) burst(t *testing.T, count int, msg func(int) string) {
+	t.Helper()
+	var b strings.Builder
 	for i := range count {
-		fmt.Fprintf(&burst, "%0127d\x00", i)
+		b.WriteString(msg(i))
 	}
-	stream.send(burst.String())
-	testutil.EventuallyReport(t, waitTimeout, func() bool { return relayed.n.Load() == count },
-		func() string { return fmt.Sprintf("%d messages relayed, want %d", relayed.n.Load(), count) })
-	close(fb.gate)
+	g.stream.send(b.String())
+	testutil.EventuallyReport(t, waitTimeout, func() bool { return g.relayed.n.Load() == int64(count) },
+		func() string { return fmt.Sprintf("%d messages relayed, want %d", g.relayed.n.Load(), count) })
+	close(g.fb.gate)
 	for i := range count {
-		if got, want := readFramed(t, fc), fmt.Sprintf("%0127d\x00", i); got != want {
+		if got, want := readFramed(t, g.fc), msg(i); got != want {
 			t.Fatalf("message %d: read %.12q..., want %.12q...", i, got, want)
 		}
-	}
-	if l := fb.largest.Load(); l > coalesceSize || l < coalesceSize-132 {
-		t.Fatalf("largest batch %d bytes on the wire, want at most %d and within one frame of it (%d batches)", l, coalesceSize, fb.batches.Load())
 	}
 }
 
@@ -298,33 +306,34 @@ type relayCount struct{ n atomic.Int64 }
 func (r *relayCount) Relayed(int, int)   { r.n.Add(1) }
 func (r *relayCount) Closed(CloseReason) {}
 
+// TestFramerBatchesFitARecord checks that the hub hands a transport that
+// frames each message (a WebSocket) batches whose frames, not only whose
+// messages, fit one TLS record, and that every message still arrives, in
+// order.
+func TestFramerBatchesFitARecord(t *testing.T) {
+	g := startGatedRoom(t)
+	// 128-byte messages: 128 of them fill a record, and their frames
+	// overflow it.
+	g.burst(t, 1000, func(i int) string { return fmt.Sprintf("%0127d\x00", i) })
+	if l := g.fb.largest.Load(); l > coalesceSize || l < coalesceSize-132 {
+		t.Fatalf("largest batch %d bytes on the wire, want at most %d and within one frame of it (%d batches)", l, coalesceSize, g.fb.batches.Load())
+	}
+}
+
 // TestWriterQueueMemory checks what a receiver's queues hold after a
 // burst: the array a burst grew is kept for the next batches while they
 // fill a quarter of it, let go after a batch that fills less, and a writer
 // that retires keeps no queue at all.
 func TestWriterQueueMemory(t *testing.T) {
-	relayed := &relayCount{}
-	s := startHub(t, plainNetwork(), Config{QueueBytes: 1 << 20, Observer: relayed})
-	fb := &framedBatches{gate: make(chan struct{})}
-	addr := s.serveAlso(t, func(ctx context.Context, c net.Conn) {
-		fb.framed = framed{c}
-		s.hub.Serve(ctx, fb)
-	})
-	stream := s.connect(1)
-	fc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fc.Close()
-	s.waitRoom(DefaultRoom, 2)
+	g := startGatedRoom(t)
 	var rx *client
-	s.hub.mu.Lock()
-	for c := range s.hub.clients {
-		if c.t == Transport(fb) {
+	g.s.hub.mu.Lock()
+	for c := range g.s.hub.clients {
+		if c.t == Transport(g.fb) {
 			rx = c
 		}
 	}
-	s.hub.mu.Unlock()
+	g.s.hub.mu.Unlock()
 	queues := func() (queue, spare int) {
 		rx.mu.Lock()
 		defer rx.mu.Unlock()
@@ -332,20 +341,7 @@ func TestWriterQueueMemory(t *testing.T) {
 	}
 
 	// A burst of 2,000 messages queues up behind the first write.
-	const burst = 2000
-	var b strings.Builder
-	for i := range burst {
-		fmt.Fprintf(&b, "%07d\x00", i)
-	}
-	stream.send(b.String())
-	testutil.EventuallyReport(t, waitTimeout, func() bool { return relayed.n.Load() == burst },
-		func() string { return fmt.Sprintf("%d messages relayed, want %d", relayed.n.Load(), burst) })
-	close(fb.gate)
-	for i := range burst {
-		if got, want := readFramed(t, fc), fmt.Sprintf("%07d\x00", i); got != want {
-			t.Fatalf("message %d: read %q, want %q", i, got, want)
-		}
-	}
+	g.burst(t, 2000, func(i int) string { return fmt.Sprintf("%07d\x00", i) })
 	testutil.EventuallyReport(t, waitTimeout, func() bool { q, sp := queues(); return max(q, sp) > shrinkQueue },
 		func() string {
 			q, sp := queues()
@@ -355,8 +351,8 @@ func TestWriterQueueMemory(t *testing.T) {
 	// one message, and is let go after that batch.
 	for i := range 3 {
 		msg := fmt.Sprintf("single %d\x00", i)
-		stream.send(msg)
-		if got := readFramed(t, fc); got != msg {
+		g.stream.send(msg)
+		if got := readFramed(t, g.fc); got != msg {
 			t.Fatalf("read %q, want %q", got, msg)
 		}
 	}

@@ -459,7 +459,9 @@ func TestDetach(t *testing.T) {
 		end func()
 	}
 	handed := make(chan detached, 2)
+	returned := make(chan struct{}, 2)
 	ts := startServer(t, ServerConfig{Plain: true, MaxConns: 1}, func(ctx context.Context, c *Conn) {
+		defer func() { returned <- struct{}{} }()
 		io.WriteString(c, "hi\n")
 		handed <- detached{c, c.Detach()}
 	})
@@ -471,14 +473,16 @@ func TestDetach(t *testing.T) {
 	if d.end == nil {
 		t.Fatal("Detach returned nil on a Server's Conn")
 	}
-	time.Sleep(50 * time.Millisecond) // the handler has returned by now
-	if _, err := io.WriteString(d.c, "still open\n"); err != nil {
-		t.Fatalf("write after the handler returned: %v", err)
-	}
-	if l, _ := r1.ReadString('\n'); l != "still open\n" {
-		t.Fatalf("after the handler returned the client read %q", l)
-	}
+	<-returned
+	// The slot stays taken (servedOnceFree waits 200 ms for the second
+	// client not to be served), and the connection open, until end.
 	servedOnceFree(t, ts.addr, func() {
+		if _, err := io.WriteString(d.c, "still open\n"); err != nil {
+			t.Fatalf("write after the handler returned: %v", err)
+		}
+		if l, _ := r1.ReadString('\n'); l != "still open\n" {
+			t.Fatalf("after the handler returned the client read %q", l)
+		}
 		d.end()
 		d.end() // later calls do nothing
 		if _, err := r1.ReadString('\n'); err != io.EOF {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -155,6 +156,33 @@ func (l *chatListener) dialWS(b testing.TB) *websocket.Conn {
 	return ws
 }
 
+// joinRaw has a raw client say something, so that the server takes it for
+// a chat client without waiting to see whether it is a browser, and waits
+// for the answer.
+func joinRaw(b testing.TB, c net.Conn) {
+	b.Helper()
+	io.WriteString(c, "<passerelle:ping/>\x00")
+	if _, err := bufio.NewReader(c).ReadString(0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// joinWS is joinRaw for a WebSocket client.
+func joinWS(b testing.TB, ws *websocket.Conn) {
+	b.Helper()
+	ws.WriteMessage(websocket.BinaryMessage, []byte("<passerelle:ping/>\x00"))
+	if _, _, err := ws.ReadMessage(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchMessage is a chat message of size bytes, its NUL included.
+func benchMessage(size int) []byte {
+	msg := bytes.Repeat([]byte("x"), size)
+	msg[size-1] = 0
+	return msg
+}
+
 // BenchmarkFanoutWebSocket is the relay's fan-out with browsers among the
 // receivers: 1 raw TLS sender, 100 receivers (raw TLS, WebSocket, or half
 // of each), 128-byte messages, the sender at most 512 messages ahead of the
@@ -172,26 +200,16 @@ func benchFanoutWS(b *testing.B, kind string) {
 	const receivers, msgSize, batch, window = 100, 128, 16, 512
 	l := startChatListener(b, hub.Config{QueueBytes: 4 << 20}, 1000)
 	sender := l.dialRaw(b)
-	ping := func(c net.Conn) {
-		io.WriteString(c, "<passerelle:ping/>\x00")
-		rd := bufio.NewReader(c)
-		if _, err := rd.ReadString(0); err != nil {
-			b.Fatal(err)
-		}
-	}
-	ping(sender)
+	joinRaw(b, sender)
 	recv := make([]benchReceiver, receivers)
 	for i := range recv {
 		if kind == "websocket" || (kind == "mixed" && i%2 == 1) {
 			ws := l.dialWS(b)
-			ws.WriteMessage(websocket.BinaryMessage, []byte("<passerelle:ping/>\x00"))
-			if _, _, err := ws.ReadMessage(); err != nil {
-				b.Fatal(err)
-			}
+			joinWS(b, ws)
 			recv[i] = &wsReceiver{rd: bufio.NewReaderSize(ws.UnderlyingConn(), 16<<10)}
 		} else {
 			c := l.dialRaw(b)
-			ping(c)
+			joinRaw(b, c)
 			recv[i] = rawReceiver{xmlsocket.NewReaderSize(c, 1024, 16<<10)}
 		}
 	}
@@ -215,11 +233,7 @@ func benchFanoutWS(b *testing.B, kind string) {
 		}
 		return m
 	}
-	msg := make([]byte, msgSize)
-	for i := range msg {
-		msg[i] = 'x'
-	}
-	msg[msgSize-1] = 0
+	msg := benchMessage(msgSize)
 	buf := make([]byte, 0, batch*msgSize)
 	b.ResetTimer()
 	start := time.Now()
@@ -397,36 +411,23 @@ func benchSender(b *testing.B, kind string, parkAfter time.Duration) {
 	const msgSize, batch = 128, 16
 	l := startChatListener(b, hub.Config{QueueBytes: 4 << 20, ParkAfter: parkAfter}, 10)
 	rx := l.dialRaw(b)
-	io.WriteString(rx, "<passerelle:ping/>\x00")
+	joinRaw(b, rx)
 	rd := xmlsocket.NewReaderSize(rx, 1024, 64<<10)
-	if _, err := rd.ReadFrame(); err != nil {
-		b.Fatal(err)
-	}
-	msg := make([]byte, msgSize)
-	for i := range msg {
-		msg[i] = 'x'
-	}
-	msg[msgSize-1] = 0
+	msg := benchMessage(msgSize)
 	var send func() error
 	if kind == "websocket" {
 		ws := l.dialWS(b)
-		ws.WriteMessage(websocket.BinaryMessage, []byte("<passerelle:ping/>\x00"))
-		if _, _, err := ws.ReadMessage(); err != nil {
-			b.Fatal(err)
-		}
+		joinWS(b, ws)
 		// batch frames in one write, as a browser's burst arrives.
-		buf := make([]byte, 0, batch*(msgSize+8))
+		var buf []byte
 		for range batch {
-			buf = appendMaskedFrame(buf, msg)
+			buf = append(buf, clientFrame(websocket.BinaryMessage, true, msg)...)
 		}
 		w := ws.UnderlyingConn()
 		send = func() error { _, err := w.Write(buf); return err }
 	} else {
 		c := l.dialRaw(b)
-		io.WriteString(c, "<passerelle:ping/>\x00")
-		if _, err := bufio.NewReader(c).ReadString(0); err != nil {
-			b.Fatal(err)
-		}
+		joinRaw(b, c)
 		buf := make([]byte, 0, batch*msgSize)
 		for range batch {
 			buf = append(buf, msg...)
@@ -455,16 +456,4 @@ func benchSender(b *testing.B, kind string, parkAfter time.Duration) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-}
-
-// appendMaskedFrame appends p as one final binary frame from a client
-// (masked, with a zero mask: the payload goes as it is).
-func appendMaskedFrame(b, p []byte) []byte {
-	if len(p) < 126 {
-		b = append(b, 0x82, 0x80|byte(len(p)))
-	} else {
-		b = append(b, 0x82, 0x80|126, byte(len(p)>>8), byte(len(p)))
-	}
-	b = append(b, 0, 0, 0, 0)
-	return append(b, p...)
 }

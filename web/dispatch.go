@@ -122,7 +122,7 @@ func (d *Door) Serve(ctx context.Context, c net.Conn, alpn string, httpd *ConnSe
 // leaves c without a read deadline. Cancelling ctx ends the wait: the
 // client is then kindGone.
 func (d *Door) classify(ctx context.Context, c *peekconn.Conn) connKind {
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(aLongTimeAgo) })
 	kind := d.sniff(ctx, c)
 	if !stop() || ctx.Err() != nil {
 		return kindGone

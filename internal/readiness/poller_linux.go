@@ -119,11 +119,17 @@ func (w *Wait) Disarm() bool {
 	return true
 }
 
-// Len is the number of connections armed.
-func (p *Poller) Len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.waits)
+// Wake takes the wait back and calls its function at once, in a goroutine
+// of its own, unless it was called, or is being, already: either way the
+// function runs once. It reports whether it called it. A caller that ends
+// what it watched uses it, so that whatever waits on the connection sees
+// it end.
+func (w *Wait) Wake() bool {
+	if !w.Disarm() {
+		return false
+	}
+	go w.fn()
+	return true
 }
 
 // Close stops the Poller. Waits still armed are dropped without their

@@ -50,6 +50,13 @@ func newPoller(t *testing.T) *Poller {
 	return p
 }
 
+// armed is the number of connections p watches.
+func armed(p *Poller) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waits)
+}
+
 // fired returns a function for Arm and a channel that receives once it ran.
 func fired() (func(), chan struct{}) {
 	ch := make(chan struct{}, 1)
@@ -95,16 +102,16 @@ func TestArmWakes(t *testing.T) {
 			if _, err := p.Arm(srv, fn); err != nil {
 				t.Fatalf("Arm: %v", err)
 			}
-			if n := p.Len(); n != 1 {
-				t.Fatalf("Len %d after Arm, want 1", n)
+			if n := armed(p); n != 1 {
+				t.Fatalf("%d waits armed after Arm, want 1", n)
 			}
 			mustNotFire(t, ch, "before the peer acted")
 			if err := tt.peer(cli); err != nil {
 				t.Fatal(err)
 			}
 			mustFire(t, ch, tt.name)
-			if n := p.Len(); n != 0 {
-				t.Fatalf("Len %d after the call, want 0", n)
+			if n := armed(p); n != 0 {
+				t.Fatalf("%d waits armed after the call, want 0", n)
 			}
 			srv.SetReadDeadline(time.Now().Add(waitTimeout))
 			buf := make([]byte, 16)
@@ -157,32 +164,52 @@ func TestArmBytesAlreadyThere(t *testing.T) {
 	mustFire(t, ch, "bytes before Arm")
 }
 
-// TestDisarm: a wait taken back is never called, and Disarm says so; once
-// called, Disarm reports false.
-func TestDisarm(t *testing.T) {
-	p := newPoller(t)
-	srv, cli := pair(t)
-	fn, ch := fired()
-	w, err := p.Arm(srv, fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !w.Disarm() {
-		t.Fatal("Disarm of a waiting wait reported false")
-	}
-	if w.Disarm() {
-		t.Fatal("a second Disarm reported true")
-	}
-	cli.Write([]byte("x"))
-	mustNotFire(t, ch, "after Disarm")
+// TestTakeBack: a wait taken back with Disarm is never called, one taken
+// back with Wake is called at once; either way once at most, whatever the
+// peer sends then, and each says so the first time only; a wait already
+// called is not called again, and both say so.
+func TestTakeBack(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		take   func(*Wait) bool
+		called bool // whether taking the wait back calls its function
+	}{
+		{"Disarm", (*Wait).Disarm, false},
+		{"Wake", (*Wait).Wake, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPoller(t)
+			srv, cli := pair(t)
+			fn, ch := fired()
+			w, err := p.Arm(srv, fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.take(w) {
+				t.Fatalf("%s of a waiting wait reported false", tt.name)
+			}
+			if tt.called {
+				mustFire(t, ch, tt.name)
+			}
+			if n := armed(p); n != 0 {
+				t.Fatalf("%d waits armed after %s, want 0", n, tt.name)
+			}
+			if tt.take(w) {
+				t.Fatalf("a second %s reported true", tt.name)
+			}
+			cli.Write([]byte("x"))
+			mustNotFire(t, ch, "after "+tt.name+", bytes sent")
 
-	w, err = p.Arm(srv, fn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustFire(t, ch, "armed again with bytes waiting")
-	if w.Disarm() {
-		t.Fatal("Disarm after the call reported true")
+			w, err = p.Arm(srv, fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustFire(t, ch, "armed again with bytes waiting")
+			if tt.take(w) {
+				t.Fatalf("%s after the call reported true", tt.name)
+			}
+			mustNotFire(t, ch, tt.name+" after the call")
+		})
 	}
 }
 

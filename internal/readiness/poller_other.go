@@ -19,8 +19,8 @@ func (p *Poller) Arm(net.Conn, func()) (*Wait, error) { return nil, ErrUnsupport
 // Disarm reports false here.
 func (w *Wait) Disarm() bool { return false }
 
-// Len is 0 here.
-func (p *Poller) Len() int { return 0 }
+// Wake reports false here.
+func (w *Wait) Wake() bool { return false }
 
 // Close does nothing here.
 func (p *Poller) Close() error { return nil }

@@ -31,7 +31,7 @@ const quietBytes = 1 << 20
 const minRelease = 4 << 20
 
 // releaseSamples are the runtime/metrics releaseWhenQuiet reads.
-var releaseSamples = []string{
+var releaseSamples = [...]string{
 	"/gc/heap/allocs:bytes",              // allocated since the start
 	"/gc/heap/live:bytes",                // live after the last collection
 	"/memory/classes/heap/objects:bytes", // live and not yet freed
@@ -44,16 +44,23 @@ type heapUse struct {
 	allocs, live, retained uint64 // retained: held but neither live nor returned
 }
 
-func readHeapUse() heapUse {
-	s := make([]metrics.Sample, len(releaseSamples))
+// heapReader reads heapUse, into samples made once.
+type heapReader [len(releaseSamples)]metrics.Sample
+
+func newHeapReader() *heapReader {
+	var r heapReader
 	for i, name := range releaseSamples {
-		s[i].Name = name
+		r[i].Name = name
 	}
-	metrics.Read(s)
-	v := make([]uint64, len(s))
-	for i := range s {
-		if s[i].Value.Kind() == metrics.KindUint64 {
-			v[i] = s[i].Value.Uint64()
+	return &r
+}
+
+func (r *heapReader) read() heapUse {
+	metrics.Read(r[:])
+	var v [len(releaseSamples)]uint64
+	for i := range r {
+		if r[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = r[i].Value.Uint64()
 		}
 	}
 	u := heapUse{allocs: v[0], live: v[1]}
@@ -95,19 +102,20 @@ func releaseWhenQuiet(ctx context.Context, every time.Duration, log *slog.Logger
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	r := releaser{last: readHeapUse()}
+	heap := newHeapReader()
+	r := releaser{last: heap.read()}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		before := readHeapUse()
+		before := heap.read()
 		if !r.tick(before) {
 			continue
 		}
 		debug.FreeOSMemory()
-		after := readHeapUse()
+		after := heap.read()
 		log.Debug("quiet: memory given back", "held_mib", before.retained>>20, "kept_mib", after.retained>>20, "live_mib", after.live>>20)
 		r.last = after // the collection's own allocations are not activity
 	}

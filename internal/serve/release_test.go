@@ -106,3 +106,16 @@ func TestReleaseOff(t *testing.T) {
 		t.Fatal("releaseWhenQuiet(0) did not return")
 	}
 }
+
+// TestHeapReaderAllocatesNothing: the reading made at every tick counts
+// toward the allocation rate it watches, so it allocates nothing itself.
+func TestHeapReaderAllocatesNothing(t *testing.T) {
+	r := newHeapReader()
+	runtime.GC() // the live heap is known after a collection
+	if u := r.read(); u.allocs == 0 || u.live == 0 {
+		t.Fatalf("read %+v: want the process's allocations and live heap", u)
+	}
+	if n := testing.AllocsPerRun(100, func() { r.read() }); n != 0 {
+		t.Fatalf("read allocates %.1f times, want 0", n)
+	}
+}

@@ -394,12 +394,19 @@ func TestReaderShrinksBeforeLettingGo(t *testing.T) {
 	}
 }
 
-// messageReader is a burstReader whose source says, as a WebSocket does,
-// whether its next message has begun to come (Pending): here, whether
-// another burst is left, when pending is set.
+// messageReader serves one message per Read, as a WebSocket hands them
+// on, and records the size of each read it is asked for. With pending set,
+// it says whether another message is left (Pending), as a WebSocket says
+// whether its next message has begun to come.
 type messageReader struct {
 	burstReader
 	pending bool
+	sizes   []int
+}
+
+func (m *messageReader) Read(p []byte) (int, error) {
+	m.sizes = append(m.sizes, len(p))
+	return m.burstReader.Read(p)
 }
 
 func (m *messageReader) Pending() bool { return m.pending && len(m.bursts) > 0 }
@@ -417,9 +424,8 @@ func TestReaderKeepsBufferWhilePending(t *testing.T) {
 		{"silent", false, []int{idleRead, idleRead, idleRead}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			msgs := &messageReader{burstReader{bursts: [][]byte{[]byte("a\x00"), []byte("b\x00"), []byte("c\x00")}}, tc.pending}
-			src := &sizesReader{r: msgs}
-			r := NewReader(pendingSizes{src, msgs}, 1024)
+			src := &messageReader{burstReader: burstReader{bursts: [][]byte{[]byte("a\x00"), []byte("b\x00"), []byte("c\x00")}}, pending: tc.pending}
+			r := NewReader(src, 1024)
 			for i, want := range []string{"a\x00", "b\x00", "c\x00"} {
 				src.sizes = nil
 				f, err := r.ReadFrame()
@@ -439,12 +445,3 @@ func TestReaderKeepsBufferWhilePending(t *testing.T) {
 		})
 	}
 }
-
-// pendingSizes reads through sizesReader and answers Pending from the
-// message source under it.
-type pendingSizes struct {
-	*sizesReader
-	m *messageReader
-}
-
-func (p pendingSizes) Pending() bool { return p.m.Pending() }
